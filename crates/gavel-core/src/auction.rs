@@ -1,0 +1,272 @@
+//! What an auction is: its fixed settings (`AuctionSpec`) and its changing state.
+
+use crate::ids::{AuctionId, Bidder};
+use crate::money::{Currency, Money};
+use serde::{Deserialize, Serialize};
+
+/// Server UTC time in milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// How much a new bid must exceed the current price by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IncrementPolicy {
+    /// The same increment at every price.
+    Fixed { amount: Money },
+    /// Price bands, like the large platforms use: from `from` (inclusive) upwards the
+    /// increment is `increment`, until the next band starts. The first band starts at 0.
+    Table { bands: Vec<IncrementBand> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementBand {
+    /// Lowest price (minor units) this band applies to; 0 for the first band.
+    pub from: i64,
+    pub increment: Money,
+}
+
+impl IncrementPolicy {
+    /// The increment that applies when the current price is `price`.
+    pub fn at(&self, price: Money) -> Money {
+        match self {
+            IncrementPolicy::Fixed { amount } => *amount,
+            IncrementPolicy::Table { bands } => bands
+                .iter()
+                .rev()
+                .find(|b| b.from <= price.minor_units())
+                .or(bands.first())
+                .map(|b| b.increment)
+                .unwrap_or(Money::new(1).expect("1 is a valid amount")),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        if let IncrementPolicy::Table { bands } = self {
+            let first = bands.first().ok_or(SpecError::IncrementTable("it has no bands"))?;
+            if first.from != 0 {
+                return Err(SpecError::IncrementTable("the first band must start at 0"));
+            }
+            if bands.windows(2).any(|w| w[1].from <= w[0].from) {
+                return Err(SpecError::IncrementTable(
+                    "bands must start at strictly increasing prices",
+                ));
+            }
+            if bands.len() > 64 {
+                return Err(SpecError::IncrementTable("it has more than 64 bands"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Anti-sniping: a price-moving bid within the last `window_ms` moves the end to
+/// `now + extend_ms`, but never beyond the original end plus `max_extension_ms` (if set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftClose {
+    pub window_ms: i64,
+    pub extend_ms: i64,
+    #[serde(default)]
+    pub max_extension_ms: Option<i64>,
+}
+
+/// The settings an auction is created with. They never change afterwards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionSpec {
+    pub title: String,
+    pub description: String,
+    pub currency: Currency,
+    pub starting_price: Money,
+    pub increment: IncrementPolicy,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    /// Hidden minimum for a sale. Watchers only learn whether it is met.
+    #[serde(default)]
+    pub reserve: Option<Money>,
+    /// Price at which a bidder may end the auction at once (see `rules::buy_now_available`).
+    #[serde(default)]
+    pub buy_now: Option<Money>,
+    #[serde(default)]
+    pub soft_close: Option<SoftClose>,
+}
+
+/// Why a spec cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("title must be 1 to 200 characters")]
+    Title,
+    #[error("description must be at most 5000 characters")]
+    Description,
+    #[error("ends_at must be after starts_at")]
+    Window,
+    #[error("the auction may last at most 365 days")]
+    TooLong,
+    #[error("increment table is invalid: {0}")]
+    IncrementTable(&'static str),
+    #[error("buy-now price must be at least the starting price (and the reserve, if any)")]
+    BuyNow,
+    #[error("soft close needs a positive window and extension, each at most one day")]
+    SoftClose,
+}
+
+impl AuctionSpec {
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let title_len = self.title.trim().chars().count();
+        if title_len == 0 || title_len > 200 {
+            return Err(SpecError::Title);
+        }
+        if self.description.chars().count() > 5000 {
+            return Err(SpecError::Description);
+        }
+        if self.ends_at <= self.starts_at {
+            return Err(SpecError::Window);
+        }
+        if self.ends_at - self.starts_at > 365 * 86_400_000 {
+            return Err(SpecError::TooLong);
+        }
+        self.increment.validate()?;
+        if let Some(buy_now) = self.buy_now {
+            if buy_now < self.starting_price || self.reserve.is_some_and(|r| buy_now < r) {
+                return Err(SpecError::BuyNow);
+            }
+        }
+        if let Some(sc) = self.soft_close {
+            const DAY: i64 = 86_400_000;
+            let ok = (1..=DAY).contains(&sc.window_ms)
+                && (1..=DAY).contains(&sc.extend_ms)
+                && sc.max_extension_ms.is_none_or(|m| (0..=365 * DAY).contains(&m));
+            if !ok {
+                return Err(SpecError::SoftClose);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lifecycle as of the last recorded state change. The clock may have moved on: use
+/// [`Auction::status_at`] for the status "now".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Scheduled,
+    Open,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Scheduled => "scheduled",
+            Status::Open => "open",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+/// How an auction came to an end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Its end time passed.
+    Ended,
+    /// A bidder paid the buy-now price.
+    BuyNow,
+    /// An admin ended it before its end time; the leader (if the reserve is met) wins.
+    EndedEarly,
+    /// An admin cancelled it; nobody wins.
+    Cancelled,
+}
+
+/// The final result, fixed when the auction closes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closing {
+    pub reason: CloseReason,
+    pub closed_at: Millis,
+    /// `None` when nobody bid, the reserve was not met, or the auction was cancelled.
+    pub winner: Option<Bidder>,
+    pub final_price: Option<Money>,
+    /// The admin who cancelled or ended it early.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// Everything about an auction that changes. Each change bumps `seq` by exactly one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionState {
+    pub status: Status,
+    /// The current (leading) price; `None` before the first bid.
+    pub price: Option<Money>,
+    pub leader: Option<Bidder>,
+    /// The leader's proxy maximum. Secret: never shown to anyone but the leader.
+    #[serde(default)]
+    pub leader_max: Option<Money>,
+    pub bid_count: u64,
+    pub seq: u64,
+    /// The current end time (soft close may have moved it from `spec.ends_at`).
+    pub ends_at: Millis,
+    #[serde(default)]
+    pub closing: Option<Closing>,
+}
+
+/// An auction: id, settings, state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auction {
+    pub id: AuctionId,
+    pub spec: AuctionSpec,
+    pub state: AuctionState,
+}
+
+impl Auction {
+    /// A new auction at `seq` 1 (its creation is its first state change).
+    pub fn new(id: AuctionId, spec: AuctionSpec) -> Result<Self, SpecError> {
+        spec.validate()?;
+        let ends_at = spec.ends_at;
+        Ok(Auction {
+            id,
+            spec,
+            state: AuctionState {
+                status: Status::Scheduled,
+                price: None,
+                leader: None,
+                leader_max: None,
+                bid_count: 0,
+                seq: 1,
+                ends_at,
+                closing: None,
+            },
+        })
+    }
+
+    /// The status by the authority's clock `now`: the clock decides, whether or not a
+    /// timer has announced the change yet.
+    pub fn status_at(&self, now: Millis) -> Status {
+        if self.state.closing.is_some() || now >= self.state.ends_at {
+            Status::Closed
+        } else if now < self.spec.starts_at {
+            Status::Scheduled
+        } else {
+            Status::Open
+        }
+    }
+
+    /// The increment that applies at the current price.
+    pub fn increment(&self) -> Money {
+        self.spec
+            .increment
+            .at(self.state.price.unwrap_or(self.spec.starting_price))
+    }
+
+    /// The lowest amount a new (non-leading) bid may have.
+    pub fn min_bid(&self) -> Money {
+        match self.state.price {
+            None => self.spec.starting_price,
+            Some(price) => price.saturating_add(self.spec.increment.at(price)),
+        }
+    }
+
+    /// `None` when the auction has no reserve; otherwise whether the price has reached it.
+    pub fn reserve_met(&self) -> Option<bool> {
+        self.spec
+            .reserve
+            .map(|r| self.state.price.is_some_and(|p| p >= r))
+    }
+}
