@@ -42,7 +42,9 @@ impl IncrementPolicy {
 
     fn validate(&self) -> Result<(), SpecError> {
         if let IncrementPolicy::Table { bands } = self {
-            let first = bands.first().ok_or(SpecError::IncrementTable("it has no bands"))?;
+            let first = bands
+                .first()
+                .ok_or(SpecError::IncrementTable("it has no bands"))?;
             if first.from != 0 {
                 return Err(SpecError::IncrementTable("the first band must start at 0"));
             }
@@ -133,7 +135,9 @@ impl AuctionSpec {
             const DAY: i64 = 86_400_000;
             let ok = (1..=DAY).contains(&sc.window_ms)
                 && (1..=DAY).contains(&sc.extend_ms)
-                && sc.max_extension_ms.is_none_or(|m| (0..=365 * DAY).contains(&m));
+                && sc
+                    .max_extension_ms
+                    .is_none_or(|m| (0..=365 * DAY).contains(&m));
             if !ok {
                 return Err(SpecError::SoftClose);
             }

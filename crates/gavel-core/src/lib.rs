@@ -15,6 +15,6 @@ pub use auction::{
 pub use ids::{AuctionId, Bidder, BidderId, IdError, RequestId};
 pub use money::{Currency, CurrencyError, Money, MoneyError, MAX_AMOUNT};
 pub use rules::{
-    buy_now_available, cancel, close_if_due, end_early, open_if_due, place_bid, BidEntry,
-    BidKind, BidRequest, Change, Decision, EntryKind, Event, Rejection,
+    buy_now_available, cancel, close_if_due, end_early, open_if_due, place_bid, BidEntry, BidKind,
+    BidRequest, Change, Decision, EntryKind, Event, Rejection,
 };

@@ -1,0 +1,104 @@
+//! HTTP request and response bodies.
+
+use crate::{AuctionView, BidView, ErrorDetail, IncrementBandView, SoftCloseView, UserView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /api/session`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// Display name, 1–40 characters.
+    pub name: String,
+    /// When it matches the server's admin token, the session gets the `admin` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionResponse {
+    pub token: String,
+    pub user: UserView,
+    pub expires_at: i64,
+}
+
+/// `GET /api/time`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimeResponse {
+    pub server_time: i64,
+}
+
+/// `GET /api/auctions`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuctionList {
+    pub auctions: Vec<AuctionView>,
+    pub server_time: i64,
+}
+
+/// `GET /api/auctions/{id}/bids`, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BidHistory {
+    pub bids: Vec<BidView>,
+    /// Pass as `before_seq` to get the next (older) page; `null` on the last page.
+    pub next_before_seq: Option<u64>,
+}
+
+/// `POST /api/auctions` (admin). Amounts are integer minor units.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAuction {
+    /// Optional id (1–64 of `A-Za-z0-9-_.:`); generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// ISO 4217 code; defaults to `USD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub starting_price: Value,
+    /// Fixed increment (minor units). Give this or `increment_table`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub increment: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub increment_table: Option<Vec<IncrementBandView>>,
+    /// Start (server UTC ms); defaults to now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<i64>,
+    /// End (server UTC ms). Give this or `duration_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buy_now: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_close: Option<SoftCloseView>,
+}
+
+/// `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PlaceBid {
+    pub amount: Value,
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_seq: Option<u64>,
+    /// `plain` (default), `max` (proxy bid up to `amount`) or `buy_now`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Every HTTP error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// `POST /api/auctions/{id}/cancel` and `/end` (admin).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AdminAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

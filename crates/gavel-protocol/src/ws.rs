@@ -1,0 +1,193 @@
+//! WebSocket messages: JSON text frames tagged by `type`.
+
+use crate::{AuctionView, BidResult, BidView, UserRef, UserView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Fields a client may never send: the bidder is always the authenticated user.
+pub const IDENTITY_FIELDS: &[&str] = &["bidder", "bidder_id", "user", "user_id"];
+
+/// Client → server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Authenticate (instead of `?token=` in the URL).
+    Auth {
+        token: String,
+    },
+    /// Watch an auction. With `since_seq` the server sends what was missed (or a snapshot).
+    Subscribe {
+        auction_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_seq: Option<u64>,
+    },
+    Unsubscribe {
+        auction_id: String,
+    },
+    /// Watch every auction's price (the lobby).
+    SubscribeLobby,
+    UnsubscribeLobby,
+    /// Place a bid. `amount` is raw JSON so each bad amount gets a precise error.
+    Bid {
+        auction_id: String,
+        amount: Value,
+        request_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_seq: Option<u64>,
+        /// `plain` (default), `max` or `buy_now`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+    },
+    /// Clock sync: the server echoes `client_time` with its own time.
+    Ping {
+        client_time: f64,
+    },
+}
+
+/// Server → client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Hello {
+        user: Option<UserView>,
+        server_time: i64,
+        /// Limits the server enforces on this connection.
+        limits: Limits,
+    },
+    /// Full state of one auction: on subscribe, on resync and after conflation.
+    Snapshot {
+        auction: AuctionView,
+        server_time: i64,
+        /// Most recent bids, newest first (at most 20).
+        recent_bids: Vec<BidView>,
+        /// True when this replaces updates the client missed (gap, lag, reconnect).
+        resync: bool,
+    },
+    /// A small delta: only what changed.
+    Update(Update),
+    BidResult(BidResult),
+    Closed(Closed),
+    /// Lobby subscription: every auction's current state.
+    Lobby {
+        auctions: Vec<AuctionView>,
+        server_time: i64,
+    },
+    /// A new auction appeared (lobby subscribers).
+    AuctionCreated {
+        auction: AuctionView,
+    },
+    /// Answer to `unsubscribe`, `subscribe_lobby` and `unsubscribe_lobby`.
+    Ok {
+        what: String,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auction_id: Option<String>,
+    },
+    Pong {
+        client_time: f64,
+        server_time: i64,
+    },
+    /// How many connections watch an auction (sent when it changes, at most every second).
+    Watchers { auction_id: String, count: u64 },
+}
+
+/// Limits announced in `hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_subscriptions: usize,
+    pub bids_per_second: u32,
+}
+
+/// A state change of one auction. Fields that did not change are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub auction_id: String,
+    pub seq: u64,
+    /// `bid`, `max_raised` or `opened`.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<UserRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_bid: Option<i64>,
+    /// New end time after a soft-close extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve_met: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buy_now_available: Option<bool>,
+    /// The new history entry, for `bid` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bid: Option<BidView>,
+}
+
+/// The auction has ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    pub auction_id: String,
+    pub seq: u64,
+    /// `ended`, `buy_now`, `ended_early` or `cancelled`.
+    pub reason: String,
+    pub winner: Option<UserRef>,
+    pub final_price: Option<i64>,
+    pub closed_at: i64,
+    pub bid_count: u64,
+    pub reserve_met: Option<bool>,
+}
+
+impl ServerMessage {
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_are_tagged_by_type() {
+        let m: ClientMessage = serde_json::from_str(
+            r#"{"type":"bid","auction_id":"a1","amount":11000,"request_id":"r1","expected_seq":4}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            m,
+            ClientMessage::Bid {
+                expected_seq: Some(4),
+                ..
+            }
+        ));
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"subscribe_lobby"}"#).unwrap();
+        assert!(matches!(m, ClientMessage::SubscribeLobby));
+    }
+
+    #[test]
+    fn updates_leave_out_what_did_not_change() {
+        let u = ServerMessage::Update(Update {
+            auction_id: "a1".into(),
+            seq: 7,
+            event: "bid".into(),
+            price: Some(12000),
+            ..Default::default()
+        });
+        assert_eq!(
+            u.to_json(),
+            r#"{"type":"update","auction_id":"a1","seq":7,"event":"bid","price":12000}"#
+        );
+    }
+}
