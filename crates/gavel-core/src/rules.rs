@@ -227,7 +227,10 @@ fn competitive_bid(auction: &Auction, req: &BidRequest, now: Millis) -> Decision
         };
     }
     let min_bid = auction.min_bid();
-    if req.amount < min_bid {
+    // At the amount cap `min_bid` saturates to the price itself. A bid that cannot raise
+    // the price is too low all the same; without this check it would record a "counter-bid"
+    // at the unchanged price (and could extend a soft close forever).
+    if req.amount < min_bid || auction.state.price.is_some_and(|p| req.amount <= p) {
         return Decision::reject(Rejection::Outbid { min_bid });
     }
 
