@@ -1,0 +1,37 @@
+import { defineConfig } from "vitest/config";
+
+// The build output (web/dist) is committed and embedded in the gavel binary, so it must be
+// small and reproducible: no source maps, content-hashed names, no build timestamps.
+// `npm run check-dist` rebuilds into a temp dir and compares with the committed files.
+export default defineConfig({
+  base: "/",
+  esbuild: { jsx: "automatic", legalComments: "none" },
+  build: {
+    outDir: process.env.GAVEL_WEB_OUT_DIR || "dist",
+    emptyOutDir: true,
+    sourcemap: false,
+    target: "es2022",
+    assetsDir: "assets",
+    cssCodeSplit: false,
+    modulePreload: { polyfill: false },
+    reportCompressedSize: false,
+    rollupOptions: {
+      output: {
+        // One JS chunk: simple to embed and serve.
+        manualChunks: undefined,
+        inlineDynamicImports: true,
+      },
+    },
+  },
+  server: {
+    proxy: {
+      "/api": "http://127.0.0.1:8080",
+      "/healthz": "http://127.0.0.1:8080",
+      "/ws": { target: "ws://127.0.0.1:8080", ws: true },
+    },
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    environment: "node",
+  },
+});
