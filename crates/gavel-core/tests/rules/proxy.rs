@@ -274,3 +274,25 @@ fn maxima_at_the_amount_cap_saturate_and_then_nothing_can_beat_them() {
     );
     assert_eq!(a, before);
 }
+
+#[test]
+fn a_leader_raising_a_maximum_that_capped_the_price_keeps_the_lower_price() {
+    // Bob leads at his own maximum (2050 < 2000 + 100). Re-pricing from scratch after his
+    // raise would give 2100; by the rule, raising your own maximum never moves the price.
+    let mut a = opened(spec());
+    accept(&mut a, &max("ann", 2_000), MID);
+    accept(&mut a, &max("bob", 2_050), MID);
+    assert_eq!(price(&a), 2_050);
+    let d = accept(&mut a, &max("bob", 5_000), MID);
+    assert_eq!(d.change.unwrap().event, Event::MaxRaised);
+    assert_eq!(price(&a), 2_050);
+    assert_eq!(a.min_bid(), m(2_150));
+    // The next challenger re-prices as usual.
+    reject(
+        &mut a,
+        &max("carol", 2_150),
+        MID,
+        Rejection::Outbid { min_bid: m(2_350) },
+    );
+    assert_eq!(price(&a), 2_250);
+}
