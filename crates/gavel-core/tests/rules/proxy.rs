@@ -296,3 +296,87 @@ fn a_leader_raising_a_maximum_that_capped_the_price_keeps_the_lower_price() {
     );
     assert_eq!(price(&a), 2_250);
 }
+
+/// The worked example in `docs/rules.md`, step by step, so the document cannot drift.
+#[test]
+fn the_worked_example_in_the_rules_document_holds() {
+    let mut s = spec();
+    s.starting_price = m(2_000);
+    s.increment = gavel_core::IncrementPolicy::Table {
+        bands: vec![
+            gavel_core::IncrementBand {
+                from: 0,
+                increment: m(100),
+            },
+            gavel_core::IncrementBand {
+                from: 5_000,
+                increment: m(250),
+            },
+        ],
+    };
+    s.reserve = Some(m(6_000));
+    let mut a = opened(s);
+
+    // 1. Ann: max $45.00. She leads at the starting price; $45 is below the reserve.
+    accept(&mut a, &max("ann", 4_500), MID);
+    assert_eq!((leader(&a), price(&a)), ("ann".into(), 2_000));
+    assert_eq!(a.reserve_met(), Some(false));
+
+    // 2. Bob: plain $30.00. Ann's maximum answers at $31.00; Bob must now bid $32.00.
+    reject(
+        &mut a,
+        &plain("bob", 3_000),
+        MID,
+        Rejection::Outbid { min_bid: m(3_200) },
+    );
+    assert_eq!((leader(&a), price(&a)), ("ann".into(), 3_100));
+
+    // 3. Carol: max $70.00. She beats $45.00 at $46.00, lifted to the $60.00 reserve.
+    accept(&mut a, &max("carol", 7_000), MID);
+    assert_eq!((leader(&a), price(&a)), ("carol".into(), 6_000));
+    assert_eq!(a.reserve_met(), Some(true));
+    assert_eq!(a.min_bid(), m(6_250), "$2.50 increments from $50.00");
+
+    // 4. Ann: max $65.00. Carol's maximum answers at $65.00 + $2.50.
+    reject(
+        &mut a,
+        &max("ann", 6_500),
+        MID,
+        Rejection::Outbid { min_bid: m(7_000) },
+    );
+    assert_eq!((leader(&a), price(&a)), ("carol".into(), 6_750));
+
+    // 5. Ann: max $70.00, equal to Carol's. The earlier maximum wins, at $70.00.
+    reject(
+        &mut a,
+        &max("ann", 7_000),
+        MID,
+        Rejection::Outbid { min_bid: m(7_250) },
+    );
+    assert_eq!((leader(&a), price(&a)), ("carol".into(), 7_000));
+
+    // 6. Carol raises her maximum to $90.00: accepted, the price stays $70.00.
+    let d = accept(&mut a, &max("carol", 9_000), MID);
+    assert_eq!(d.change.unwrap().event, Event::MaxRaised);
+    assert_eq!(price(&a), 7_000);
+
+    // 7. Dan: plain $80.00. Carol's maximum answers at $82.50.
+    reject(
+        &mut a,
+        &plain("dan", 8_000),
+        MID,
+        Rejection::Outbid { min_bid: m(8_500) },
+    );
+    assert_eq!((leader(&a), price(&a)), ("carol".into(), 8_250));
+
+    // The auction ends: Carol wins at $82.50.
+    let closing = gavel_core::close_if_due(&a, END)
+        .unwrap()
+        .auction
+        .state
+        .closing
+        .unwrap();
+    assert_eq!(closing.winner, Some(bidder("carol")));
+    assert_eq!(closing.final_price, Some(m(8_250)));
+    assert_eq!(a.state.bid_count, 6, "one history entry per price move");
+}
