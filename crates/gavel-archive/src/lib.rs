@@ -6,6 +6,8 @@
 //! memory engine releases an outcome only after the batch holding it has committed (group
 //! commit).
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod rows;
 pub mod sqlite;
 
@@ -61,6 +63,8 @@ pub enum ArchiveError {
 /// - When `record_batch` returns `Ok`, the batch survives a crash of this process.
 /// - A change carrying a closing (`Event::Closed`, or the buy-now `Event::Bid`) stores the
 ///   auction's result once.
+///
+/// Every implementation runs the suite in the `conformance` module (feature `conformance`).
 #[async_trait]
 pub trait Archive: Send + Sync + 'static {
     /// Stores a new auction (at seq 1). Fails with `AlreadyExists` for a taken id.

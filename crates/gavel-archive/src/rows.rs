@@ -210,3 +210,80 @@ impl StoredBid {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::fixture::Fixture;
+
+    #[test]
+    fn only_the_newest_state_of_each_auction_is_written() {
+        let mut a = Fixture::new("rows-a");
+        let mut b = Fixture::new("rows-b");
+        let batch = vec![a.open(), b.open(), a.bid(), a.bid(), b.bid()];
+        let rows = BatchRows::from_changes(&batch).unwrap();
+        let seqs: Vec<(&str, i64)> = rows
+            .auctions
+            .iter()
+            .map(|r| (r.id.as_str(), r.seq))
+            .collect();
+        assert_eq!(
+            seqs,
+            vec![(a.id().as_str(), 4), (b.id().as_str(), 3)],
+            "one row per auction, newest seq, in order of first appearance"
+        );
+        assert_eq!(rows.bids.len(), 3);
+        assert!(rows.results.is_empty());
+    }
+
+    #[test]
+    fn an_older_change_after_a_newer_one_does_not_win() {
+        let mut a = Fixture::new("rows-c");
+        let opened = a.open();
+        let bid = a.bid();
+        let rows = BatchRows::from_changes(&[bid, opened]).unwrap();
+        assert_eq!(rows.auctions.len(), 1);
+        assert_eq!(rows.auctions[0].seq, 3);
+    }
+
+    #[test]
+    fn a_buy_now_bid_also_writes_the_result() {
+        let mut a = Fixture::new("rows-d");
+        let opened = a.open();
+        let bought = a.buy_now("carol");
+        let rows = BatchRows::from_changes(&[opened, bought]).unwrap();
+        assert_eq!(rows.bids.len(), 1);
+        assert_eq!(rows.bids[0].kind, "buy_now");
+        assert_eq!(rows.results.len(), 1);
+        assert_eq!(rows.results[0].reason, "buy_now");
+        assert_eq!(rows.results[0].winner_id.as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn every_entry_kind_and_close_reason_reads_back() {
+        for kind in [EntryKind::Bid, EntryKind::Auto, EntryKind::BuyNow] {
+            assert_eq!(parse_entry_kind(entry_kind_str(kind)), Some(kind));
+        }
+        for reason in [
+            CloseReason::Ended,
+            CloseReason::BuyNow,
+            CloseReason::EndedEarly,
+            CloseReason::Cancelled,
+        ] {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", close_reason_str(reason)));
+        }
+    }
+
+    #[test]
+    fn a_stored_bid_with_a_bad_amount_is_reported_corrupt() {
+        let bid = StoredBid {
+            seq: 3,
+            bidder_id: "alice".into(),
+            bidder_name: "Alice".into(),
+            amount: 0,
+            kind: "bid".into(),
+            placed_at: 0,
+        };
+        assert!(matches!(bid.decode(), Err(ArchiveError::Corrupt(_))));
+    }
+}

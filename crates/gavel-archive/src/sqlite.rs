@@ -33,6 +33,8 @@
 //! and a result is written once. Redelivering a batch after a crash stores nothing twice.
 
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use crate::rows::{decode_auction, AuctionRow, BatchRows, BidRow, StoredBid};
 use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};

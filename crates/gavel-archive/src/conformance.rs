@@ -1,0 +1,581 @@
+//! The archive conformance suite: the [`Archive`] contract as tests, written once and run
+//! against every implementation (SQLite here; PostgreSQL with the same macro).
+//!
+//! Each check is a plain `async fn` taking `&dyn Archive` (or a [`Harness`] when it must
+//! reopen the store), so a backend runs the whole suite with one line:
+//!
+//! ```ignore
+//! gavel_archive::archive_conformance_tests!(MyHarness::new().await);
+//! ```
+//!
+//! The expression is evaluated once per test and must give a [`Harness`]. Checks never
+//! assume an empty store: every auction id is unique per process and per call, and counts
+//! are compared as differences of [`Archive::stats`], so backends may share one database
+//! between tests. Compiled for this crate's own tests and with the `conformance` feature.
+
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use async_trait::async_trait;
+use fixture::Fixture;
+use gavel_core::{AuctionId, CloseReason, Event};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Opens the archive under test.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens the store. Every call opens the *same* store, so opening again after the
+    /// previous archive was dropped is a restart.
+    async fn open(&self) -> Arc<dyn Archive>;
+}
+
+/// Defines one `#[tokio::test]` per conformance check, each on a fresh harness built by
+/// the given expression (which may `.await`). The calling crate needs `tokio` with the
+/// `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! archive_conformance_tests {
+    ($harness:expr) => {
+        $crate::archive_conformance_tests!(@archive $harness;
+            a_created_auction_loads_back_unchanged,
+            an_unknown_auction_is_none_and_has_no_history,
+            creating_a_taken_id_fails_with_already_exists,
+            a_batch_stores_its_bids_and_the_latest_state,
+            redelivering_a_batch_stores_nothing_twice,
+            a_batch_overlapping_a_stored_one_adds_only_the_new_bids,
+            a_different_bid_at_a_stored_seq_is_skipped,
+            an_older_change_never_overwrites_a_newer_state,
+            a_batch_spanning_several_auctions_updates_each,
+            closing_stores_the_result_with_the_admin,
+            a_buy_now_bid_stores_the_bid_and_the_result,
+            history_pages_newest_first_with_before_seq_and_limit,
+            recent_requests_lists_stored_request_ids_with_their_seq,
+            a_batch_of_100_bids_is_one_transaction,
+            an_empty_batch_is_a_no_op,
+            readers_see_whole_batches_while_writing
+        );
+        $crate::archive_conformance_tests!(@harness $harness;
+            everything_survives_a_reopen
+        );
+    };
+    (@archive $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $harness;
+                let archive = $crate::conformance::Harness::open(&harness).await;
+                $crate::conformance::$name(&*archive).await;
+            }
+        )*
+    };
+    (@harness $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $harness;
+                $crate::conformance::$name(&harness).await;
+            }
+        )*
+    };
+}
+
+fn delta(before: ArchiveStats, after: ArchiveStats) -> ArchiveStats {
+    ArchiveStats {
+        batches: after.batches - before.batches,
+        bids: after.bids - before.bids,
+    }
+}
+
+async fn history(archive: &dyn Archive, id: &AuctionId) -> Vec<u64> {
+    let bids = archive.bids(id, None, 10_000).await.unwrap();
+    bids.iter().map(|b| b.seq).collect()
+}
+
+async fn stored(archive: &dyn Archive, id: &AuctionId) -> gavel_core::Auction {
+    archive
+        .auction(id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("auction {id} is not stored"))
+}
+
+async fn page_of(
+    archive: &dyn Archive,
+    id: &AuctionId,
+    before_seq: Option<u64>,
+    limit: u32,
+) -> Vec<u64> {
+    let bids = archive.bids(id, before_seq, limit).await.unwrap();
+    bids.iter().map(|b| b.seq).collect()
+}
+
+/// Seqs `from..=to`, newest first.
+fn newest_first(from: u64, to: u64) -> Vec<u64> {
+    (from..=to).rev().collect()
+}
+
+pub async fn a_created_auction_loads_back_unchanged(archive: &dyn Archive) {
+    let a = Fixture::new("create-a");
+    let b = Fixture::new("create-b");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive.create_auction(b.auction()).await.unwrap();
+
+    assert_eq!(&stored(archive, a.id()).await, a.auction());
+    let all = archive.load_auctions().await.unwrap();
+    for f in [&a, &b] {
+        let found: Vec<_> = all.iter().filter(|x| x.id == *f.id()).collect();
+        assert_eq!(
+            found,
+            vec![f.auction()],
+            "load_auctions returns {} once",
+            f.id()
+        );
+    }
+}
+
+pub async fn an_unknown_auction_is_none_and_has_no_history(archive: &dyn Archive) {
+    let ghost = Fixture::new("ghost");
+    assert_eq!(archive.auction(ghost.id()).await.unwrap(), None);
+    assert!(archive.bids(ghost.id(), None, 10).await.unwrap().is_empty());
+    assert!(archive
+        .recent_requests(ghost.id())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn creating_a_taken_id_fails_with_already_exists(archive: &dyn Archive) {
+    let a = Fixture::new("dup");
+    archive.create_auction(a.auction()).await.unwrap();
+    let mut other = a.auction().clone();
+    other.spec.title = "Someone else's auction".into();
+
+    match archive.create_auction(&other).await {
+        Err(ArchiveError::AlreadyExists(id)) => assert_eq!(&id, a.id()),
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(
+        &stored(archive, a.id()).await,
+        a.auction(),
+        "the first one stays"
+    );
+}
+
+pub async fn a_batch_stores_its_bids_and_the_latest_state(archive: &dyn Archive) {
+    let mut a = Fixture::new("batch");
+    archive.create_auction(a.auction()).await.unwrap();
+    let before = archive.stats();
+
+    let batch = vec![a.open(), a.bid(), a.bid(), a.bid()];
+    archive.record_batch(&batch).await.unwrap();
+
+    assert_eq!(&stored(archive, a.id()).await, a.auction());
+    let bids = archive.bids(a.id(), None, 100).await.unwrap();
+    let expected: Vec<_> = batch
+        .iter()
+        .rev()
+        .filter_map(|c| match &c.event {
+            Event::Bid { entry, .. } => Some(entry.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        bids, expected,
+        "every bid, newest first, exactly as recorded"
+    );
+    assert_eq!(
+        delta(before, archive.stats()),
+        ArchiveStats {
+            batches: 1,
+            bids: 3
+        }
+    );
+}
+
+pub async fn redelivering_a_batch_stores_nothing_twice(archive: &dyn Archive) {
+    let mut a = Fixture::new("redeliver");
+    archive.create_auction(a.auction()).await.unwrap();
+    let batch = vec![a.open(), a.bid(), a.bid(), a.close()];
+    archive.record_batch(&batch).await.unwrap();
+    let before = archive.stats();
+
+    archive
+        .record_batch(&batch)
+        .await
+        .expect("redelivery is not an error");
+
+    assert_eq!(
+        delta(before, archive.stats()).bids,
+        0,
+        "no bid stored twice"
+    );
+    assert_eq!(history(archive, a.id()).await, vec![4, 3]);
+    assert_eq!(&stored(archive, a.id()).await, a.auction());
+}
+
+pub async fn a_batch_overlapping_a_stored_one_adds_only_the_new_bids(archive: &dyn Archive) {
+    let mut a = Fixture::new("overlap");
+    archive.create_auction(a.auction()).await.unwrap();
+    let (open, b3, b4, b5) = (a.open(), a.bid(), a.bid(), a.bid());
+    archive
+        .record_batch(&[open, b3.clone(), b4.clone()])
+        .await
+        .unwrap();
+    let before = archive.stats();
+
+    archive.record_batch(&[b3, b4, b5]).await.unwrap();
+
+    assert_eq!(delta(before, archive.stats()).bids, 1);
+    assert_eq!(history(archive, a.id()).await, vec![5, 4, 3]);
+    assert_eq!(stored(archive, a.id()).await.state.seq, 5);
+}
+
+pub async fn a_different_bid_at_a_stored_seq_is_skipped(archive: &dyn Archive) {
+    let mut a = Fixture::new("seq-clash");
+    archive.create_auction(a.auction()).await.unwrap();
+    let (open, bid) = (a.open(), a.bid());
+    archive.record_batch(&[open, bid.clone()]).await.unwrap();
+    let original = archive.bids(a.id(), None, 10).await.unwrap();
+
+    // Same (auction, seq), another bid id: e.g. an authority that lost recent writes and
+    // handed the seq out again. The stored bid wins; the batch still commits.
+    let mut clash = bid;
+    clash.bid_id = Some(format!("{}-other", clash.bid_id.unwrap()));
+    if let Event::Bid { entry, .. } = &mut clash.event {
+        entry.bidder.name = "Mallory".into();
+    }
+    let before = archive.stats();
+    archive.record_batch(&[clash]).await.unwrap();
+
+    assert_eq!(delta(before, archive.stats()).bids, 0);
+    assert_eq!(archive.bids(a.id(), None, 10).await.unwrap(), original);
+}
+
+pub async fn an_older_change_never_overwrites_a_newer_state(archive: &dyn Archive) {
+    let mut a = Fixture::new("forward");
+    archive.create_auction(a.auction()).await.unwrap();
+    let batch = vec![a.open(), a.bid(), a.bid()];
+    let newest = a.auction().clone();
+    archive.record_batch(&batch).await.unwrap();
+
+    // An old change redelivered on its own.
+    archive.record_batch(&batch[1..2]).await.unwrap();
+    assert_eq!(stored(archive, a.id()).await, newest);
+
+    // Out of order inside one batch: the newest still wins.
+    let (b5, b6) = (a.bid(), a.bid());
+    let newest = a.auction().clone();
+    archive.record_batch(&[b6, b5]).await.unwrap();
+    assert_eq!(stored(archive, a.id()).await, newest);
+    assert_eq!(history(archive, a.id()).await, newest_first(3, 6));
+
+    // And a batch holding only older changes leaves it alone, on load too.
+    archive.record_batch(&batch).await.unwrap();
+    let loaded = archive.load_auctions().await.unwrap();
+    let found = loaded.iter().find(|x| x.id == *a.id()).unwrap();
+    assert_eq!(found, &newest);
+}
+
+pub async fn a_batch_spanning_several_auctions_updates_each(archive: &dyn Archive) {
+    let mut fixtures = [
+        Fixture::new("multi-a"),
+        Fixture::new("multi-b"),
+        Fixture::new("multi-c"),
+    ];
+    for f in &fixtures {
+        archive.create_auction(f.auction()).await.unwrap();
+    }
+    let mut batch = Vec::new();
+    for f in fixtures.iter_mut() {
+        batch.push(f.open());
+    }
+    for round in 0..4 {
+        for (i, f) in fixtures.iter_mut().enumerate() {
+            if round <= i + 1 {
+                batch.push(f.bid());
+            }
+        }
+    }
+    archive.record_batch(&batch).await.unwrap();
+
+    for (i, f) in fixtures.iter().enumerate() {
+        assert_eq!(&stored(archive, f.id()).await, f.auction());
+        let bids = (i + 2).min(4) as u64;
+        assert_eq!(history(archive, f.id()).await, newest_first(3, 2 + bids));
+    }
+}
+
+pub async fn closing_stores_the_result_with_the_admin(archive: &dyn Archive) {
+    // Cancelled by an admin: nobody wins.
+    let mut cancelled = Fixture::new("cancel");
+    archive.create_auction(cancelled.auction()).await.unwrap();
+    let batch = vec![
+        cancelled.open(),
+        cancelled.bid(),
+        cancelled.cancel("admin-7"),
+    ];
+    archive.record_batch(&batch).await.unwrap();
+    let closing = stored(archive, cancelled.id()).await.state.closing.unwrap();
+    assert_eq!(closing.reason, CloseReason::Cancelled);
+    assert_eq!(closing.by.as_deref(), Some("admin-7"));
+    assert_eq!(closing.winner, None);
+
+    // Ended early by an admin: the leader wins at the current price.
+    let mut early = Fixture::new("early");
+    archive.create_auction(early.auction()).await.unwrap();
+    let batch = vec![
+        early.open(),
+        early.bid(),
+        early.bid(),
+        early.end_early("admin-3"),
+    ];
+    archive.record_batch(&batch).await.unwrap();
+    let auction = stored(archive, early.id()).await;
+    assert_eq!(&auction, early.auction());
+    let closing = auction.state.closing.unwrap();
+    assert_eq!(closing.reason, CloseReason::EndedEarly);
+    assert_eq!(closing.by.as_deref(), Some("admin-3"));
+    assert_eq!(closing.winner, auction.state.leader);
+    assert_eq!(closing.final_price, auction.state.price);
+
+    // Ended by time, in its own batch after the bids.
+    let mut timed = Fixture::new("timed");
+    archive.create_auction(timed.auction()).await.unwrap();
+    archive
+        .record_batch(&[timed.open(), timed.bid()])
+        .await
+        .unwrap();
+    let close = [timed.close()];
+    archive.record_batch(&close).await.unwrap();
+    archive
+        .record_batch(&close)
+        .await
+        .expect("a redelivered close is not an error");
+    let auction = stored(archive, timed.id()).await;
+    assert_eq!(&auction, timed.auction());
+    assert_eq!(auction.state.closing.unwrap().reason, CloseReason::Ended);
+    let all = archive.load_auctions().await.unwrap();
+    let found = all.iter().find(|x| x.id == *timed.id()).unwrap();
+    assert_eq!(
+        found,
+        timed.auction(),
+        "load_auctions sees the closed state"
+    );
+}
+
+pub async fn a_buy_now_bid_stores_the_bid_and_the_result(archive: &dyn Archive) {
+    let mut a = Fixture::new("buy-now");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive
+        .record_batch(&[a.open(), a.buy_now("carol")])
+        .await
+        .unwrap();
+
+    let auction = stored(archive, a.id()).await;
+    assert_eq!(&auction, a.auction());
+    let closing = auction.state.closing.unwrap();
+    assert_eq!(closing.reason, CloseReason::BuyNow);
+    assert_eq!(closing.winner.unwrap().id.as_str(), "carol");
+    let bids = archive.bids(a.id(), None, 10).await.unwrap();
+    assert_eq!(bids.len(), 1);
+    assert_eq!(bids[0].kind, gavel_core::EntryKind::BuyNow);
+}
+
+pub async fn history_pages_newest_first_with_before_seq_and_limit(archive: &dyn Archive) {
+    let mut a = Fixture::new("pages");
+    let mut other = Fixture::new("pages-other");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive.create_auction(other.auction()).await.unwrap();
+    let mut batch = vec![a.open(), other.open()];
+    for _ in 0..25 {
+        batch.push(a.bid());
+        batch.push(other.bid()); // interleaved: must never leak into `a`'s history
+    }
+    archive.record_batch(&batch).await.unwrap();
+    // Bids are seq 3..=27.
+
+    let page = |before, limit| page_of(archive, a.id(), before, limit);
+    let first = page(None, 10).await;
+    assert_eq!(first, newest_first(18, 27));
+    let second = page(first.last().copied(), 10).await;
+    assert_eq!(second, newest_first(8, 17));
+    let third = page(second.last().copied(), 10).await;
+    assert_eq!(third, newest_first(3, 7));
+    assert!(page(third.last().copied(), 10).await.is_empty());
+
+    assert!(page(None, 0).await.is_empty(), "limit 0 gives nothing");
+    assert_eq!(
+        page(Some(20), 3).await,
+        vec![19, 18, 17],
+        "before_seq is exclusive"
+    );
+    assert_eq!(page(Some(1_000), 2).await, vec![27, 26]);
+    assert_eq!(page(Some(u64::MAX), 1).await, vec![27]);
+    assert!(page(Some(3), 10).await.is_empty());
+    let all = archive.bids(a.id(), None, 1_000).await.unwrap();
+    assert_eq!(all.len(), 25);
+    assert!(all
+        .iter()
+        .all(|b| a.bidders().contains(&b.bidder.id.as_str())));
+}
+
+pub async fn recent_requests_lists_stored_request_ids_with_their_seq(archive: &dyn Archive) {
+    let mut a = Fixture::new("requests");
+    let mut other = Fixture::new("requests-other");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive.create_auction(other.auction()).await.unwrap();
+    let open = a.open();
+    let mut anonymous = a.bid();
+    anonymous.request_id = None; // e.g. a change the engine made on its own
+    let batch = vec![open, anonymous, a.bid(), a.bid(), other.open(), other.bid()];
+    archive.record_batch(&batch).await.unwrap();
+
+    let mut got = archive.recent_requests(a.id()).await.unwrap();
+    got.sort_by_key(|(_, _, seq)| *seq);
+    let expected: Vec<_> = batch[2..4]
+        .iter()
+        .map(|c| {
+            let Event::Bid { entry, .. } = &c.event else {
+                unreachable!()
+            };
+            (
+                entry.bidder.id.clone(),
+                c.request_id.clone().unwrap(),
+                entry.seq,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
+pub async fn a_batch_of_100_bids_is_one_transaction(archive: &dyn Archive) {
+    let mut a = Fixture::new("hundred");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive.record_batch(&[a.open()]).await.unwrap();
+    let before = archive.stats();
+
+    let batch: Vec<_> = (0..100).map(|_| a.bid()).collect();
+    archive.record_batch(&batch).await.unwrap();
+
+    assert_eq!(
+        delta(before, archive.stats()),
+        ArchiveStats {
+            batches: 1,
+            bids: 100
+        },
+        "100 bids, one write transaction"
+    );
+    assert_eq!(history(archive, a.id()).await, newest_first(3, 102));
+    assert_eq!(&stored(archive, a.id()).await, a.auction());
+}
+
+pub async fn an_empty_batch_is_a_no_op(archive: &dyn Archive) {
+    let before = archive.stats();
+    archive.record_batch(&[]).await.unwrap();
+    assert_eq!(archive.stats(), before);
+}
+
+/// Readers running while batches commit see each batch whole or not at all, and never
+/// a gap in the history.
+pub async fn readers_see_whole_batches_while_writing(archive: &dyn Archive) {
+    const BATCHES: usize = 30;
+    const PER_BATCH: usize = 10;
+    let mut a = Fixture::new("concurrent");
+    archive.create_auction(a.auction()).await.unwrap();
+    archive.record_batch(&[a.open()]).await.unwrap();
+    let batches: Vec<Vec<ArchivedChange>> = (0..BATCHES)
+        .map(|_| (0..PER_BATCH).map(|_| a.bid()).collect())
+        .collect();
+    let id = a.id().clone();
+    let done = AtomicBool::new(false);
+
+    let writer = async {
+        for batch in &batches {
+            archive.record_batch(batch).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        done.store(true, Ordering::SeqCst);
+    };
+    let reader = || async {
+        let mut reads = 0u32;
+        loop {
+            let finished = done.load(Ordering::SeqCst);
+            let seqs = history(archive, &id).await;
+            let n = seqs.len();
+            assert_eq!(n % PER_BATCH, 0, "a reader saw {n} bids: part of a batch");
+            assert_eq!(seqs, newest_first(3, n as u64 + 2), "a gap in the history");
+            let state = stored(archive, &id).await.state;
+            assert!(
+                state.seq >= n as u64 + 2,
+                "state at seq {} is older than the {n} bids read before it",
+                state.seq
+            );
+            reads += 1;
+            if finished {
+                return reads;
+            }
+        }
+    };
+    let ((), r1, r2, r3) = tokio::join!(writer, reader(), reader(), reader());
+    assert!(r1 > 0 && r2 > 0 && r3 > 0);
+    assert_eq!(history(archive, &id).await.len(), BATCHES * PER_BATCH);
+}
+
+/// Drops the archive and opens the same store again: what was committed is all there.
+pub async fn everything_survives_a_reopen(harness: &dyn Harness) {
+    let mut open = Fixture::new("reopen-open");
+    let mut closed = Fixture::new("reopen-closed");
+    let expected_requests;
+    {
+        let archive = harness.open().await;
+        archive.create_auction(open.auction()).await.unwrap();
+        archive.create_auction(closed.auction()).await.unwrap();
+        let batch = vec![
+            open.open(),
+            open.bid(),
+            open.bid(),
+            closed.open(),
+            closed.bid(),
+        ];
+        archive.record_batch(&batch).await.unwrap();
+        archive
+            .record_batch(&[open.bid(), closed.cancel("admin-1")])
+            .await
+            .unwrap();
+        expected_requests = archive.recent_requests(open.id()).await.unwrap();
+        assert_eq!(expected_requests.len(), 3);
+    }
+
+    let archive = harness.open().await;
+    assert_eq!(
+        archive.stats(),
+        ArchiveStats::default(),
+        "stats count this process only"
+    );
+    let all = archive.load_auctions().await.unwrap();
+    for f in [&open, &closed] {
+        let found = all.iter().find(|x| x.id == *f.id());
+        assert_eq!(found, Some(f.auction()), "{} after reopening", f.id());
+    }
+    assert_eq!(history(&*archive, open.id()).await, vec![5, 4, 3]);
+    assert_eq!(history(&*archive, closed.id()).await, vec![3]);
+    assert_eq!(
+        stored(&*archive, closed.id())
+            .await
+            .state
+            .closing
+            .unwrap()
+            .by,
+        Some("admin-1".into())
+    );
+    let mut requests = archive.recent_requests(open.id()).await.unwrap();
+    let mut expected = expected_requests;
+    requests.sort_by_key(|r| r.2);
+    expected.sort_by_key(|r| r.2);
+    assert_eq!(requests, expected);
+
+    // And it keeps working after the restart.
+    archive.record_batch(&[open.bid()]).await.unwrap();
+    assert_eq!(history(&*archive, open.id()).await, vec![6, 5, 4, 3]);
+}
+
+/// Realistic changes for the suite, made by the real rules of `gavel-core`.
+pub mod fixture;
