@@ -105,6 +105,8 @@ pub enum Event {
     Opened,
     /// The auction ended; `state.closing` holds the result.
     Closed,
+    /// The auction was created (its first state, `seq` 1). Engines emit it; rules never do.
+    Created,
 }
 
 /// A new state for the auction (with `seq` one higher) and what happened.

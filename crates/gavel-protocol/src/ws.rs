@@ -94,7 +94,10 @@ pub enum ServerMessage {
         server_time: i64,
     },
     /// How many connections watch an auction (sent when it changes, at most every second).
-    Watchers { auction_id: String, count: u64 },
+    Watchers {
+        auction_id: String,
+        count: u64,
+    },
 }
 
 /// Limits announced in `hello`.

@@ -1,1 +1,33 @@
-fn main() {}
+//! The `gavel` binary: parse the configuration, set up logging, run.
+
+use clap::Parser;
+use gavel_server::config::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Cli { command } = Cli::parse();
+    let Command::Serve(config) = command;
+    gavel_server::telemetry::init_tracing(config.log_format);
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    gavel_server::run(config, listener, shutdown).await
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

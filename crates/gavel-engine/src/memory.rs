@@ -1,0 +1,567 @@
+//! The in-memory engine: embedded mode's authority. Single node only.
+//!
+//! Each auction has its own lock (a `parking_lot::Mutex`: nothing is awaited while it is
+//! held), so bids on one auction are decided one at a time and bids on different auctions
+//! never wait for each other. The decision is made in memory; the change is handed to the
+//! group committer, which writes batches to the archive in one transaction each. A reply
+//! or a change notice is released only when the archive has committed the `seq` it reports
+//! (the auction's *durable watermark*), so nobody is ever told something a crash could
+//! take back — not an acceptance, not an "outbid" caused by a bid that was never stored.
+
+use crate::{AdminAction, BidReply, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
+use async_trait::async_trait;
+use gavel_archive::{Archive, ArchivedChange};
+use gavel_core::{
+    rules, Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection,
+    RequestId, Status,
+};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Tuning of the memory engine and its group commit.
+#[derive(Clone, Debug)]
+pub struct MemoryConfig {
+    /// A batch closes when it holds this many changes...
+    pub batch_max: usize,
+    /// ...or when this long has passed since its first change.
+    pub batch_window: Duration,
+    /// How long a bidder waits for their bid's batch to commit before being told
+    /// `unavailable` (the outcome is then unknown; a retry with the same request id gets it).
+    pub reply_timeout: Duration,
+    /// Idempotency records kept per auction (oldest dropped first).
+    pub max_requests_per_auction: usize,
+    /// History entries kept in memory per auction for snapshots.
+    pub recent_bids: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            batch_max: 100,
+            batch_window: Duration::from_millis(2),
+            reply_timeout: Duration::from_secs(10),
+            max_requests_per_auction: 50_000,
+            recent_bids: 20,
+        }
+    }
+}
+
+/// The first reply to a (bidder, request id), returned verbatim to repeats.
+#[derive(Clone, Debug)]
+struct StoredReply {
+    reply: BidReply,
+    decided_at: u64,
+}
+
+/// What only the decision step touches.
+struct Live {
+    auction: Auction,
+    requests: HashMap<(BidderId, RequestId), StoredReply>,
+    request_order: VecDeque<(BidderId, RequestId)>,
+}
+
+/// What watchers and readers see: the latest committed state.
+struct Confirmed {
+    auction: Auction,
+    recent: VecDeque<BidEntry>,
+}
+
+struct Slot {
+    live: Mutex<Live>,
+    confirmed: Mutex<Confirmed>,
+    /// Highest `seq` of this auction committed to the archive.
+    durable: watch::Sender<u64>,
+}
+
+/// A decided change on its way to the archive.
+struct Pending {
+    slot: Arc<Slot>,
+    change: Arc<Change>,
+    bid_id: Option<String>,
+    request_id: Option<RequestId>,
+}
+
+struct Inner {
+    auctions: RwLock<HashMap<AuctionId, Arc<Slot>>>,
+    /// (deadline, auction): the next start or end to act on, per auction.
+    deadlines: Mutex<(BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>)>,
+    archive: Arc<dyn Archive>,
+    commit_tx: mpsc::Sender<Pending>,
+    changes_tx: mpsc::Sender<ChangeNotice>,
+    changes_rx: Mutex<Option<ChangeFeed>>,
+    /// False while the archive fails to commit: new bids are refused with `unavailable`.
+    archive_healthy: AtomicBool,
+    clock: Clock,
+    config: MemoryConfig,
+}
+
+/// The embedded-mode engine. Cheap to clone.
+#[derive(Clone)]
+pub struct MemoryEngine {
+    inner: Arc<Inner>,
+}
+
+/// Capacity of the queue between decisions and the group committer. When full, new
+/// decisions are refused with `unavailable` rather than queued without bound.
+const COMMIT_QUEUE: usize = 16_384;
+/// Capacity of the change feed to the fan-out.
+const CHANGE_FEED: usize = 16_384;
+
+fn deadline_of(a: &Auction) -> Option<Millis> {
+    match (a.state.closing.is_some(), a.state.status) {
+        (true, _) => None,
+        (false, Status::Scheduled) => Some(a.spec.starts_at),
+        (false, _) => Some(a.state.ends_at),
+    }
+}
+
+impl MemoryEngine {
+    /// Rebuilds every auction from the archive and starts the group committer.
+    pub async fn start(
+        archive: Arc<dyn Archive>,
+        clock: Clock,
+        config: MemoryConfig,
+    ) -> Result<Self, EngineError> {
+        let (commit_tx, commit_rx) = mpsc::channel(COMMIT_QUEUE);
+        let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
+        let inner = Arc::new(Inner {
+            auctions: RwLock::new(HashMap::new()),
+            deadlines: Mutex::new((BTreeSet::new(), HashMap::new())),
+            archive: archive.clone(),
+            commit_tx,
+            changes_tx,
+            changes_rx: Mutex::new(Some(changes_rx)),
+            archive_healthy: AtomicBool::new(true),
+            clock,
+            config,
+        });
+        let stored = archive.load_auctions().await.map_err(storage)?;
+        let count = stored.len();
+        for auction in stored {
+            let recent = archive
+                .bids(&auction.id, None, inner.config.recent_bids as u32)
+                .await
+                .map_err(storage)?;
+            let mut slot = new_slot(auction.clone(), recent.into());
+            if auction.state.closing.is_none() {
+                // Keep answering retries of bids accepted before the restart.
+                let live = slot.live.get_mut();
+                for (bidder, request_id, seq) in archive
+                    .recent_requests(&auction.id)
+                    .await
+                    .map_err(storage)?
+                {
+                    remember(
+                        live,
+                        &inner.config,
+                        (bidder, request_id),
+                        StoredReply {
+                            reply: BidReply {
+                                outcome: Ok(()),
+                                auction: auction.clone(),
+                            },
+                            decided_at: seq,
+                        },
+                    );
+                }
+            }
+            inner.set_deadline(&auction);
+            inner
+                .auctions
+                .write()
+                .insert(auction.id.clone(), Arc::new(slot));
+        }
+        tracing::info!(auctions = count, "memory engine rebuilt from archive");
+        tokio::spawn(group_committer(inner.clone(), commit_rx));
+        Ok(MemoryEngine { inner })
+    }
+
+    fn slot(&self, id: &AuctionId) -> Result<Arc<Slot>, EngineError> {
+        self.inner
+            .auctions
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or(EngineError::NotFound)
+    }
+
+    fn reserve_commit(&self) -> Result<mpsc::Permit<'_, Pending>, EngineError> {
+        if !self.inner.archive_healthy.load(Ordering::Acquire) {
+            return Err(EngineError::Unavailable(
+                "the archive cannot commit right now; no bid is being accepted".into(),
+            ));
+        }
+        self.inner.commit_tx.try_reserve().map_err(|_| {
+            EngineError::Unavailable("too many bids are waiting for the archive".into())
+        })
+    }
+
+    /// Waits until `seq` of the auction is committed.
+    async fn wait_durable(&self, slot: &Slot, seq: u64) -> Result<(), EngineError> {
+        let mut rx = slot.durable.subscribe();
+        let waited =
+            tokio::time::timeout(self.inner.config.reply_timeout, rx.wait_for(|d| *d >= seq))
+                .await
+                .map(|r| r.map(|_| ()));
+        match waited {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(EngineError::Internal("durable watermark dropped".into())),
+            Err(_) => Err(EngineError::Unavailable(
+                "the archive did not confirm in time; retry with the same request_id to learn the outcome".into(),
+            )),
+        }
+    }
+
+    /// Applies an open/close transition if it is due.
+    async fn advance_one(
+        &self,
+        slot: Arc<Slot>,
+        now: Millis,
+    ) -> Result<Option<Arc<Change>>, EngineError> {
+        let permit = self.reserve_commit()?;
+        let change = {
+            let mut live = slot.live.lock();
+            let Some(change) = rules::open_if_due(&live.auction, now)
+                .or_else(|| rules::close_if_due(&live.auction, now))
+            else {
+                self.inner.set_deadline(&live.auction);
+                return Ok(None);
+            };
+            let change = Arc::new(change);
+            live.auction = change.auction.clone();
+            self.inner.set_deadline(&live.auction);
+            permit.send(Pending {
+                slot: slot.clone(),
+                change: change.clone(),
+                bid_id: None,
+                request_id: None,
+            });
+            change
+        };
+        self.wait_durable(&slot, change.auction.state.seq).await?;
+        Ok(Some(change))
+    }
+}
+
+fn storage(e: gavel_archive::ArchiveError) -> EngineError {
+    EngineError::Unavailable(format!("archive: {e}"))
+}
+
+fn new_slot(auction: Auction, recent: VecDeque<BidEntry>) -> Slot {
+    let seq = auction.state.seq;
+    Slot {
+        live: Mutex::new(Live {
+            auction: auction.clone(),
+            requests: HashMap::new(),
+            request_order: VecDeque::new(),
+        }),
+        confirmed: Mutex::new(Confirmed { auction, recent }),
+        durable: watch::Sender::new(seq),
+    }
+}
+
+fn remember(
+    live: &mut Live,
+    config: &MemoryConfig,
+    key: (BidderId, RequestId),
+    reply: StoredReply,
+) {
+    if live.requests.insert(key.clone(), reply).is_none() {
+        live.request_order.push_back(key);
+    }
+    while live.request_order.len() > config.max_requests_per_auction {
+        if let Some(old) = live.request_order.pop_front() {
+            live.requests.remove(&old);
+        }
+    }
+}
+
+impl Inner {
+    fn set_deadline(&self, auction: &Auction) {
+        let mut guard = self.deadlines.lock();
+        let (set, by_id) = &mut *guard;
+        let new = deadline_of(auction);
+        let old = by_id.get(&auction.id).copied();
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            set.remove(&(old, auction.id.clone()));
+            by_id.remove(&auction.id);
+        }
+        if let Some(new) = new {
+            set.insert((new, auction.id.clone()));
+            by_id.insert(auction.id.clone(), new);
+        }
+    }
+}
+
+/// Writes decided changes to the archive in batches, then releases them.
+async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(inner.config.batch_max);
+    let mut records: Vec<ArchivedChange> = Vec::with_capacity(inner.config.batch_max);
+    loop {
+        let Some(first) = rx.recv().await else {
+            tracing::info!("group committer stopped: every engine handle dropped");
+            return;
+        };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + inner.config.batch_window;
+        while batch.len() < inner.config.batch_max {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(p)) => batch.push(p),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        records.clear();
+        records.extend(batch.iter().map(|p| ArchivedChange {
+            auction: p.change.auction.clone(),
+            event: p.change.event.clone(),
+            bid_id: p.bid_id.clone(),
+            request_id: p.request_id.clone(),
+        }));
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match inner.archive.record_batch(&records).await {
+                Ok(()) => break,
+                Err(e) => {
+                    if inner.archive_healthy.swap(false, Ordering::AcqRel) {
+                        tracing::error!(error = %e, "archive commit failed; refusing new bids until it recovers");
+                    }
+                    metrics::counter!("gavel_archive_commit_failures_total").increment(1);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        if !inner.archive_healthy.swap(true, Ordering::AcqRel) {
+            tracing::info!("archive commits again; accepting bids");
+        }
+        metrics::counter!("gavel_archive_batches_total").increment(1);
+        metrics::histogram!("gavel_archive_batch_size").record(batch.len() as f64);
+        for p in batch.drain(..) {
+            let seq = p.change.auction.state.seq;
+            {
+                let mut c = p.slot.confirmed.lock();
+                c.auction = p.change.auction.clone();
+                if let Event::Bid { entry, .. } = &p.change.event {
+                    c.recent.push_front(entry.clone());
+                    c.recent.truncate(inner.config.recent_bids);
+                }
+            }
+            p.slot.durable.send_replace(seq);
+            // The fan-out may be gone at shutdown; the change is committed either way.
+            let _ = inner.changes_tx.send(p.change).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for MemoryEngine {
+    async fn create_auction(&self, auction: Auction) -> Result<Auction, EngineError> {
+        if self.inner.auctions.read().contains_key(&auction.id) {
+            return Err(EngineError::AlreadyExists(auction.id));
+        }
+        self.inner
+            .archive
+            .create_auction(&auction)
+            .await
+            .map_err(|e| match e {
+                gavel_archive::ArchiveError::AlreadyExists(id) => EngineError::AlreadyExists(id),
+                e => storage(e),
+            })?;
+        {
+            let mut map = self.inner.auctions.write();
+            if map.contains_key(&auction.id) {
+                return Err(EngineError::AlreadyExists(auction.id));
+            }
+            map.insert(
+                auction.id.clone(),
+                Arc::new(new_slot(auction.clone(), VecDeque::new())),
+            );
+        }
+        self.inner.set_deadline(&auction);
+        let _ = self
+            .inner
+            .changes_tx
+            .send(Arc::new(Change {
+                auction: auction.clone(),
+                event: Event::Created,
+            }))
+            .await;
+        Ok(auction)
+    }
+
+    async fn place_bid(
+        &self,
+        id: &AuctionId,
+        request_id: &RequestId,
+        req: BidRequest,
+    ) -> Result<BidReply, EngineError> {
+        let slot = self.slot(id)?;
+        let key = (req.bidder.id.clone(), request_id.clone());
+        // A repeat must not need the archive to be healthy, so look it up first.
+        let repeat = slot.live.lock().requests.get(&key).cloned();
+        let (reply, decided_at) = match repeat {
+            Some(stored) => (stored.reply, stored.decided_at),
+            None => {
+                let permit = self.reserve_commit()?;
+                let mut live = slot.live.lock();
+                if let Some(stored) = live.requests.get(&key).cloned() {
+                    (stored.reply, stored.decided_at)
+                } else {
+                    let now = self.inner.clock.now();
+                    let decision = rules::place_bid(&live.auction, &req, now);
+                    let decided_at = decision.decided_at(&live.auction);
+                    if let Some(change) = decision.change {
+                        let change = Arc::new(change);
+                        live.auction = change.auction.clone();
+                        let bid_id = matches!(change.event, Event::Bid { .. })
+                            .then(|| uuid::Uuid::now_v7().to_string());
+                        permit.send(Pending {
+                            slot: slot.clone(),
+                            change,
+                            bid_id,
+                            request_id: Some(request_id.clone()),
+                        });
+                        self.inner.set_deadline(&live.auction);
+                    }
+                    let reply = BidReply {
+                        outcome: decision.outcome,
+                        auction: live.auction.clone(),
+                    };
+                    let config = &self.inner.config;
+                    remember(
+                        &mut live,
+                        config,
+                        key,
+                        StoredReply {
+                            reply: reply.clone(),
+                            decided_at,
+                        },
+                    );
+                    (reply, decided_at)
+                }
+            }
+        };
+        self.wait_durable(&slot, decided_at).await?;
+        metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
+            .increment(1);
+        Ok(reply)
+    }
+
+    async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
+        Ok(self
+            .inner
+            .auctions
+            .read()
+            .get(id)
+            .map(|s| s.confirmed.lock().auction.clone()))
+    }
+
+    async fn list(&self) -> Result<Vec<Auction>, EngineError> {
+        let slots: Vec<Arc<Slot>> = self.inner.auctions.read().values().cloned().collect();
+        Ok(slots
+            .iter()
+            .map(|s| s.confirmed.lock().auction.clone())
+            .collect())
+    }
+
+    async fn recent_bids(
+        &self,
+        id: &AuctionId,
+        limit: usize,
+    ) -> Result<Vec<BidEntry>, EngineError> {
+        let slot = self.slot(id)?;
+        let c = slot.confirmed.lock();
+        Ok(c.recent.iter().take(limit).cloned().collect())
+    }
+
+    async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
+        let now = self.inner.clock.now();
+        let due: Vec<AuctionId> = {
+            let guard = self.inner.deadlines.lock();
+            guard
+                .0
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .map(|(_, id)| id.clone())
+                .collect()
+        };
+        let mut changes = Vec::new();
+        for id in due {
+            let Ok(slot) = self.slot(&id) else { continue };
+            if let Some(change) = self.advance_one(slot, now).await? {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
+    }
+
+    async fn next_deadline(&self) -> Result<Option<Millis>, EngineError> {
+        Ok(self.inner.deadlines.lock().0.first().map(|(at, _)| *at))
+    }
+
+    async fn admin_close(
+        &self,
+        id: &AuctionId,
+        action: AdminAction,
+        by: &str,
+    ) -> Result<Result<Auction, Rejection>, EngineError> {
+        let slot = self.slot(id)?;
+        let permit = self.reserve_commit()?;
+        let change = {
+            let mut live = slot.live.lock();
+            let now = self.inner.clock.now();
+            let decided = match action {
+                AdminAction::Cancel => rules::cancel(&live.auction, now, by),
+                AdminAction::EndEarly => rules::end_early(&live.auction, now, by),
+            };
+            let change = match decided {
+                Ok(c) => Arc::new(c),
+                Err(r) => return Ok(Err(r)),
+            };
+            live.auction = change.auction.clone();
+            self.inner.set_deadline(&live.auction);
+            permit.send(Pending {
+                slot: slot.clone(),
+                change: change.clone(),
+                bid_id: None,
+                request_id: None,
+            });
+            change
+        };
+        self.wait_durable(&slot, change.auction.state.seq).await?;
+        Ok(Ok(change.auction.clone()))
+    }
+
+    fn take_changes(&self) -> Option<ChangeFeed> {
+        self.inner.changes_rx.lock().take()
+    }
+
+    async fn watch(&self, id: &AuctionId, _watching: bool) -> Result<(), EngineError> {
+        self.slot(id).map(|_| ())
+    }
+
+    fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+}
+
+/// Metric label of an outcome.
+pub fn outcome_label(outcome: &Result<(), Rejection>) -> &'static str {
+    match outcome {
+        Ok(()) => "accepted",
+        Err(r) => r.code(),
+    }
+}

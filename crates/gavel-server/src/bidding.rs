@@ -1,0 +1,134 @@
+//! Turns a bid from the wire (HTTP or WebSocket) into an engine call and back.
+
+use crate::auth::Principal;
+use crate::views;
+use crate::AppState;
+use gavel_core::{AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId};
+use gavel_engine::{memory::outcome_label, EngineError};
+use gavel_protocol::{parse_amount, BidResult};
+use serde_json::Value;
+
+/// A bid refused before any decision, with its wire error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BidError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl BidError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        BidError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The parts of a bid message, still unvalidated.
+pub struct RawBid<'a> {
+    pub auction_id: &'a str,
+    pub amount: Option<&'a Value>,
+    pub request_id: &'a str,
+    pub expected_seq: Option<u64>,
+    pub kind: Option<&'a str>,
+}
+
+/// Refuses a message that names a bidder: identity comes from the session only.
+pub fn check_identity_fields(v: &Value) -> Result<(), BidError> {
+    if let Some(obj) = v.as_object() {
+        if let Some(f) = gavel_protocol::IDENTITY_FIELDS
+            .iter()
+            .find(|f| obj.contains_key(**f))
+        {
+            return Err(BidError::new(
+                "identity_field",
+                format!("the field {f:?} is not allowed: the bidder is always the signed-in user"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates and places a bid for `who`. `Ok` carries the result with a `not_found` outcome
+/// too; `Err` means nothing was decided.
+pub async fn place(
+    state: &AppState,
+    who: &Principal,
+    raw: RawBid<'_>,
+) -> Result<BidResult, BidError> {
+    let amount = parse_amount(raw.amount).map_err(|e| BidError::new(e.code(), e.to_string()))?;
+    let amount = Money::new(amount).map_err(|e| BidError::new("invalid_amount", e.to_string()))?;
+    let request_id = RequestId::parse(raw.request_id)
+        .map_err(|e| BidError::new("invalid_request_id", e.to_string()))?;
+    let kind = match raw.kind.unwrap_or("plain") {
+        "plain" => BidKind::Plain,
+        "max" => BidKind::Max,
+        "buy_now" => BidKind::BuyNow,
+        other => {
+            return Err(BidError::new(
+                "invalid_kind",
+                format!(
+                    "kind must be plain, max or buy_now, not {:?}",
+                    other.chars().take(20).collect::<String>()
+                ),
+            ))
+        }
+    };
+    let not_found = || BidResult {
+        request_id: request_id.to_string(),
+        auction_id: raw.auction_id.to_string(),
+        outcome: "not_found".into(),
+        message: "No such auction.".into(),
+        auction: None,
+    };
+    let Ok(auction_id) = AuctionId::parse(raw.auction_id) else {
+        return Ok(not_found());
+    };
+    if !state.limits.allow_bid(&who.id) {
+        metrics::counter!("gavel_bids_rate_limited_total").increment(1);
+        return Err(BidError::new(
+            "rate_limited",
+            format!(
+                "too many bids: at most {} per second",
+                state.config.bids_per_second
+            ),
+        ));
+    }
+    let bidder = Bidder {
+        id: BidderId::parse(who.id.as_str())
+            .map_err(|e| BidError::new("unauthorized", e.to_string()))?,
+        name: who.name.clone(),
+    };
+    let req = BidRequest {
+        bidder,
+        amount,
+        kind,
+        expected_seq: raw.expected_seq,
+    };
+    let started = std::time::Instant::now();
+    match state.engine.place_bid(&auction_id, &request_id, req).await {
+        Ok(reply) => {
+            metrics::histogram!("gavel_bid_decision_seconds")
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_label(&reply.outcome), "bid decided");
+            let now = state.engine.now();
+            Ok(BidResult {
+                request_id: request_id.to_string(),
+                auction_id: auction_id.to_string(),
+                outcome: outcome_label(&reply.outcome).into(),
+                message: views::outcome_message(
+                    &reply.outcome,
+                    &reply.auction,
+                    amount.minor_units(),
+                ),
+                auction: Some(views::auction_view(&reply.auction, now, Some(&who.id))),
+            })
+        }
+        Err(EngineError::NotFound) => Ok(not_found()),
+        Err(EngineError::Unavailable(m)) => Err(BidError::new("unavailable", m)),
+        Err(e) => {
+            tracing::error!(error = %e, "bid failed");
+            Err(BidError::new("internal", "internal error"))
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Command line and environment configuration (`gavel serve --help` documents each).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gavel",
+    version,
+    about = "Gavel: a real-time auction bidding server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (embedded mode unless --redis and --database are given).
+    Serve(ServeConfig),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "GAVEL_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite archive and the generated token secret (embedded mode).
+    #[arg(long, env = "GAVEL_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Seed a few sample auctions ending within minutes (only when none exist yet).
+    #[arg(long, env = "GAVEL_DEMO")]
+    pub demo: bool,
+
+    /// Bearer token that acts as admin (may create, cancel and end auctions). Unset: no
+    /// admin token is accepted.
+    #[arg(long, env = "GAVEL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Secret for signing session tokens (HS256). Unset: generated on first start and
+    /// stored in <data-dir>/jwt-secret.
+    #[arg(long, env = "GAVEL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Allow `POST /api/session` to sign guests in as bidders.
+    #[arg(long, env = "GAVEL_GUEST_SESSIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub guest_sessions: bool,
+
+    /// Lifetime of a session token, in seconds.
+    #[arg(long, env = "GAVEL_SESSION_TTL_SECS", default_value_t = 86_400)]
+    pub session_ttl_secs: u64,
+
+    /// Group commit: a batch of accepted bids closes at this many changes...
+    #[arg(long, env = "GAVEL_BATCH_MAX", default_value_t = 100)]
+    pub batch_max: usize,
+
+    /// ...or after this many milliseconds. Confirmations wait for the commit, so keep it short.
+    #[arg(long, env = "GAVEL_BATCH_WINDOW_MS", default_value_t = 2)]
+    pub batch_window_ms: u64,
+
+    /// Largest WebSocket message accepted from a client, in bytes.
+    #[arg(long, env = "GAVEL_MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+
+    /// Auctions one WebSocket connection may subscribe to.
+    #[arg(long, env = "GAVEL_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub max_subscriptions: usize,
+
+    /// Bids per second per user (HTTP and WebSocket together); bursts of twice this pass.
+    #[arg(long, env = "GAVEL_BIDS_PER_SECOND", default_value_t = 10)]
+    pub bids_per_second: u32,
+
+    /// WebSocket connections per client IP address (0: unlimited).
+    #[arg(long, env = "GAVEL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// WebSocket connections in total.
+    #[arg(long, env = "GAVEL_MAX_CONNECTIONS", default_value_t = 200_000)]
+    pub max_connections: usize,
+
+    /// Seconds a client's socket may accept nothing before it is closed as too slow.
+    #[arg(long, env = "GAVEL_SLOW_CLIENT_SECS", default_value_t = 10)]
+    pub slow_client_secs: u64,
+
+    /// Log format.
+    #[arg(long, env = "GAVEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    /// The defaults, with a data directory: what tests start from.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        let cli = Cli::parse_from(["gavel", "serve"]);
+        let Command::Serve(mut c) = cli.command;
+        c.data_dir = data_dir;
+        c
+    }
+}

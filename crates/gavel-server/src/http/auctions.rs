@@ -1,0 +1,306 @@
+//! Auctions: list, read, history, create, bid, cancel, end early.
+
+use super::{typed, Admin, ApiError, JsonBody, User};
+use crate::bidding::{self, BidError, RawBid};
+use crate::views;
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use gavel_core::{
+    Auction, AuctionId, AuctionSpec, Currency, IncrementBand, IncrementPolicy, Money, SoftClose,
+};
+use gavel_engine::AdminAction;
+use gavel_protocol::{
+    parse_amount, AuctionList, AuctionView, BidHistory, BidResult, CreateAuction, PlaceBid,
+};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<AuctionList>, ApiError> {
+    if let Some(s) = q.status.as_deref() {
+        if !matches!(s, "scheduled" | "open" | "closed") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_status",
+                "status must be scheduled, open or closed",
+            ));
+        }
+    }
+    let now = state.engine.now();
+    let mut auctions = state.engine.list().await?;
+    auctions.sort_by_key(|a| (a.state.ends_at, a.id.clone()));
+    let auctions = auctions
+        .iter()
+        .map(|a| views::auction_view(a, now, None))
+        .filter(|v| q.status.as_deref().is_none_or(|s| v.status == s))
+        .collect();
+    Ok(Json(AuctionList {
+        auctions,
+        server_time: now,
+    }))
+}
+
+fn parse_id(id: &str) -> Result<AuctionId, ApiError> {
+    AuctionId::parse(id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such auction"))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<Auction, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .engine
+        .auction(&id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such auction"))
+}
+
+pub async fn get_one(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<AuctionView>, ApiError> {
+    let a = load(&state, &id).await?;
+    Ok(Json(views::auction_view(&a, state.engine.now(), None)))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<u32>,
+    before_seq: Option<u64>,
+}
+
+pub async fn history(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<BidHistory>, ApiError> {
+    let a = load(&state, &id).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit must be 1 to 200",
+        ));
+    }
+    let bids = state
+        .archive
+        .bids(&a.id, q.before_seq, limit + 1)
+        .await
+        .map_err(ApiError::internal)?;
+    let more = bids.len() > limit as usize;
+    let bids: Vec<_> = bids
+        .iter()
+        .take(limit as usize)
+        .map(views::bid_view)
+        .collect();
+    let next_before_seq = if more {
+        bids.last().map(|b| b.seq)
+    } else {
+        None
+    };
+    Ok(Json(BidHistory {
+        bids,
+        next_before_seq,
+    }))
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+fn money_field(name: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
+    let raw = parse_amount(v).map_err(|e| invalid("invalid_amount", format!("{name}: {e}")))?;
+    Money::new(raw).map_err(|e| invalid("invalid_amount", format!("{name}: {e}")))
+}
+
+fn optional_money(name: &str, v: Option<&serde_json::Value>) -> Result<Option<Money>, ApiError> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => money_field(name, Some(v)).map(Some),
+    }
+}
+
+/// Builds a validated auction from a create request.
+pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, ApiError> {
+    let id = match req.id {
+        Some(id) => AuctionId::parse(id).map_err(|e| invalid("invalid_auction", e.to_string()))?,
+        None => AuctionId::parse(format!("a-{}", uuid::Uuid::now_v7().simple()))
+            .expect("generated ids are valid"),
+    };
+    let currency = Currency::parse(req.currency.as_deref().unwrap_or("USD"))
+        .map_err(|e| invalid("invalid_auction", e.to_string()))?;
+    let starting_price = money_field("starting_price", Some(&req.starting_price))?;
+    let increment = match (req.increment, req.increment_table) {
+        (Some(v), None) => IncrementPolicy::Fixed {
+            amount: money_field("increment", Some(&v))?,
+        },
+        (None, Some(bands)) => IncrementPolicy::Table {
+            bands: bands
+                .into_iter()
+                .map(|b| {
+                    Ok(IncrementBand {
+                        from: b.from,
+                        increment: Money::new(b.increment).map_err(|e| {
+                            invalid("invalid_amount", format!("increment_table: {e}"))
+                        })?,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+        },
+        (None, None) => {
+            return Err(invalid(
+                "invalid_auction",
+                "give an increment or an increment_table",
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "invalid_auction",
+                "give an increment or an increment_table, not both",
+            ))
+        }
+    };
+    let starts_at = req.starts_at.unwrap_or(now);
+    let ends_at = match (req.ends_at, req.duration_ms) {
+        (Some(end), None) => end,
+        (None, Some(d)) if d > 0 => starts_at.saturating_add(d),
+        (None, Some(_)) => return Err(invalid("invalid_auction", "duration_ms must be positive")),
+        _ => {
+            return Err(invalid(
+                "invalid_auction",
+                "give ends_at or duration_ms (exactly one)",
+            ))
+        }
+    };
+    if ends_at <= now {
+        return Err(invalid(
+            "invalid_auction",
+            "the auction must end in the future",
+        ));
+    }
+    let spec = AuctionSpec {
+        title: req.title.trim().to_string(),
+        description: req.description,
+        currency,
+        starting_price,
+        increment,
+        starts_at,
+        ends_at,
+        reserve: optional_money("reserve", req.reserve.as_ref())?,
+        buy_now: optional_money("buy_now", req.buy_now.as_ref())?,
+        soft_close: req.soft_close.map(|s| SoftClose {
+            window_ms: s.window_ms,
+            extend_ms: s.extend_ms,
+            max_extension_ms: s.max_extension_ms,
+        }),
+    };
+    Auction::new(id, spec).map_err(|e| invalid("invalid_auction", e.to_string()))
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<AuctionView>), ApiError> {
+    let req: CreateAuction = typed(body)?;
+    let now = state.engine.now();
+    let auction = auction_from_request(req, now)?;
+    let created = state.engine.create_auction(auction).await?;
+    tracing::info!(auction = %created.id, by = %admin.id, "auction created");
+    Ok((
+        StatusCode::CREATED,
+        Json(views::auction_view(&created, now, None)),
+    ))
+}
+
+fn bid_status(outcome: &str) -> StatusCode {
+    match outcome {
+        "accepted" => StatusCode::OK,
+        "not_found" => StatusCode::NOT_FOUND,
+        _ => StatusCode::CONFLICT,
+    }
+}
+
+pub fn bid_error_status(code: &str) -> StatusCode {
+    match code {
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "unauthorized" => StatusCode::UNAUTHORIZED,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<BidError> for ApiError {
+    fn from(e: BidError) -> Self {
+        ApiError::new(bid_error_status(e.code), e.code, e.message)
+    }
+}
+
+pub async fn bid(
+    State(state): State<Arc<AppState>>,
+    User(user): User,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<BidResult>), ApiError> {
+    bidding::check_identity_fields(&body)?;
+    let req: PlaceBid = typed(body)?;
+    let result = bidding::place(
+        &state,
+        &user,
+        RawBid {
+            auction_id: &id,
+            amount: Some(&req.amount),
+            request_id: &req.request_id,
+            expected_seq: req.expected_seq,
+            kind: req.kind.as_deref(),
+        },
+    )
+    .await?;
+    Ok((bid_status(&result.outcome), Json(result)))
+}
+
+async fn admin_close(
+    state: &AppState,
+    admin: &crate::auth::Principal,
+    id: &str,
+    action: AdminAction,
+) -> Result<Json<AuctionView>, ApiError> {
+    let id = parse_id(id)?;
+    match state.engine.admin_close(&id, action, &admin.id).await? {
+        Ok(a) => {
+            tracing::info!(auction = %id, by = %admin.id, ?action, "admin closed auction");
+            Ok(Json(views::auction_view(&a, state.engine.now(), None)))
+        }
+        Err(r) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            r.code(),
+            "the auction has already ended",
+        )),
+    }
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<AuctionView>, ApiError> {
+    admin_close(&state, &admin, &id, AdminAction::Cancel).await
+}
+
+pub async fn end_early(
+    State(state): State<Arc<AppState>>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<AuctionView>, ApiError> {
+    admin_close(&state, &admin, &id, AdminAction::EndEarly).await
+}

@@ -1,0 +1,67 @@
+//! Guest sign-in and "who am I".
+
+use super::{typed, ApiError, JsonBody, User};
+use crate::auth::{Principal, Role};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use gavel_protocol::{SessionRequest, SessionResponse, UserView};
+use std::sync::Arc;
+
+pub fn user_view(p: &Principal) -> UserView {
+    UserView {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        role: p.role.as_str().into(),
+    }
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let req: SessionRequest = typed(body)?;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            "name must be 1 to 40 printable characters",
+        ));
+    }
+    let role = match req.admin_token.as_deref() {
+        Some(t) if state.auth.is_admin_token(t) => Role::Admin,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "wrong admin token",
+            ))
+        }
+        None if !state.config.guest_sessions => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "guest_sessions_disabled",
+                "guest sign-in is switched off on this server",
+            ))
+        }
+        None => Role::Bidder,
+    };
+    let principal = Principal {
+        id: format!("u-{}", uuid::Uuid::now_v7().simple()),
+        name: name.to_string(),
+        role,
+    };
+    let (token, expires_at) = state.auth.issue(&principal, state.engine.now());
+    tracing::info!(user = %principal.id, role = role.as_str(), "session created");
+    Ok(Json(SessionResponse {
+        token,
+        user: user_view(&principal),
+        expires_at,
+    }))
+}
+
+pub async fn me(User(p): User) -> Json<UserView> {
+    Json(user_view(&p))
+}

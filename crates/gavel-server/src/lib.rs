@@ -1,0 +1,144 @@
+//! The `gavel` server: HTTP + WebSocket API over an engine and an archive.
+//!
+//! `main.rs` only parses the configuration and calls [`run`]; tests call the same `run` on
+//! `127.0.0.1:0`.
+
+pub mod auth;
+mod bidding;
+mod closer;
+pub mod config;
+mod demo;
+pub mod fanout;
+pub mod http;
+mod limits;
+pub mod telemetry;
+pub mod views;
+mod ws;
+
+use anyhow::Context;
+use auth::Auth;
+use config::ServeConfig;
+use fanout::Hub;
+use gavel_archive::Archive;
+use gavel_engine::memory::{MemoryConfig, MemoryEngine};
+use gavel_engine::{Clock, Engine};
+use limits::Limits;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub engine: Arc<dyn Engine>,
+    pub archive: Arc<dyn Archive>,
+    pub hub: Arc<Hub>,
+    pub auth: Auth,
+    pub config: ServeConfig,
+    limits: Limits,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Cancelled on shutdown: every connection closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks WebSocket connections so shutdown can wait for their close frames.
+    pub tracker: TaskTracker,
+}
+
+/// Runs the server on `listener` until `shutdown` is cancelled, then closes every socket
+/// with a close frame and flushes the archive.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, Clock::system()).await
+}
+
+/// [`run`] with a given authority clock (tests shift it).
+pub async fn run_with_clock(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let secret = Auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
+    let auth = Auth::new(&secret, config.admin_token.clone(), config.session_ttl_secs);
+    let archive = gavel_archive::build_sqlite(&config.data_dir).context("opening the archive")?;
+    let engine: Arc<dyn Engine> = Arc::new(
+        MemoryEngine::start(
+            archive.clone(),
+            clock,
+            MemoryConfig {
+                batch_max: config.batch_max.max(1),
+                batch_window: Duration::from_millis(config.batch_window_ms),
+                ..MemoryConfig::default()
+            },
+        )
+        .await
+        .context("starting the engine")?,
+    );
+    let hub = Hub::new(engine.clone());
+    let feed = engine
+        .take_changes()
+        .context("the engine's change feed was already taken")?;
+    tokio::spawn(hub.clone().run(feed));
+    if config.demo {
+        demo::seed(engine.as_ref()).await?;
+    }
+    let state = Arc::new(AppState {
+        engine: engine.clone(),
+        archive,
+        hub: hub.clone(),
+        limits: Limits::new(
+            config.bids_per_second,
+            config.max_connections_per_ip,
+            config.max_connections,
+        ),
+        auth,
+        metrics: telemetry::metrics_handle(),
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+        config,
+    });
+    let background = CancellationToken::new();
+    tokio::spawn(closer::run(engine.clone(), background.clone()));
+    tokio::spawn(housekeeping(state.clone(), background.clone()));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gavel listening");
+    let app = http::router(state.clone()).layer(telemetry::trace_layer());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
+    // Every connection has been told to close; give them a moment to send their frames.
+    state.tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;
+    background.cancel();
+    tracing::info!("gavel stopped");
+    Ok(())
+}
+
+async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        n += 1;
+        state.hub.announce_watchers();
+        if n % 60 == 0 {
+            state.limits.housekeeping();
+        }
+        if n % 10 == 0 {
+            state.metrics.run_upkeep();
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Abuse limits: bids per user per second, WebSocket connections per IP and in total.
+
+use governor::{clock::DefaultClock, state::keyed::DefaultKeyedStateStore, Quota, RateLimiter};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+type KeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+
+pub struct Limits {
+    bids: KeyedLimiter,
+    per_ip: usize,
+    total: usize,
+    connections: Arc<Mutex<ConnectionCounts>>,
+}
+
+#[derive(Default)]
+struct ConnectionCounts {
+    by_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// Holds one connection slot; frees it when dropped.
+pub struct ConnectionSlot {
+    ip: IpAddr,
+    counts: Arc<Mutex<ConnectionCounts>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock();
+        c.total -= 1;
+        if let Some(n) = c.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.by_ip.remove(&self.ip);
+            }
+        }
+        metrics::gauge!("gavel_ws_connections").set(c.total as f64);
+    }
+}
+
+impl Limits {
+    pub fn new(bids_per_second: u32, per_ip: usize, total: usize) -> Self {
+        let rate = NonZeroU32::new(bids_per_second.max(1)).expect("max(1) is non-zero");
+        let burst = NonZeroU32::new(bids_per_second.max(1).saturating_mul(2)).expect("non-zero");
+        Limits {
+            bids: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            per_ip,
+            total,
+            connections: Arc::default(),
+        }
+    }
+
+    /// Whether `user` may place one more bid now.
+    pub fn allow_bid(&self, user: &str) -> bool {
+        self.bids.check_key(&user.to_string()).is_ok()
+    }
+
+    /// Takes a connection slot for `ip`, or `None` if a limit is reached.
+    pub fn connect(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut c = self.connections.lock();
+        let mine = c.by_ip.get(&ip).copied().unwrap_or(0);
+        if c.total >= self.total || (self.per_ip > 0 && mine >= self.per_ip) {
+            return None;
+        }
+        c.total += 1;
+        *c.by_ip.entry(ip).or_default() += 1;
+        metrics::gauge!("gavel_ws_connections").set(c.total as f64);
+        Some(ConnectionSlot {
+            ip,
+            counts: self.connections.clone(),
+        })
+    }
+
+    /// Forgets idle rate-limit keys (the keyed limiter otherwise grows without bound).
+    pub fn housekeeping(&self) {
+        self.bids.retain_recent();
+        self.bids.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_over_the_bid_rate_is_refused() {
+        let l = Limits::new(2, 10, 10);
+        let allowed = (0..10).filter(|_| l.allow_bid("u1")).count();
+        assert_eq!(allowed, 4, "burst of twice the rate");
+        assert!(l.allow_bid("u2"), "other users are not affected");
+    }
+
+    #[test]
+    fn connections_per_ip_are_capped_and_freed() {
+        let l = Limits::new(1, 2, 10);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = l.connect(ip).unwrap();
+        let _b = l.connect(ip).unwrap();
+        assert!(l.connect(ip).is_none());
+        assert!(l.connect("127.0.0.2".parse().unwrap()).is_some());
+        drop(a);
+        assert!(l.connect(ip).is_some());
+    }
+}

@@ -1,0 +1,204 @@
+//! Converts the rules' types into wire types, hiding what only the leader may see.
+
+use gavel_core::{
+    buy_now_available, Auction, BidEntry, Bidder, CloseReason, EntryKind, IncrementPolicy, Millis,
+    Rejection, Status,
+};
+use gavel_protocol::{
+    AuctionView, BidView, Closed, ClosingView, IncrementBandView, SoftCloseView, Update, UserRef,
+};
+
+pub fn user_ref(b: &Bidder) -> UserRef {
+    UserRef {
+        id: b.id.to_string(),
+        name: b.name.clone(),
+    }
+}
+
+pub fn reason_str(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::Ended => "ended",
+        CloseReason::BuyNow => "buy_now",
+        CloseReason::EndedEarly => "ended_early",
+        CloseReason::Cancelled => "cancelled",
+    }
+}
+
+fn entry_kind_str(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::Bid => "bid",
+        EntryKind::Auto => "auto",
+        EntryKind::BuyNow => "buy_now",
+    }
+}
+
+pub fn bid_view(e: &BidEntry) -> BidView {
+    BidView {
+        seq: e.seq,
+        bidder: user_ref(&e.bidder),
+        amount: e.amount.minor_units(),
+        kind: entry_kind_str(e.kind).into(),
+        at: e.at,
+    }
+}
+
+/// The public view of an auction at `now`. `viewer` sees their own proxy maximum if they lead.
+pub fn auction_view(a: &Auction, now: Millis, viewer: Option<&str>) -> AuctionView {
+    let s = &a.state;
+    let status = a.status_at(now);
+    let open = status == Status::Open;
+    let your_max = match (&s.leader, s.leader_max, viewer) {
+        (Some(l), Some(m), Some(v)) if l.id.as_str() == v => Some(m.minor_units()),
+        _ => None,
+    };
+    AuctionView {
+        id: a.id.to_string(),
+        title: a.spec.title.clone(),
+        description: a.spec.description.clone(),
+        currency: a.spec.currency.to_string(),
+        starting_price: a.spec.starting_price.minor_units(),
+        increment: a.increment().minor_units(),
+        increment_table: match &a.spec.increment {
+            IncrementPolicy::Fixed { .. } => None,
+            IncrementPolicy::Table { bands } => Some(
+                bands
+                    .iter()
+                    .map(|b| IncrementBandView {
+                        from: b.from,
+                        increment: b.increment.minor_units(),
+                    })
+                    .collect(),
+            ),
+        },
+        starts_at: a.spec.starts_at,
+        ends_at: s.ends_at,
+        original_ends_at: a.spec.ends_at,
+        status: status.as_str().into(),
+        price: s.price.map(|p| p.minor_units()),
+        leader: s.leader.as_ref().map(user_ref),
+        bid_count: s.bid_count,
+        seq: s.seq,
+        min_bid: a.min_bid().minor_units(),
+        has_reserve: a.spec.reserve.is_some(),
+        reserve_met: a.reserve_met(),
+        buy_now: a.spec.buy_now.map(|p| p.minor_units()),
+        buy_now_available: open && buy_now_available(a),
+        soft_close: a.spec.soft_close.map(|sc| SoftCloseView {
+            window_ms: sc.window_ms,
+            extend_ms: sc.extend_ms,
+            max_extension_ms: sc.max_extension_ms,
+        }),
+        closing: s.closing.as_ref().map(|c| ClosingView {
+            reason: reason_str(c.reason).into(),
+            closed_at: c.closed_at,
+            winner: c.winner.as_ref().map(user_ref),
+            final_price: c.final_price.map(|p| p.minor_units()),
+        }),
+        your_max,
+    }
+}
+
+/// The delta between two consecutive states: only what changed.
+pub fn update(
+    prev: &Auction,
+    next: &Auction,
+    event: &'static str,
+    bid: Option<&BidEntry>,
+) -> Update {
+    let (p, n) = (&prev.state, &next.state);
+    Update {
+        auction_id: next.id.to_string(),
+        seq: n.seq,
+        event: event.into(),
+        price: (p.price != n.price)
+            .then(|| n.price.map(|m| m.minor_units()))
+            .flatten(),
+        leader: (p.leader != n.leader)
+            .then(|| n.leader.as_ref().map(user_ref))
+            .flatten(),
+        bid_count: (p.bid_count != n.bid_count).then_some(n.bid_count),
+        min_bid: (prev.min_bid() != next.min_bid()).then(|| next.min_bid().minor_units()),
+        ends_at: (p.ends_at != n.ends_at).then_some(n.ends_at),
+        status: (p.status != n.status).then(|| n.status.as_str().to_string()),
+        reserve_met: (prev.reserve_met() != next.reserve_met())
+            .then(|| next.reserve_met())
+            .flatten(),
+        buy_now_available: (buy_now_available(prev) != buy_now_available(next))
+            .then(|| buy_now_available(next)),
+        bid: bid.map(bid_view),
+    }
+}
+
+/// An update carrying every delta field, for a receiver whose previous state is unknown.
+pub fn full_update(a: &Auction, event: &'static str, bid: Option<&BidEntry>) -> Update {
+    let s = &a.state;
+    Update {
+        auction_id: a.id.to_string(),
+        seq: s.seq,
+        event: event.into(),
+        price: s.price.map(|m| m.minor_units()),
+        leader: s.leader.as_ref().map(user_ref),
+        bid_count: Some(s.bid_count),
+        min_bid: Some(a.min_bid().minor_units()),
+        ends_at: Some(s.ends_at),
+        status: Some(s.status.as_str().to_string()),
+        reserve_met: a.reserve_met(),
+        buy_now_available: Some(buy_now_available(a)),
+        bid: bid.map(bid_view),
+    }
+}
+
+pub fn closed(a: &Auction) -> Option<Closed> {
+    let c = a.state.closing.as_ref()?;
+    Some(Closed {
+        auction_id: a.id.to_string(),
+        seq: a.state.seq,
+        reason: reason_str(c.reason).into(),
+        winner: c.winner.as_ref().map(user_ref),
+        final_price: c.final_price.map(|p| p.minor_units()),
+        closed_at: c.closed_at,
+        bid_count: a.state.bid_count,
+        reserve_met: a.reserve_met(),
+    })
+}
+
+/// A plain-words message for a bid outcome.
+pub fn outcome_message(outcome: &Result<(), Rejection>, a: &Auction, amount: i64) -> String {
+    let cur = a.spec.currency;
+    let fmt = |m: i64| format!("{} {}.{:02}", cur, m / 100, m % 100);
+    match outcome {
+        Ok(()) => match (&a.state.closing, a.state.leader_max) {
+            (Some(_), _) => format!("You bought it for {}.", fmt(amount)),
+            (None, Some(max)) => format!(
+                "You lead at {}; your maximum is {}.",
+                fmt(a.state.price.map_or(0, |p| p.minor_units())),
+                fmt(max.minor_units())
+            ),
+            _ => format!("Your bid of {} leads.", fmt(amount)),
+        },
+        Err(Rejection::Outbid { min_bid }) => format!(
+            "Outbid: the price is {}; the next bid must be at least {}.",
+            a.state
+                .price
+                .map_or("none".into(), |p| fmt(p.minor_units())),
+            fmt(min_bid.minor_units())
+        ),
+        Err(Rejection::Stale { seq }) => {
+            format!("The auction moved on (now at seq {seq}): check the new price and bid again.")
+        }
+        Err(Rejection::AlreadyLeading) => "You are already the highest bidder.".into(),
+        Err(Rejection::NotOpen) => "The auction has not started yet.".into(),
+        Err(Rejection::Closed) => "The auction has ended.".into(),
+        Err(Rejection::BuyNowUnavailable) => {
+            "Buy-now is not available for this auction now.".into()
+        }
+        Err(Rejection::BuyNowPrice { price }) => format!(
+            "A buy-now bid must be exactly {}.",
+            fmt(price.minor_units())
+        ),
+        Err(Rejection::MaxNotRaised { current_max }) => format!(
+            "Your new maximum must be above your current maximum of {}.",
+            fmt(current_max.minor_units())
+        ),
+    }
+}
