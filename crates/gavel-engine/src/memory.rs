@@ -428,11 +428,15 @@ impl Engine for MemoryEngine {
                         live.auction = change.auction.clone();
                         let bid_id = matches!(change.event, Event::Bid { .. })
                             .then(|| uuid::Uuid::now_v7().to_string());
+                        // The archive keys accepted bids by their bidder's request id; a
+                        // proxy's counter-bid belongs to the leader, not to this request.
+                        let request_id =
+                            decision.outcome.is_ok().then(|| request_id.clone());
                         permit.send(Pending {
                             slot: slot.clone(),
                             change,
                             bid_id,
-                            request_id: Some(request_id.clone()),
+                            request_id,
                         });
                         self.inner.set_deadline(&live.auction);
                     }

@@ -4,6 +4,7 @@
 //! `127.0.0.1:0`.
 
 pub mod auth;
+mod backends;
 mod bidding;
 mod closer;
 pub mod config;
@@ -20,7 +21,6 @@ use auth::Auth;
 use config::ServeConfig;
 use fanout::Hub;
 use gavel_archive::Archive;
-use gavel_engine::memory::{MemoryConfig, MemoryEngine};
 use gavel_engine::{Clock, Engine};
 use limits::Limits;
 use std::net::SocketAddr;
@@ -66,20 +66,9 @@ pub async fn run_with_clock(
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let secret = Auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
     let auth = Auth::new(&secret, config.admin_token.clone(), config.session_ttl_secs);
-    let archive = gavel_archive::build_sqlite(&config.data_dir).context("opening the archive")?;
-    let engine: Arc<dyn Engine> = Arc::new(
-        MemoryEngine::start(
-            archive.clone(),
-            clock,
-            MemoryConfig {
-                batch_max: config.batch_max.max(1),
-                batch_window: Duration::from_millis(config.batch_window_ms),
-                ..MemoryConfig::default()
-            },
-        )
-        .await
-        .context("starting the engine")?,
-    );
+    let background = CancellationToken::new();
+    let backends::Backends { engine, archive } =
+        backends::build(&config, clock, background.clone()).await?;
     let hub = Hub::new(engine.clone());
     let feed = engine
         .take_changes()
@@ -103,7 +92,6 @@ pub async fn run_with_clock(
         tracker: TaskTracker::new(),
         config,
     });
-    let background = CancellationToken::new();
     tokio::spawn(closer::run(engine.clone(), background.clone()));
     tokio::spawn(housekeeping(state.clone(), background.clone()));
 
