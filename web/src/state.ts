@@ -116,7 +116,8 @@ function withLeaderNotice(s: RoomState): RoomState {
   const participated =
     s.participated || a.leader?.id === s.me || s.bids.some((b) => b.bidder.id === s.me);
   let notice: LeaderNotice = null;
-  if (participated && a.status !== "closed") notice = a.leader?.id === s.me ? "winning" : "outbid";
+  // Nobody leads yet: nothing to win or lose.
+  if (participated && a.status !== "closed" && a.leader) notice = a.leader.id === s.me ? "winning" : "outbid";
   if (participated && a.status === "closed") notice = a.closing?.winner?.id === s.me ? "winning" : "outbid";
   if (notice === s.leaderNotice && participated === s.participated) return s;
   return {

@@ -153,6 +153,12 @@ describe("roomReducer", () => {
     expect(s.leaderNotice).toBe("winning");
   });
 
+  it("says nothing while nobody leads", () => {
+    let s = snap(initialRoom("cam", "u-bob"), view({ leader: null, price: null, bid_count: 0, seq: 1 }), []);
+    s = roomReducer(s, { type: "participated" });
+    expect(s.leaderNotice).toBeNull();
+  });
+
   it("says nothing about winning to a user who never bid, until they do", () => {
     let s = snap(initialRoom("cam", "u-carol"));
     expect(s.leaderNotice).toBeNull();

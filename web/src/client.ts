@@ -1,0 +1,434 @@
+// The app's live state: one connection, the clock, the lobby, the rooms and the user's bids.
+// React reads it through useSyncExternalStore (hooks.ts); everything here is plain TS.
+
+import { ClockEstimator } from "./clock";
+import { Connection, type ConnInfo } from "./connection";
+import {
+  initialLobby,
+  initialRoom,
+  lobbyReducer,
+  roomReducer,
+  type LobbyAction,
+  type LobbyState,
+  type RoomAction,
+  type RoomState,
+} from "./state";
+import type { AuctionView, BidKind, ClientMessage, ServerMessage, Session, UserView } from "./types";
+
+/** What the user last tried in a room, and what came of it. */
+export interface BidAttempt {
+  requestId: string;
+  auctionId: string;
+  amount: number;
+  kind: BidKind;
+  expectedSeq?: number;
+  /** pending: not answered yet; done: a bid_result; error: an error message or a give-up. */
+  state: "pending" | "done" | "error";
+  outcome?: string;
+  serverMessage?: string;
+  errorCode?: string;
+  /** The auction as of the decision (for "the price is now …"). */
+  auction?: AuctionView | null;
+  /** Still waiting for a connection to send it. */
+  queued: boolean;
+  sentAt: number;
+  firstSentAt: number;
+}
+
+export interface ClientState {
+  session: Session | null;
+  /** Set when the server forgot our token (expired or restarted with another secret). */
+  sessionProblem: string | null;
+  conn: ConnInfo;
+  helloUser: UserView | null;
+  clockOffset: number | null;
+  clockRtt: number | null;
+  lobby: LobbyState;
+  rooms: Record<string, RoomState>;
+  roomErrors: Record<string, string>;
+  /** The latest bid attempt per auction. */
+  bids: Record<string, BidAttempt>;
+}
+
+const SESSION_KEY = "gavel.session";
+
+/** Ask again for what was missed if nothing came after this long. */
+const RESYNC_RETRY_MS = 3_000;
+/** Re-send an unanswered bid (same request_id) after this long. */
+const BID_RETRY_MS = 5_000;
+/** Stop retrying an unanswered bid after this long. */
+const BID_GIVE_UP_MS = 120_000;
+
+let counter = 0;
+/** A request id unique to this tab: 1–64 of A-Za-z0-9-_.: */
+export function newRequestId(): string {
+  counter += 1;
+  const rand =
+    typeof crypto !== "undefined" && "randomUUID" in crypto
+      ? crypto.randomUUID().replace(/-/g, "").slice(0, 12)
+      : Math.random().toString(36).slice(2, 14);
+  return `w-${rand}-${counter}`;
+}
+
+export function loadSession(): Session | null {
+  try {
+    const raw = sessionStorage.getItem(SESSION_KEY);
+    if (!raw) return null;
+    const s = JSON.parse(raw) as Session;
+    if (!s.token || !s.user) return null;
+    if (s.expires_at && s.expires_at < Date.now() - 24 * 3600_000) return null;
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+function saveSession(s: Session | null): void {
+  try {
+    if (s) sessionStorage.setItem(SESSION_KEY, JSON.stringify(s));
+    else sessionStorage.removeItem(SESSION_KEY);
+  } catch {
+    // storage may be disabled: the session then lasts as long as the page
+  }
+}
+
+export class GavelClient {
+  readonly clock = new ClockEstimator();
+  private state: ClientState;
+  private listeners = new Set<() => void>();
+  private conn: Connection;
+  private lobbyWatchers = 0;
+  private roomWatchers = new Map<string, number>();
+  private resyncAskedAt = new Map<string, number>();
+  private lobbyResyncAskedAt = 0;
+  private pending = new Map<string, BidAttempt>();
+  private ticker: ReturnType<typeof setInterval> | null = null;
+
+  constructor(session: Session | null) {
+    this.state = {
+      session,
+      sessionProblem: null,
+      conn: { status: "connecting", attempt: 0, retryAt: null },
+      helloUser: null,
+      clockOffset: null,
+      clockRtt: null,
+      lobby: initialLobby,
+      rooms: {},
+      roomErrors: {},
+      bids: {},
+    };
+    this.conn = new Connection({
+      url: () => {
+        const proto = location.protocol === "https:" ? "wss:" : "ws:";
+        const token = this.state.session?.token;
+        return `${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ""}`;
+      },
+      onHello: (m) => this.onHello(m),
+      onMessage: (m) => this.onMessage(m),
+      onStatus: (info) => this.set({ conn: info }),
+    });
+  }
+
+  // ------------------------------------------------------------ store plumbing
+
+  getState = (): ClientState => this.state;
+
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+
+  private set(patch: Partial<ClientState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const fn of this.listeners) fn();
+  }
+
+  start(): void {
+    this.conn.start();
+    if (!this.ticker) this.ticker = setInterval(() => this.tick(), 1_000);
+  }
+
+  stop(): void {
+    this.conn.stop();
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
+  /** Estimated server time now (ms). */
+  serverNow(): number {
+    return this.clock.serverNow(Date.now());
+  }
+
+  // ------------------------------------------------------------ session
+
+  setSession(session: Session | null, problem: string | null = null): void {
+    saveSession(session);
+    this.pending.clear();
+    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null });
+    this.conn.restart();
+  }
+
+  // ------------------------------------------------------------ subscriptions
+
+  watchLobby(): () => void {
+    this.lobbyWatchers++;
+    if (this.lobbyWatchers === 1) this.send({ type: "subscribe_lobby" });
+    return () => {
+      this.lobbyWatchers--;
+      if (this.lobbyWatchers === 0) this.send({ type: "unsubscribe_lobby" });
+    };
+  }
+
+  watchAuction(id: string): () => void {
+    const n = (this.roomWatchers.get(id) ?? 0) + 1;
+    this.roomWatchers.set(id, n);
+    if (n === 1) {
+      const me = this.state.session?.user.id ?? null;
+      const existing = this.state.rooms[id];
+      if (!existing || existing.me !== me) this.setRoom(id, initialRoom(id, me));
+      this.subscribeRoom(id);
+    }
+    return () => {
+      const left = (this.roomWatchers.get(id) ?? 1) - 1;
+      if (left > 0) {
+        this.roomWatchers.set(id, left);
+        return;
+      }
+      this.roomWatchers.delete(id);
+      this.send({ type: "unsubscribe", auction_id: id });
+    };
+  }
+
+  private subscribeRoom(id: string, forceSnapshot = false): void {
+    const room = this.state.rooms[id];
+    const seq = room?.auction?.seq;
+    const msg: ClientMessage =
+      seq !== undefined && !forceSnapshot
+        ? { type: "subscribe", auction_id: id, since_seq: seq }
+        : { type: "subscribe", auction_id: id };
+    this.resyncAskedAt.set(id, Date.now());
+    this.send(msg);
+  }
+
+  private send(msg: ClientMessage): boolean {
+    return this.conn.send(msg);
+  }
+
+  // ------------------------------------------------------------ bids
+
+  /** Place a bid. Retries (reconnects, timeouts) reuse the same request_id. */
+  placeBid(auctionId: string, amount: number, kind: BidKind = "plain", expectedSeq?: number): BidAttempt {
+    const now = Date.now();
+    const attempt: BidAttempt = {
+      requestId: newRequestId(),
+      auctionId,
+      amount,
+      kind,
+      expectedSeq,
+      state: "pending",
+      queued: true,
+      sentAt: now,
+      firstSentAt: now,
+    };
+    this.pending.set(attempt.requestId, attempt);
+    this.sendBid(attempt);
+    return attempt;
+  }
+
+  private sendBid(attempt: BidAttempt): void {
+    const msg: ClientMessage = {
+      type: "bid",
+      auction_id: attempt.auctionId,
+      amount: attempt.amount,
+      request_id: attempt.requestId,
+    };
+    if (attempt.kind !== "plain") msg.kind = attempt.kind;
+    if (attempt.expectedSeq !== undefined) msg.expected_seq = attempt.expectedSeq;
+    const sent = this.send(msg);
+    const updated: BidAttempt = { ...attempt, queued: !sent, sentAt: Date.now() };
+    this.pending.set(attempt.requestId, updated);
+    this.set({ bids: { ...this.state.bids, [attempt.auctionId]: updated } });
+  }
+
+  private resolveBid(requestId: string, patch: Partial<BidAttempt>): BidAttempt | null {
+    const attempt = this.pending.get(requestId);
+    if (!attempt) return null;
+    this.pending.delete(requestId);
+    const done: BidAttempt = { ...attempt, ...patch, queued: false };
+    // Only the latest attempt in a room is shown.
+    const shown = this.state.bids[attempt.auctionId];
+    if (!shown || shown.requestId === requestId || shown.state !== "pending") {
+      this.set({ bids: { ...this.state.bids, [attempt.auctionId]: done } });
+    }
+    return done;
+  }
+
+  dismissBid(auctionId: string): void {
+    const bids = { ...this.state.bids };
+    delete bids[auctionId];
+    this.set({ bids });
+  }
+
+  // ------------------------------------------------------------ incoming
+
+  private onHello(m: Extract<ServerMessage, { type: "hello" }>): void {
+    this.clock.addCoarse(m.server_time, Date.now());
+    this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+    if (this.state.session && !m.user) {
+      // The server does not know our token any more.
+      this.pending.clear();
+      saveSession(null);
+      this.set({ session: null, sessionProblem: "Your session has expired. Please sign in again.", bids: {} });
+      return;
+    }
+    // Resubscribe to everything on the new connection, from the seq we hold.
+    if (this.lobbyWatchers > 0) this.send({ type: "subscribe_lobby" });
+    for (const id of this.roomWatchers.keys()) this.subscribeRoom(id);
+    // Bids that were not answered are sent again with their own request_id: the server
+    // answers a repeated id with the first answer and never places a second bid.
+    for (const attempt of this.pending.values()) this.sendBid(attempt);
+  }
+
+  private onMessage(m: ServerMessage): void {
+    switch (m.type) {
+      case "pong": {
+        this.clock.addPong(m.client_time, m.server_time, Date.now());
+        this.set({ clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+        return;
+      }
+      case "snapshot":
+        this.dispatchRoom(m.auction.id, {
+          type: "snapshot",
+          auction: m.auction,
+          recent_bids: m.recent_bids,
+          resync: m.resync,
+        });
+        this.dispatchLobby({ type: "view", auction: m.auction }, false);
+        if (this.state.roomErrors[m.auction.id]) {
+          const roomErrors = { ...this.state.roomErrors };
+          delete roomErrors[m.auction.id];
+          this.set({ roomErrors });
+        }
+        return;
+      case "update": {
+        const { type: _t, ...u } = m;
+        this.dispatchRoom(u.auction_id, { type: "update", update: u });
+        this.dispatchLobby({ type: "update", update: u });
+        return;
+      }
+      case "closed": {
+        const { type: _t, ...c } = m;
+        this.dispatchRoom(c.auction_id, { type: "closed", closed: c });
+        this.dispatchLobby({ type: "closed", closed: c });
+        return;
+      }
+      case "watchers":
+        this.dispatchRoom(m.auction_id, { type: "watchers", count: m.count });
+        return;
+      case "lobby":
+        this.dispatchLobby({ type: "lobby", auctions: m.auctions });
+        return;
+      case "auction_created":
+        this.dispatchLobby({ type: "created", auction: m.auction });
+        return;
+      case "bid_result": {
+        const { type: _t, ...r } = m;
+        const done = this.resolveBid(r.request_id, {
+          state: "done",
+          outcome: r.outcome,
+          serverMessage: r.message,
+          auction: r.auction ?? null,
+        });
+        // Once the user's bid was decided, losing the lead is news for them.
+        if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
+        if (done && r.outcome === "accepted" && done.kind === "max") {
+          this.dispatchRoom(r.auction_id, { type: "your_max", amount: r.auction?.your_max ?? done.amount });
+        }
+        return;
+      }
+      case "error": {
+        if (m.request_id) {
+          this.resolveBid(m.request_id, { state: "error", errorCode: m.code, serverMessage: m.message });
+          return;
+        }
+        if (m.auction_id && m.code === "not_found") {
+          this.set({ roomErrors: { ...this.state.roomErrors, [m.auction_id]: "not_found" } });
+          return;
+        }
+        if (m.code === "not_found") {
+          // A subscribe to an unknown auction without auction_id in the error: mark the rooms
+          // still waiting for their first snapshot.
+          const roomErrors = { ...this.state.roomErrors };
+          for (const id of this.roomWatchers.keys()) if (!this.state.rooms[id]?.auction) roomErrors[id] = "not_found";
+          this.set({ roomErrors });
+        }
+        return;
+      }
+      case "ok":
+      case "hello":
+        return;
+    }
+  }
+
+  private setRoom(id: string, room: RoomState): void {
+    this.set({ rooms: { ...this.state.rooms, [id]: room } });
+  }
+
+  private dispatchRoom(id: string, action: RoomAction): void {
+    const room = this.state.rooms[id];
+    if (!room) return;
+    const next = roomReducer(room, action);
+    if (next === room) return;
+    this.setRoom(id, next);
+    this.fixRoomGaps(id);
+  }
+
+  private fixRoomGaps(id: string): void {
+    const room = this.state.rooms[id];
+    if (!room || !this.roomWatchers.has(id)) return;
+    if (room.gapSince === null && !room.needSnapshot) return;
+    const asked = this.resyncAskedAt.get(id) ?? 0;
+    if (Date.now() - asked < RESYNC_RETRY_MS) return;
+    if (room.needSnapshot) this.subscribeRoom(id, true);
+    else this.subscribeRoom(id);
+  }
+
+  private dispatchLobby(action: LobbyAction, fixGaps = true): void {
+    const next = lobbyReducer(this.state.lobby, action);
+    if (next === this.state.lobby) return;
+    this.set({ lobby: next });
+    if (fixGaps) this.fixLobbyGap();
+  }
+
+  private fixLobbyGap(): void {
+    if (!this.state.lobby.gap || this.lobbyWatchers === 0) return;
+    if (Date.now() - this.lobbyResyncAskedAt < RESYNC_RETRY_MS) return;
+    this.lobbyResyncAskedAt = Date.now();
+    this.send({ type: "subscribe_lobby" });
+  }
+
+  /** Once a second: retry unanswered bids and unresolved gaps. */
+  private tick(): void {
+    const now = Date.now();
+    for (const attempt of [...this.pending.values()]) {
+      if (now - attempt.firstSentAt > BID_GIVE_UP_MS) {
+        this.resolveBid(attempt.requestId, {
+          state: "error",
+          errorCode: "no_answer",
+          serverMessage: "No answer from the server.",
+        });
+      } else if (this.conn.status === "open" && (attempt.queued || now - attempt.sentAt > BID_RETRY_MS)) {
+        this.sendBid(attempt);
+      }
+    }
+    for (const id of this.roomWatchers.keys()) this.fixRoomGaps(id);
+    this.fixLobbyGap();
+  }
+
+  // ------------------------------------------------------------ admin helpers
+
+  /** An auction view from an HTTP answer (admin actions): refresh the lobby entry. */
+  noteAuction(a: AuctionView): void {
+    this.dispatchLobby({ type: "view", auction: a }, false);
+  }
+}

@@ -1,0 +1,146 @@
+import { useEffect, useMemo, useState } from "react";
+import { statusLabel } from "../format";
+import { useClient, useClientState, useServerNow } from "../hooks";
+import { formatMoney } from "../money";
+import { filterAuctions, type LobbyFilter } from "../state";
+import type { AuctionView } from "../types";
+import { Countdown } from "./Countdown";
+
+const FILTERS: { id: LobbyFilter; label: string }[] = [
+  { id: "all", label: "All" },
+  { id: "open", label: "Open" },
+  { id: "ending", label: "Ending soon" },
+  { id: "scheduled", label: "Scheduled" },
+  { id: "closed", label: "Closed" },
+];
+
+export function Lobby() {
+  const client = useClient();
+  const s = useClientState();
+  const now = useServerNow();
+  const [filter, setFilter] = useState<LobbyFilter>(() => {
+    const saved = sessionStorage.getItem("gavel.filter") as LobbyFilter | null;
+    return saved && FILTERS.some((f) => f.id === saved) ? saved : "all";
+  });
+  const [sort, setSort] = useState<"ends_asc" | "ends_desc">("ends_asc");
+
+  useEffect(() => client.watchLobby(), [client]);
+  useEffect(() => {
+    document.title = "Auctions · Gavel";
+  }, []);
+
+  const all = useMemo(() => Object.values(s.lobby.auctions), [s.lobby.auctions]);
+  // Re-filter with the ticking clock so "ending soon" and "open" follow time.
+  const list = filterAuctions(all, filter, now, sort);
+  const counts = useMemo(() => {
+    const c: Record<string, number> = {};
+    for (const f of FILTERS) c[f.id] = filterAuctions(all, f.id, now).length;
+    return c;
+  }, [all, Math.floor(now / 1000)]);
+  const me = s.session?.user.id ?? null;
+
+  return (
+    <section className="lobby" aria-labelledby="lobby-title">
+      <div className="lobby-head">
+        <h1 id="lobby-title">Auctions</h1>
+        <div className="lobby-controls">
+          <div role="group" aria-label="Filter auctions" className="filters">
+            {FILTERS.map((f) => (
+              <button
+                key={f.id}
+                type="button"
+                className="chip"
+                aria-pressed={filter === f.id}
+                onClick={() => {
+                  setFilter(f.id);
+                  sessionStorage.setItem("gavel.filter", f.id);
+                }}
+              >
+                {f.label} <span className="chip-count">{counts[f.id] ?? 0}</span>
+              </button>
+            ))}
+          </div>
+          <label className="sort">
+            <span>Sort by end time</span>
+            <select aria-label="Sort by end time" value={sort} onChange={(e) => setSort(e.target.value as "ends_asc" | "ends_desc")}>
+              <option value="ends_asc">Ending first</option>
+              <option value="ends_desc">Ending last</option>
+            </select>
+          </label>
+        </div>
+      </div>
+      {!s.lobby.loaded ? (
+        <p className="empty" role="status">
+          {s.conn.status === "open" ? "Loading auctions…" : "Connecting to the auction house…"}
+        </p>
+      ) : list.length === 0 ? (
+        <p className="empty" role="status">
+          {all.length === 0
+            ? s.session?.user.role === "admin"
+              ? "No auctions yet. Create one on the Auctioneer page."
+              : "No auctions yet. Check back soon."
+            : "No auctions match this filter."}
+        </p>
+      ) : (
+        <ul className="cards" aria-label="Auction list">
+          {list.map((a) => (
+            <li key={a.id}>
+              <AuctionCard auction={a} now={now} me={me} />
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: number; me: string | null }) {
+  const status = statusLabel(a, now);
+  const leading = a.leader && a.leader.id === me;
+  return (
+    <a
+      href={`#/auction/${encodeURIComponent(a.id)}`}
+      className={`card card-${status.toLowerCase()}`}
+      data-testid="auction-card"
+      data-auction-id={a.id}
+    >
+      <div className="card-top">
+        <span className={`badge badge-${status.toLowerCase()}`}>{status}</span>
+        {a.has_reserve && a.status !== "closed" && (
+          <span className={`badge ${a.reserve_met ? "badge-ok" : "badge-muted"}`}>
+            {a.reserve_met ? "Reserve met" : "Reserve not met"}
+          </span>
+        )}
+        {a.buy_now_available && a.buy_now !== null && a.status !== "closed" && (
+          <span className="badge badge-buy">Buy now {formatMoney(a.buy_now, a.currency)}</span>
+        )}
+      </div>
+      <h2 className="card-title">{a.title}</h2>
+      <div className="card-price">
+        <span className="card-price-label">
+          {a.status === "closed" ? "Final price" : a.price === null ? "Starting at" : "Current price"}
+        </span>
+        <span className="card-price-value" data-testid="card-price">
+          {a.status === "closed"
+            ? formatMoney(a.closing?.final_price ?? null, a.currency)
+            : formatMoney(a.price ?? a.starting_price, a.currency)}
+        </span>
+      </div>
+      <div className="card-meta">
+        <span data-testid="card-leader">
+          {a.status === "closed"
+            ? a.closing?.winner
+              ? `Winner: ${a.closing.winner.id === me ? "you" : a.closing.winner.name}`
+              : "No winner"
+            : a.leader
+              ? `Leader: ${leading ? "you" : a.leader.name}`
+              : "No bids yet"}
+        </span>
+        <span data-testid="card-bids">
+          {a.bid_count} bid{a.bid_count === 1 ? "" : "s"}
+        </span>
+      </div>
+      <Countdown auction={a} />
+    </a>
+  );
+}
