@@ -240,6 +240,16 @@ impl Auction {
         })
     }
 
+    /// A new auction created at `now`: already `Open` if its start has come, so no
+    /// separate "opened" change follows its creation.
+    pub fn new_at(id: AuctionId, spec: AuctionSpec, now: Millis) -> Result<Self, SpecError> {
+        let mut a = Auction::new(id, spec)?;
+        if now >= a.spec.starts_at {
+            a.state.status = Status::Open;
+        }
+        Ok(a)
+    }
+
     /// The status by the authority's clock `now`: the clock decides, whether or not a
     /// timer has announced the change yet.
     pub fn status_at(&self, now: Millis) -> Status {

@@ -92,7 +92,7 @@ pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
     ];
     for (i, spec) in specs.into_iter().enumerate() {
         let id = AuctionId::parse(format!("demo-{}-{}", now / 1000, i + 1))?;
-        match engine.create_auction(Auction::new(id, spec)?).await {
+        match engine.create_auction(Auction::new_at(id, spec, now)?).await {
             Ok(_) | Err(EngineError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }

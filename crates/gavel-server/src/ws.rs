@@ -69,10 +69,12 @@ pub async fn upgrade(
             }
         },
     };
-    let max = state.config.max_message_bytes;
+    // Messages up to our limit are read whole and refused politely with 1009; the
+    // WebSocket layer drops only the absurd (over 16 times the limit, at least 64 KiB).
+    let hard_limit = (state.config.max_message_bytes * 16).max(64 * 1024);
     let track = state.tracker.token();
-    ws.max_message_size(max)
-        .max_frame_size(max)
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
@@ -136,6 +138,10 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, mut user: Option<Pr
         };
         match msg {
             None | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Text(t))) if t.len() > state.config.max_message_bytes => {
+                refuse_too_large(&state, &out).await;
+                break;
+            }
             Some(Ok(Message::Text(t))) => {
                 handle_text(&state, &out, &mut user, &mut subs, &bids, t.as_str()).await;
             }
@@ -151,19 +157,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, mut user: Option<Pr
                     .downcast::<tungstenite::Error>()
                     .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
                 if too_big {
-                    let _ = out
-                        .send(error(
-                            "message_too_large",
-                            format!(
-                                "messages are limited to {} bytes",
-                                state.config.max_message_bytes
-                            ),
-                            None,
-                        ))
-                        .await;
-                    let _ = out
-                        .send(Outbound::Close(MESSAGE_TOO_BIG, "message too large"))
-                        .await;
+                    refuse_too_large(&state, &out).await;
                 }
                 break;
             }
@@ -375,6 +369,22 @@ async fn handle_text(
             });
         }
     }
+}
+
+async fn refuse_too_large(state: &AppState, out: &mpsc::Sender<Outbound>) {
+    let _ = out
+        .send(error(
+            "message_too_large",
+            format!(
+                "messages are limited to {} bytes",
+                state.config.max_message_bytes
+            ),
+            None,
+        ))
+        .await;
+    let _ = out
+        .send(Outbound::Close(MESSAGE_TOO_BIG, "message too large"))
+        .await;
 }
 
 fn ok(what: &str) -> Outbound {

@@ -203,7 +203,7 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
             max_extension_ms: s.max_extension_ms,
         }),
     };
-    Auction::new(id, spec).map_err(|e| invalid("invalid_auction", e.to_string()))
+    Auction::new_at(id, spec, now).map_err(|e| invalid("invalid_auction", e.to_string()))
 }
 
 pub async fn create(

@@ -1,0 +1,150 @@
+//! The core promise: no stale-state wins, over real sockets.
+
+use crate::helpers::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_users_bidding_the_same_amount_at_once_get_exactly_one_acceptance() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    // Someone bids $100, so both A and B see $100 and the same seq.
+    let (seed, _) = app.session("Seeder").await;
+    let (s, _) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&seed),
+            json!({"amount": 10000, "request_id": "seed"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    let (ta, _) = app.session("Alice").await;
+    let (tb, _) = app.session("Bob").await;
+    let mut wa = app.ws(Some(&ta)).await;
+    let mut wb = app.ws(Some(&tb)).await;
+    let mut watcher = app.ws(None).await;
+    let sa = wa.subscribe(id).await;
+    let sb = wb.subscribe(id).await;
+    let sw = watcher.subscribe(id).await;
+    assert_eq!(sa["auction"]["price"], 10000);
+    let seq = sa["auction"]["seq"].as_u64().unwrap();
+    assert_eq!(sb["auction"]["seq"], seq);
+    assert_eq!(sw["auction"]["seq"], seq);
+
+    let bid = |rid: &str| json!({"type": "bid", "auction_id": id, "amount": 11000, "request_id": rid, "expected_seq": seq});
+    // Both send before either reads anything.
+    wa.send(bid("a-1")).await;
+    wb.send(bid("b-1")).await;
+    let ra = wa.recv_type("bid_result").await;
+    let rb = wb.recv_type("bid_result").await;
+    let outcomes = [
+        ra["outcome"].as_str().unwrap(),
+        rb["outcome"].as_str().unwrap(),
+    ];
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "accepted").count(),
+        1,
+        "{outcomes:?}"
+    );
+    let loser = outcomes.iter().find(|o| **o != "accepted").unwrap();
+    assert!(matches!(*loser, "outbid" | "stale"), "{loser}");
+    // The loser is told the new state.
+    let loser_result = if ra["outcome"] == "accepted" {
+        &rb
+    } else {
+        &ra
+    };
+    assert_eq!(loser_result["auction"]["price"], 11000);
+    assert_eq!(loser_result["auction"]["seq"], seq + 1);
+
+    // The third watcher sees exactly one update, to seq + 1.
+    let u = watcher.recv_type("update").await;
+    assert_eq!(u["seq"], seq + 1);
+    assert_eq!(u["price"], 11000);
+    assert!(watcher.try_recv(300).await.is_none(), "exactly one update");
+
+    // Everybody ends on the same state.
+    let (_, view) = app.get(&format!("/api/auctions/{id}")).await;
+    assert_eq!(view["seq"], seq + 1);
+    assert_eq!(view["price"], 11000);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repeated_request_id_places_one_bid_even_on_two_connections() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Alice").await;
+    let mut c1 = app.ws(Some(&t)).await;
+    let mut c2 = app.ws(Some(&t)).await;
+    let r1 = c1.bid(id, json!(10000), "same-request").await;
+    let r2 = c2.bid(id, json!(10000), "same-request").await;
+    assert_eq!(r1["outcome"], "accepted");
+    assert_eq!(r1, r2, "the repeat gets the first answer");
+    // And over HTTP too.
+    let (status, r3) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&t),
+            json!({"amount": 10000, "request_id": "same-request"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r3["outcome"], "accepted");
+    let (_, view) = app.get(&format!("/api/auctions/{id}")).await;
+    assert_eq!(view["bid_count"], 1);
+    let (_, hist) = app.get(&format!("/api/auctions/{id}/bids")).await;
+    assert_eq!(hist["bids"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn proxy_bidders_fight_and_watchers_see_each_step() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (ta, _) = app.session("Alice").await;
+    let (tb, _) = app.session("Bob").await;
+    let mut watcher = app.ws(None).await;
+    watcher.subscribe(id).await;
+    let (s, r) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&ta),
+            json!({"amount": 30000, "request_id": "a", "kind": "max"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        r["auction"]["your_max"], 30000,
+        "the leader sees their own maximum"
+    );
+    let (s, r) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&tb),
+            json!({"amount": 20000, "request_id": "b"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    assert_eq!(r["outcome"], "outbid");
+    assert_eq!(r["auction"]["price"], 21000);
+    assert!(
+        r["auction"].get("your_max").is_none(),
+        "a maximum is never shown to others"
+    );
+    let first = watcher.recv_type("update").await;
+    assert_eq!(first["price"], 10000);
+    let second = watcher.recv_type("update").await;
+    assert_eq!(second["price"], 21000);
+    assert_eq!(second["bid"]["kind"], "auto");
+    assert!(
+        !second.to_string().contains("30000"),
+        "no maximum in updates"
+    );
+    let (_, hist) = app.get(&format!("/api/auctions/{id}/bids")).await;
+    assert!(!hist.to_string().contains("30000"), "no maximum in history");
+    app.stop().await;
+}

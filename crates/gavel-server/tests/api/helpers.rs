@@ -1,0 +1,224 @@
+//! Test helpers: a real server on 127.0.0.1:0 with its own data directory, and clients.
+
+use futures::{SinkExt, StreamExt};
+use gavel_server::config::ServeConfig;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub data_dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServeConfig::for_data_dir(data_dir.path().to_path_buf());
+    config.admin_token = Some(ADMIN.into());
+    config.bids_per_second = 1000;
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(gavel_server::run(config, listener, shutdown.clone()));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        shutdown,
+        handle,
+        data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Signs a guest in; returns (token, user id).
+    pub async fn session(&self, name: &str) -> (String, String) {
+        let r: Value = self
+            .http
+            .post(self.url("/api/session"))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            r["token"].as_str().unwrap().to_string(),
+            r["user"]["id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Creates an auction as admin from a partial body; returns its view.
+    pub async fn create_auction(&self, extra: Value) -> Value {
+        let mut body = json!({
+            "title": "Test lot",
+            "starting_price": 10000,
+            "increment": 1000,
+            "duration_ms": 600000
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = self
+            .http
+            .post(self.url("/api/auctions"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create failed: {:?}", r.text().await);
+        r.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ws(&self, token: Option<&str>) -> Ws {
+        let url = match token {
+            Some(t) => format!("ws://{}/ws?token={}", self.addr, t),
+            None => format!("ws://{}/ws", self.addr),
+        };
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let mut ws = Ws { stream };
+        let hello = ws.recv().await;
+        assert_eq!(hello["type"], "hello");
+        ws
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+    }
+}
+
+pub struct Ws {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, s: &str) {
+        self.stream
+            .send(Message::Text(s.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON message (skipping `watchers` counts), failing after 5 s.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let v = self.recv_any().await;
+            if v["type"] != "watchers" {
+                return v;
+            }
+        }
+    }
+
+    pub async fn recv_any(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(5), self.stream.next())
+                .await
+                .expect("a message within 5 s")
+                .expect("stream open")
+                .expect("no error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
+                Message::Close(c) => return json!({"type": "_close", "frame": format!("{c:?}")}),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message of type `ty`, skipping others.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Whether a message arrives within `ms` (skipping `watchers`).
+    pub async fn try_recv(&mut self, ms: u64) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] != "watchers" {
+                        return Some(v);
+                    }
+                }
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    return Some(json!({"type": "_close", "frame": format!("{c:?}")}))
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, auction_id: &str) -> Value {
+        self.send(json!({"type": "subscribe", "auction_id": auction_id}))
+            .await;
+        self.recv_type("snapshot").await
+    }
+
+    pub async fn bid(&mut self, auction_id: &str, amount: Value, request_id: &str) -> Value {
+        self.send(json!({"type": "bid", "auction_id": auction_id, "amount": amount, "request_id": request_id}))
+            .await;
+        self.recv_type_or_error("bid_result").await
+    }
+
+    /// The next message of type `ty` or an `error`.
+    pub async fn recv_type_or_error(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == ty || v["type"] == "error" || v["type"] == "_close" {
+                return v;
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: a real server over real HTTP and WebSocket connections.
+
+mod helpers;
+
+mod bad_input;
+mod bidding;
+mod closing;
+mod durability;
+mod http_api;
+mod websocket;
