@@ -39,7 +39,7 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
     await p.getByLabel("Id (optional)").fill("antique-globe");
     await p.getByLabel("Starting price (USD)").fill("80");
     await p.getByLabel("Increment (USD)").fill("2.50");
-    await p.getByLabel("Duration").fill("30");
+    await p.getByLabel("Duration", { exact: true }).fill("30");
     await p.getByLabel("Unit").selectOption("min");
     await p.getByLabel("Reserve (USD, optional)").fill("100");
     await shot(p, "admin-create-form");

@@ -105,7 +105,8 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     await openAuction(alice.page, id);
     await openAuction(bob.page, id);
     // Let both see the same state first.
-    for (const u of [alice, bob]) await u.page.locator('[data-testid="auction-room"][data-seq="1"]').waitFor();
+    const { seq } = await ctx.server.getAuction(id);
+    for (const u of [alice, bob]) await u.page.locator(`[data-testid="auction-room"][data-seq="${seq}"]`).waitFor();
 
     await Promise.all([
       alice.page.getByRole("button", { name: /^Quick bid \+1/ }).click(),
@@ -142,7 +143,8 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     await waitFor(async () => (await priceText(winner.page)) === "$55.00", { what: "$55.00 everywhere" });
     const history = await ctx.server.bids(id);
     assert.equal(history.length, 2, "exactly two bids placed");
-    const path = await shot(winner.page, "auction-room");
+    await loser.page.waitForTimeout(1_500); // let the price highlight fade
+    const path = await shot(loser.page, "auction-room");
     if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
       mkdirSync(join(WEB_DIR, "../docs/img"), { recursive: true });
       copyFileSync(path, join(WEB_DIR, "../docs/img/auction-room.png"));

@@ -46,17 +46,17 @@ describe("auction rules in the web client", { timeout: 240_000 }, () => {
     await alice.page.getByRole("button", { name: "Set maximum" }).click();
     await alice.page.getByTestId("max-error").filter({ hasText: "at least the minimum bid" }).waitFor();
 
-    await alice.page.getByLabel(/^Maximum bid \(USD\)/).fill("150");
+    await alice.page.getByLabel(/^Maximum bid \(USD\)/).fill("175");
     await alice.page.getByRole("button", { name: "Set maximum" }).click();
     await alice.page.getByTestId("bid-outcome").filter({ hasText: "Maximum bid set" }).waitFor();
     await alice.page.getByTestId("leader-notice").filter({ hasText: "You are winning" }).waitFor();
-    await alice.page.getByTestId("leader-notice").filter({ hasText: "your maximum $150.00" }).waitFor();
+    await alice.page.getByTestId("leader-notice").filter({ hasText: "your maximum $175.00" }).waitFor();
     // The price is only what is needed: the starting price.
     await waitFor(async () => (await priceText(bob.page)) === "$100.00" && (await bob.page.getByTestId("bid-count").textContent()).includes("1 bid"), {
       what: "Bob sees Alice's opening bid",
     });
     // Bob never sees Alice's maximum.
-    assert.equal(await bob.page.getByText("$150.00").count(), 0);
+    assert.equal(await bob.page.getByText("175").count(), 0);
 
     // Bob bids $110: Alice's maximum answers at once with $120.
     await bob.page.getByRole("button", { name: /^Quick bid \+1/ }).click();

@@ -85,7 +85,7 @@ export interface OutcomeText {
 }
 
 /** The plain-words message for a bid attempt. */
-export function outcomeText(b: BidAttempt, currency: string, me: string | null): OutcomeText {
+export function outcomeText(b: BidAttempt, currency: string, me: string | null, current?: AuctionView | null): OutcomeText {
   const money = (n: number | null | undefined) => formatMoney(n ?? null, currency);
   const a = b.auction ?? null;
   const amount = money(b.amount);
@@ -122,6 +122,23 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null):
   const price = a?.price ?? null;
   const minBid = a?.min_bid;
   const rebid = a && a.status === "open" && minBid !== undefined ? { amount: minBid, expectedSeq: a.seq } : undefined;
+  // An accepted bid that has since been beaten: say so rather than "accepted".
+  if (
+    b.outcome === "accepted" &&
+    b.kind !== "buy_now" &&
+    current &&
+    current.status === "open" &&
+    current.leader &&
+    current.leader.id !== me &&
+    current.seq > (a?.seq ?? 0)
+  ) {
+    return {
+      tone: "warn",
+      title: "Outbid since your bid",
+      detail: `Your ${what} led, but someone has bid more since. The price is now ${money(current.price)}.`,
+      rebid: { amount: current.min_bid, expectedSeq: current.seq },
+    };
+  }
   switch (b.outcome) {
     case "accepted":
       if (b.kind === "max") {

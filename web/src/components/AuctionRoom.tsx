@@ -84,10 +84,11 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
 }
 
 function Watchers({ count }: { count: number | null }) {
+  if (count === null) return null;
   return (
-    <span className="watchers" data-testid="watchers" aria-label={count === null ? "Watchers: unknown" : `${count} watching`}>
+    <span className="watchers" data-testid="watchers" aria-label={`${count} watching`}>
       <span className="eye" aria-hidden="true" />
-      {count === null ? "—" : count} watching
+      {count} watching
     </span>
   );
 }
@@ -311,7 +312,7 @@ function BidOutcome({
   const s = useClientState();
   const me = s.session?.user.id ?? null;
   if (!attempt) return <div className="outcome-slot" data-testid="bid-outcome" data-state="none" role="status" aria-live="polite" />;
-  const t = outcomeText(attempt, a.currency, me);
+  const t = outcomeText(attempt, a.currency, me, a);
   const rebid = t.rebid && a.status === "open" ? t.rebid : undefined;
   // Prefer the newest minimum we know (the room may be ahead of the answer).
   const roomIsNewer = rebid !== undefined && a.seq >= (rebid.expectedSeq ?? 0);
