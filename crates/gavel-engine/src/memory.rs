@@ -85,10 +85,13 @@ struct Pending {
     request_id: Option<RequestId>,
 }
 
+/// Deadlines in time order, and each auction's current one.
+type Deadlines = (BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>);
+
 struct Inner {
     auctions: RwLock<HashMap<AuctionId, Arc<Slot>>>,
     /// (deadline, auction): the next start or end to act on, per auction.
-    deadlines: Mutex<(BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>)>,
+    deadlines: Mutex<Deadlines>,
     archive: Arc<dyn Archive>,
     commit_tx: mpsc::Sender<Pending>,
     changes_tx: mpsc::Sender<ChangeNotice>,
@@ -430,8 +433,7 @@ impl Engine for MemoryEngine {
                             .then(|| uuid::Uuid::now_v7().to_string());
                         // The archive keys accepted bids by their bidder's request id; a
                         // proxy's counter-bid belongs to the leader, not to this request.
-                        let request_id =
-                            decision.outcome.is_ok().then(|| request_id.clone());
+                        let request_id = decision.outcome.is_ok().then(|| request_id.clone());
                         permit.send(Pending {
                             slot: slot.clone(),
                             change,

@@ -122,10 +122,10 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
         }
         n += 1;
         state.hub.announce_watchers();
-        if n % 60 == 0 {
+        if n.is_multiple_of(60) {
             state.limits.housekeeping();
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             state.metrics.run_upkeep();
         }
     }

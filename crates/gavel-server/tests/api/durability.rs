@@ -10,6 +10,13 @@ struct Server {
     base: String,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -19,6 +26,7 @@ fn free_port() -> u16 {
 }
 
 async fn start(data_dir: &std::path::Path, port: u16) -> Server {
+    #[allow(clippy::zombie_processes)] // `Server`'s Drop kills and waits for it.
     let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -127,7 +135,7 @@ async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
     let confirmed = confirmed.lock().clone();
     assert!(confirmed.len() >= 50);
 
-    let mut server = start(dir.path(), port).await;
+    let server = start(dir.path(), port).await;
     let view: Value = http
         .get(format!("{}/api/auctions/{id}", server.base))
         .send()
@@ -195,6 +203,5 @@ async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
         .unwrap();
     assert_eq!(res["outcome"], "accepted");
     assert_eq!(res["auction"]["seq"].as_u64().unwrap(), top.0 + 1);
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    drop(server);
 }

@@ -17,7 +17,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-    pub data_dir: tempfile::TempDir,
+    /// Kept so the data directory lives as long as the server.
+    pub _data_dir: tempfile::TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -39,7 +40,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
         http: reqwest::Client::new(),
         shutdown,
         handle,
-        data_dir,
+        _data_dir: data_dir,
     }
 }
 
