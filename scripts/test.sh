@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs and starts what the tests need when it is missing
+# (Redis, PostgreSQL, Chromium, npm packages), then runs: Rust unit, property,
+# conformance and black-box tests (both engines, both archives), the web client's unit and
+# browser tests, and a short benchmark smoke run that fails only on a correctness violation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+source scripts/services.sh
+ensure_redis
+ensure_postgres
+ensure_chromium
+
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+echo "== cargo build"
+cargo build --workspace --all-targets --locked
+echo "== cargo test"
+cargo test --workspace --locked
+
+if [ -f web/package.json ]; then
+  echo "== web: npm ci, unit tests, dist check, browser tests"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  (cd web && npm test)
+  if grep -q '"check-dist"' web/package.json; then (cd web && npm run check-dist); fi
+  if grep -q '"e2e"' web/package.json; then
+    (cd web && GAVEL_BIN="$root/target/debug/gavel" npm run e2e)
+  fi
+fi
+
+if [ -x scripts/bench-smoke.sh ]; then
+  echo "== bench smoke"
+  scripts/bench-smoke.sh
+fi
+echo "== all tests passed"
