@@ -108,10 +108,23 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     const { seq } = await ctx.server.getAuction(id);
     for (const u of [alice, bob]) await u.page.locator(`[data-testid="auction-room"][data-seq="${seq}"]`).waitFor();
 
-    await Promise.all([
-      alice.page.getByRole("button", { name: /^Quick bid \+1/ }).click(),
-      bob.page.getByRole("button", { name: /^Quick bid \+1/ }).click(),
-    ]);
+    // Both click at the same wall-clock instant (scheduled inside each page), long before
+    // either could see the other's bid come back.
+    const at = Date.now() + 400;
+    await Promise.all(
+      [alice, bob].map((u) =>
+        u.page.evaluate(
+          (when) =>
+            new Promise((resolve) => {
+              setTimeout(() => {
+                document.querySelector('[data-testid="quick-bid-1"]').click();
+                resolve();
+              }, Math.max(0, when - Date.now()));
+            }),
+          at,
+        ),
+      ),
+    );
     for (const u of [alice, bob]) {
       await u.page.locator('[data-testid="bid-outcome"][data-state="done"]').waitFor();
     }

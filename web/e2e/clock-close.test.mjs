@@ -88,7 +88,7 @@ describe("server clock and closing", { timeout: 180_000 }, () => {
       currency: "USD",
       starting_price: 3000,
       increment: 200,
-      duration_ms: 9_000,
+      duration_ms: 12_000,
     });
     for (const u of [alice, carol, dave]) await openAuction(u.page, id);
     await alice.page.getByRole("button", { name: /^Quick bid \+1/ }).click();

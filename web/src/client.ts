@@ -1,6 +1,7 @@
 // The app's live state: one connection, the clock, the lobby, the rooms and the user's bids.
 // React reads it through useSyncExternalStore (hooks.ts); everything here is plain TS.
 
+import { ApiError, getAuction, getBids, listAuctions } from "./api";
 import { ClockEstimator } from "./clock";
 import { Connection, type ConnInfo } from "./connection";
 import {
@@ -172,7 +173,19 @@ export class GavelClient {
 
   watchLobby(): () => void {
     this.lobbyWatchers++;
-    if (this.lobbyWatchers === 1) this.send({ type: "subscribe_lobby" });
+    if (this.lobbyWatchers === 1) {
+      this.send({ type: "subscribe_lobby" });
+      // Show the list at once over HTTP too (the socket may still be connecting); the
+      // socket's `lobby` message replaces it.
+      if (!this.state.lobby.loaded) {
+        listAuctions().then(
+          (r) => {
+            if (!this.state.lobby.loaded) this.dispatchLobby({ type: "lobby", auctions: r.auctions }, false);
+          },
+          () => {},
+        );
+      }
+    }
     return () => {
       this.lobbyWatchers--;
       if (this.lobbyWatchers === 0) this.send({ type: "unsubscribe_lobby" });
@@ -187,6 +200,7 @@ export class GavelClient {
       const existing = this.state.rooms[id];
       if (!existing || existing.me !== me) this.setRoom(id, initialRoom(id, me));
       this.subscribeRoom(id);
+      if (!this.state.rooms[id]?.auction) this.fetchRoom(id);
     }
     return () => {
       const left = (this.roomWatchers.get(id) ?? 1) - 1;
@@ -197,6 +211,22 @@ export class GavelClient {
       this.roomWatchers.delete(id);
       this.send({ type: "unsubscribe", auction_id: id });
     };
+  }
+
+  /** The auction and its recent bids over HTTP, shown until the socket's snapshot arrives. */
+  private fetchRoom(id: string): void {
+    Promise.all([getAuction(id), getBids(id, undefined, 20)]).then(
+      ([auction, history]) => {
+        const room = this.state.rooms[id];
+        if (!room || room.auction) return; // the socket was faster
+        this.dispatchRoom(id, { type: "snapshot", auction, recent_bids: history.bids, resync: false });
+      },
+      (err) => {
+        if (err instanceof ApiError && err.code === "not_found" && !this.state.rooms[id]?.auction) {
+          this.set({ roomErrors: { ...this.state.roomErrors, [id]: "not_found" } });
+        }
+      },
+    );
   }
 
   private subscribeRoom(id: string, forceSnapshot = false): void {
