@@ -117,6 +117,35 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
     await shot(page, "lobby");
   });
 
+  it("works with the keyboard alone: sign in and bid", { timeout: 60_000 }, async () => {
+    const id = auctionId("kbd");
+    await ctx.server.createAuction({ id, title: "Typewriter", description: "Olivetti Lettera 22.", currency: "GBP", starting_price: 2000, increment: 100, duration_ms: 600_000 });
+    const context = await ctx.browser.newContext({ locale: "en-US", timezoneId: "UTC" });
+    context.setDefaultTimeout(10_000);
+    try {
+      const page = await context.newPage();
+      await page.goto(`${ctx.server.url}/#/auction/${id}`);
+      // The name field has focus; Enter submits.
+      await page.getByLabel("Your display name").waitFor();
+      await page.keyboard.type("Keyboard Kim");
+      await page.keyboard.press("Enter");
+      await page.getByTestId("user-name").filter({ hasText: "Keyboard Kim" }).waitFor();
+      await page.getByTestId("auction-room").waitFor();
+      // Tab from the amount field reaches the submit button; Enter in the field submits.
+      await page.getByLabel("Your bid (GBP)").focus();
+      await page.keyboard.type("21.5");
+      await page.keyboard.press("Enter");
+      await page.getByTestId("bid-outcome").filter({ hasText: "Bid accepted" }).waitFor();
+      assert.match(await page.getByTestId("bid-outcome").textContent(), /£21\.50/);
+      // Quick bids are buttons: Space works.
+      await page.getByRole("button", { name: /^Quick bid \+1/ }).focus();
+      await page.keyboard.press("Space");
+      await page.getByTestId("bid-outcome").filter({ hasText: "already winning" }).waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
   it("after a dropped connection the room catches up, and a bid sent just before the drop is placed once", { timeout: 90_000 }, async () => {
     const id = auctionId("piano");
     await ctx.server.createAuction({ id, title: "Upright piano", description: "", currency: "USD", starting_price: 10000, increment: 1000, duration_ms: 600_000 });

@@ -57,6 +57,8 @@ const SESSION_KEY = "gavel.session";
 const RESYNC_RETRY_MS = 3_000;
 /** Re-send an unanswered bid (same request_id) after this long. */
 const BID_RETRY_MS = 5_000;
+/** An auction still open this long after its end (server clock) is asked about again. */
+const OVERDUE_CLOSE_MS = 5_000;
 /** Stop retrying an unanswered bid after this long. */
 const BID_GIVE_UP_MS = 120_000;
 
@@ -451,7 +453,14 @@ export class GavelClient {
         this.sendBid(attempt);
       }
     }
-    for (const id of this.roomWatchers.keys()) this.fixRoomGaps(id);
+    for (const id of this.roomWatchers.keys()) {
+      this.fixRoomGaps(id);
+      // Past the end by the server clock and still no close: ask what we missed.
+      const a = this.state.rooms[id]?.auction;
+      if (a && a.status !== "closed" && this.conn.status === "open" && this.serverNow() > a.ends_at + OVERDUE_CLOSE_MS) {
+        if (now - (this.resyncAskedAt.get(id) ?? 0) > OVERDUE_CLOSE_MS) this.subscribeRoom(id);
+      }
+    }
     this.fixLobbyGap();
   }
 
