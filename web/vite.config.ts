@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 // The build output (web/dist) is committed and embedded in the gavel binary, so it must be
 // small and reproducible: no source maps, content-hashed names, no build timestamps.
 // `npm run check-dist` rebuilds into a temp dir and compares with the committed files.
+const devServer = process.env.GAVEL_DEV_SERVER || "http://127.0.0.1:3000";
+
 export default defineConfig({
   base: "/",
   esbuild: { jsx: "automatic", legalComments: "none" },
@@ -23,11 +25,13 @@ export default defineConfig({
       },
     },
   },
+  // `npm run dev`: the gavel server (default 127.0.0.1:3000, or GAVEL_DEV_SERVER) answers
+  // the API and the WebSocket.
   server: {
     proxy: {
-      "/api": "http://127.0.0.1:8080",
-      "/healthz": "http://127.0.0.1:8080",
-      "/ws": { target: "ws://127.0.0.1:8080", ws: true },
+      "/api": devServer,
+      "/healthz": devServer,
+      "/ws": { target: devServer.replace(/^http/, "ws"), ws: true },
     },
   },
   test: {

@@ -169,7 +169,11 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
         title: "Someone bid first",
         detail:
           `The auction moved on before your ${what} arrived, so it was not placed.` +
-          (price !== null ? ` The price is now ${money(price)}.` : ""),
+          (price !== null
+            ? a?.leader && a.leader.id !== me
+              ? ` ${a.leader.name} leads at ${money(price)}.`
+              : ` The price is now ${money(price)}.`
+            : ""),
         rebid,
       };
     case "already_leading":
