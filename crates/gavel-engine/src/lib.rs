@@ -112,4 +112,8 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The authority's current time (server UTC ms).
     fn now(&self) -> Millis;
+
+    /// Finishes in-flight work before the process exits (the memory engine commits every
+    /// decided change still queued). Bounded in time.
+    async fn flush(&self) {}
 }

@@ -98,6 +98,8 @@ struct Inner {
     changes_rx: Mutex<Option<ChangeFeed>>,
     /// False while the archive fails to commit: new bids are refused with `unavailable`.
     archive_healthy: AtomicBool,
+    /// True while the committer holds a batch it has not finished releasing.
+    committing: AtomicBool,
     clock: Clock,
     config: MemoryConfig,
 }
@@ -139,6 +141,7 @@ impl MemoryEngine {
             changes_tx,
             changes_rx: Mutex::new(Some(changes_rx)),
             archive_healthy: AtomicBool::new(true),
+            committing: AtomicBool::new(false),
             clock,
             config,
         });
@@ -312,6 +315,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
             tracing::info!("group committer stopped: every engine handle dropped");
             return;
         };
+        inner.committing.store(true, Ordering::Release);
         batch.push(first);
         let deadline = tokio::time::Instant::now() + inner.config.batch_window;
         while batch.len() < inner.config.batch_max {
@@ -366,6 +370,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
             // The fan-out may be gone at shutdown; the change is committed either way.
             let _ = inner.changes_tx.send(p.change).await;
         }
+        inner.committing.store(false, Ordering::Release);
     }
 }
 
@@ -561,6 +566,19 @@ impl Engine for MemoryEngine {
 
     fn now(&self) -> Millis {
         self.inner.clock.now()
+    }
+
+    async fn flush(&self) {
+        let tx = &self.inner.commit_tx;
+        let busy =
+            || tx.capacity() < tx.max_capacity() || self.inner.committing.load(Ordering::Acquire);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // Idle twice in a row, so a batch just taken off the queue is not missed.
+        let mut idle_seen = 0;
+        while idle_seen < 2 && tokio::time::Instant::now() < deadline {
+            idle_seen = if busy() { 0 } else { idle_seen + 1 };
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

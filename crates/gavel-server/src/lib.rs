@@ -108,6 +108,7 @@ pub async fn run_with_clock(
     state.tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;
     background.cancel();
+    engine.flush().await;
     tracing::info!("gavel stopped");
     Ok(())
 }

@@ -131,6 +131,8 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, mut user: Option<Pr
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
+            // The writer gave up on this client (too slow, or the socket failed).
+            _ = out.closed() => break,
             _ = state.shutdown.cancelled() => {
                 let _ = out.send(Outbound::Close(GOING_AWAY, "server shutting down")).await;
                 break;

@@ -26,12 +26,44 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_app_on(listener, configure).await
+}
+
+/// A server whose sockets have tiny send buffers (inherited from the listening socket), so
+/// a client that stops reading backs up after a few dozen messages instead of megabytes.
+pub async fn spawn_app_with_small_send_buffers(
+    configure: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    spawn_app_on(socket.listen(128).unwrap(), configure).await
+}
+
+/// A WebSocket client with a tiny receive buffer that reads nothing until told to.
+pub async fn slow_ws(app: &TestApp) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let tcp = socket.connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/ws", app.addr);
+    let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("ws handshake");
+    let mut ws = Ws { stream };
+    assert_eq!(ws.recv().await["type"], "hello");
+    ws
+}
+
+async fn spawn_app_on(
+    listener: tokio::net::TcpListener,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = ServeConfig::for_data_dir(data_dir.path().to_path_buf());
     config.admin_token = Some(ADMIN.into());
     config.bids_per_second = 1000;
     configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(gavel_server::run(config, listener, shutdown.clone()));

@@ -7,4 +7,5 @@ mod bidding;
 mod closing;
 mod durability;
 mod http_api;
+mod slow_consumers;
 mod websocket;
