@@ -137,6 +137,7 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
       await page.keyboard.press("Enter");
       await page.getByTestId("bid-outcome").filter({ hasText: "Bid accepted" }).waitFor();
       assert.match(await page.getByTestId("bid-outcome").textContent(), /£21\.50/);
+      await waitFor(async () => (await priceText(page)) === "£21.50", { what: "the room shows £21.50" });
       // Quick bids are buttons: Space works.
       await page.getByRole("button", { name: /^Quick bid \+1/ }).focus();
       await page.keyboard.press("Space");

@@ -164,6 +164,15 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
         rebid,
       };
     case "stale":
+      // The auction moved on because of the user's own earlier bid (its update had not
+      // arrived yet when they clicked again).
+      if (a?.leader && a.leader.id === me && a.status === "open") {
+        return {
+          tone: "info",
+          title: "You are already winning",
+          detail: `Your earlier bid leads at ${money(price)}; this one was not placed.`,
+        };
+      }
       return {
         tone: "warn",
         title: "Someone bid first",

@@ -71,6 +71,12 @@ describe("outcomeText", () => {
     expect(outcomeText(attempt({ state: "error", errorCode: "rate_limited" }), "USD", "u-alice").title).toBe("Slow down");
   });
 
+  it("does not call the user's own earlier bid 'someone'", () => {
+    const t = outcomeText(attempt({ outcome: "stale", auction: view({ leader: { id: "u-alice", name: "Alice" } }) }), "USD", "u-alice");
+    expect(t.title).toBe("You are already winning");
+    expect(t.rebid).toBeUndefined();
+  });
+
   it("turns an accepted bid into 'outbid since' once someone else leads", () => {
     const accepted = attempt({ outcome: "accepted", auction: view({ leader: { id: "u-alice", name: "A" }, seq: 5 }) });
     const now = view({ seq: 6, price: 13000, min_bid: 14000 });

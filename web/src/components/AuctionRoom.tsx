@@ -291,7 +291,9 @@ function BidPanel({ room, auction: a }: { room: RoomState; auction: AuctionView 
 
       <BidOutcome attempt={attempt} auction={a} onRebid={(amount, seq) => bid(amount, "plain", seq)} />
 
-      <CustomBid auction={a} disabled={notOpen} onBid={(amount) => bid(amount, "plain", a.seq)} />
+      {/* A typed amount is what the user is willing to pay: no expected_seq, so it counts as
+          long as it still reaches the minimum (quick bids are relative to the price seen). */}
+      <CustomBid auction={a} disabled={notOpen} onBid={(amount) => bid(amount, "plain")} />
       <MaxBid auction={a} disabled={notOpen} yourMax={leaderIsMe ? room.yourMax : null} onBid={(amount) => bid(amount, "max")} />
       {a.buy_now !== null && a.buy_now_available && (
         <BuyNow auction={a} disabled={notOpen || pending} onBuy={() => bid(a.buy_now!, "buy_now")} />
