@@ -419,50 +419,51 @@ impl Engine for MemoryEngine {
         let slot = self.slot(id)?;
         let key = (req.bidder.id.clone(), request_id.clone());
         // A repeat must not need the archive to be healthy, so look it up first.
-        let repeat = slot.live.lock().requests.get(&key).cloned();
-        let (reply, decided_at) = match repeat {
-            Some(stored) => (stored.reply, stored.decided_at),
-            None => {
+        let (reply, decided_at) = {
+            let mut live = slot.live.lock();
+            if let Some(stored) = live.requests.get(&key) {
+                // A repeat gets the first answer, even while the archive is unavailable.
+                (stored.reply.clone(), stored.decided_at)
+            } else {
+                // Taking a queue slot is synchronous, so it may happen under the lock.
                 let permit = self.reserve_commit()?;
-                let mut live = slot.live.lock();
-                if let Some(stored) = live.requests.get(&key).cloned() {
-                    (stored.reply, stored.decided_at)
-                } else {
-                    let now = self.inner.clock.now();
-                    let decision = rules::place_bid(&live.auction, &req, now);
-                    let decided_at = decision.decided_at(&live.auction);
-                    if let Some(change) = decision.change {
-                        let change = Arc::new(change);
-                        live.auction = change.auction.clone();
-                        let bid_id = matches!(change.event, Event::Bid { .. })
-                            .then(|| uuid::Uuid::now_v7().to_string());
-                        // The archive keys accepted bids by their bidder's request id; a
-                        // proxy's counter-bid belongs to the leader, not to this request.
-                        let request_id = decision.outcome.is_ok().then(|| request_id.clone());
-                        permit.send(Pending {
-                            slot: slot.clone(),
-                            change,
-                            bid_id,
-                            request_id,
-                        });
+                let now = self.inner.clock.now();
+                let decision = rules::place_bid(&live.auction, &req, now);
+                let decided_at = decision.decided_at(&live.auction);
+                if let Some(change) = decision.change {
+                    let change = Arc::new(change);
+                    let deadline_moved = deadline_of(&live.auction) != deadline_of(&change.auction);
+                    live.auction = change.auction.clone();
+                    let bid_id = matches!(change.event, Event::Bid { .. })
+                        .then(|| uuid::Uuid::now_v7().to_string());
+                    // The archive keys accepted bids by their bidder's request id; a
+                    // proxy's counter-bid belongs to the leader, not to this request.
+                    let request_id = decision.outcome.is_ok().then(|| request_id.clone());
+                    permit.send(Pending {
+                        slot: slot.clone(),
+                        change,
+                        bid_id,
+                        request_id,
+                    });
+                    if deadline_moved {
                         self.inner.set_deadline(&live.auction);
                     }
-                    let reply = BidReply {
-                        outcome: decision.outcome,
-                        auction: live.auction.clone(),
-                    };
-                    let config = &self.inner.config;
-                    remember(
-                        &mut live,
-                        config,
-                        key,
-                        StoredReply {
-                            reply: reply.clone(),
-                            decided_at,
-                        },
-                    );
-                    (reply, decided_at)
                 }
+                let reply = BidReply {
+                    outcome: decision.outcome,
+                    auction: live.auction.clone(),
+                };
+                let config = &self.inner.config;
+                remember(
+                    &mut live,
+                    config,
+                    key,
+                    StoredReply {
+                        reply: reply.clone(),
+                        decided_at,
+                    },
+                );
+                (reply, decided_at)
             }
         };
         self.wait_durable(&slot, decided_at).await?;
