@@ -16,9 +16,9 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 echo "== cargo build"
-cargo build --workspace --all-targets --locked
+cargo build --workspace --all-targets
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace
 
 if [ -f web/package.json ]; then
   echo "== web: npm ci, unit tests, dist check, browser tests"
