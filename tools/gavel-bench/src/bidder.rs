@@ -1,0 +1,178 @@
+//! Bidder connections and the open-loop scheduler.
+//!
+//! Every bid is due at a time fixed before the step starts. The scheduler hands each bid to
+//! its bidder's writer when it is due and never waits for an answer, so a slow server cannot
+//! slow the load down (no coordinated omission); round trips and glass-to-glass latencies
+//! are measured from the due time.
+
+use crate::ctx::{outcome, Ctx};
+use crate::target::Api;
+use crate::watcher;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use gavel_protocol::{ClientMessage, ServerMessage};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A bid handed to a bidder's writer.
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    pub idx: u32,
+    pub at_us: u64,
+    pub auction: u32,
+    pub amount: i64,
+}
+
+pub struct Bidder {
+    pub server: usize,
+    pub token: String,
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+/// Signs a user in on `server` and connects them.
+pub async fn start(ctx: Arc<Ctx>, api: &Api, id: usize, server: usize) -> anyhow::Result<Bidder> {
+    let session = api
+        .session(&ctx.servers[server], &format!("bench-bidder-{id}"))
+        .await?;
+    let ws = watcher::open(&ctx, server, &format!("?token={}", session.token)).await?;
+    let (sink, stream) = ws.split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(writer(ctx.clone(), id, sink, rx));
+    tokio::spawn(reader(ctx, id, stream));
+    Ok(Bidder {
+        server,
+        token: session.token,
+        tx,
+    })
+}
+
+type Sink = SplitSink<watcher::Ws, Message>;
+type Stream = SplitStream<watcher::Ws>;
+
+async fn writer(ctx: Arc<Ctx>, id: usize, mut sink: Sink, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut job = Some(first);
+        // Write every bid that is due, then flush once.
+        while let Some(j) = job {
+            let msg = ClientMessage::Bid {
+                auction_id: ctx.auctions[j.auction as usize].clone(),
+                amount: j.amount.into(),
+                request_id: ctx.request_id(j.idx),
+                expected_seq: None,
+                kind: None,
+            };
+            let text = serde_json::to_string(&msg).expect("client messages serialize");
+            let lag = ctx.now_us().saturating_sub(j.at_us);
+            ctx.rec.with(id, |t| {
+                t.sent += 1;
+                t.send_lag.saturating_record(lag.max(1));
+            });
+            if let Err(e) = sink.feed(Message::text(text)).await {
+                ctx.events.add(&format!("bidder write error: {e}"));
+                return;
+            }
+            job = rx.try_recv().ok();
+        }
+        if let Err(e) = sink.flush().await {
+            ctx.events.add(&format!("bidder write error: {e}"));
+            return;
+        }
+    }
+}
+
+async fn reader(ctx: Arc<Ctx>, id: usize, mut stream: Stream) {
+    while let Some(msg) = stream.next().await {
+        let text = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(f)) => {
+                if !ctx.stopping.load(Ordering::Relaxed) {
+                    ctx.events.add(&format!("bidder closed by server: {f:?}"));
+                }
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                if !ctx.stopping.load(Ordering::Relaxed) {
+                    ctx.events.add(&format!("bidder read error: {e}"));
+                }
+                break;
+            }
+        };
+        let now = ctx.now_us();
+        let (rid, label, code) = match serde_json::from_str::<ServerMessage>(text.as_str()) {
+            Ok(ServerMessage::BidResult(r)) => {
+                let code = if r.outcome == "accepted" {
+                    outcome::ACCEPTED
+                } else {
+                    outcome::REJECTED
+                };
+                (r.request_id, r.outcome, code)
+            }
+            Ok(ServerMessage::Error {
+                code,
+                request_id: Some(rid),
+                ..
+            }) => {
+                let o = if code == "unavailable" || code == "internal" {
+                    outcome::UNKNOWN
+                } else {
+                    outcome::REFUSED
+                };
+                (rid, format!("error:{code}"), o)
+            }
+            Ok(ServerMessage::Error { code, .. }) => {
+                ctx.events.add(&format!("bidder error: {code}"));
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                ctx.violations
+                    .report(|| format!("bidder {id}: unparseable frame ({e})"));
+                continue;
+            }
+        };
+        let Some(idx) = ctx.parse_request_id(&rid) else {
+            ctx.violations
+                .report(|| format!("bidder {id}: answer for unknown request id {rid}"));
+            continue;
+        };
+        let at = ctx.ledger.with(idx, |b| {
+            b.outcome.store(code, Ordering::Relaxed);
+            b.at_us
+        });
+        ctx.rec.with(id, |t| {
+            if let Some(at) = at {
+                t.rtt.saturating_record(now.saturating_sub(at).max(1));
+            }
+            *t.outcomes.entry(label).or_default() += 1;
+            t.last_answer_us = t.last_answer_us.max(now);
+        });
+    }
+    ctx.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Hands every bid in `range` to its bidder when it is due.
+pub async fn dispatch(ctx: &Ctx, bidders: &[Bidder], range: Range<u32>) {
+    for (idx, at_us, auction, amount, bidder) in ctx.ledger.jobs(range) {
+        let due = ctx.epoch + Duration::from_micros(at_us);
+        if due > std::time::Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let job = Job {
+            idx,
+            at_us,
+            auction,
+            amount,
+        };
+        if bidders[bidder as usize].tx.send(job).is_err() {
+            ctx.events.add("bid not sent: bidder connection gone");
+            ctx.ledger.with(idx, |b| {
+                b.outcome.store(outcome::REFUSED, Ordering::Relaxed)
+            });
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! End-of-run checks: learn the outcome of every bid, compare each watcher's final state
+//! with the server's, and the archive with the accepted bids.
+
+use crate::bench::Bench;
+use crate::ctx::outcome;
+use crate::report::{ArchiveCheck, Checks};
+use gavel_protocol::{AuctionView, PlaceBid};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl Bench {
+    /// Runs every check; violations are added to the run's list.
+    pub async fn check(&mut self) -> Checks {
+        *self.phase.lock() = "checking".into();
+        let mut checks = Checks::default();
+        self.resolve_unknown(&mut checks).await;
+        self.compare_watchers(&mut checks).await;
+        if let Some(path) = self.archive.clone() {
+            match self.check_archive(&path, checks.unknown_unresolved > 0) {
+                Ok(a) => checks.archive = Some(a),
+                Err(e) => self
+                    .notes
+                    .push(format!("archive not checked: {e:#} ({})", path.display())),
+            }
+        }
+        checks.violations = self.ctx.violations.count();
+        checks.violation_samples = self.ctx.violations.samples();
+        checks.events = self.ctx.events.snapshot();
+        checks
+    }
+
+    /// Bids answered `unavailable` or never answered are sent again over HTTP with the same
+    /// request id: the server answers the first decision (or makes it now).
+    async fn resolve_unknown(&mut self, checks: &mut Checks) {
+        let all = 0..self.ctx.ledger.len();
+        let unknown = self
+            .ctx
+            .ledger
+            .with_outcome(all, &[outcome::PENDING, outcome::UNKNOWN]);
+        for idx in unknown {
+            let Some((auction, amount, bidder)) = self
+                .ctx
+                .ledger
+                .with(idx, |b| (b.auction, b.amount, b.bidder))
+            else {
+                continue;
+            };
+            let b = &self.bidders[bidder as usize];
+            let body = PlaceBid {
+                amount: amount.into(),
+                request_id: self.ctx.request_id(idx),
+                expected_seq: None,
+                kind: None,
+            };
+            let server = &self.ctx.servers[b.server];
+            let id = &self.ctx.auctions[auction as usize];
+            match self.api.bid(server, &b.token, id, &body).await {
+                Ok(r) => {
+                    let code = if r.outcome == "accepted" {
+                        outcome::ACCEPTED
+                    } else {
+                        outcome::REJECTED
+                    };
+                    self.ctx
+                        .ledger
+                        .with(idx, |b| b.outcome.store(code, Ordering::Relaxed));
+                    checks.unknown_resolved += 1;
+                }
+                Err(_) => checks.unknown_unresolved += 1,
+            }
+        }
+    }
+
+    async fn server_states(&self) -> Vec<HashMap<String, AuctionView>> {
+        let mut out = Vec::new();
+        for s in &self.ctx.servers {
+            let map = match self.api.list(s).await {
+                Ok(l) => l
+                    .auctions
+                    .into_iter()
+                    .filter(|a| self.ctx.index.contains_key(&a.id))
+                    .map(|a| (a.id.clone(), a))
+                    .collect(),
+                Err(e) => {
+                    self.ctx
+                        .events
+                        .add(&format!("listing auctions failed: {e}"));
+                    HashMap::new()
+                }
+            };
+            out.push(map);
+        }
+        out
+    }
+
+    /// Waits (up to 30 s) until every watcher has caught up with its server, then compares.
+    async fn compare_watchers(&mut self, checks: &mut Checks) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let states = loop {
+            let states = self.server_states().await;
+            let behind = self.watchers.iter().any(|w| {
+                w.seen.lock().iter().any(|s| {
+                    states[w.server]
+                        .get(&self.ctx.auctions[s.auction as usize])
+                        .is_some_and(|a| s.seq < a.seq)
+                })
+            });
+            if !behind || Instant::now() > deadline {
+                break states;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        // Every node must agree (distributed mode).
+        for (i, other) in states.iter().enumerate().skip(1) {
+            for (id, a) in &states[0] {
+                if other.get(id).map(|b| (b.seq, b.price)) != Some((a.seq, a.price)) {
+                    self.ctx
+                        .violations
+                        .report(|| format!("server {i} disagrees with server 0 on {id}"));
+                }
+            }
+        }
+        for w in &self.watchers {
+            for s in w.seen.lock().iter() {
+                let id = &self.ctx.auctions[s.auction as usize];
+                checks.watcher_states_checked += 1;
+                let Some(a) = states[w.server].get(id) else {
+                    checks.watcher_state_mismatches += 1;
+                    continue;
+                };
+                let mine = (s.seq, s.price, s.bid_count, s.leader.as_deref());
+                let theirs = (
+                    a.seq,
+                    a.price,
+                    a.bid_count,
+                    a.leader.as_ref().map(|l| l.id.as_str()),
+                );
+                if mine != theirs {
+                    checks.watcher_state_mismatches += 1;
+                    self.ctx.violations.report(|| {
+                        format!(
+                            "watcher {} ends on {id} at (seq, price, bids, leader) {mine:?}, the server at {theirs:?}",
+                            w.id
+                        )
+                    });
+                }
+            }
+        }
+    }
+
+    /// The archive must hold exactly the accepted bids: none missing, none extra, none twice.
+    fn check_archive(
+        &self,
+        path: &std::path::Path,
+        some_unknown: bool,
+    ) -> anyhow::Result<ArchiveCheck> {
+        let db = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        db.busy_timeout(Duration::from_secs(10))?;
+        let prefix = format!("bench-{}-", self.ctx.run);
+        let mut stmt = db.prepare(
+            "SELECT auction_id, amount, request_id FROM bids WHERE substr(auction_id, 1, ?1) = ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![prefix.len() as i64, prefix], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let all = 0..self.ctx.ledger.len();
+        let accepted: HashSet<u32> = self
+            .ctx
+            .ledger
+            .with_outcome(all.clone(), &[outcome::ACCEPTED])
+            .into_iter()
+            .collect();
+        let unknown: HashSet<u32> = self
+            .ctx
+            .ledger
+            .with_outcome(all, &[outcome::PENDING, outcome::UNKNOWN])
+            .into_iter()
+            .collect();
+        let mut check = ArchiveCheck {
+            accepted: accepted.len() as u64,
+            ..ArchiveCheck::default()
+        };
+        let mut stored: HashSet<u32> = HashSet::new();
+        for row in rows {
+            let (auction, amount, rid) = row?;
+            check.archived += 1;
+            let idx = rid.as_deref().and_then(|r| self.ctx.parse_request_id(r));
+            let expected = idx.and_then(|i| {
+                self.ctx.ledger.with(i, |b| {
+                    (self.ctx.auctions[b.auction as usize].clone(), b.amount)
+                })
+            });
+            match idx {
+                Some(i) if !stored.insert(i) => {
+                    check.duplicates += 1;
+                    self.ctx.violations.report(|| {
+                        format!("archive: request {} stored twice", self.ctx.request_id(i))
+                    });
+                }
+                Some(i)
+                    if (accepted.contains(&i) || unknown.contains(&i))
+                        && expected == Some((auction.clone(), amount)) => {}
+                _ => {
+                    check.extra += 1;
+                    self.ctx.violations.report(|| {
+                        format!("archive: bid {amount} on {auction} (request {rid:?}) was never accepted")
+                    });
+                }
+            }
+        }
+        for i in &accepted {
+            if !stored.contains(i) {
+                check.missing += 1;
+                self.ctx.violations.report(|| {
+                    format!(
+                        "archive: accepted request {} is missing",
+                        self.ctx.request_id(*i)
+                    )
+                });
+            }
+        }
+        if some_unknown {
+            self.ctx
+                .events
+                .add("archive check: some outcomes unknown, counted as allowed");
+        }
+        Ok(check)
+    }
+}

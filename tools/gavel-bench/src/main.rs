@@ -1,0 +1,79 @@
+//! `gavel-bench`: drives Gavel servers over the real WebSocket protocol and measures
+//! glass-to-glass latency, bid round trips, throughput and server cost, while checking that
+//! every watcher sees a correct stream and the archive holds exactly the accepted bids.
+//!
+//! Exit status: 0 when every check passed, 2 on a correctness violation, 1 when the run
+//! could not be made. Timings never change the exit status.
+
+mod bench;
+mod bidder;
+mod check;
+mod cli;
+mod ctx;
+mod render;
+mod report;
+mod scenario;
+mod stats;
+mod sys;
+mod target;
+mod watcher;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use scenario::Scenario;
+use std::io::Write;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let (scenario, opts) = match cli.command {
+        Command::Render(args) => {
+            return match render::render(&args) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gavel-bench render: {e:#}");
+                    std::process::ExitCode::from(1)
+                }
+            };
+        }
+        Command::Ladder(o) => (Scenario::Ladder, o),
+        Command::FinalSecond(o) => (Scenario::FinalSecond, o),
+        Command::Sustained(o) => (Scenario::Sustained, o),
+        Command::ManyAuctions(o) => (Scenario::ManyAuctions, o),
+        Command::Idle(o) => (Scenario::Idle, o),
+        Command::Custom(o) => (Scenario::Custom, o),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let json = opts.json.clone();
+    match rt.block_on(scenario::run(scenario, opts)) {
+        Ok(report) => {
+            eprintln!("{}", report.table());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).expect("reports serialize");
+                let written = if path.as_os_str() == "-" {
+                    writeln!(std::io::stdout(), "{text}")
+                } else {
+                    std::fs::write(&path, text + "\n")
+                };
+                if let Err(e) = written {
+                    eprintln!("gavel-bench: writing {}: {e}", path.display());
+                    return std::process::ExitCode::from(1);
+                }
+            }
+            // Connection tasks may still be winding down: do not wait for them.
+            rt.shutdown_background();
+            if report.ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(2)
+            }
+        }
+        Err(e) => {
+            eprintln!("gavel-bench: {e:#}");
+            rt.shutdown_background();
+            std::process::ExitCode::from(1)
+        }
+    }
+}

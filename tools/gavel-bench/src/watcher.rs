@@ -1,0 +1,244 @@
+//! Watcher connections: subscribe, then check and time every frame.
+//!
+//! Each watcher applies updates the way the protocol tells a client to and reports a
+//! violation when the server breaks a promise: an update before the snapshot, a gap in `seq`
+//! without a resync, a `seq` that goes back (other than the stale updates a `resync`
+//! snapshot may overtake, which the protocol tells clients to ignore), or a falling price.
+
+use crate::ctx::Ctx;
+use crate::sys;
+use futures::{SinkExt, StreamExt};
+use gavel_protocol::{ClientMessage, ServerMessage, Update};
+use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// What one watcher believes about one auction.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub auction: u32,
+    pub seq: u64,
+    pub price: Option<i64>,
+    pub bid_count: u64,
+    pub leader: Option<String>,
+    pub snapshot: bool,
+    /// The seq of the last `resync` snapshot: older updates may still follow it.
+    pub resync_floor: u64,
+    pub closed: bool,
+}
+
+pub struct Watcher {
+    pub id: usize,
+    pub server: usize,
+    pub seen: Mutex<Vec<Seen>>,
+}
+
+/// Opens a WebSocket to server `server` (with `query`, e.g. `?token=…`).
+pub async fn open(ctx: &Ctx, server: usize, query: &str) -> anyhow::Result<Ws> {
+    let s = &ctx.servers[server];
+    let tcp = sys::connect_from(ctx.next_source(), s.addr).await?;
+    let url = format!("ws://{}/ws{query}", s.authority);
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, tcp, Some(ctx.ws_config)).await?;
+    ctx.open.fetch_add(1, Ordering::Relaxed);
+    Ok(ws)
+}
+
+/// Connects a watcher, subscribes it to `auctions` and starts its reader task.
+pub async fn start(
+    ctx: Arc<Ctx>,
+    id: usize,
+    server: usize,
+    auctions: Vec<u32>,
+) -> anyhow::Result<(Arc<Watcher>, tokio::task::AbortHandle)> {
+    let mut ws = open(&ctx, server, "").await?;
+    for &a in &auctions {
+        let msg = ClientMessage::Subscribe {
+            auction_id: ctx.auctions[a as usize].clone(),
+            since_seq: None,
+        };
+        ws.feed(Message::text(serde_json::to_string(&msg)?)).await?;
+    }
+    ws.flush().await?;
+    let w = Arc::new(Watcher {
+        id,
+        server,
+        seen: Mutex::new(
+            auctions
+                .iter()
+                .map(|&a| Seen {
+                    auction: a,
+                    ..Seen::default()
+                })
+                .collect(),
+        ),
+    });
+    let task = tokio::spawn(read_loop(ctx, w.clone(), ws));
+    Ok((w, task.abort_handle()))
+}
+
+async fn read_loop(ctx: Arc<Ctx>, w: Arc<Watcher>, mut ws: Ws) {
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(Message::Text(t)) => on_text(&ctx, &w, t.as_str()),
+            Ok(Message::Close(frame)) => {
+                if !ctx.stopping.load(Ordering::Relaxed) {
+                    let why = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason));
+                    ctx.events.add(&format!(
+                        "watcher closed by server: {}",
+                        why.unwrap_or_default()
+                    ));
+                }
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !ctx.stopping.load(Ordering::Relaxed) {
+                    ctx.events.add(&format!("watcher read error: {e}"));
+                }
+                break;
+            }
+        }
+    }
+    ctx.open.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn on_text(ctx: &Ctx, w: &Watcher, text: &str) {
+    let now = ctx.now_us();
+    let msg = match serde_json::from_str::<ServerMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            ctx.violations
+                .report(|| format!("watcher {}: unparseable frame ({e}): {text:.200}", w.id));
+            return;
+        }
+    };
+    match msg {
+        ServerMessage::Update(u) => on_update(ctx, w, u, now),
+        ServerMessage::Snapshot {
+            auction, resync, ..
+        } => {
+            let Some(&a) = ctx.index.get(&auction.id) else {
+                return;
+            };
+            let mut seen = w.seen.lock();
+            let Some(s) = seen.iter_mut().find(|s| s.auction == a) else {
+                return;
+            };
+            if s.snapshot && !resync && auction.seq < s.seq {
+                ctx.violations.report(|| {
+                    format!(
+                        "watcher {} on {}: snapshot at seq {} after seq {}",
+                        w.id, auction.id, auction.seq, s.seq
+                    )
+                });
+            }
+            if !s.snapshot {
+                ctx.subscribed.fetch_add(1, Ordering::Relaxed);
+            }
+            if resync {
+                ctx.events.add("resync snapshots");
+                s.resync_floor = auction.seq;
+            }
+            s.snapshot = true;
+            s.seq = auction.seq;
+            s.price = auction.price;
+            s.bid_count = auction.bid_count;
+            s.leader = auction.leader.map(|l| l.id);
+            s.closed = auction.closing.is_some();
+        }
+        ServerMessage::Closed(c) => {
+            if let Some(&a) = ctx.index.get(&c.auction_id) {
+                let mut seen = w.seen.lock();
+                if let Some(s) = seen.iter_mut().find(|s| s.auction == a) {
+                    s.seq = s.seq.max(c.seq);
+                    s.closed = true;
+                }
+            }
+        }
+        ServerMessage::Error { code, .. } => ctx.events.add(&format!("watcher error: {code}")),
+        _ => {}
+    }
+}
+
+fn on_update(ctx: &Ctx, w: &Watcher, u: Update, now: u64) {
+    let Some(&a) = ctx.index.get(&u.auction_id) else {
+        return;
+    };
+    {
+        let mut seen = w.seen.lock();
+        let Some(s) = seen.iter_mut().find(|s| s.auction == a) else {
+            ctx.violations.report(|| {
+                format!(
+                    "watcher {}: update for {} it did not subscribe to",
+                    w.id, u.auction_id
+                )
+            });
+            return;
+        };
+        if !s.snapshot {
+            ctx.violations.report(|| {
+                format!(
+                    "watcher {} on {}: update seq {} before the snapshot",
+                    w.id, u.auction_id, u.seq
+                )
+            });
+        }
+        if u.seq <= s.seq {
+            if u.seq <= s.resync_floor {
+                ctx.events.add("stale updates after a resync (ignored)");
+            } else {
+                ctx.violations.report(|| {
+                    format!(
+                        "watcher {} on {}: seq {} after seq {}",
+                        w.id, u.auction_id, u.seq, s.seq
+                    )
+                });
+            }
+            return;
+        }
+        if u.seq > s.seq + 1 {
+            ctx.violations.report(|| {
+                format!(
+                    "watcher {} on {}: gap, seq {} after seq {} with no resync",
+                    w.id, u.auction_id, u.seq, s.seq
+                )
+            });
+        }
+        if let (Some(p), Some(old)) = (u.price, s.price) {
+            if p < old {
+                ctx.violations.report(|| {
+                    format!(
+                        "watcher {} on {}: price fell from {old} to {p} at seq {}",
+                        w.id, u.auction_id, u.seq
+                    )
+                });
+            }
+        }
+        s.seq = u.seq;
+        if u.price.is_some() {
+            s.price = u.price;
+        }
+        if let Some(n) = u.bid_count {
+            s.bid_count = n;
+        }
+        if let Some(l) = &u.leader {
+            s.leader = Some(l.id.clone());
+        }
+    }
+    let due = u.bid.as_ref().and_then(|b| ctx.ledger.due_at(a, b.amount));
+    ctx.rec.with(w.id, |t| {
+        t.updates += 1;
+        match due {
+            Some(at) => {
+                t.g2g.saturating_record(now.saturating_sub(at).max(1));
+            }
+            None => t.unmatched += 1,
+        }
+    });
+}
