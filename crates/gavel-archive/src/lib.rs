@@ -8,6 +8,7 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -96,6 +97,17 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
+}
+
+/// Opens the distributed archive: PostgreSQL at `url`, in `schema` if given (created and
+/// migrated at start-up).
+pub async fn build_postgres(
+    url: &str,
+    schema: Option<&str>,
+) -> Result<Arc<dyn Archive>, ArchiveError> {
+    Ok(Arc::new(
+        postgres::PostgresArchive::connect(url, schema).await?,
+    ))
 }
 
 /// Opens the embedded archive in `data_dir`.

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod conformance;
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidRequest, Change, Millis, Rejection, RequestId};

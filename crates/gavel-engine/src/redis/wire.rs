@@ -445,16 +445,18 @@ mod tests {
 
     #[test]
     fn every_rejection_code_reads_back() {
-        let st = WireState::from_state(&gavel_core::Auction::new(
-            AuctionId::parse("a").unwrap(),
-            AuctionSpec {
-                reserve: None,
-                soft_close: None,
-                ..spec()
-            },
-        )
-        .unwrap()
-        .state);
+        let st = WireState::from_state(
+            &gavel_core::Auction::new(
+                AuctionId::parse("a").unwrap(),
+                AuctionSpec {
+                    reserve: None,
+                    soft_close: None,
+                    ..spec()
+                },
+            )
+            .unwrap()
+            .state,
+        );
         for (o, p, want) in [
             (
                 "outbid",
@@ -467,7 +469,11 @@ mod tests {
             ("already_leading", None, Err(Rejection::AlreadyLeading)),
             ("not_open", None, Err(Rejection::NotOpen)),
             ("closed", None, Err(Rejection::Closed)),
-            ("buy_now_unavailable", None, Err(Rejection::BuyNowUnavailable)),
+            (
+                "buy_now_unavailable",
+                None,
+                Err(Rejection::BuyNowUnavailable),
+            ),
             (
                 "buy_now_price",
                 Some("900"),

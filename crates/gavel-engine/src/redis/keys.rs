@@ -1,0 +1,137 @@
+//! The Redis key layout, in one place.
+//!
+//! Per auction (every key a script touches carries the hash tag `{<auction id>}`, so one
+//! auction's keys share a Cluster slot and each script stays single-slot):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<p>:{<id>}:a` | hash | `spec`, `rules`, `state`, `last` (see `scripts/common.lua`) |
+//! | `<p>:{<id>}:log` | stream | one entry per committed change (field `c`), group `drainers` |
+//! | `<p>:{<id>}:recent` | list | the 50 newest history entries, newest first |
+//! | `<p>:{<id>}:req:<bidder>:<request>` | string, TTL | the first reply to that request |
+//!
+//! Node-wide indexes, never written by a script (a script may only touch its own slot);
+//! each is written before the auction exists and corrected lazily by `advance` and the
+//! drainer, so a stale entry is harmless:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<p>:auctions` | sorted set | every auction id (score: registration time) |
+//! | `<p>:deadlines` | sorted set | open/scheduled auction id → a deadline at or before its next start/end |
+//! | `<p>:active` | sorted set | auctions whose change log may still hold unarchived entries |
+//!
+//! Pub/Sub channel of an auction: `<p>:ch:<id>`; nodes subscribe to the pattern `<p>:ch:*`.
+
+use gavel_core::{AuctionId, BidderId, RequestId};
+
+/// The consumer group every drainer reads the change logs with.
+pub const DRAIN_GROUP: &str = "drainers";
+
+/// Why a key prefix cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("Redis key prefix must be 1 to 64 characters of A-Z a-z 0-9 - _ . : (got {0:?})")]
+pub struct PrefixError(pub String);
+
+/// Key names under one prefix. Several Gavel deployments (or tests) share a Redis by using
+/// different prefixes.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The prefix may not contain `{`, `}` (hash tags) or glob characters (the channel
+    /// pattern).
+    pub fn new(prefix: &str) -> Result<Self, PrefixError> {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        if ok {
+            Ok(Keys {
+                prefix: prefix.to_string(),
+            })
+        } else {
+            Err(PrefixError(prefix.to_string()))
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn hash(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:a", self.prefix, id)
+    }
+
+    pub fn log(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:log", self.prefix, id)
+    }
+
+    pub fn recent(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:recent", self.prefix, id)
+    }
+
+    pub fn request(&self, id: &AuctionId, bidder: &BidderId, request: &RequestId) -> String {
+        format!("{}:{{{}}}:req:{}:{}", self.prefix, id, bidder, request)
+    }
+
+    pub fn channel(&self, id: &AuctionId) -> String {
+        format!("{}:ch:{}", self.prefix, id)
+    }
+
+    pub fn channel_pattern(&self) -> String {
+        format!("{}:ch:*", self.prefix)
+    }
+
+    /// The auction id of a change-log key, if it is one of ours.
+    pub fn auction_of_log(&self, key: &str) -> Option<AuctionId> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix(":{")?;
+        let id = rest.strip_suffix("}:log")?;
+        AuctionId::parse(id).ok()
+    }
+
+    pub fn auctions(&self) -> String {
+        format!("{}:auctions", self.prefix)
+    }
+
+    pub fn deadlines(&self) -> String {
+        format!("{}:deadlines", self.prefix)
+    }
+
+    pub fn active(&self) -> String {
+        format!("{}:active", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_an_auction_shares_its_hash_tag() {
+        let k = Keys::new("gavel").unwrap();
+        let id = AuctionId::parse("lot-7").unwrap();
+        let bidder = BidderId::parse("u-1").unwrap();
+        let req = RequestId::parse("r:1").unwrap();
+        for key in [
+            k.hash(&id),
+            k.log(&id),
+            k.recent(&id),
+            k.request(&id, &bidder, &req),
+        ] {
+            assert!(key.starts_with("gavel:{lot-7}:"), "{key}");
+        }
+        assert_eq!(k.auction_of_log(&k.log(&id)), Some(id));
+        assert_eq!(k.auction_of_log("other:{lot-7}:log"), None);
+    }
+
+    #[test]
+    fn prefixes_with_braces_or_globs_are_refused() {
+        for bad in ["", "a{b}", "a*", "a b", "x?"] {
+            assert!(Keys::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Keys::new("gavel-test_1.x:y").is_ok());
+    }
+}

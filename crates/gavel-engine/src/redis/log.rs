@@ -1,0 +1,325 @@
+//! The change logs as a drainer reads them: one consumer group (`drainers`) over the
+//! per-auction streams listed in `<prefix>:active`.
+//!
+//! Delivery is at least once: an entry stays pending in the group until a drainer has
+//! stored it and acknowledged it. A drainer that restarts first re-reads its own pending
+//! entries (id `0`); entries a dead drainer left pending are claimed by another with
+//! `XAUTOCLAIM` once they have been idle long enough. Trimming (`trim.lua`) never drops a
+//! pending entry. Blocking reads use their own connection without a response timeout
+//! (a client-wide timeout would cut `XREADGROUP BLOCK` short).
+
+use super::{map_err, RedisEngine, DRAIN_GROUP};
+use crate::EngineError;
+use gavel_archive::ArchivedChange;
+use gavel_core::AuctionId;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+use std::time::Duration;
+
+/// Streams named in one `XREADGROUP`.
+const KEYS_PER_READ: usize = 500;
+/// An auction registered this long ago whose hash does not exist was never created.
+const GHOST_AFTER_MS: i64 = 60_000;
+
+/// One change-log entry handed to the drainer.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub auction: AuctionId,
+    /// The stream entry id (for `XACK`).
+    pub entry_id: String,
+    /// The change to archive; `None` for an entry that cannot be read (logged, then
+    /// acknowledged so one bad entry cannot stall the drain forever).
+    pub change: Option<ArchivedChange>,
+}
+
+/// A drainer's view of the change logs.
+pub struct ChangeLog {
+    engine: RedisEngine,
+    /// Blocking reads only: no response timeout.
+    blocking: ConnectionManager,
+    consumer: String,
+}
+
+/// The change JSON of a stream entry.
+pub(crate) fn field_c(entry: &StreamId) -> Option<String> {
+    entry.get::<String>("c")
+}
+
+impl ChangeLog {
+    pub(super) async fn open(engine: RedisEngine, consumer: &str) -> Result<Self, EngineError> {
+        let blocking = ConnectionManager::new_with_config(
+            engine.inner.client.clone(),
+            ConnectionManagerConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500)),
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(ChangeLog {
+            engine,
+            blocking,
+            consumer: consumer.to_string(),
+        })
+    }
+
+    /// This drainer's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Auctions whose logs may hold unarchived entries.
+    pub async fn active(&self) -> Result<Vec<AuctionId>, EngineError> {
+        let i = &self.engine.inner;
+        let raw: Vec<String> = i
+            .cmd
+            .clone()
+            .zrange(i.keys.active(), 0, -1)
+            .await
+            .map_err(map_err)?;
+        Ok(raw
+            .iter()
+            .filter_map(|s| AuctionId::parse(s.as_str()).ok())
+            .collect())
+    }
+
+    /// This consumer's own pending entries: read them first after a (re)start.
+    pub async fn own_pending(
+        &mut self,
+        ids: &[AuctionId],
+        count: usize,
+    ) -> Result<Vec<LogEntry>, EngineError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(KEYS_PER_READ) {
+            out.extend(self.read(chunk, "0", count, None).await?);
+        }
+        Ok(out)
+    }
+
+    /// Entries never delivered to any drainer, waiting up to `block` for the first one.
+    pub async fn read_new(
+        &mut self,
+        ids: &[AuctionId],
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<LogEntry>, EngineError> {
+        if ids.is_empty() {
+            tokio::time::sleep(block).await;
+            return Ok(Vec::new());
+        }
+        if ids.len() <= KEYS_PER_READ {
+            return self.read(ids, ">", count, Some(block)).await;
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(KEYS_PER_READ) {
+            out.extend(self.read(chunk, ">", count, None).await?);
+        }
+        if out.is_empty() {
+            tokio::time::sleep(block.min(Duration::from_millis(250))).await;
+        }
+        Ok(out)
+    }
+
+    async fn read(
+        &mut self,
+        ids: &[AuctionId],
+        from: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<LogEntry>, EngineError> {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| self.engine.inner.keys.log(id))
+            .collect();
+        let starts = vec![from; keys.len()];
+        let mut opts = StreamReadOptions::default()
+            .group(DRAIN_GROUP, &self.consumer)
+            .count(count);
+        if let Some(b) = block {
+            opts = opts.block(b.as_millis().max(1) as usize);
+        }
+        let reply: Result<Option<StreamReadReply>, _> =
+            self.blocking.xread_options(&keys, &starts, &opts).await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_groups(ids).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            let Some(auction) = self.engine.inner.keys.auction_of_log(&key.key) else {
+                continue;
+            };
+            for entry in &key.ids {
+                out.push(self.decode(&auction, entry).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries other drainers have held for at least `min_idle` (a dead drainer's batch).
+    pub async fn claim_stale(
+        &mut self,
+        ids: &[AuctionId],
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<LogEntry>, EngineError> {
+        let mut out = Vec::new();
+        let idle = min_idle.as_millis() as u64;
+        for chunk in ids.chunks(200) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("XAUTOCLAIM")
+                    .arg(self.engine.inner.keys.log(id))
+                    .arg(DRAIN_GROUP)
+                    .arg(&self.consumer)
+                    .arg(idle)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(count);
+            }
+            let replies: Result<Vec<redis::streams::StreamAutoClaimReply>, _> =
+                pipe.query_async(&mut self.blocking).await;
+            let replies = match replies {
+                Ok(r) => r,
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    self.ensure_groups(chunk).await?;
+                    continue;
+                }
+                Err(e) => return Err(map_err(e)),
+            };
+            for (id, reply) in chunk.iter().zip(replies) {
+                if !reply.claimed.is_empty() {
+                    tracing::info!(auction = %id, entries = reply.claimed.len(), consumer = %self.consumer, "claimed change-log entries of an idle drainer");
+                    metrics::counter!("gavel_drainer_claimed_total")
+                        .increment(reply.claimed.len() as u64);
+                }
+                for entry in &reply.claimed {
+                    out.push(self.decode(id, entry).await?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn decode(&self, auction: &AuctionId, entry: &StreamId) -> Result<LogEntry, EngineError> {
+        let mut log_entry = LogEntry {
+            auction: auction.clone(),
+            entry_id: entry.id.clone(),
+            change: None,
+        };
+        let Some(json) = field_c(entry) else {
+            return Ok(log_entry);
+        };
+        let decoded = match super::WireChange::parse(&json) {
+            Ok(wire) => self.engine.inner.decode_change(&wire).await,
+            Err(e) => Err(EngineError::Internal(e.to_string())),
+        };
+        match decoded {
+            Ok(d) => {
+                log_entry.change = Some(ArchivedChange {
+                    auction: d.change.auction,
+                    event: d.change.event,
+                    bid_id: d.bid_id,
+                    request_id: d.request_id,
+                });
+                Ok(log_entry)
+            }
+            Err(EngineError::Internal(e)) => {
+                tracing::error!(auction = %auction, entry = %entry.id, error = %e, "unreadable change-log entry; skipping it");
+                metrics::counter!("gavel_drainer_unreadable_total").increment(1);
+                Ok(log_entry)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates missing consumer groups (a registered auction whose create is still in
+    /// flight) and forgets auctions registered long ago that were never created.
+    async fn ensure_groups(&mut self, ids: &[AuctionId]) -> Result<(), EngineError> {
+        let i = &self.engine.inner;
+        let mut cmd = i.cmd.clone();
+        for id in ids {
+            let (exists, log_exists): (bool, bool) = redis::pipe()
+                .exists(i.keys.hash(id))
+                .exists(i.keys.log(id))
+                .query_async(&mut cmd)
+                .await
+                .map_err(map_err)?;
+            if exists && log_exists {
+                let created: Result<(), _> = cmd
+                    .xgroup_create_mkstream(i.keys.log(id), DRAIN_GROUP, "0")
+                    .await;
+                match created {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Some("BUSYGROUP") => {}
+                    Err(e) => return Err(map_err(e)),
+                }
+                continue;
+            }
+            if exists {
+                continue;
+            }
+            let registered: Option<f64> = cmd
+                .zscore(i.keys.active(), id.as_str())
+                .await
+                .map_err(map_err)?;
+            if registered.is_none_or(|at| (at as i64) < super::wall_ms() - GHOST_AFTER_MS) {
+                tracing::warn!(auction = %id, "forgetting an auction registered but never created");
+                let _: () = redis::pipe()
+                    .zrem(i.keys.active(), id.as_str())
+                    .zrem(i.keys.auctions(), id.as_str())
+                    .zrem(i.keys.deadlines(), id.as_str())
+                    .query_async(&mut cmd)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Acknowledges stored entries, trims what every drainer has acknowledged, and retires
+    /// the logs of closed auctions that are fully archived.
+    pub async fn ack(&mut self, entries: &[LogEntry]) -> Result<(), EngineError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let i = &self.engine.inner;
+        let mut by_auction: Vec<(&AuctionId, Vec<&str>)> = Vec::new();
+        for e in entries {
+            match by_auction.iter_mut().find(|(a, _)| *a == &e.auction) {
+                Some((_, ids)) => ids.push(&e.entry_id),
+                None => by_auction.push((&e.auction, vec![&e.entry_id])),
+            }
+        }
+        let mut cmd = i.cmd.clone();
+        let mut pipe = redis::pipe();
+        for (auction, ids) in &by_auction {
+            pipe.xack(i.keys.log(auction), DRAIN_GROUP, ids).ignore();
+        }
+        let _: () = pipe.query_async(&mut cmd).await.map_err(map_err)?;
+        for (auction, _) in &by_auction {
+            let (_trimmed, _left, done): (i64, i64, i64) = i
+                .scripts
+                .trim
+                .key(i.keys.log(auction))
+                .key(i.keys.hash(auction))
+                .arg(DRAIN_GROUP)
+                .invoke_async(&mut cmd)
+                .await
+                .map_err(map_err)?;
+            if done == 1 {
+                let _: () = cmd
+                    .zrem(i.keys.active(), auction.as_str())
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
+}
