@@ -2,7 +2,7 @@
 
 use gavel_engine::conformance::{create, plain, rid, spec, Harness, T0};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
-use gavel_engine::{Clock, Engine};
+use gavel_engine::Clock;
 use std::sync::Arc;
 use std::time::Duration;
 
