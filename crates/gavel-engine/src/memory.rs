@@ -61,7 +61,8 @@ struct StoredReply {
 struct Live {
     auction: Auction,
     requests: HashMap<(BidderId, RequestId), StoredReply>,
-    request_order: VecDeque<(BidderId, RequestId)>,
+    /// Keys in the order they were decided, with the time (server ms) they were decided.
+    request_order: VecDeque<(Millis, (BidderId, RequestId))>,
 }
 
 /// What watchers and readers see: the latest committed state.
@@ -153,7 +154,13 @@ impl MemoryEngine {
                 .await
                 .map_err(storage)?;
             let mut slot = new_slot(auction.clone(), recent.into());
-            if auction.state.closing.is_none() {
+            let now = inner.clock.now();
+            let recently_closed = auction
+                .state
+                .closing
+                .as_ref()
+                .is_none_or(|c| c.closed_at > now - IDEMPOTENCY_TTL_MS);
+            if recently_closed {
                 // Keep answering retries of bids accepted before the restart.
                 let live = slot.live.get_mut();
                 for (bidder, request_id, seq) in archive
@@ -172,6 +179,7 @@ impl MemoryEngine {
                             },
                             decided_at: seq,
                         },
+                        now,
                     );
                 }
             }
@@ -222,33 +230,32 @@ impl MemoryEngine {
         }
     }
 
-    /// Applies an open/close transition if it is due.
-    async fn advance_one(
+    /// Decides an open/close transition if it is due; the caller waits for durability.
+    fn decide_transition(
         &self,
-        slot: Arc<Slot>,
+        slot: &Arc<Slot>,
         now: Millis,
     ) -> Result<Option<Arc<Change>>, EngineError> {
         let permit = self.reserve_commit()?;
-        let change = {
-            let mut live = slot.live.lock();
-            let Some(change) = rules::open_if_due(&live.auction, now)
-                .or_else(|| rules::close_if_due(&live.auction, now))
-            else {
-                self.inner.set_deadline(&live.auction);
-                return Ok(None);
-            };
-            let change = Arc::new(change);
-            live.auction = change.auction.clone();
+        let mut live = slot.live.lock();
+        let Some(change) = rules::open_if_due(&live.auction, now)
+            .or_else(|| rules::close_if_due(&live.auction, now))
+        else {
             self.inner.set_deadline(&live.auction);
-            permit.send(Pending {
-                slot: slot.clone(),
-                change: change.clone(),
-                bid_id: None,
-                request_id: None,
-            });
-            change
+            return Ok(None);
         };
-        self.wait_durable(&slot, change.auction.state.seq).await?;
+        let change = Arc::new(change);
+        live.auction = change.auction.clone();
+        if live.auction.state.closing.is_some() {
+            forget_rejections(&mut live);
+        }
+        self.inner.set_deadline(&live.auction);
+        permit.send(Pending {
+            slot: slot.clone(),
+            change: change.clone(),
+            bid_id: None,
+            request_id: None,
+        });
         Ok(Some(change))
     }
 }
@@ -270,20 +277,36 @@ fn new_slot(auction: Auction, recent: VecDeque<BidEntry>) -> Slot {
     }
 }
 
+/// How long a decided request is remembered: 24 hours.
+const IDEMPOTENCY_TTL_MS: i64 = 86_400_000;
+
 fn remember(
     live: &mut Live,
     config: &MemoryConfig,
     key: (BidderId, RequestId),
     reply: StoredReply,
+    now: Millis,
 ) {
     if live.requests.insert(key.clone(), reply).is_none() {
-        live.request_order.push_back(key);
+        live.request_order.push_back((now, key));
     }
-    while live.request_order.len() > config.max_requests_per_auction {
-        if let Some(old) = live.request_order.pop_front() {
+    while let Some((at, _)) = live.request_order.front() {
+        let expired = *at <= now - IDEMPOTENCY_TTL_MS;
+        if !expired && live.request_order.len() <= config.max_requests_per_auction {
+            break;
+        }
+        if let Some((_, old)) = live.request_order.pop_front() {
             live.requests.remove(&old);
         }
     }
+}
+
+/// Once an auction has closed, only accepted requests can still be asked about usefully:
+/// a retried rejection is simply rejected again as `closed`.
+fn forget_rejections(live: &mut Live) {
+    live.requests.retain(|_, r| r.reply.outcome.is_ok());
+    let requests = &live.requests;
+    live.request_order.retain(|(_, k)| requests.contains_key(k));
 }
 
 impl Inner {
@@ -356,8 +379,9 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }
         metrics::counter!("gavel_archive_batches_total").increment(1);
         metrics::histogram!("gavel_archive_batch_size").record(batch.len() as f64);
-        for p in batch.drain(..) {
-            let seq = p.change.auction.state.seq;
+        // Release every reply first, then feed the fan-out: a backed-up fan-out must never
+        // hold back a bidder's confirmation.
+        for p in &batch {
             {
                 let mut c = p.slot.confirmed.lock();
                 c.auction = p.change.auction.clone();
@@ -366,7 +390,9 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                     c.recent.truncate(inner.config.recent_bids);
                 }
             }
-            p.slot.durable.send_replace(seq);
+            p.slot.durable.send_replace(p.change.auction.state.seq);
+        }
+        for p in batch.drain(..) {
             // The fan-out may be gone at shutdown; the change is committed either way.
             let _ = inner.changes_tx.send(p.change).await;
         }
@@ -388,6 +414,15 @@ impl Engine for MemoryEngine {
                 gavel_archive::ArchiveError::AlreadyExists(id) => EngineError::AlreadyExists(id),
                 e => storage(e),
             })?;
+        // Announce the creation before any bid can exist, so the fan-out sees seq 1 first.
+        let _ = self
+            .inner
+            .changes_tx
+            .send(Arc::new(Change {
+                auction: auction.clone(),
+                event: Event::Created,
+            }))
+            .await;
         {
             let mut map = self.inner.auctions.write();
             if map.contains_key(&auction.id) {
@@ -399,14 +434,6 @@ impl Engine for MemoryEngine {
             );
         }
         self.inner.set_deadline(&auction);
-        let _ = self
-            .inner
-            .changes_tx
-            .send(Arc::new(Change {
-                auction: auction.clone(),
-                event: Event::Created,
-            }))
-            .await;
         Ok(auction)
     }
 
@@ -462,7 +489,11 @@ impl Engine for MemoryEngine {
                         reply: reply.clone(),
                         decided_at,
                     },
+                    now,
                 );
+                if live.auction.state.closing.is_some() {
+                    forget_rejections(&mut live);
+                }
                 (reply, decided_at)
             }
         };
@@ -510,14 +541,32 @@ impl Engine for MemoryEngine {
                 .map(|(_, id)| id.clone())
                 .collect()
         };
-        let mut changes = Vec::new();
+        // Decide every due transition first, so they share batches; then wait once each.
+        let mut decided = Vec::new();
+        let mut first_error = None;
         for id in due {
             let Ok(slot) = self.slot(&id) else { continue };
-            if let Some(change) = self.advance_one(slot, now).await? {
-                changes.push(change);
+            match self.decide_transition(&slot, now) {
+                Ok(Some(change)) => decided.push((slot, change)),
+                Ok(None) => {}
+                Err(e) => {
+                    // The queue is full or the archive is down: the rest waits for the next round.
+                    first_error = Some(e);
+                    break;
+                }
             }
         }
-        Ok(changes)
+        let mut changes = Vec::with_capacity(decided.len());
+        for (slot, change) in decided {
+            match self.wait_durable(&slot, change.auction.state.seq).await {
+                Ok(()) => changes.push(change),
+                Err(e) => first_error = Some(e),
+            }
+        }
+        match first_error {
+            Some(e) if changes.is_empty() => Err(e),
+            _ => Ok(changes),
+        }
     }
 
     async fn next_deadline(&self) -> Result<Option<Millis>, EngineError> {
@@ -544,6 +593,7 @@ impl Engine for MemoryEngine {
                 Err(r) => return Ok(Err(r)),
             };
             live.auction = change.auction.clone();
+            forget_rejections(&mut live);
             self.inner.set_deadline(&live.auction);
             permit.send(Pending {
                 slot: slot.clone(),
