@@ -15,6 +15,7 @@ use gavel_core::{Auction, AuctionId, BidEntry, Change, Event};
 use gavel_engine::{ChangeFeed, Engine, EngineError};
 use gavel_protocol::ServerMessage;
 use parking_lot::{Mutex, RwLock};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -42,6 +43,8 @@ struct RoomState {
     auction: Auction,
     recent: VecDeque<BidEntry>,
     ring: VecDeque<SharedFrame>,
+    /// The encoded snapshot body for the `seq` it was built at.
+    snapshot: Option<(u64, Arc<str>)>,
 }
 
 /// The watchers of one auction on this node.
@@ -97,6 +100,7 @@ impl Hub {
                 auction,
                 recent,
                 ring: VecDeque::with_capacity(REPLAY_RING),
+                snapshot: None,
             }),
             watchers: AtomicUsize::new(0),
             watchers_announced: AtomicU64::new(0),
@@ -109,33 +113,42 @@ impl Hub {
         let room = match self.room(&next.id) {
             Some(room) => room,
             None => {
-                // First change seen for this auction on this node: the room starts here.
+                // First change seen for this auction on this node: the room may start here.
                 let recent = match &change.event {
                     Event::Bid { entry, .. } => VecDeque::from([entry.clone()]),
                     _ => VecDeque::new(),
                 };
-                self.rooms
-                    .write()
-                    .entry(next.id.clone())
-                    .or_insert_with(|| Self::new_room(next.clone(), recent));
-                let frame = Arc::new(Frame {
-                    auction_id: next.id.clone(),
-                    seq: next.state.seq,
-                    text: encode(&first_message(change, self.engine.now())),
-                });
-                self.publish_lobby(frame);
-                return;
+                let mut rooms = self.rooms.write();
+                match rooms.entry(next.id.clone()) {
+                    // A subscriber created it meanwhile: apply the change to it as usual.
+                    Entry::Occupied(e) => e.get().clone(),
+                    Entry::Vacant(e) => {
+                        e.insert(Self::new_room(next.clone(), recent));
+                        drop(rooms);
+                        self.publish_lobby_message(
+                            || first_message(change, self.engine.now()),
+                            change,
+                        );
+                        return;
+                    }
+                }
             }
         };
         let mut st = room.state.lock();
         let prev_seq = st.auction.state.seq;
         if next.state.seq <= prev_seq {
-            return; // Already published (a duplicate, or older than our snapshot).
+            // Already in the room (it was seeded from the engine's newer state, or this is a
+            // duplicate). The lobby may not have seen it; its clients apply each seq once.
+            drop(st);
+            self.publish_lobby_message(|| first_message(change, self.engine.now()), change);
+            return;
         }
         let prev = std::mem::replace(&mut st.auction, next.clone());
         if let Event::Bid { entry, .. } = &change.event {
-            st.recent.push_front(entry.clone());
-            st.recent.truncate(RECENT_BIDS);
+            if st.recent.front().is_none_or(|f| f.seq < entry.seq) {
+                st.recent.push_front(entry.clone());
+                st.recent.truncate(RECENT_BIDS);
+            }
         }
         let frame = if next.state.seq == prev_seq + 1 {
             Arc::new(Frame {
@@ -150,7 +163,7 @@ impl Hub {
             Arc::new(Frame {
                 auction_id: next.id.clone(),
                 seq: next.state.seq,
-                text: snapshot_text(&st, self.engine.now(), true),
+                text: snapshot_text(&mut st, self.engine.now(), true),
             })
         };
         if st.ring.len() == REPLAY_RING {
@@ -160,6 +173,16 @@ impl Hub {
         let _ = room.tx.send(frame.clone());
         drop(st);
         self.publish_lobby(frame);
+    }
+
+    fn publish_lobby_message(&self, message: impl FnOnce() -> ServerMessage, change: &Change) {
+        if self.lobby.receiver_count() > 0 {
+            self.publish_lobby(Arc::new(Frame {
+                auction_id: change.auction.id.clone(),
+                seq: change.auction.state.seq,
+                text: encode(&message()),
+            }));
+        }
     }
 
     fn publish_lobby(&self, frame: SharedFrame) {
@@ -192,7 +215,7 @@ impl Hub {
                     .clone()
             }
         };
-        let st = room.state.lock();
+        let mut st = room.state.lock();
         let rx = room.tx.subscribe();
         let current = st.auction.state.seq;
         let start = match since_seq {
@@ -204,17 +227,20 @@ impl Hub {
             {
                 Start::Replay(st.ring.iter().filter(|f| f.seq > since).cloned().collect())
             }
-            Some(_) => Start::Snapshot(snapshot_text(&st, self.engine.now(), true)),
-            None => Start::Snapshot(snapshot_text(&st, self.engine.now(), false)),
+            Some(_) => Start::Snapshot(snapshot_text(&mut st, self.engine.now(), true)),
+            None => Start::Snapshot(snapshot_text(&mut st, self.engine.now(), false)),
         };
         drop(st);
         room.watchers.fetch_add(1, Ordering::Relaxed);
         Ok((room, start, rx))
     }
 
-    /// The latest snapshot of a room, for a watcher that lagged.
-    pub fn resync(&self, room: &Room) -> Utf8Bytes {
-        snapshot_text(&room.state.lock(), self.engine.now(), true)
+    /// The latest snapshot of a room and a fresh receiver positioned right after it, for a
+    /// watcher that lagged: it skips everything it missed instead of replaying stale frames.
+    pub fn resync(&self, room: &Room) -> (Utf8Bytes, broadcast::Receiver<SharedFrame>) {
+        let mut st = room.state.lock();
+        let rx = room.tx.subscribe();
+        (snapshot_text(&mut st, self.engine.now(), true), rx)
     }
 
     pub fn unsubscribed(&self, room: &Room) {
@@ -311,11 +337,39 @@ fn event_name(e: &Event) -> &'static str {
     }
 }
 
-fn snapshot_text(st: &RoomState, now: i64, resync: bool) -> Utf8Bytes {
-    encode(&ServerMessage::Snapshot {
-        auction: views::auction_view(&st.auction, now, None),
-        server_time: now,
-        recent_bids: st.recent.iter().map(views::bid_view).collect(),
-        resync,
-    })
+#[derive(serde::Serialize)]
+struct SnapshotBody {
+    auction: gavel_protocol::AuctionView,
+    recent_bids: Vec<gavel_protocol::BidView>,
+}
+
+/// A snapshot message. The auction and its recent bids are encoded once per `seq` and
+/// cached in the room; only the envelope (server time, resync flag) is written per watcher.
+fn snapshot_text(st: &mut RoomState, now: i64, resync: bool) -> Utf8Bytes {
+    let seq = st.auction.state.seq;
+    let body = match &st.snapshot {
+        Some((cached_seq, body)) if *cached_seq == seq => body.clone(),
+        _ => {
+            let body = SnapshotBody {
+                auction: views::auction_view(&st.auction, now, None),
+                recent_bids: st.recent.iter().map(views::bid_view).collect(),
+            };
+            let json: Arc<str> = serde_json::to_string(&body)
+                .expect("snapshots always serialize")
+                .into();
+            st.snapshot = Some((seq, json.clone()));
+            json
+        }
+    };
+    // `body` is a JSON object; splice the envelope's fields in front of its own.
+    let mut text = String::with_capacity(body.len() + 64);
+    text.push_str("{\"type\":\"snapshot\",\"server_time\":");
+    text.push_str(&now.to_string());
+    text.push_str(if resync {
+        ",\"resync\":true,"
+    } else {
+        ",\"resync\":false,"
+    });
+    text.push_str(&body[1..]);
+    Utf8Bytes::from(text)
 }

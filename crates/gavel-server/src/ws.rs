@@ -59,14 +59,13 @@ pub async fn upgrade(
         )
         .into_response();
     };
-    let user = match q.token.as_deref() {
-        None | Some("") => None,
+    // A bad token does not stop anyone from watching: the connection starts anonymous and
+    // is told why (bidding needs a valid token).
+    let (user, token_refused) = match q.token.as_deref() {
+        None | Some("") => (None, false),
         Some(t) => match state.auth.verify(t) {
-            Ok(p) => Some(p),
-            Err(_) => {
-                return crate::http::ApiError::unauthorized("invalid or expired token")
-                    .into_response()
-            }
+            Ok(p) => (Some(p), false),
+            Err(_) => (None, true),
         },
     };
     // Messages up to our limit are read whole and refused politely with 1009; the
@@ -79,7 +78,7 @@ pub async fn upgrade(
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| async move {
-            connection(state, socket, user).await;
+            connection(state, socket, user, token_refused).await;
             drop(slot);
             drop(track);
         })
@@ -111,7 +110,12 @@ fn error(code: &str, message: impl Into<String>, request_id: Option<String>) -> 
     })
 }
 
-async fn connection(state: Arc<AppState>, socket: WebSocket, mut user: Option<Principal>) {
+async fn connection(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    mut user: Option<Principal>,
+    token_refused: bool,
+) {
     let (sink, mut stream) = socket.split();
     let (out, out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
     let writer = tokio::spawn(writer(state.clone(), sink, out_rx));
@@ -126,6 +130,15 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, mut user: Option<Pr
             },
         }))
         .await;
+    if token_refused {
+        let _ = out
+            .send(error(
+                "unauthorized",
+                "invalid or expired token: you can watch, but sign in again to bid",
+                None,
+            ))
+            .await;
+    }
     let mut subs: HashSet<AuctionId> = HashSet::new();
     let bids = Arc::new(Semaphore::new(BIDS_IN_FLIGHT));
     loop {
@@ -281,14 +294,18 @@ async fn handle_text(
             match state.hub.subscribe(&id, since_seq).await {
                 Ok((room, start, rx)) => {
                     subs.insert(id.clone());
-                    let _ = out
-                        .send(Outbound::Watch {
-                            id,
-                            room,
-                            start,
-                            rx,
-                        })
-                        .await;
+                    let watch = Outbound::Watch {
+                        id,
+                        room,
+                        start,
+                        rx,
+                    };
+                    if let Err(mpsc::error::SendError(Outbound::Watch { room, .. })) =
+                        out.send(watch).await
+                    {
+                        // The writer is gone: this subscription never started.
+                        state.hub.unsubscribed(&room);
+                    }
                 }
                 Err(EngineError::NotFound) => {
                     subs.remove(&id);
@@ -470,7 +487,8 @@ async fn writer(state: Arc<AppState>, mut sink: Sink, mut rx: mpsc::Receiver<Out
                         metrics::counter!("gavel_ws_conflated_total").increment(1);
                         tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
                         if let Some(room) = rooms.get(&id) {
-                            let snap = state.hub.resync(room);
+                            let (snap, rx) = state.hub.resync(room);
+                            streams.insert(id.clone(), BroadcastStream::new(rx));
                             send(&mut sink, limit, Message::Text(snap)).await?;
                         }
                     }
