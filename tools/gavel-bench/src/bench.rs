@@ -47,6 +47,10 @@ pub struct Bench {
 /// The server's counters at one moment.
 struct ServerSample {
     proc: Option<ProcSample>,
+    /// This process, to show what the load generator itself costs on a shared machine.
+    tool: Option<ProcSample>,
+    machine_busy_us: Option<u64>,
+    at: Instant,
     metrics: HashMap<String, f64>,
 }
 
@@ -156,7 +160,8 @@ impl Bench {
             return None;
         }
         let before = self.pid.and_then(sys::sample);
-        let subs = subs.clamp(1, self.ctx.auctions.len());
+        // 0 subscriptions: bare connections (what a connection costs before it watches).
+        let subs = subs.min(self.ctx.auctions.len());
         let expected =
             self.ctx.subscribed.load(Ordering::Relaxed) + ((total - first) * subs) as u64;
         *self.phase.lock() = format!("connecting {total} watchers");
@@ -237,6 +242,9 @@ impl Bench {
         }
         ServerSample {
             proc: self.pid.and_then(sys::sample),
+            tool: sys::sample(std::process::id()),
+            machine_busy_us: sys::machine_busy_us(),
+            at: Instant::now(),
             metrics,
         }
     }
@@ -308,6 +316,21 @@ impl Bench {
             _ => None,
         };
         let batches = delta("gavel_archive_batches_total");
+        let tool_cpu_ms = match (before.tool, after.tool) {
+            (Some(b), Some(a)) => Some((a.cpu_us - b.cpu_us) as f64 / 1000.0),
+            _ => None,
+        };
+        // Cores busy on average during the step, and how much of it was neither the server
+        // nor this tool (other work on a shared machine).
+        let wall_us = after.at.duration_since(before.at).as_micros().max(1) as f64;
+        let machine_cores = match (before.machine_busy_us, after.machine_busy_us) {
+            (Some(b), Some(a)) => Some((a - b) as f64 / wall_us),
+            _ => None,
+        };
+        let other_cores = machine_cores.map(|m| {
+            m - cpu_ms.unwrap_or(0.0) * 1000.0 / wall_us
+                - tool_cpu_ms.unwrap_or(0.0) * 1000.0 / wall_us
+        });
         let report = StepReport {
             name: name.to_string(),
             watchers: self.watchers.len(),
@@ -335,6 +358,9 @@ impl Bench {
                 cpu_us_per_update: cpu_ms
                     .filter(|_| t.updates > 0)
                     .map(|ms| ms * 1000.0 / t.updates as f64),
+                cpu_us_per_answer: cpu_ms
+                    .filter(|_| t.answers() > 0)
+                    .map(|ms| ms * 1000.0 / t.answers() as f64),
                 idle_kib_per_conn,
                 archive_batches: batches,
                 batches_per_accepted: batches
@@ -342,6 +368,14 @@ impl Bench {
                     .map(|b| b / accepted as f64),
                 frames_sent: delta("gavel_ws_frames_sent_total"),
             },
+            tool_cpu_us_per_update: tool_cpu_ms
+                .filter(|_| t.updates > 0)
+                .map(|ms| ms * 1000.0 / t.updates as f64),
+            machine_busy_cores: machine_cores,
+            other_busy_cores: other_cores,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             violations: self.ctx.violations.count(),
         };
         self.steps.push(report.clone());

@@ -13,6 +13,9 @@ pub struct ServerStep {
     pub cpu_ms: Option<f64>,
     /// Server CPU per `update` frame the watchers received.
     pub cpu_us_per_update: Option<f64>,
+    /// Server CPU per bid answered (accepted, rejected or refused), fan-out included.
+    #[serde(default)]
+    pub cpu_us_per_answer: Option<f64>,
     /// RSS growth per watcher connection opened for this step (after subscribing, idle).
     pub idle_kib_per_conn: Option<f64>,
     /// `gavel_archive_batches_total` during the step (write transactions).
@@ -52,6 +55,18 @@ pub struct StepReport {
     /// Scheduled bid time → handed to the socket (the tool's own lateness).
     pub send_lag_us: Percentiles,
     pub server: ServerStep,
+    /// This tool's own CPU per update received (it shares the machine with the server).
+    #[serde(default)]
+    pub tool_cpu_us_per_update: Option<f64>,
+    /// Cores busy on average during the step (the whole machine: server, tool and others).
+    #[serde(default)]
+    pub machine_busy_cores: Option<f64>,
+    /// Of those, cores used by neither the server nor this tool (a shared machine's noise).
+    #[serde(default)]
+    pub other_busy_cores: Option<f64>,
+    /// One-minute load average at the end of the step.
+    #[serde(default)]
+    pub load_average: Option<f64>,
     /// Violations counted so far in the run.
     pub violations: u64,
 }
@@ -131,11 +146,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<16} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} | {:>7} {:>7} {:>7} {:>6}",
+            "{:<16} {:>7} {:>7} {:>9} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} | {:>7} {:>7} {:>7} {:>7} {:>6}",
             "step", "watch", "conns", "offered/s", "acc/s", "rej/s", "upd/s",
             "g2g p50", "p90", "p99", "p99.9", "max",
             "rtt p50", "p99", "max", "lag99",
-            "cpu/upd", "KiB/con", "RSS MiB", "errors",
+            "cpu/upd", "tool", "KiB/con", "RSS MiB", "errors",
         );
         for st in &self.steps {
             let errors: u64 = st
@@ -146,7 +161,7 @@ impl Report {
                 .sum();
             let _ = writeln!(
                 s,
-                "{:<16} {:>7} {:>7} {:>9.0} {:>8.0} {:>8.0} {:>9.0} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} | {:>7} {:>7} {:>7} {:>6}",
+                "{:<16} {:>7} {:>7} {:>9.0} {:>8.0} {:>8.0} {:>9.0} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>6} | {:>7} {:>7} {:>7} {:>7} {:>6}",
                 st.name,
                 st.watchers,
                 st.connections,
@@ -164,12 +179,13 @@ impl Report {
                 ms(st.rtt_us.max),
                 ms(st.send_lag_us.p99),
                 opt(st.server.cpu_us_per_update, 2),
+                opt(st.tool_cpu_us_per_update, 2),
                 opt(st.server.idle_kib_per_conn, 1),
                 opt(st.server.rss_kib.map(|k| k as f64 / 1024.0), 0),
                 errors,
             );
         }
-        let _ = writeln!(s, "(latencies in ms; cpu/upd in µs of server CPU per update frame delivered; KiB/con is RSS growth per watcher connection added)");
+        let _ = writeln!(s, "(latencies in ms; cpu/upd and tool: µs of server and of gavel-bench CPU per update frame delivered; KiB/con is RSS growth per watcher connection added)");
         for st in &self.steps {
             let extra: Vec<String> = st
                 .outcomes
@@ -186,9 +202,15 @@ impl Report {
                 (Some(b), None) => format!("; archive transactions {b:.0}"),
                 _ => String::new(),
             };
+            let machine = match (st.machine_busy_cores, st.other_busy_cores, st.load_average) {
+                (Some(m), Some(o), Some(l)) => {
+                    format!("; machine busy {m:.2} cores, {o:.2} of them neither server nor tool, load {l:.1}")
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {}: sent {}, answers {} ({}), decisions {:.0}/s, updates {}{}{}",
+                "  {}: sent {}, answers {} ({}), decisions {:.0}/s, updates {}{}{}{}",
                 st.name,
                 st.bids_sent,
                 st.answers,
@@ -201,6 +223,7 @@ impl Report {
                     String::new()
                 },
                 batches,
+                machine,
             );
         }
         let c = &self.checks;

@@ -76,6 +76,22 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Busy CPU time of the whole machine (all cores), in microseconds: what everything running
+/// here used, this tool, the server and anything else (the machine may be shared).
+pub fn machine_busy_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(busy * 1_000_000 / hz)
+}
+
 /// The `n`-th client source address after `base` (127.0.0.1, .2, …).
 pub fn source_address(base: Ipv4Addr, n: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(base).wrapping_add(n as u32))
