@@ -1,11 +1,20 @@
 //! Chooses the engine and the archive once, at start-up, from the configuration.
 //!
-//! Embedded mode (the default): the in-memory engine with group commit into SQLite.
+//! - Embedded mode (the default): the in-memory engine with group commit into SQLite.
+//! - Distributed mode (`--redis` and `--database`, both required): the Redis engine as
+//!   the authority, PostgreSQL as the archive, and this node's drainer moving the Redis
+//!   change logs into PostgreSQL. The node keeps no auction state of its own. Bid history
+//!   is read from PostgreSQL merged with the entries still in the Redis change log, so the
+//!   newest bids show before the drainer has written them (see `MergedHistory`).
 
 use crate::config::ServeConfig;
-use anyhow::Context;
-use gavel_archive::Archive;
+use crate::drainer::{self, DrainConfig, DrainStats};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
+use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::{Clock, Engine};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +28,23 @@ pub struct Backends {
 }
 
 /// Builds the backends. `stop` is cancelled when the server stops, for any background
-/// tasks the backends need.
+/// tasks the backends need (the drainer).
 pub async fn build(
     config: &ServeConfig,
     clock: Clock,
-    _stop: CancellationToken,
+    stop: CancellationToken,
 ) -> anyhow::Result<Backends> {
+    match (config.redis.as_deref(), config.database.as_deref()) {
+        (None, None) => embedded(config, clock).await,
+        (Some(redis), Some(database)) => distributed(config, redis, database, stop).await,
+        _ => bail!(
+            "distributed mode needs both --redis (GAVEL_REDIS_URL) and --database \
+             (GAVEL_DATABASE_URL); embedded mode needs neither"
+        ),
+    }
+}
+
+async fn embedded(config: &ServeConfig, clock: Clock) -> anyhow::Result<Backends> {
     let archive = gavel_archive::build_sqlite(&config.data_dir).context("opening the archive")?;
     let engine: Arc<dyn Engine> = Arc::new(
         MemoryEngine::start(
@@ -40,4 +60,117 @@ pub async fn build(
         .context("starting the engine")?,
     );
     Ok(Backends { engine, archive })
+}
+
+/// The Redis engine decides by Redis's clock (`TIME`); the server's clock is not used.
+async fn distributed(
+    config: &ServeConfig,
+    redis: &str,
+    database: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<Backends> {
+    // Install the metrics recorder before the engine and drainer count anything.
+    let _ = crate::telemetry::metrics_handle();
+    let archive = gavel_archive::build_postgres(database, config.database_schema.as_deref())
+        .await
+        .context("opening the PostgreSQL archive (--database)")?;
+    let engine = RedisEngine::connect(RedisConfig::new(redis, config.redis_prefix.clone()))
+        .await
+        .context("connecting to Redis (--redis)")?;
+    let node = config.node_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", config.listen.port())
+    });
+    let interval = Duration::from_millis(config.drain_interval_ms.max(1));
+    let drain = DrainConfig {
+        batch: config.drain_batch.max(1),
+        interval,
+        claim_idle: config
+            .drain_claim_idle_ms
+            .map(Duration::from_millis)
+            .unwrap_or(interval * 2 + Duration::from_secs(30)),
+    };
+    let log = engine
+        .change_log(&node)
+        .await
+        .context("opening the Redis change logs")?;
+    tokio::spawn(drainer::run(
+        log,
+        archive.clone(),
+        drain,
+        Arc::new(DrainStats::default()),
+        stop,
+    ));
+    tracing::info!(node = %node, prefix = %config.redis_prefix, "distributed mode");
+    let history: Arc<dyn Archive> = Arc::new(MergedHistory {
+        archive,
+        engine: engine.clone(),
+    });
+    Ok(Backends {
+        engine: Arc::new(engine),
+        archive: history,
+    })
+}
+
+/// The PostgreSQL archive, with `bids` also reading the entries the drainer has not
+/// written yet (the auction's Redis change log), so history never lags by the drain
+/// interval. Everything else goes to PostgreSQL unchanged.
+struct MergedHistory {
+    archive: Arc<dyn Archive>,
+    engine: RedisEngine,
+}
+
+#[async_trait]
+impl Archive for MergedHistory {
+    async fn create_auction(&self, auction: &Auction) -> Result<(), ArchiveError> {
+        self.archive.create_auction(auction).await
+    }
+
+    async fn record_batch(&self, changes: &[ArchivedChange]) -> Result<(), ArchiveError> {
+        self.archive.record_batch(changes).await
+    }
+
+    async fn load_auctions(&self) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.load_auctions().await
+    }
+
+    async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {
+        self.archive.auction(id).await
+    }
+
+    /// The log is read first: an entry trimmed from it after that read was written to
+    /// PostgreSQL before, so the archive read that follows has it.
+    async fn bids(
+        &self,
+        id: &AuctionId,
+        before_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<BidEntry>, ArchiveError> {
+        let logged = self
+            .engine
+            .logged_bids(id, before_seq, limit as usize)
+            .await
+            .map_err(|e| ArchiveError::Storage(e.to_string()))?;
+        let stored = self.archive.bids(id, before_seq, limit).await?;
+        let mut all: Vec<BidEntry> = logged.into_iter().chain(stored).collect();
+        all.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        all.dedup_by_key(|e| e.seq);
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+
+    async fn recent_requests(
+        &self,
+        id: &AuctionId,
+    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
+        self.archive.recent_requests(id).await
+    }
+
+    fn stats(&self) -> ArchiveStats {
+        self.archive.stats()
+    }
 }

@@ -79,6 +79,10 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_BIDS_PER_SECOND", default_value_t = 10)]
     pub bids_per_second: u32,
 
+    /// Guest sign-ins (`POST /api/session`) per client IP address per minute (0: unlimited).
+    #[arg(long, env = "GAVEL_SESSIONS_PER_MINUTE_PER_IP", default_value_t = 120)]
+    pub sessions_per_minute_per_ip: u32,
+
     /// WebSocket connections per client IP address (0: unlimited).
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
@@ -94,6 +98,46 @@ pub struct ServeConfig {
     /// Log format.
     #[arg(long, env = "GAVEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Distributed mode: Redis URL (the authority), e.g. `redis://127.0.0.1:6379`. Needs
+    /// `--database` too. Unset (with `--database` unset): embedded mode.
+    #[arg(long, env = "GAVEL_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Distributed mode: PostgreSQL URL (the archive), e.g.
+    /// `postgres://postgres@127.0.0.1:5432/gavel`. Needs `--redis` too.
+    #[arg(long, env = "GAVEL_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+
+    /// Distributed mode: prefix of every Redis key and channel (nodes of one deployment
+    /// share it).
+    #[arg(long, env = "GAVEL_REDIS_PREFIX", default_value = "gavel")]
+    pub redis_prefix: String,
+
+    /// Distributed mode: PostgreSQL schema for the archive (created if missing). Unset:
+    /// the connection's default (`public`).
+    #[arg(long, env = "GAVEL_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+
+    /// Distributed mode: the drainer writes its batch to PostgreSQL when it holds
+    /// `--drain-batch` change-log entries or this many milliseconds after the first one.
+    #[arg(long, env = "GAVEL_DRAIN_INTERVAL_MS", default_value_t = 60_000)]
+    pub drain_interval_ms: u64,
+
+    /// Distributed mode: change-log entries per PostgreSQL statement.
+    #[arg(long, env = "GAVEL_DRAIN_BATCH", default_value_t = 100)]
+    pub drain_batch: usize,
+
+    /// Distributed mode: entries another drainer has held this long are claimed (its node
+    /// is presumed dead). Default: twice the drain interval plus 30 s.
+    #[arg(long, env = "GAVEL_DRAIN_CLAIM_IDLE_MS")]
+    pub drain_claim_idle_ms: Option<u64>,
+
+    /// Distributed mode: this node's name in the drainers' consumer group. Keep it stable
+    /// across restarts so a restarted node re-reads its own pending entries first.
+    /// Default: `<hostname>-<listen port>`.
+    #[arg(long, env = "GAVEL_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 impl ServeConfig {

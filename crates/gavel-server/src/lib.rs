@@ -9,6 +9,7 @@ mod bidding;
 mod closer;
 pub mod config;
 mod demo;
+mod drainer;
 pub mod fanout;
 pub mod http;
 mod limits;
@@ -81,10 +82,11 @@ pub async fn run_with_clock(
         engine: engine.clone(),
         archive,
         hub: hub.clone(),
-        limits: Limits::new(
+        limits: Limits::with_sessions(
             config.bids_per_second,
             config.max_connections_per_ip,
             config.max_connections,
+            config.sessions_per_minute_per_ip,
         ),
         auth,
         metrics: telemetry::metrics_handle(),

@@ -8,9 +8,12 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 type KeyedLimiter = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+type IpLimiter = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
 
 pub struct Limits {
     bids: KeyedLimiter,
+    /// `None` when sign-ins are unlimited.
+    sessions: Option<IpLimiter>,
     per_ip: usize,
     total: usize,
     connections: Arc<Mutex<ConnectionCounts>>,
@@ -44,10 +47,21 @@ impl Drop for ConnectionSlot {
 
 impl Limits {
     pub fn new(bids_per_second: u32, per_ip: usize, total: usize) -> Self {
+        Self::with_sessions(bids_per_second, per_ip, total, 0)
+    }
+
+    pub fn with_sessions(
+        bids_per_second: u32,
+        per_ip: usize,
+        total: usize,
+        sessions_per_minute: u32,
+    ) -> Self {
         let rate = NonZeroU32::new(bids_per_second.max(1)).expect("max(1) is non-zero");
         let burst = NonZeroU32::new(bids_per_second.max(1).saturating_mul(2)).expect("non-zero");
         Limits {
             bids: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            sessions: NonZeroU32::new(sessions_per_minute)
+                .map(|n| RateLimiter::keyed(Quota::per_minute(n))),
             per_ip,
             total,
             connections: Arc::default(),
@@ -57,6 +71,13 @@ impl Limits {
     /// Whether `user` may place one more bid now.
     pub fn allow_bid(&self, user: &str) -> bool {
         self.bids.check_key(&user.to_string()).is_ok()
+    }
+
+    /// Whether `ip` may sign one more guest in now.
+    pub fn allow_session(&self, ip: IpAddr) -> bool {
+        self.sessions
+            .as_ref()
+            .is_none_or(|l| l.check_key(&ip).is_ok())
     }
 
     /// Takes a connection slot for `ip`, or `None` if a limit is reached.
@@ -79,6 +100,10 @@ impl Limits {
     pub fn housekeeping(&self) {
         self.bids.retain_recent();
         self.bids.shrink_to_fit();
+        if let Some(s) = &self.sessions {
+            s.retain_recent();
+            s.shrink_to_fit();
+        }
     }
 }
 
@@ -92,6 +117,16 @@ mod tests {
         let allowed = (0..10).filter(|_| l.allow_bid("u1")).count();
         assert_eq!(allowed, 4, "burst of twice the rate");
         assert!(l.allow_bid("u2"), "other users are not affected");
+    }
+
+    #[test]
+    fn sign_ins_per_ip_are_capped() {
+        let l = Limits::with_sessions(1, 10, 10, 3);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!((0..10).filter(|_| l.allow_session(ip)).count(), 3);
+        assert!(l.allow_session("127.0.0.2".parse().unwrap()));
+        let unlimited = Limits::new(1, 10, 10);
+        assert!((0..1000).all(|_| unlimited.allow_session(ip)));
     }
 
     #[test]

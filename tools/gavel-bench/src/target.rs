@@ -70,6 +70,7 @@ impl Spawned {
             .arg(format!("--data-dir={}", dir.display()))
             .arg("--max-connections-per-ip=0")
             .arg("--bids-per-second=1000000")
+            .arg("--sessions-per-minute-per-ip=0")
             .args(extra)
             .env("GAVEL_ADMIN_TOKEN", admin_token)
             .env(

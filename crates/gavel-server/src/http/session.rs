@@ -3,10 +3,11 @@
 use super::{typed, ApiError, JsonBody, User};
 use crate::auth::{Principal, Role};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::Json;
 use gavel_protocol::{SessionRequest, SessionResponse, UserView};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn user_view(p: &Principal) -> UserView {
@@ -19,8 +20,16 @@ pub fn user_view(p: &Principal) -> UserView {
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<SessionResponse>, ApiError> {
+    if !state.limits.allow_session(addr.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many sign-ins from this address; try again in a minute",
+        ));
+    }
     let req: SessionRequest = typed(body)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {

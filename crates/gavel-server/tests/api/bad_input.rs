@@ -324,6 +324,25 @@ async fn bad_http_requests_get_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_from_one_address_are_rate_limited() {
+    let app = spawn_app_with(|c| c.sessions_per_minute_per_ip = 3).await;
+    for _ in 0..3 {
+        let (s, _) = app
+            .post("/api/session", None, json!({"name": "Guest"}))
+            .await;
+        assert_eq!(s, 200);
+    }
+    let (s, e) = app
+        .post("/api/session", None, json!({"name": "Guest"}))
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn guest_sign_in_can_be_switched_off() {
     let app = spawn_app_with(|c| c.guest_sessions = false).await;
     let (s, e) = app
