@@ -46,6 +46,7 @@ impl Drop for ConnectionSlot {
 }
 
 impl Limits {
+    #[cfg(test)]
     pub fn new(bids_per_second: u32, per_ip: usize, total: usize) -> Self {
         Self::with_sessions(bids_per_second, per_ip, total, 0)
     }
