@@ -29,5 +29,5 @@ EXPOSE 3000
 ENV GAVEL_LISTEN=0.0.0.0:3000 \
     GAVEL_DATA_DIR=/data \
     GAVEL_LOG_FORMAT=json
-HEALTHCHECK --interval=10s --timeout=2s CMD ["/usr/local/bin/gavel", "--version"]
+HEALTHCHECK --interval=10s --timeout=2s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/3000 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '\"ok\"' <&3"]
 ENTRYPOINT ["/usr/local/bin/gavel", "serve"]
