@@ -155,6 +155,9 @@ impl PostgresArchive {
             config.connect_timeout(Duration::from_secs(3));
         }
         config.application_name("gavel");
+        if schema.is_none() {
+            config.options("-c client_min_messages=warning");
+        }
         if let Some(schema) = schema {
             if !valid_schema(schema) {
                 return Err(ArchiveError::Storage(format!(
@@ -162,7 +165,10 @@ impl PostgresArchive {
                 ))
                 .into());
             }
-            config.options(format!("-c search_path={schema}"));
+            // Quiet: "schema already exists, skipping" is not news on every start.
+            config.options(format!(
+                "-c search_path={schema} -c client_min_messages=warning"
+            ));
         }
         let manager = Manager::from_config(
             config,

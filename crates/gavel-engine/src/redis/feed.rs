@@ -129,7 +129,7 @@ pub(super) async fn run(
             let msg = tokio::select! {
                 m = stream.next() => m,
                 _ = ping.tick() => {
-                    let pong = tokio::time::timeout(PING_EVERY, sink.ping::<String>()).await;
+                    let pong = tokio::time::timeout(PING_EVERY, sink.ping::<redis::Value>()).await;
                     if !matches!(pong, Ok(Ok(_))) {
                         break;
                     }
