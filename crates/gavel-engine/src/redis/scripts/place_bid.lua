@@ -19,8 +19,14 @@
 -- Every check runs before the first write: Redis has no rollback.
 
 local stored = redis.call('GET', KEYS[4])
-if stored then return { 'repeat', stored } end
 local h = redis.call('HMGET', KEYS[1], 'rules', 'state')
+if stored then
+  -- As in memory.rs: once the auction's closing is recorded, only accepted requests keep
+  -- their first answer; a retried rejection is decided again (and answered `closed`).
+  if not h[1] or cjson.decode(stored).o == 'ok' or cjson.decode(h[2]).cr == nil then
+    return { 'repeat', stored }
+  end
+end
 if not h[1] then return { 'missing' } end
 
 local a = load_auction(h[1], h[2])
