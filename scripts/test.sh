@@ -12,8 +12,8 @@ ensure_redis
 ensure_postgres
 ensure_chromium
 
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# Tests of the distributed mode find the services at REDIS_URL / DATABASE_URL, by default
+# redis://127.0.0.1:6379 and postgres://postgres@127.0.0.1:5432/test.
 
 echo "== cargo build"
 cargo build --workspace --all-targets

@@ -88,8 +88,11 @@ export async function startServer(name, extraArgs = []) {
   const logPath = join(ARTIFACTS, `server-${name}.log`);
   const log = createWriteStream(logPath);
   const args = ["serve", "--listen", listen, "--data-dir", dataDir, "--admin-token", adminToken, ...extraArgs];
+  // Embedded mode always: a shell's REDIS_URL/DATABASE_URL must not switch the server.
+  const env = { ...process.env, GAVEL_LISTEN: listen, GAVEL_DATA_DIR: dataDir, GAVEL_ADMIN_TOKEN: adminToken, RUST_LOG: process.env.RUST_LOG ?? "info" };
+  for (const k of ["REDIS_URL", "DATABASE_URL", "GAVEL_REDIS_URL", "GAVEL_DATABASE_URL"]) delete env[k];
   const proc = spawn(GAVEL_BIN, args, {
-    env: { ...process.env, GAVEL_LISTEN: listen, GAVEL_DATA_DIR: dataDir, GAVEL_ADMIN_TOKEN: adminToken, RUST_LOG: process.env.RUST_LOG ?? "info" },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   proc.stdout.pipe(log);

@@ -38,8 +38,8 @@ pub async fn build(
         (None, None) => embedded(config, clock).await,
         (Some(redis), Some(database)) => distributed(config, redis, database, stop).await,
         _ => bail!(
-            "distributed mode needs both --redis (GAVEL_REDIS_URL) and --database \
-             (GAVEL_DATABASE_URL); embedded mode needs neither"
+            "distributed mode needs both --redis (GAVEL_REDIS_URL or REDIS_URL) and --database \
+             (GAVEL_DATABASE_URL or DATABASE_URL); embedded mode needs neither"
         ),
     }
 }

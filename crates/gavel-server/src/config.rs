@@ -100,7 +100,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 
     /// Distributed mode: Redis URL (the authority), e.g. `redis://127.0.0.1:6379`. Needs
-    /// `--database` too. Unset (with `--database` unset): embedded mode.
+    /// `--database` too. Unset (with `--database` unset): embedded mode. Also read from
+    /// REDIS_URL when both REDIS_URL and DATABASE_URL are set and neither flag is given.
     #[arg(long, env = "GAVEL_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
@@ -146,6 +147,24 @@ impl ServeConfig {
         let cli = Cli::parse_from(["gavel", "serve"]);
         let Command::Serve(mut c) = cli.command;
         c.data_dir = data_dir;
+        // Embedded mode whatever the environment says.
+        c.redis = None;
+        c.database = None;
         c
+    }
+
+    /// Takes the conventional `REDIS_URL` and `DATABASE_URL` when both are set and neither
+    /// `--redis`/`GAVEL_REDIS_URL` nor `--database`/`GAVEL_DATABASE_URL` was given. (Only
+    /// both together select distributed mode, so one stray variable changes nothing.)
+    pub fn with_conventional_env(mut self) -> Self {
+        if self.redis.is_none() && self.database.is_none() {
+            if let (Ok(r), Ok(d)) = (std::env::var("REDIS_URL"), std::env::var("DATABASE_URL")) {
+                if !r.is_empty() && !d.is_empty() {
+                    self.redis = Some(r);
+                    self.database = Some(d);
+                }
+            }
+        }
+        self
     }
 }

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let Cli { command } = Cli::parse();
     let Command::Serve(config) = command;
+    let config = config.with_conventional_env();
     gavel_server::telemetry::init_tracing(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let shutdown = CancellationToken::new();

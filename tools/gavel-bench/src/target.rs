@@ -73,6 +73,8 @@ impl Spawned {
             .arg("--sessions-per-minute-per-ip=0")
             .args(extra)
             .env("GAVEL_ADMIN_TOKEN", admin_token)
+            .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

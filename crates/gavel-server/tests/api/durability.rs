@@ -38,6 +38,10 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Server {
             "10000",
         ])
         .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("GAVEL_REDIS_URL")
+        .env_remove("GAVEL_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
