@@ -146,7 +146,7 @@ pub async fn creating_a_taken_id_fails_with_already_exists(archive: &dyn Archive
     let a = Fixture::new("dup");
     archive.create_auction(a.auction()).await.unwrap();
     let mut other = a.auction().clone();
-    other.spec.title = "Someone else's auction".into();
+    std::sync::Arc::make_mut(&mut other.spec).title = "Someone else's auction".into();
 
     match archive.create_auction(&other).await {
         Err(ArchiveError::AlreadyExists(id)) => assert_eq!(&id, a.id()),

@@ -3,6 +3,7 @@
 use crate::ids::{AuctionId, Bidder};
 use crate::money::{Currency, Money};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Server UTC time in milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -212,10 +213,13 @@ pub struct AuctionState {
 }
 
 /// An auction: id, settings, state.
+///
+/// The settings are shared (`Arc`): they never change, while the state is copied on every
+/// decision, so a copy of an auction never copies its title and description.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auction {
     pub id: AuctionId,
-    pub spec: AuctionSpec,
+    pub spec: Arc<AuctionSpec>,
     pub state: AuctionState,
 }
 
@@ -226,7 +230,7 @@ impl Auction {
         let ends_at = spec.ends_at;
         Ok(Auction {
             id,
-            spec,
+            spec: Arc::new(spec),
             state: AuctionState {
                 status: Status::Scheduled,
                 price: None,

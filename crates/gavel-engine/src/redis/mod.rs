@@ -356,7 +356,7 @@ impl Inner {
         let spec = self.spec(id).await?.ok_or(EngineError::NotFound)?;
         Ok(Auction {
             id: id.clone(),
-            spec: (*spec).clone(),
+            spec: spec.clone(),
             state: st.to_state().map_err(corrupt)?,
         })
     }
@@ -759,7 +759,7 @@ fn decode_auction(id: &AuctionId, spec: &str, state: &str) -> Result<Auction, En
         .map_err(|e| EngineError::Internal(format!("stored state of {id}: {e}")))?;
     Ok(Auction {
         id: id.clone(),
-        spec,
+        spec: Arc::new(spec),
         state: state.to_state().map_err(corrupt)?,
     })
 }

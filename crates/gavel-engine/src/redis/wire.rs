@@ -9,6 +9,7 @@ use gavel_core::{
     Closing, EntryKind, Event, IncrementPolicy, Money, Rejection, RequestId, Status,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Why a script's output could not be read back: a bug or foreign data, never a rule.
 #[derive(Debug, thiserror::Error)]
@@ -297,7 +298,7 @@ impl WireChange {
     }
 
     /// The full change, given the auction's (immutable) spec.
-    pub fn decode(&self, spec: &AuctionSpec) -> Result<DecodedChange, WireError> {
+    pub fn decode(&self, spec: &Arc<AuctionSpec>) -> Result<DecodedChange, WireError> {
         let auction = Auction {
             id: self.auction_id()?,
             spec: spec.clone(),
