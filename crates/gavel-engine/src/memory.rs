@@ -446,6 +446,8 @@ impl Engine for MemoryEngine {
         let slot = self.slot(id)?;
         let key = (req.bidder.id.clone(), request_id.clone());
         // A repeat must not need the archive to be healthy, so look it up first.
+        // Made before taking the lock: the generator has a process-wide lock of its own.
+        let bid_id = uuid::Uuid::now_v7();
         let (reply, decided_at) = {
             let mut live = slot.live.lock();
             if let Some(stored) = live.requests.get(&key) {
@@ -461,8 +463,8 @@ impl Engine for MemoryEngine {
                     let change = Arc::new(change);
                     let deadline_moved = deadline_of(&live.auction) != deadline_of(&change.auction);
                     live.auction = change.auction.clone();
-                    let bid_id = matches!(change.event, Event::Bid { .. })
-                        .then(|| uuid::Uuid::now_v7().to_string());
+                    let bid_id =
+                        matches!(change.event, Event::Bid { .. }).then(|| bid_id.to_string());
                     // The archive keys accepted bids by their bidder's request id; a
                     // proxy's counter-bid belongs to the leader, not to this request.
                     let request_id = decision.outcome.is_ok().then(|| request_id.clone());

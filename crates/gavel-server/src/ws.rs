@@ -15,7 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
 use gavel_engine::EngineError;
 use gavel_protocol::{ClientMessage, Limits, ServerMessage};
@@ -74,9 +74,11 @@ pub async fn upgrade(
     let track = state.tracker.token();
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
+        // Client messages are small: a 1 KiB read buffer (it does not limit message size).
+        .read_buffer_size(1024)
+        // Frames collect in the write buffer until the writer flushes a batch.
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
             connection(state, socket, user, token_refused).await;
             drop(slot);
@@ -84,17 +86,22 @@ pub async fn upgrade(
         })
 }
 
+/// What the reader (and bid tasks) ask the writer to do. Kept small: the per-connection
+/// queue allocates its slots up front.
 enum Outbound {
     Text(Utf8Bytes),
-    Watch {
-        id: AuctionId,
-        room: Arc<Room>,
-        start: Start,
-        rx: broadcast::Receiver<SharedFrame>,
-    },
+    Watch(Box<Watch>),
     Unwatch(AuctionId),
-    Lobby(Option<(Utf8Bytes, broadcast::Receiver<SharedFrame>)>),
+    Lobby(Option<Box<(Utf8Bytes, broadcast::Receiver<SharedFrame>)>>),
     Close(u16, &'static str),
+}
+
+/// A new subscription: what to send first, then the room's live frames.
+struct Watch {
+    id: AuctionId,
+    room: Arc<Room>,
+    start: Start,
+    rx: broadcast::Receiver<SharedFrame>,
 }
 
 fn text(msg: &ServerMessage) -> Outbound {
@@ -210,22 +217,22 @@ async fn handle_text(
         let _ = out.send(error(e.code, e.message, request_id)).await;
         return;
     }
-    let msg: ClientMessage = match serde_json::from_value(v.clone()) {
+    let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
+        matches!(
+            t,
+            "auth"
+                | "subscribe"
+                | "unsubscribe"
+                | "subscribe_lobby"
+                | "unsubscribe_lobby"
+                | "bid"
+                | "ping"
+        )
+    });
+    let msg: ClientMessage = match serde_json::from_value(v) {
         Ok(m) => m,
         Err(e) => {
-            let known = v.get("type").and_then(Value::as_str).is_some_and(|t| {
-                matches!(
-                    t,
-                    "auth"
-                        | "subscribe"
-                        | "unsubscribe"
-                        | "subscribe_lobby"
-                        | "unsubscribe_lobby"
-                        | "bid"
-                        | "ping"
-                )
-            });
-            let (code, message) = if known {
+            let (code, message) = if known_type {
                 ("invalid_message", e.to_string())
             } else {
                 (
@@ -294,17 +301,15 @@ async fn handle_text(
             match state.hub.subscribe(&id, since_seq).await {
                 Ok((room, start, rx)) => {
                     subs.insert(id.clone());
-                    let watch = Outbound::Watch {
+                    let watch = Outbound::Watch(Box::new(Watch {
                         id,
                         room,
                         start,
                         rx,
-                    };
-                    if let Err(mpsc::error::SendError(Outbound::Watch { room, .. })) =
-                        out.send(watch).await
-                    {
+                    }));
+                    if let Err(mpsc::error::SendError(Outbound::Watch(w))) = out.send(watch).await {
                         // The writer is gone: this subscription never started.
-                        state.hub.unsubscribed(&room);
+                        state.hub.unsubscribed(&w.room);
                     }
                 }
                 Err(EngineError::NotFound) => {
@@ -327,7 +332,7 @@ async fn handle_text(
         }
         ClientMessage::SubscribeLobby => match state.hub.lobby().await {
             Ok(l) => {
-                let _ = out.send(Outbound::Lobby(Some(l))).await;
+                let _ = out.send(Outbound::Lobby(Some(Box::new(l)))).await;
             }
             Err(e) => {
                 let _ = out.send(error("unavailable", e.to_string(), None)).await;
@@ -421,110 +426,214 @@ fn not_found(auction_id: &str) -> Outbound {
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
-/// Sends one message, or gives up on a client that accepts nothing for too long.
-async fn send(sink: &mut Sink, limit: Duration, msg: Message) -> Result<(), &'static str> {
-    match tokio::time::timeout(limit, sink.send(msg)).await {
-        Ok(Ok(())) => {
-            metrics::counter!("gavel_ws_frames_sent_total").increment(1);
-            Ok(())
+/// Messages a writer takes from what is already waiting before it flushes the socket once.
+const WRITE_BATCH: usize = 64;
+
+/// The socket's send half: messages are fed into the WebSocket's write buffer and flushed
+/// together, so a backlog of frames costs one system call rather than one per frame.
+struct SocketOut {
+    sink: Sink,
+    limit: Duration,
+    unflushed: u64,
+    frames_sent: metrics::Counter,
+}
+
+impl SocketOut {
+    async fn feed(&mut self, msg: Message) -> Result<(), &'static str> {
+        match tokio::time::timeout(self.limit, self.sink.feed(msg)).await {
+            Ok(Ok(())) => {
+                self.unflushed += 1;
+                Ok(())
+            }
+            Ok(Err(_)) => Err("closed"),
+            Err(_) => Err("too_slow"),
         }
-        Ok(Err(_)) => Err("closed"),
-        Err(_) => Err("too_slow"),
+    }
+
+    async fn flush(&mut self) -> Result<(), &'static str> {
+        if self.unflushed == 0 {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.limit, self.sink.flush()).await {
+            Ok(Ok(())) => {
+                self.frames_sent.increment(self.unflushed);
+                self.unflushed = 0;
+                Ok(())
+            }
+            Ok(Err(_)) => Err("closed"),
+            Err(_) => Err("too_slow"),
+        }
     }
 }
 
-async fn writer(state: Arc<AppState>, mut sink: Sink, mut rx: mpsc::Receiver<Outbound>) {
-    let limit = Duration::from_secs(state.config.slow_client_secs.max(1));
-    let mut streams: StreamMap<AuctionId, BroadcastStream<SharedFrame>> = StreamMap::new();
-    let mut rooms: HashMap<AuctionId, Arc<Room>> = HashMap::new();
-    let mut lobby: Option<BroadcastStream<SharedFrame>> = None;
-    let outcome: Result<(), &'static str> = async {
-        loop {
-            tokio::select! {
-                biased;
-                cmd = rx.recv() => match cmd {
-                    None => return Ok(()),
-                    Some(Outbound::Text(t)) => send(&mut sink, limit, Message::Text(t)).await?,
-                    Some(Outbound::Watch { id, room, start, rx }) => {
-                        match start {
-                            Start::Snapshot(t) => send(&mut sink, limit, Message::Text(t)).await?,
-                            Start::Replay(frames) => {
-                                for f in frames {
-                                    send(&mut sink, limit, Message::Text(f.text.clone())).await?;
-                                }
+/// What the writer reacts to.
+enum Input {
+    Command(Option<Outbound>),
+    Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
+    Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
+}
+
+/// Whether the writer goes on after an input.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The connection's writer: owns the send half and the subscriptions.
+struct Writer {
+    state: Arc<AppState>,
+    out: SocketOut,
+    rx: mpsc::Receiver<Outbound>,
+    streams: StreamMap<AuctionId, BroadcastStream<SharedFrame>>,
+    rooms: HashMap<AuctionId, Arc<Room>>,
+    lobby: Option<BroadcastStream<SharedFrame>>,
+}
+
+impl Writer {
+    async fn next(&mut self) -> Input {
+        let lobby = async {
+            match self.lobby.as_mut() {
+                Some(l) => l.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            cmd = self.rx.recv() => Input::Command(cmd),
+            Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => Input::Room(id, item),
+            Some(item) = lobby => Input::Lobby(item),
+        }
+    }
+
+    async fn handle(&mut self, input: Input) -> Result<Flow, &'static str> {
+        match input {
+            Input::Command(None) => return Ok(Flow::Stop),
+            Input::Command(Some(cmd)) => match cmd {
+                Outbound::Text(t) => self.out.feed(Message::Text(t)).await?,
+                Outbound::Watch(w) => {
+                    let Watch {
+                        id,
+                        room,
+                        start,
+                        rx,
+                    } = *w;
+                    match start {
+                        Start::Snapshot(t) => self.out.feed(Message::Text(t)).await?,
+                        Start::Replay(frames) => {
+                            for f in frames {
+                                self.out.feed(Message::Text(f.text.clone())).await?;
                             }
                         }
-                        streams.insert(id.clone(), BroadcastStream::new(rx));
-                        if let Some(old) = rooms.insert(id, room) {
-                            state.hub.unsubscribed(&old);
-                        }
                     }
-                    Some(Outbound::Unwatch(id)) => {
-                        streams.remove(&id);
-                        if let Some(room) = rooms.remove(&id) {
-                            state.hub.unsubscribed(&room);
-                        }
+                    self.streams.insert(id.clone(), BroadcastStream::new(rx));
+                    if let Some(old) = self.rooms.insert(id, room) {
+                        self.state.hub.unsubscribed(&old);
                     }
-                    Some(Outbound::Lobby(Some((snapshot, rx)))) => {
-                        send(&mut sink, limit, Message::Text(snapshot)).await?;
-                        lobby = Some(BroadcastStream::new(rx));
-                        send(&mut sink, limit, Message::Text(Utf8Bytes::from(
-                            ServerMessage::Ok { what: "subscribe_lobby".into() }.to_json(),
-                        ))).await?;
+                }
+                Outbound::Unwatch(id) => {
+                    self.streams.remove(&id);
+                    if let Some(room) = self.rooms.remove(&id) {
+                        self.state.hub.unsubscribed(&room);
                     }
-                    Some(Outbound::Lobby(None)) => lobby = None,
-                    Some(Outbound::Close(code, reason)) => {
-                        let _ = send(&mut sink, limit, Message::Close(Some(CloseFrame {
+                }
+                Outbound::Lobby(Some(l)) => {
+                    let (snapshot, rx) = *l;
+                    self.out.feed(Message::Text(snapshot)).await?;
+                    self.lobby = Some(BroadcastStream::new(rx));
+                    self.out
+                        .feed(Message::Text(Utf8Bytes::from(
+                            ServerMessage::Ok {
+                                what: "subscribe_lobby".into(),
+                            }
+                            .to_json(),
+                        )))
+                        .await?;
+                }
+                Outbound::Lobby(None) => self.lobby = None,
+                Outbound::Close(code, reason) => {
+                    let _ = self
+                        .out
+                        .feed(Message::Close(Some(CloseFrame {
                             code,
                             reason: Utf8Bytes::from_static(reason),
-                        }))).await;
-                        return Ok(());
-                    }
-                },
-                Some((id, item)) = streams.next(), if !streams.is_empty() => match item {
-                    Ok(frame) => send(&mut sink, limit, Message::Text(frame.text.clone())).await?,
-                    Err(BroadcastStreamRecvError::Lagged(skipped)) => {
-                        metrics::counter!("gavel_ws_conflated_total").increment(1);
-                        tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
-                        if let Some(room) = rooms.get(&id) {
-                            let (snap, rx) = state.hub.resync(room);
-                            streams.insert(id.clone(), BroadcastStream::new(rx));
-                            send(&mut sink, limit, Message::Text(snap)).await?;
-                        }
-                    }
-                },
-                Some(item) = async {
-                    match lobby.as_mut() {
-                        Some(l) => l.next().await,
-                        None => std::future::pending().await,
-                    }
-                } => match item {
-                    Ok(frame) => send(&mut sink, limit, Message::Text(frame.text.clone())).await?,
-                    Err(BroadcastStreamRecvError::Lagged(_)) => {
-                        metrics::counter!("gavel_ws_conflated_total").increment(1);
-                        if let Ok((snapshot, rx)) = state.hub.lobby().await {
-                            send(&mut sink, limit, Message::Text(snapshot)).await?;
-                            lobby = Some(BroadcastStream::new(rx));
-                        }
-                    }
-                },
+                        })))
+                        .await;
+                    return Ok(Flow::Stop);
+                }
+            },
+            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => {
+                self.out.feed(Message::Text(frame.text.clone())).await?
+            }
+            Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
+                metrics::counter!("gavel_ws_conflated_total").increment(1);
+                tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
+                if let Some(room) = self.rooms.get(&id) {
+                    let (snap, rx) = self.state.hub.resync(room);
+                    self.streams.insert(id, BroadcastStream::new(rx));
+                    self.out.feed(Message::Text(snap)).await?;
+                }
+            }
+            Input::Lobby(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                metrics::counter!("gavel_ws_conflated_total").increment(1);
+                if let Ok((snapshot, rx)) = self.state.hub.lobby().await {
+                    self.out.feed(Message::Text(snapshot)).await?;
+                    self.lobby = Some(BroadcastStream::new(rx));
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn run(&mut self) -> Result<(), &'static str> {
+        loop {
+            let input = self.next().await;
+            let mut flow = self.handle(input).await?;
+            // Take whatever else is already waiting, then write it all at once.
+            let mut taken = 1;
+            while flow == Flow::Continue && taken < WRITE_BATCH {
+                let Some(input) = self.next().now_or_never() else {
+                    break;
+                };
+                flow = self.handle(input).await?;
+                taken += 1;
+            }
+            self.out.flush().await?;
+            if flow == Flow::Stop {
+                return Ok(());
             }
         }
     }
-    .await;
+}
+
+async fn writer(state: Arc<AppState>, sink: Sink, rx: mpsc::Receiver<Outbound>) {
+    let mut w = Writer {
+        out: SocketOut {
+            sink,
+            limit: Duration::from_secs(state.config.slow_client_secs.max(1)),
+            unflushed: 0,
+            frames_sent: metrics::counter!("gavel_ws_frames_sent_total"),
+        },
+        state,
+        rx,
+        streams: StreamMap::new(),
+        rooms: HashMap::new(),
+        lobby: None,
+    };
+    let outcome = w.run().await;
     if outcome == Err("too_slow") {
         metrics::counter!("gavel_ws_too_slow_total").increment(1);
         tracing::info!("closing a client that cannot keep up");
         let _ = tokio::time::timeout(
             Duration::from_secs(1),
-            sink.send(Message::Close(Some(CloseFrame {
+            w.out.sink.send(Message::Close(Some(CloseFrame {
                 code: POLICY_VIOLATION,
                 reason: Utf8Bytes::from_static("too_slow"),
             }))),
         )
         .await;
     }
-    for room in rooms.values() {
-        state.hub.unsubscribed(room);
+    for room in w.rooms.values() {
+        w.state.hub.unsubscribed(room);
     }
 }
