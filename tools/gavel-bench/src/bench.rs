@@ -29,7 +29,8 @@ pub struct Bench {
     pub ctx: Arc<Ctx>,
     pub api: Api,
     pub opts: Opts,
-    pub pid: Option<u32>,
+    /// Server processes whose RSS and CPU are measured (summed).
+    pub pids: Vec<u32>,
     pub archive: Option<std::path::PathBuf>,
     pub spawned: Option<Spawned>,
     pub fd: FdLimit,
@@ -88,9 +89,8 @@ impl Bench {
                 (None, v)
             }
         };
-        let pid = opts
-            .server_pid
-            .or_else(|| spawned.as_ref().and_then(|s| s.pid()));
+        let mut pids = opts.server_pids.clone();
+        pids.extend(spawned.as_ref().and_then(|s| s.pid()));
         let archive = opts
             .archive_db
             .clone()
@@ -107,11 +107,11 @@ impl Bench {
         let mut b = Bench {
             ctx,
             api,
-            pid,
+            server_fd: pids.iter().filter_map(|&p| sys::fd_limit_of(p)).min(),
+            pids,
             archive,
             spawned,
             fd,
-            server_fd: pid.and_then(sys::fd_limit_of),
             watchers: Vec::new(),
             aborts: Vec::new(),
             bidders: Vec::new(),
@@ -159,7 +159,7 @@ impl Bench {
         if total <= first {
             return None;
         }
-        let before = self.pid.and_then(sys::sample);
+        let before = sys::sample_all(&self.pids);
         // 0 subscriptions: bare connections (what a connection costs before it watches).
         let subs = subs.min(self.ctx.auctions.len());
         let expected =
@@ -204,7 +204,7 @@ impl Bench {
         }
         // Let the allocator and the kernel settle before reading RSS.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = self.pid.and_then(sys::sample);
+        let after = sys::sample_all(&self.pids);
         let added = self.watchers.len() - first;
         match (before, after) {
             (Some(b), Some(a)) if added > 0 => {
@@ -241,7 +241,7 @@ impl Bench {
             }
         }
         ServerSample {
-            proc: self.pid.and_then(sys::sample),
+            proc: sys::sample_all(&self.pids),
             tool: sys::sample(std::process::id()),
             machine_busy_us: sys::machine_busy_us(),
             at: Instant::now(),

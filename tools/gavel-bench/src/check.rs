@@ -16,13 +16,22 @@ impl Bench {
         let mut checks = Checks::default();
         self.resolve_unknown(&mut checks).await;
         self.compare_watchers(&mut checks).await;
-        if let Some(path) = self.archive.clone() {
-            match self.check_archive(&path, checks.unknown_unresolved > 0) {
-                Ok(a) => checks.archive = Some(a),
-                Err(e) => self
-                    .notes
-                    .push(format!("archive not checked: {e:#} ({})", path.display())),
+        let rows = if let Some(path) = self.archive.clone() {
+            Some(
+                sqlite_rows(&path, &self.archive_prefix())
+                    .map_err(|e| format!("{e:#} ({})", path.display())),
+            )
+        } else if let Some(url) = self.opts.archive_pg.clone() {
+            Some(self.pg_rows_drained(&url).await)
+        } else {
+            None
+        };
+        match rows {
+            Some(Ok(rows)) => {
+                checks.archive = Some(self.check_archive(rows, checks.unknown_unresolved > 0))
             }
+            Some(Err(e)) => self.notes.push(format!("archive not checked: {e}")),
+            None => {}
         }
         checks.violations = self.ctx.violations.count();
         checks.violation_samples = self.ctx.violations.samples();
@@ -149,28 +158,37 @@ impl Bench {
         }
     }
 
+    fn archive_prefix(&self) -> String {
+        format!("bench-{}-", self.ctx.run)
+    }
+
+    /// The PostgreSQL archive's rows for this run, once the drainers have caught up: the
+    /// count reaches the accepted bids, or stops changing for 5 s (at most 2 minutes).
+    async fn pg_rows_drained(&self, url: &str) -> Result<Vec<ArchiveRow>, String> {
+        let accepted = self
+            .ctx
+            .ledger
+            .with_outcome(0..self.ctx.ledger.len(), &[outcome::ACCEPTED])
+            .len();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut last, mut since) = (usize::MAX, Instant::now());
+        loop {
+            let rows = pg_rows(url, &self.opts.archive_schema, &self.archive_prefix())?;
+            if rows.len() != last {
+                (last, since) = (rows.len(), Instant::now());
+            }
+            if rows.len() >= accepted
+                || since.elapsed() > Duration::from_secs(5)
+                || Instant::now() > deadline
+            {
+                return Ok(rows);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// The archive must hold exactly the accepted bids: none missing, none extra, none twice.
-    fn check_archive(
-        &self,
-        path: &std::path::Path,
-        some_unknown: bool,
-    ) -> anyhow::Result<ArchiveCheck> {
-        let db = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        db.busy_timeout(Duration::from_secs(10))?;
-        let prefix = format!("bench-{}-", self.ctx.run);
-        let mut stmt = db.prepare(
-            "SELECT auction_id, amount, request_id FROM bids WHERE substr(auction_id, 1, ?1) = ?2",
-        )?;
-        let rows = stmt.query_map(rusqlite::params![prefix.len() as i64, prefix], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-            ))
-        })?;
+    fn check_archive(&self, rows: Vec<ArchiveRow>, some_unknown: bool) -> ArchiveCheck {
         let all = 0..self.ctx.ledger.len();
         let accepted: HashSet<u32> = self
             .ctx
@@ -189,8 +207,7 @@ impl Bench {
             ..ArchiveCheck::default()
         };
         let mut stored: HashSet<u32> = HashSet::new();
-        for row in rows {
-            let (auction, amount, rid) = row?;
+        for (auction, amount, rid) in rows {
             check.archived += 1;
             let idx = rid.as_deref().and_then(|r| self.ctx.parse_request_id(r));
             let expected = idx.and_then(|i| {
@@ -232,6 +249,75 @@ impl Bench {
                 .events
                 .add("archive check: some outcomes unknown, counted as allowed");
         }
-        Ok(check)
+        check
     }
+}
+
+/// (auction id, amount, request id) of one stored bid.
+type ArchiveRow = (String, i64, Option<String>);
+
+fn sqlite_rows(path: &std::path::Path, prefix: &str) -> anyhow::Result<Vec<ArchiveRow>> {
+    let db = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    db.busy_timeout(Duration::from_secs(10))?;
+    let mut stmt = db.prepare(
+        "SELECT auction_id, amount, request_id FROM bids WHERE substr(auction_id, 1, ?1) = ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![prefix.len() as i64, prefix], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Reads the rows with the `psql` client (no PostgreSQL driver in the tool).
+fn pg_rows(url: &str, schema: &str, prefix: &str) -> Result<Vec<ArchiveRow>, String> {
+    let valid = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    };
+    if !valid(schema) || !valid(prefix) {
+        return Err(format!("unexpected schema {schema:?} or prefix {prefix:?}"));
+    }
+    let sql = format!(
+        "SELECT auction_id, amount, coalesce(request_id, '') FROM \"{schema}\".bids WHERE auction_id LIKE '{prefix}%'"
+    );
+    let out = std::process::Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &sql,
+        ])
+        .output()
+        .map_err(|e| format!("running psql: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut f = l.split('\t');
+            let (Some(a), Some(amount), Some(rid)) = (f.next(), f.next(), f.next()) else {
+                return Err(format!("unexpected psql row {l:?}"));
+            };
+            let amount = amount.parse().map_err(|_| format!("bad amount in {l:?}"))?;
+            Ok((
+                a.to_string(),
+                amount,
+                (!rid.is_empty()).then(|| rid.to_string()),
+            ))
+        })
+        .collect()
 }

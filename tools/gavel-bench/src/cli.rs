@@ -57,13 +57,24 @@ pub struct Opts {
     #[arg(long, env = "GAVEL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// Read the server's RSS and CPU time from /proc/PID.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// Read the server's RSS and CPU time from /proc/PID. Repeat to add up several processes
+    /// (both nodes, Redis, PostgreSQL in distributed mode).
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
 
-    /// The server's SQLite archive: check it holds exactly the accepted bids at the end.
+    /// The server's SQLite archive (embedded mode): check it holds exactly the accepted bids
+    /// at the end.
     #[arg(long, value_name = "PATH")]
     pub archive_db: Option<PathBuf>,
+
+    /// The PostgreSQL archive (distributed mode), checked like --archive-db through the
+    /// `psql` client, after waiting for the drainers to catch up.
+    #[arg(long, value_name = "URL", conflicts_with = "archive_db")]
+    pub archive_pg: Option<String>,
+
+    /// Schema of the PostgreSQL archive's tables.
+    #[arg(long, default_value = "public")]
+    pub archive_schema: String,
 
     /// Watcher connections (the ladder uses --steps instead).
     #[arg(long)]

@@ -92,6 +92,20 @@ pub fn machine_busy_us() -> Option<u64> {
     Some(busy * 1_000_000 / hz)
 }
 
+/// The sum over several processes (e.g. both nodes of a distributed setup).
+pub fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = ProcSample::default();
+    for &pid in pids {
+        let s = sample(pid)?;
+        total.rss_kib += s.rss_kib;
+        total.cpu_us += s.cpu_us;
+    }
+    Some(total)
+}
+
 /// The `n`-th client source address after `base` (127.0.0.1, .2, …).
 pub fn source_address(base: Ipv4Addr, n: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(base).wrapping_add(n as u32))

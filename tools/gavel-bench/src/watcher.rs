@@ -242,3 +242,166 @@ fn on_update(ctx: &Ctx, w: &Watcher, u: Update, now: u64) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gavel_protocol::{AuctionView, BidView, UserRef};
+
+    fn ctx() -> Ctx {
+        Ctx::new(
+            "r1".into(),
+            Vec::new(),
+            vec!["bench-r1-0".into()],
+            std::net::Ipv4Addr::LOCALHOST,
+            25_000,
+        )
+    }
+
+    fn watcher() -> Watcher {
+        Watcher {
+            id: 0,
+            server: 0,
+            seen: Mutex::new(vec![Seen::default()]),
+        }
+    }
+
+    fn view(seq: u64, price: Option<i64>) -> AuctionView {
+        AuctionView {
+            id: "bench-r1-0".into(),
+            title: "t".into(),
+            description: String::new(),
+            currency: "USD".into(),
+            starting_price: 100,
+            increment: 1,
+            increment_table: None,
+            starts_at: 0,
+            ends_at: 1,
+            original_ends_at: 1,
+            status: "open".into(),
+            price,
+            leader: None,
+            bid_count: 0,
+            seq,
+            min_bid: 100,
+            has_reserve: false,
+            reserve_met: None,
+            buy_now: None,
+            buy_now_available: false,
+            soft_close: None,
+            closing: None,
+            your_max: None,
+        }
+    }
+
+    fn snapshot_with(seq: u64, price: Option<i64>, resync: bool) -> String {
+        ServerMessage::Snapshot {
+            auction: view(seq, price),
+            server_time: 0,
+            recent_bids: Vec::new(),
+            resync,
+        }
+        .to_json()
+    }
+
+    fn snapshot(seq: u64, price: Option<i64>) -> String {
+        snapshot_with(seq, price, false)
+    }
+
+    fn update(seq: u64, price: i64) -> String {
+        let who = UserRef {
+            id: "u-1".into(),
+            name: "A".into(),
+        };
+        ServerMessage::Update(Update {
+            auction_id: "bench-r1-0".into(),
+            seq,
+            event: "bid".into(),
+            price: Some(price),
+            leader: Some(who.clone()),
+            bid: Some(BidView {
+                seq,
+                bidder: who,
+                amount: price,
+                kind: "bid".into(),
+                at: 0,
+            }),
+            ..Update::default()
+        })
+        .to_json()
+    }
+
+    fn feed(c: &Ctx, w: &Watcher, frames: &[String]) -> u64 {
+        for f in frames {
+            on_text(c, w, f);
+        }
+        c.violations.count()
+    }
+
+    #[test]
+    fn updates_in_order_after_the_snapshot_pass() {
+        let (c, w) = (ctx(), watcher());
+        assert_eq!(
+            feed(&c, &w, &[snapshot(3, None), update(4, 100), update(5, 101)]),
+            0
+        );
+        let seen = w.seen.lock()[0].clone();
+        assert_eq!((seen.seq, seen.price), (5, Some(101)));
+    }
+
+    #[test]
+    fn a_gap_in_seq_without_a_resync_is_a_violation() {
+        let (c, w) = (ctx(), watcher());
+        assert_eq!(feed(&c, &w, &[snapshot(3, None), update(5, 100)]), 1);
+    }
+
+    #[test]
+    fn a_repeated_seq_is_a_violation() {
+        let (c, w) = (ctx(), watcher());
+        assert_eq!(
+            feed(&c, &w, &[snapshot(3, None), update(4, 100), update(4, 100)]),
+            1
+        );
+    }
+
+    #[test]
+    fn an_update_before_the_snapshot_is_a_violation() {
+        let (c, w) = (ctx(), watcher());
+        assert_eq!(feed(&c, &w, &[update(1, 100)]), 1);
+    }
+
+    #[test]
+    fn a_falling_price_is_a_violation() {
+        let (c, w) = (ctx(), watcher());
+        assert_eq!(feed(&c, &w, &[snapshot(3, Some(120)), update(4, 110)]), 1);
+    }
+
+    #[test]
+    fn stale_updates_overtaken_by_a_resync_are_ignored() {
+        let (c, w) = (ctx(), watcher());
+        let frames = [
+            snapshot(3, None),
+            snapshot_with(10, Some(150), true),
+            update(5, 102),
+            update(11, 151),
+        ];
+        assert_eq!(feed(&c, &w, &frames), 0);
+        assert_eq!(w.seen.lock()[0].seq, 11);
+    }
+
+    #[test]
+    fn an_update_is_timed_from_its_bids_due_time() {
+        let (c, w) = (ctx(), watcher());
+        c.ledger.append([(1_000, 0, 100, 0)]);
+        feed(&c, &w, &[snapshot(1, None), update(2, 100), update(3, 101)]);
+        let t = c.rec.take();
+        assert_eq!((t.updates, t.g2g.len(), t.unmatched), (2, 1, 1));
+    }
+
+    #[test]
+    fn request_ids_carry_the_run_and_the_ledger_index() {
+        let c = ctx();
+        assert_eq!(c.parse_request_id(&c.request_id(42)), Some(42));
+        assert_eq!(c.parse_request_id("other-42"), None);
+    }
+}
