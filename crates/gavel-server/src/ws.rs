@@ -165,7 +165,17 @@ async fn connection(
                 break;
             }
             Some(Ok(Message::Text(t))) => {
-                handle_text(&state, &out, &mut user, &mut subs, &bids, t.as_str()).await;
+                // Boxed: the parsing state lives only while a message is handled, not in
+                // every idle connection's task.
+                Box::pin(handle_text(
+                    &state,
+                    &out,
+                    &mut user,
+                    &mut subs,
+                    &bids,
+                    t.as_str(),
+                ))
+                .await;
             }
             Some(Ok(Message::Binary(_))) => {
                 let _ = out
