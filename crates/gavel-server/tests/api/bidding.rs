@@ -144,7 +144,55 @@ async fn proxy_bidders_fight_and_watchers_see_each_step() {
         !second.to_string().contains("30000"),
         "no maximum in updates"
     );
+    // Bob now sets a maximum too: the two maximums fight, one visible step per change.
+    let (s, r) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&tb),
+            json!({"amount": 25000, "request_id": "b2", "kind": "max"}),
+        )
+        .await;
+    assert_eq!((s, r["outcome"].as_str()), (409, Some("outbid")));
+    assert_eq!(
+        r["auction"]["price"], 26000,
+        "Alice's maximum answers one increment above Bob's"
+    );
+    let third = watcher.recv_type("update").await;
+    assert_eq!(third["price"], 26000);
+    assert!(third.get("leader").is_none(), "the leader did not change");
+    let (s, r) = app
+        .post(
+            &format!("/api/auctions/{id}/bids"),
+            Some(&tb),
+            json!({"amount": 40000, "request_id": "b3", "kind": "max"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        r["auction"]["price"], 31000,
+        "Bob leads one increment above Alice's maximum"
+    );
+    assert_eq!(r["auction"]["your_max"], 40000);
+    let fourth = watcher.recv_type("update").await;
+    assert_eq!(fourth["price"], 31000);
+    assert_eq!(fourth["leader"]["name"], "Bob");
+    assert!(
+        !fourth.to_string().contains("40000"),
+        "no maximum in updates"
+    );
     let (_, hist) = app.get(&format!("/api/auctions/{id}/bids")).await;
     assert!(!hist.to_string().contains("30000"), "no maximum in history");
+    assert!(!hist.to_string().contains("40000"), "no maximum in history");
+    let amounts: Vec<i64> = hist["bids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![31000, 26000, 21000, 10000],
+        "each step is in the history"
+    );
     app.stop().await;
 }
