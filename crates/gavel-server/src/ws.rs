@@ -1,10 +1,13 @@
-//! The WebSocket API (`/ws`): one reader loop and one writer task per connection.
+//! The WebSocket API (`/ws`): one task per connection.
 //!
-//! The reader parses client messages and answers them through a small bounded queue to the
-//! writer. The writer owns the socket's send half and the connection's subscriptions
-//! (per-auction `broadcast` receivers), so the fan-out never waits for this socket: if this
-//! client lags behind a room's buffer it is sent the latest snapshot instead (conflation),
-//! and if its socket accepts nothing for `slow_client_secs` it is closed as too slow.
+//! The task owns the socket and the connection's subscriptions (per-auction `broadcast`
+//! receivers). It reads client messages, answers them, and forwards its rooms' frames. The
+//! fan-out never waits for this socket: if this client lags behind a room's buffer it is
+//! sent the latest snapshot instead (conflation), and if its socket accepts nothing for
+//! `slow_client_secs` it is closed as too slow. Frames already waiting are written with one
+//! flush. Bids are decided in their own tasks (they wait for the group commit) and their
+//! answers come back through a small queue created at the connection's first bid, so a
+//! connection that only watches holds no queue at all.
 
 use crate::auth::Principal;
 use crate::bidding::{self, RawBid};
@@ -21,11 +24,11 @@ use gavel_engine::EngineError;
 use gavel_protocol::{ClientMessage, Limits, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
 
@@ -34,8 +37,6 @@ const GOING_AWAY: u16 = 1001;
 const POLICY_VIOLATION: u16 = 1008;
 const MESSAGE_TOO_BIG: u16 = 1009;
 
-/// Messages queued from the reader (and bid tasks) to the writer.
-const OUTBOUND_QUEUE: usize = 64;
 /// Bids one connection may have waiting for a decision at once.
 const BIDS_IN_FLIGHT: usize = 32;
 
@@ -76,7 +77,7 @@ pub async fn upgrade(
         .max_frame_size(hard_limit)
         // Client messages are small: a 1 KiB read buffer (it does not limit message size).
         .read_buffer_size(1024)
-        // Frames collect in the write buffer until the writer flushes a batch.
+        // Frames collect in the write buffer until the connection flushes a batch.
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
@@ -86,29 +87,11 @@ pub async fn upgrade(
         })
 }
 
-/// What the reader (and bid tasks) ask the writer to do. Kept small: the per-connection
-/// queue allocates its slots up front.
-enum Outbound {
-    Text(Utf8Bytes),
-    Watch(Box<Watch>),
-    Unwatch(AuctionId),
-    Lobby(Option<Box<(Utf8Bytes, broadcast::Receiver<SharedFrame>)>>),
-    Close(u16, &'static str),
+fn text(msg: &ServerMessage) -> Utf8Bytes {
+    Utf8Bytes::from(msg.to_json())
 }
 
-/// A new subscription: what to send first, then the room's live frames.
-struct Watch {
-    id: AuctionId,
-    room: Arc<Room>,
-    start: Start,
-    rx: broadcast::Receiver<SharedFrame>,
-}
-
-fn text(msg: &ServerMessage) -> Outbound {
-    Outbound::Text(Utf8Bytes::from(msg.to_json()))
-}
-
-fn error(code: &str, message: impl Into<String>, request_id: Option<String>) -> Outbound {
+fn error(code: &str, message: impl Into<String>, request_id: Option<String>) -> Utf8Bytes {
     text(&ServerMessage::Error {
         code: code.into(),
         message: message.into(),
@@ -117,315 +100,11 @@ fn error(code: &str, message: impl Into<String>, request_id: Option<String>) -> 
     })
 }
 
-async fn connection(
-    state: Arc<AppState>,
-    socket: WebSocket,
-    mut user: Option<Principal>,
-    token_refused: bool,
-) {
-    let (sink, mut stream) = socket.split();
-    let (out, out_rx) = mpsc::channel::<Outbound>(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(writer(state.clone(), sink, out_rx));
-    let _ = out
-        .send(text(&ServerMessage::Hello {
-            user: user.as_ref().map(user_view),
-            server_time: state.engine.now(),
-            limits: Limits {
-                max_message_bytes: state.config.max_message_bytes,
-                max_subscriptions: state.config.max_subscriptions,
-                bids_per_second: state.config.bids_per_second,
-            },
-        }))
-        .await;
-    if token_refused {
-        let _ = out
-            .send(error(
-                "unauthorized",
-                "invalid or expired token: you can watch, but sign in again to bid",
-                None,
-            ))
-            .await;
-    }
-    let mut subs: HashSet<AuctionId> = HashSet::new();
-    let bids = Arc::new(Semaphore::new(BIDS_IN_FLIGHT));
-    loop {
-        let msg = tokio::select! {
-            m = stream.next() => m,
-            // The writer gave up on this client (too slow, or the socket failed).
-            _ = out.closed() => break,
-            _ = state.shutdown.cancelled() => {
-                let _ = out.send(Outbound::Close(GOING_AWAY, "server shutting down")).await;
-                break;
-            }
-        };
-        match msg {
-            None | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(t))) if t.len() > state.config.max_message_bytes => {
-                refuse_too_large(&state, &out).await;
-                break;
-            }
-            Some(Ok(Message::Text(t))) => {
-                // Boxed: the parsing state lives only while a message is handled, not in
-                // every idle connection's task.
-                Box::pin(handle_text(
-                    &state,
-                    &out,
-                    &mut user,
-                    &mut subs,
-                    &bids,
-                    t.as_str(),
-                ))
-                .await;
-            }
-            Some(Ok(Message::Binary(_))) => {
-                let _ = out
-                    .send(error("invalid_message", "send JSON text frames", None))
-                    .await;
-            }
-            Some(Ok(_)) => {} // Ping/Pong are answered by the WebSocket layer.
-            Some(Err(e)) => {
-                let too_big = e
-                    .into_inner()
-                    .downcast::<tungstenite::Error>()
-                    .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
-                if too_big {
-                    refuse_too_large(&state, &out).await;
-                }
-                break;
-            }
-        }
-        if out.is_closed() {
-            break;
-        }
-    }
-    drop(out);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-}
-
-async fn handle_text(
-    state: &Arc<AppState>,
-    out: &mpsc::Sender<Outbound>,
-    user: &mut Option<Principal>,
-    subs: &mut HashSet<AuctionId>,
-    bids: &Arc<Semaphore>,
-    raw: &str,
-) {
-    let v: Value = match serde_json::from_str(raw) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = out
-                .send(error("bad_json", format!("not JSON: {e}"), None))
-                .await;
-            return;
-        }
-    };
-    let request_id = v
-        .get("request_id")
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(64).collect::<String>());
-    if let Err(e) = bidding::check_identity_fields(&v) {
-        let _ = out.send(error(e.code, e.message, request_id)).await;
-        return;
-    }
-    let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
-        matches!(
-            t,
-            "auth"
-                | "subscribe"
-                | "unsubscribe"
-                | "subscribe_lobby"
-                | "unsubscribe_lobby"
-                | "bid"
-                | "ping"
-        )
-    });
-    let msg: ClientMessage = match serde_json::from_value(v) {
-        Ok(m) => m,
-        Err(e) => {
-            let (code, message) = if known_type {
-                ("invalid_message", e.to_string())
-            } else {
-                (
-                    "unknown_type",
-                    "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
-                )
-            };
-            let _ = out.send(error(code, message, request_id)).await;
-            return;
-        }
-    };
-    match msg {
-        ClientMessage::Ping { client_time } => {
-            let _ = out
-                .send(text(&ServerMessage::Pong {
-                    client_time,
-                    server_time: state.engine.now(),
-                }))
-                .await;
-        }
-        ClientMessage::Auth { token } => match state.auth.verify(&token) {
-            Ok(p) => {
-                let _ = out
-                    .send(text(&ServerMessage::Hello {
-                        user: Some(user_view(&p)),
-                        server_time: state.engine.now(),
-                        limits: Limits {
-                            max_message_bytes: state.config.max_message_bytes,
-                            max_subscriptions: state.config.max_subscriptions,
-                            bids_per_second: state.config.bids_per_second,
-                        },
-                    }))
-                    .await;
-                *user = Some(p);
-            }
-            Err(_) => {
-                let _ = out
-                    .send(error("unauthorized", "invalid or expired token", None))
-                    .await;
-            }
-        },
-        ClientMessage::Subscribe {
-            auction_id,
-            since_seq,
-        } => {
-            let Ok(id) = AuctionId::parse(auction_id.as_str()) else {
-                let _ = out.send(not_found(&auction_id)).await;
-                return;
-            };
-            if !subs.contains(&id) && subs.len() >= state.config.max_subscriptions {
-                let _ = out
-                    .send(error(
-                        "too_many_subscriptions",
-                        format!(
-                            "at most {} subscriptions per connection",
-                            state.config.max_subscriptions
-                        ),
-                        None,
-                    ))
-                    .await;
-                return;
-            }
-            if subs.contains(&id) {
-                let _ = out.send(Outbound::Unwatch(id.clone())).await;
-            }
-            match state.hub.subscribe(&id, since_seq).await {
-                Ok((room, start, rx)) => {
-                    subs.insert(id.clone());
-                    let watch = Outbound::Watch(Box::new(Watch {
-                        id,
-                        room,
-                        start,
-                        rx,
-                    }));
-                    if let Err(mpsc::error::SendError(Outbound::Watch(w))) = out.send(watch).await {
-                        // The writer is gone: this subscription never started.
-                        state.hub.unsubscribed(&w.room);
-                    }
-                }
-                Err(EngineError::NotFound) => {
-                    subs.remove(&id);
-                    let _ = out.send(not_found(&auction_id)).await;
-                }
-                Err(e) => {
-                    subs.remove(&id);
-                    let _ = out.send(error("unavailable", e.to_string(), None)).await;
-                }
-            }
-        }
-        ClientMessage::Unsubscribe { auction_id } => {
-            if let Ok(id) = AuctionId::parse(auction_id) {
-                if subs.remove(&id) {
-                    let _ = out.send(Outbound::Unwatch(id)).await;
-                }
-            }
-            let _ = out.send(ok("unsubscribe")).await;
-        }
-        ClientMessage::SubscribeLobby => match state.hub.lobby().await {
-            Ok(l) => {
-                let _ = out.send(Outbound::Lobby(Some(Box::new(l)))).await;
-            }
-            Err(e) => {
-                let _ = out.send(error("unavailable", e.to_string(), None)).await;
-            }
-        },
-        ClientMessage::UnsubscribeLobby => {
-            let _ = out.send(Outbound::Lobby(None)).await;
-            let _ = out.send(ok("unsubscribe_lobby")).await;
-        }
-        ClientMessage::Bid {
-            auction_id,
-            amount,
-            request_id,
-            expected_seq,
-            kind,
-        } => {
-            let Some(who) = user.clone() else {
-                let _ = out
-                    .send(error(
-                        "unauthorized",
-                        "sign in to bid: connect with ?token= or send an auth message",
-                        Some(request_id),
-                    ))
-                    .await;
-                return;
-            };
-            let Ok(permit) = bids.clone().try_acquire_owned() else {
-                let _ = out
-                    .send(error(
-                        "rate_limited",
-                        "too many bids waiting for an answer on this connection",
-                        Some(request_id),
-                    ))
-                    .await;
-                return;
-            };
-            let state = state.clone();
-            let out = out.clone();
-            tokio::spawn(async move {
-                let result = bidding::place(
-                    &state,
-                    &who,
-                    RawBid {
-                        auction_id: &auction_id,
-                        amount: Some(&amount),
-                        request_id: &request_id,
-                        expected_seq,
-                        kind: kind.as_deref(),
-                    },
-                )
-                .await;
-                let msg = match result {
-                    Ok(r) => text(&ServerMessage::BidResult(r)),
-                    Err(e) => error(e.code, e.message, Some(request_id)),
-                };
-                let _ = out.send(msg).await;
-                drop(permit);
-            });
-        }
-    }
-}
-
-async fn refuse_too_large(state: &AppState, out: &mpsc::Sender<Outbound>) {
-    let _ = out
-        .send(error(
-            "message_too_large",
-            format!(
-                "messages are limited to {} bytes",
-                state.config.max_message_bytes
-            ),
-            None,
-        ))
-        .await;
-    let _ = out
-        .send(Outbound::Close(MESSAGE_TOO_BIG, "message too large"))
-        .await;
-}
-
-fn ok(what: &str) -> Outbound {
+fn ok(what: &str) -> Utf8Bytes {
     text(&ServerMessage::Ok { what: what.into() })
 }
 
-fn not_found(auction_id: &str) -> Outbound {
+fn not_found(auction_id: &str) -> Utf8Bytes {
     text(&ServerMessage::Error {
         code: "not_found".into(),
         message: "no such auction".into(),
@@ -434,23 +113,156 @@ fn not_found(auction_id: &str) -> Outbound {
     })
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
+fn hello(state: &AppState, user: Option<&Principal>) -> Utf8Bytes {
+    text(&ServerMessage::Hello {
+        user: user.map(user_view),
+        server_time: state.engine.now(),
+        limits: Limits {
+            max_message_bytes: state.config.max_message_bytes,
+            max_subscriptions: state.config.max_subscriptions,
+            bids_per_second: state.config.bids_per_second,
+        },
+    })
+}
 
-/// Messages a writer takes from what is already waiting before it flushes the socket once.
+/// Messages taken from what is already waiting before the socket is flushed once.
 const WRITE_BATCH: usize = 64;
 
-/// The socket's send half: messages are fed into the WebSocket's write buffer and flushed
-/// together, so a backlog of frames costs one system call rather than one per frame.
-struct SocketOut {
-    sink: Sink,
+/// What the connection reacts to.
+enum Input {
+    Client(Option<Result<Message, axum::Error>>),
+    Reply(Utf8Bytes),
+    Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
+    Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
+    Shutdown,
+}
+
+/// Whether the connection goes on after an input.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Answers of this connection's bid tasks, and the cap on how many may be in flight.
+struct BidReplies {
+    tx: mpsc::Sender<Utf8Bytes>,
+    rx: mpsc::Receiver<Utf8Bytes>,
+    in_flight: Arc<Semaphore>,
+}
+
+struct Conn {
+    state: Arc<AppState>,
+    socket: WebSocket,
+    user: Option<Principal>,
+    /// How long the socket may accept nothing before the client is closed as too slow.
     limit: Duration,
     unflushed: u64,
     frames_sent: metrics::Counter,
+    streams: StreamMap<AuctionId, BroadcastStream<SharedFrame>>,
+    /// The subscribed rooms (also the set of subscriptions).
+    rooms: HashMap<AuctionId, Arc<Room>>,
+    lobby: Option<BroadcastStream<SharedFrame>>,
+    replies: Option<BidReplies>,
 }
 
-impl SocketOut {
-    async fn feed(&mut self, msg: Message) -> Result<(), &'static str> {
-        match tokio::time::timeout(self.limit, self.sink.feed(msg)).await {
+async fn connection(
+    state: Arc<AppState>,
+    socket: WebSocket,
+    user: Option<Principal>,
+    token_refused: bool,
+) {
+    let mut conn = Conn {
+        limit: Duration::from_secs(state.config.slow_client_secs.max(1)),
+        frames_sent: metrics::counter!("gavel_ws_frames_sent_total"),
+        state,
+        socket,
+        user,
+        unflushed: 0,
+        streams: StreamMap::new(),
+        rooms: HashMap::new(),
+        lobby: None,
+        replies: None,
+    };
+    let outcome = conn.run(token_refused).await;
+    if outcome == Err("too_slow") {
+        metrics::counter!("gavel_ws_too_slow_total").increment(1);
+        tracing::info!("closing a client that cannot keep up");
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            conn.socket.send(Message::Close(Some(CloseFrame {
+                code: POLICY_VIOLATION,
+                reason: Utf8Bytes::from_static("too_slow"),
+            }))),
+        )
+        .await;
+    }
+    for room in conn.rooms.values() {
+        conn.state.hub.unsubscribed(room);
+    }
+}
+
+impl Conn {
+    async fn run(&mut self, token_refused: bool) -> Result<(), &'static str> {
+        let hello = hello(&self.state, self.user.as_ref());
+        self.feed(hello).await?;
+        if token_refused {
+            self.feed(error(
+                "unauthorized",
+                "invalid or expired token: you can watch, but sign in again to bid",
+                None,
+            ))
+            .await?;
+        }
+        self.flush().await?;
+        loop {
+            let input = self.next().await;
+            let mut flow = self.handle(input).await?;
+            // Take whatever else is already waiting, then write it all at once.
+            let mut taken = 1;
+            while flow == Flow::Continue && taken < WRITE_BATCH {
+                let Some(input) = self.next().now_or_never() else {
+                    break;
+                };
+                flow = self.handle(input).await?;
+                taken += 1;
+            }
+            self.flush().await?;
+            if flow == Flow::Stop {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Input {
+        let lobby = async {
+            match self.lobby.as_mut() {
+                Some(l) => l.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reply = async {
+            match self.replies.as_mut() {
+                Some(r) => r.rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.state.shutdown.cancelled() => Input::Shutdown,
+            Some(r) = reply => Input::Reply(r),
+            m = self.socket.next() => Input::Client(m),
+            Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => Input::Room(id, item),
+            Some(item) = lobby => Input::Lobby(item),
+        }
+    }
+
+    async fn feed(&mut self, t: Utf8Bytes) -> Result<(), &'static str> {
+        self.feed_message(Message::Text(t)).await
+    }
+
+    async fn feed_message(&mut self, msg: Message) -> Result<(), &'static str> {
+        match tokio::time::timeout(self.limit, self.socket.feed(msg)).await {
             Ok(Ok(())) => {
                 self.unflushed += 1;
                 Ok(())
@@ -464,7 +276,7 @@ impl SocketOut {
         if self.unflushed == 0 {
             return Ok(());
         }
-        match tokio::time::timeout(self.limit, self.sink.flush()).await {
+        match tokio::time::timeout(self.limit, self.socket.flush()).await {
             Ok(Ok(())) => {
                 self.frames_sent.increment(self.unflushed);
                 self.unflushed = 0;
@@ -474,106 +286,50 @@ impl SocketOut {
             Err(_) => Err("too_slow"),
         }
     }
-}
 
-/// What the writer reacts to.
-enum Input {
-    Command(Option<Outbound>),
-    Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
-    Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
-}
-
-/// Whether the writer goes on after an input.
-#[derive(PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
-}
-
-/// The connection's writer: owns the send half and the subscriptions.
-struct Writer {
-    state: Arc<AppState>,
-    out: SocketOut,
-    rx: mpsc::Receiver<Outbound>,
-    streams: StreamMap<AuctionId, BroadcastStream<SharedFrame>>,
-    rooms: HashMap<AuctionId, Arc<Room>>,
-    lobby: Option<BroadcastStream<SharedFrame>>,
-}
-
-impl Writer {
-    async fn next(&mut self) -> Input {
-        let lobby = async {
-            match self.lobby.as_mut() {
-                Some(l) => l.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            cmd = self.rx.recv() => Input::Command(cmd),
-            Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => Input::Room(id, item),
-            Some(item) = lobby => Input::Lobby(item),
-        }
+    async fn close(&mut self, code: u16, reason: &'static str) -> Result<Flow, &'static str> {
+        let _ = self
+            .feed_message(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
+        Ok(Flow::Stop)
     }
 
     async fn handle(&mut self, input: Input) -> Result<Flow, &'static str> {
         match input {
-            Input::Command(None) => return Ok(Flow::Stop),
-            Input::Command(Some(cmd)) => match cmd {
-                Outbound::Text(t) => self.out.feed(Message::Text(t)).await?,
-                Outbound::Watch(w) => {
-                    let Watch {
-                        id,
-                        room,
-                        start,
-                        rx,
-                    } = *w;
-                    match start {
-                        Start::Snapshot(t) => self.out.feed(Message::Text(t)).await?,
-                        Start::Replay(frames) => {
-                            for f in frames {
-                                self.out.feed(Message::Text(f.text.clone())).await?;
-                            }
-                        }
-                    }
-                    self.streams.insert(id.clone(), BroadcastStream::new(rx));
-                    if let Some(old) = self.rooms.insert(id, room) {
-                        self.state.hub.unsubscribed(&old);
-                    }
+            Input::Shutdown => return self.close(GOING_AWAY, "server shutting down").await,
+            Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => {
+                return Ok(Flow::Stop)
+            }
+            Input::Client(Some(Ok(Message::Text(t)))) => {
+                if t.len() > self.state.config.max_message_bytes {
+                    return self.refuse_too_large().await;
                 }
-                Outbound::Unwatch(id) => {
-                    self.streams.remove(&id);
-                    if let Some(room) = self.rooms.remove(&id) {
-                        self.state.hub.unsubscribed(&room);
-                    }
+                // Boxed: the parsing state lives only while a message is handled, not in
+                // every idle connection's task.
+                Box::pin(self.handle_text(t.as_str())).await?;
+            }
+            Input::Client(Some(Ok(Message::Binary(_)))) => {
+                self.feed(error("invalid_message", "send JSON text frames", None))
+                    .await?
+            }
+            // Ping/Pong are answered by the WebSocket layer.
+            Input::Client(Some(Ok(_))) => {}
+            Input::Client(Some(Err(e))) => {
+                let too_big = e
+                    .into_inner()
+                    .downcast::<tungstenite::Error>()
+                    .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
+                if too_big {
+                    return self.refuse_too_large().await;
                 }
-                Outbound::Lobby(Some(l)) => {
-                    let (snapshot, rx) = *l;
-                    self.out.feed(Message::Text(snapshot)).await?;
-                    self.lobby = Some(BroadcastStream::new(rx));
-                    self.out
-                        .feed(Message::Text(Utf8Bytes::from(
-                            ServerMessage::Ok {
-                                what: "subscribe_lobby".into(),
-                            }
-                            .to_json(),
-                        )))
-                        .await?;
-                }
-                Outbound::Lobby(None) => self.lobby = None,
-                Outbound::Close(code, reason) => {
-                    let _ = self
-                        .out
-                        .feed(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: Utf8Bytes::from_static(reason),
-                        })))
-                        .await;
-                    return Ok(Flow::Stop);
-                }
-            },
+                return Ok(Flow::Stop);
+            }
+            Input::Reply(t) => self.feed(t).await?,
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => {
-                self.out.feed(Message::Text(frame.text.clone())).await?
+                self.feed(frame.text.clone()).await?
             }
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
@@ -581,69 +337,222 @@ impl Writer {
                 if let Some(room) = self.rooms.get(&id) {
                     let (snap, rx) = self.state.hub.resync(room);
                     self.streams.insert(id, BroadcastStream::new(rx));
-                    self.out.feed(Message::Text(snap)).await?;
+                    self.feed(snap).await?;
                 }
             }
             Input::Lobby(Err(BroadcastStreamRecvError::Lagged(_))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 if let Ok((snapshot, rx)) = self.state.hub.lobby().await {
-                    self.out.feed(Message::Text(snapshot)).await?;
                     self.lobby = Some(BroadcastStream::new(rx));
+                    self.feed(snapshot).await?;
                 }
             }
         }
         Ok(Flow::Continue)
     }
 
-    async fn run(&mut self) -> Result<(), &'static str> {
-        loop {
-            let input = self.next().await;
-            let mut flow = self.handle(input).await?;
-            // Take whatever else is already waiting, then write it all at once.
-            let mut taken = 1;
-            while flow == Flow::Continue && taken < WRITE_BATCH {
-                let Some(input) = self.next().now_or_never() else {
-                    break;
-                };
-                flow = self.handle(input).await?;
-                taken += 1;
+    async fn refuse_too_large(&mut self) -> Result<Flow, &'static str> {
+        let limit = self.state.config.max_message_bytes;
+        self.feed(error(
+            "message_too_large",
+            format!("messages are limited to {limit} bytes"),
+            None,
+        ))
+        .await?;
+        self.close(MESSAGE_TOO_BIG, "message too large").await
+    }
+
+    fn unwatch(&mut self, id: &AuctionId) -> bool {
+        self.streams.remove(id);
+        match self.rooms.remove(id) {
+            Some(room) => {
+                self.state.hub.unsubscribed(&room);
+                true
             }
-            self.out.flush().await?;
-            if flow == Flow::Stop {
-                return Ok(());
+            None => false,
+        }
+    }
+
+    async fn handle_text(&mut self, raw: &str) -> Result<(), &'static str> {
+        let v: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .feed(error("bad_json", format!("not JSON: {e}"), None))
+                    .await
+            }
+        };
+        let request_id = v
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(64).collect::<String>());
+        if let Err(e) = bidding::check_identity_fields(&v) {
+            return self.feed(error(e.code, e.message, request_id)).await;
+        }
+        let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
+            matches!(
+                t,
+                "auth"
+                    | "subscribe"
+                    | "unsubscribe"
+                    | "subscribe_lobby"
+                    | "unsubscribe_lobby"
+                    | "bid"
+                    | "ping"
+            )
+        });
+        let msg: ClientMessage = match serde_json::from_value(v) {
+            Ok(m) => m,
+            Err(e) => {
+                let (code, message) = if known_type {
+                    ("invalid_message", e.to_string())
+                } else {
+                    (
+                        "unknown_type",
+                        "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
+                    )
+                };
+                return self.feed(error(code, message, request_id)).await;
+            }
+        };
+        match msg {
+            ClientMessage::Ping { client_time } => {
+                let pong = text(&ServerMessage::Pong {
+                    client_time,
+                    server_time: self.state.engine.now(),
+                });
+                self.feed(pong).await
+            }
+            ClientMessage::Auth { token } => match self.state.auth.verify(&token) {
+                Ok(p) => {
+                    let hello = hello(&self.state, Some(&p));
+                    self.user = Some(p);
+                    self.feed(hello).await
+                }
+                Err(_) => {
+                    self.feed(error("unauthorized", "invalid or expired token", None))
+                        .await
+                }
+            },
+            ClientMessage::Subscribe {
+                auction_id,
+                since_seq,
+            } => self.subscribe(&auction_id, since_seq).await,
+            ClientMessage::Unsubscribe { auction_id } => {
+                if let Ok(id) = AuctionId::parse(auction_id) {
+                    self.unwatch(&id);
+                }
+                self.feed(ok("unsubscribe")).await
+            }
+            ClientMessage::SubscribeLobby => match self.state.hub.lobby().await {
+                Ok((snapshot, rx)) => {
+                    self.lobby = Some(BroadcastStream::new(rx));
+                    self.feed(snapshot).await?;
+                    self.feed(ok("subscribe_lobby")).await
+                }
+                Err(e) => self.feed(error("unavailable", e.to_string(), None)).await,
+            },
+            ClientMessage::UnsubscribeLobby => {
+                self.lobby = None;
+                self.feed(ok("unsubscribe_lobby")).await
+            }
+            ClientMessage::Bid {
+                auction_id,
+                amount,
+                request_id,
+                expected_seq,
+                kind,
+            } => {
+                let Some(who) = self.user.clone() else {
+                    return self
+                        .feed(error(
+                            "unauthorized",
+                            "sign in to bid: connect with ?token= or send an auth message",
+                            Some(request_id),
+                        ))
+                        .await;
+                };
+                let replies = self.replies.get_or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(BIDS_IN_FLIGHT);
+                    BidReplies {
+                        tx,
+                        rx,
+                        in_flight: Arc::new(Semaphore::new(BIDS_IN_FLIGHT)),
+                    }
+                });
+                let Ok(permit) = replies.in_flight.clone().try_acquire_owned() else {
+                    return self
+                        .feed(error(
+                            "rate_limited",
+                            "too many bids waiting for an answer on this connection",
+                            Some(request_id),
+                        ))
+                        .await;
+                };
+                let state = self.state.clone();
+                let tx = replies.tx.clone();
+                tokio::spawn(async move {
+                    let result = bidding::place(
+                        &state,
+                        &who,
+                        RawBid {
+                            auction_id: &auction_id,
+                            amount: Some(&amount),
+                            request_id: &request_id,
+                            expected_seq,
+                            kind: kind.as_deref(),
+                        },
+                    )
+                    .await;
+                    let msg = match result {
+                        Ok(r) => text(&ServerMessage::BidResult(r)),
+                        Err(e) => error(e.code, e.message, Some(request_id)),
+                    };
+                    // Capacity equals the in-flight cap, so this never waits.
+                    let _ = tx.send(msg).await;
+                    drop(permit);
+                });
+                Ok(())
             }
         }
     }
-}
 
-async fn writer(state: Arc<AppState>, sink: Sink, rx: mpsc::Receiver<Outbound>) {
-    let mut w = Writer {
-        out: SocketOut {
-            sink,
-            limit: Duration::from_secs(state.config.slow_client_secs.max(1)),
-            unflushed: 0,
-            frames_sent: metrics::counter!("gavel_ws_frames_sent_total"),
-        },
-        state,
-        rx,
-        streams: StreamMap::new(),
-        rooms: HashMap::new(),
-        lobby: None,
-    };
-    let outcome = w.run().await;
-    if outcome == Err("too_slow") {
-        metrics::counter!("gavel_ws_too_slow_total").increment(1);
-        tracing::info!("closing a client that cannot keep up");
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            w.out.sink.send(Message::Close(Some(CloseFrame {
-                code: POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static("too_slow"),
-            }))),
-        )
-        .await;
-    }
-    for room in w.rooms.values() {
-        w.state.hub.unsubscribed(room);
+    async fn subscribe(
+        &mut self,
+        auction_id: &str,
+        since_seq: Option<u64>,
+    ) -> Result<(), &'static str> {
+        let Ok(id) = AuctionId::parse(auction_id) else {
+            return self.feed(not_found(auction_id)).await;
+        };
+        let max = self.state.config.max_subscriptions;
+        if !self.rooms.contains_key(&id) && self.rooms.len() >= max {
+            return self
+                .feed(error(
+                    "too_many_subscriptions",
+                    format!("at most {max} subscriptions per connection"),
+                    None,
+                ))
+                .await;
+        }
+        // Subscribing again restarts the subscription (with the new since_seq).
+        self.unwatch(&id);
+        match self.state.hub.subscribe(&id, since_seq).await {
+            Ok((room, start, rx)) => {
+                self.streams.insert(id.clone(), BroadcastStream::new(rx));
+                self.rooms.insert(id, room);
+                match start {
+                    Start::Snapshot(t) => self.feed(t).await,
+                    Start::Replay(frames) => {
+                        for f in frames {
+                            self.feed(f.text.clone()).await?;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Err(EngineError::NotFound) => self.feed(not_found(auction_id)).await,
+            Err(e) => self.feed(error("unavailable", e.to_string(), None)).await,
+        }
     }
 }
