@@ -26,11 +26,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
@@ -154,6 +156,9 @@ struct BidReplies {
 struct Conn {
     state: Arc<AppState>,
     socket: WebSocket,
+    /// Made once: creating a wait on the shared shutdown token takes its lock, which every
+    /// connection would otherwise do for every frame.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     user: Option<Principal>,
     /// How long the socket may accept nothing before the client is closed as too slow.
     limit: Duration,
@@ -173,6 +178,7 @@ async fn connection(
     token_refused: bool,
 ) {
     let mut conn = Conn {
+        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
         limit: Duration::from_secs(state.config.slow_client_secs.max(1)),
         frames_sent: metrics::counter!("gavel_ws_frames_sent_total"),
         state,
@@ -249,7 +255,7 @@ impl Conn {
         };
         tokio::select! {
             biased;
-            _ = self.state.shutdown.cancelled() => Input::Shutdown,
+            _ = &mut self.shutdown => Input::Shutdown,
             Some(r) = reply => Input::Reply(r),
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => Input::Room(id, item),
