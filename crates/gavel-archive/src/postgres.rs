@@ -71,6 +71,9 @@ WITH a_in AS (
 ), upserted AS (
     INSERT INTO auctions (id, spec, state, seq, status, ends_at)
     SELECT id, spec::jsonb, state::jsonb, seq, status, ends_at FROM a_in
+    -- Every node's drainer locks auction rows in id order, so two batches touching the
+    -- same auctions wait for each other instead of deadlocking.
+    ORDER BY id
     ON CONFLICT (id) DO UPDATE SET
         state = excluded.state, seq = excluded.seq, status = excluded.status,
         ends_at = excluded.ends_at
@@ -119,6 +122,19 @@ impl From<PgError> for ArchiveError {
     fn from(e: PgError) -> Self {
         match e {
             PgError::Archive(e) => e,
+            // tokio-postgres prints only "db error"; the server's code and text are what
+            // an operator needs.
+            PgError::Pg(ref pg) | PgError::Migrate { source: ref pg, .. } => {
+                match pg.as_db_error() {
+                    Some(db) => ArchiveError::Storage(format!(
+                        "{e} ({} {}: {})",
+                        db.severity(),
+                        db.code().code(),
+                        db.message()
+                    )),
+                    None => ArchiveError::Storage(e.to_string()),
+                }
+            }
             other => ArchiveError::Storage(other.to_string()),
         }
     }
