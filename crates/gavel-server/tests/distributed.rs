@@ -78,6 +78,17 @@ impl Deployment {
 
     /// Starts a node; `database` overrides the PostgreSQL URL (a proxy), `extra` adds flags.
     async fn node(&self, name: &str, database: Option<String>, extra: &[&str]) -> Node {
+        self.node_on(name, None, database, extra).await
+    }
+
+    /// [`Deployment::node`], with the Redis URL overridden too (a proxy).
+    async fn node_on(
+        &self,
+        name: &str,
+        redis: Option<String>,
+        database: Option<String>,
+        extra: &[&str],
+    ) -> Node {
         let port = free_port();
         let data = self.path().join(name);
         std::fs::create_dir_all(&data).unwrap();
@@ -87,7 +98,7 @@ impl Deployment {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--redis", &redis_url()])
+            .args(["--redis", &redis.unwrap_or_else(redis_url)])
             .args(["--database", &database.unwrap_or_else(database_url)])
             .args(["--redis-prefix", &self.prefix])
             .args(["--database-schema", &self.schema])
@@ -641,17 +652,23 @@ async fn alternate_bids_on(
     accepted
 }
 
-/// A TCP proxy to PostgreSQL that can be cut (every connection dropped, nothing accepted)
-/// and restored on the same port.
+/// A TCP proxy (to PostgreSQL unless told otherwise) that can be cut (every connection
+/// dropped, nothing accepted) and restored on the same port.
 struct Proxy {
     port: u16,
+    upstream: String,
     tasks: Option<JoinSet<()>>,
 }
 
 impl Proxy {
     async fn start() -> Self {
+        Self::start_to(upstream_addr(&database_url())).await
+    }
+
+    async fn start_to(upstream: String) -> Self {
         let mut p = Proxy {
             port: free_port(),
+            upstream,
             tasks: None,
         };
         p.up().await;
@@ -668,7 +685,7 @@ impl Proxy {
 
     async fn up(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = upstream_addr(&database_url());
+        let upstream = self.upstream.clone();
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
             let mut conns = JoinSet::new();
@@ -920,6 +937,120 @@ async fn the_test_proxy_cuts_and_restores_postgres() {
         assert!(connect().await.is_err(), "refused while down");
         proxy.up().await;
         connect().await.expect("restored");
+    })
+    .await
+    .expect("bounded in time");
+}
+
+/// Reads until a message of type `ty` arrives (or the time is up).
+async fn until_type(ws: &mut Ws, ty: &str, within: Duration) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(left, ws.next()).await else {
+            return None;
+        };
+        if let Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == ty {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers() {
+    let _turn = SERIAL.lock().await;
+    tokio::time::timeout(LIMIT, async {
+        let d = Deployment::new();
+        let redis_host = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_string();
+        let mut proxy = Proxy::start_to(redis_host).await;
+        let a = d
+            .node_on(
+                "a",
+                Some(format!("redis://127.0.0.1:{}", proxy.port)),
+                None,
+                &[],
+            )
+            .await;
+        let http = reqwest::Client::new();
+        let auction = create_auction(&http, &a, 1_000).await;
+        let ann = session(&http, &a, "Ann").await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?token={ann}", a.ws))
+            .await
+            .unwrap();
+        ws.send(Message::text(
+            json!({"type": "subscribe", "auction_id": auction}).to_string(),
+        ))
+        .await
+        .unwrap();
+        until_type(&mut ws, "snapshot", Duration::from_secs(10))
+            .await
+            .expect("snapshot");
+        let bid_msg = |amount: i64, rid: &str| {
+            Message::text(
+                json!({"type": "bid", "auction_id": auction, "amount": amount, "request_id": rid})
+                    .to_string(),
+            )
+        };
+        let bob = session(&http, &a, "Bob").await;
+        let r = bid(&http, &a, &bob, &auction, 1_000, "b-0").await;
+        assert_eq!(r["outcome"], "accepted", "{r}");
+        until_type(&mut ws, "update", Duration::from_secs(10))
+            .await
+            .expect("update");
+
+        // Redis unreachable: an explicit `unavailable`, and the socket stays open.
+        proxy.down();
+        ws.send(bid_msg(1_100, "r-2")).await.unwrap();
+        let e = until_type(&mut ws, "error", Duration::from_secs(30))
+            .await
+            .expect("an error while Redis is down");
+        assert_eq!(e["code"], "unavailable", "{e}");
+        assert_eq!(e["request_id"], "r-2");
+        ws.send(Message::text(
+            json!({"type": "ping", "client_time": 1.0}).to_string(),
+        ))
+        .await
+        .unwrap();
+        until_type(&mut ws, "pong", Duration::from_secs(10))
+            .await
+            .expect("the socket is still open");
+
+        // Redis back: the same request is decided (once), and watchers see it.
+        proxy.up().await;
+        let started = Instant::now();
+        let outcome = loop {
+            ws.send(bid_msg(1_100, "r-2")).await.unwrap();
+            let m = until_type(&mut ws, "bid_result", Duration::from_secs(3)).await;
+            if let Some(m) = m {
+                break m;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the node never recovered"
+            );
+        };
+        assert_eq!(outcome["outcome"], "accepted", "{outcome}");
+        // Another user's bid through HTTP reaches this socket: the subscription is back.
+        let r = bid(&http, &a, &bob, &auction, 1_200, "b-1").await;
+        assert_eq!(r["outcome"], "accepted", "{r}");
+        let (seq, price) = follow(&mut ws, Duration::from_secs(30), |_, p| p == 1_200).await;
+        assert_eq!(price, 1_200, "the watcher converged (seq {seq})");
+        let view: Value = http
+            .get(format!("{}/api/auctions/{auction}", a.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["bid_count"], 3, "r-2 was placed exactly once");
     })
     .await
     .expect("bounded in time");
