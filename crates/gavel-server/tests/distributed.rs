@@ -10,7 +10,7 @@
 //! keeps a debug build fast enough to push 10,000 through the drainers.
 
 use futures::{SinkExt, StreamExt};
-use gavel_core::{BidKind, BidRequest, Bidder, BidderId, Money, RequestId};
+use gavel_core::{BidKind, BidRequest, Bidder, BidderId, RequestId};
 use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::Engine;
 use serde_json::{json, Value};
@@ -369,21 +369,7 @@ async fn alternate_bids(
         tasks.spawn(async move {
             let mut accepted = 0;
             for round in 0..per_auction {
-                let a = engine.auction(&id).await.unwrap().unwrap();
-                let reply = engine
-                    .place_bid(
-                        &id,
-                        &RequestId::parse(format!("{tag}-{n}-{round}")).unwrap(),
-                        BidRequest {
-                            bidder: bidder(round % 2),
-                            amount: Money::new(a.min_bid().minor_units()).unwrap(),
-                            kind: BidKind::Plain,
-                            expected_seq: None,
-                        },
-                    )
-                    .await
-                    .unwrap();
-                if reply.outcome.is_ok() {
+                if outbid_leader(&engine, &id, &format!("{tag}-{n}-{round}")).await {
                     accepted += 1;
                 }
             }
@@ -625,31 +611,38 @@ async fn alternate_bids_on(
     let id = gavel_core::AuctionId::parse(auction).unwrap();
     let mut accepted = 0;
     for round in first..first + count {
-        let a = engine.auction(&id).await.unwrap().unwrap();
-        let leader = a.state.leader.as_ref().map(|l| l.id.to_string());
-        let who = if leader.as_deref() == Some("u-load-0") {
-            1
-        } else {
-            0
-        };
-        let reply = engine
-            .place_bid(
-                &id,
-                &RequestId::parse(format!("one-{round}")).unwrap(),
-                BidRequest {
-                    bidder: bidder(who),
-                    amount: a.min_bid(),
-                    kind: BidKind::Plain,
-                    expected_seq: None,
-                },
-            )
-            .await
-            .unwrap();
-        if reply.outcome.is_ok() {
+        if outbid_leader(engine, &id, &format!("one-{round}")).await {
             accepted += 1;
         }
     }
     accepted
+}
+
+/// One bid at the minimum by whichever of the two load bidders is not leading; whether it
+/// was accepted.
+async fn outbid_leader(engine: &RedisEngine, id: &gavel_core::AuctionId, request_id: &str) -> bool {
+    let a = engine.auction(id).await.unwrap().unwrap();
+    let leader = a.state.leader.as_ref().map(|l| l.id.to_string());
+    let who = if leader.as_deref() == Some("u-load-0") {
+        1
+    } else {
+        0
+    };
+    engine
+        .place_bid(
+            id,
+            &RequestId::parse(request_id).unwrap(),
+            BidRequest {
+                bidder: bidder(who),
+                amount: a.min_bid(),
+                kind: BidKind::Plain,
+                expected_seq: None,
+            },
+        )
+        .await
+        .unwrap()
+        .outcome
+        .is_ok()
 }
 
 /// A TCP proxy (to PostgreSQL unless told otherwise) that can be cut (every connection
