@@ -77,8 +77,8 @@ pub async fn upgrade(
     let track = state.tracker.token();
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        // Client messages are small: a 1 KiB read buffer (it does not limit message size).
-        .read_buffer_size(1024)
+        // Client messages are small: a 512-byte read buffer (it does not limit message size).
+        .read_buffer_size(512)
         // Frames collect in the write buffer until the connection flushes a batch.
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(1024 * 1024)
