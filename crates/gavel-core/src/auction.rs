@@ -123,7 +123,7 @@ impl AuctionSpec {
         if self.ends_at <= self.starts_at {
             return Err(SpecError::Window);
         }
-        if self.ends_at - self.starts_at > 365 * 86_400_000 {
+        if self.ends_at.saturating_sub(self.starts_at) > 365 * 86_400_000 {
             return Err(SpecError::TooLong);
         }
         self.increment.validate()?;
@@ -286,5 +286,29 @@ impl Auction {
         self.spec
             .reserve
             .map(|r| self.state.price.is_some_and(|p| p >= r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_times_are_refused_without_overflowing() {
+        let spec = AuctionSpec {
+            title: "Lot".into(),
+            description: String::new(),
+            currency: Currency::parse("USD").unwrap(),
+            starting_price: Money::new(100).unwrap(),
+            increment: IncrementPolicy::Fixed {
+                amount: Money::new(1).unwrap(),
+            },
+            starts_at: i64::MIN,
+            ends_at: i64::MAX,
+            reserve: None,
+            buy_now: None,
+            soft_close: None,
+        };
+        assert_eq!(spec.validate(), Err(SpecError::TooLong));
     }
 }
