@@ -13,6 +13,7 @@ use crate::auth::Principal;
 use crate::bidding::{self, RawBid};
 use crate::fanout::{Room, SharedFrame, Start};
 use crate::http::session::user_view;
+use crate::limits::ConnectionSlot;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -24,7 +25,6 @@ use gavel_engine::EngineError;
 use gavel_protocol::{ClientMessage, Limits, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
@@ -77,16 +78,37 @@ pub async fn upgrade(
     let track = state.tracker.token();
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
-        // Client messages are small: a 512-byte read buffer (it does not limit message size).
-        .read_buffer_size(512)
+        // Client messages are small (a bid is ~150 bytes): a 256-byte read buffer. It does not
+        // limit message size: a longer message reserves its full length when its header arrives.
+        .read_buffer_size(256)
         // Frames collect in the write buffer until the connection flushes a batch.
         .write_buffer_size(16 * 1024)
         .max_write_buffer_size(1024 * 1024)
-        .on_upgrade(move |socket| async move {
-            connection(state, socket, user, token_refused).await;
-            drop(slot);
-            drop(track);
+        .on_upgrade(move |socket| {
+            let conn = Conn {
+                shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+                state,
+                socket,
+                user: user.map(Box::new),
+                outbox: Vec::new(),
+                subscriptions: StreamMap::with_capacity(1),
+                lobby: None,
+                replies: None,
+                _slot: slot,
+                _track: track,
+            };
+            // Boxed, and served through `&mut`: the task holds one pointer and the box one
+            // copy of the connection's state (a by-value `self` would be stored twice).
+            let mut conn = conn;
+            Box::pin(async move { conn.serve(token_refused).await })
         })
+}
+
+/// The frames counter, looked up once: the recorder is installed before any connection, and
+/// a lookup per flush would be paid once per watcher for every update.
+fn frames_sent() -> &'static metrics::Counter {
+    static FRAMES_SENT: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    FRAMES_SENT.get_or_init(|| metrics::counter!("gavel_ws_frames_sent_total"))
 }
 
 fn text(msg: &ServerMessage) -> Utf8Bytes {
@@ -129,6 +151,9 @@ fn hello(state: &AppState, user: Option<&Principal>) -> Utf8Bytes {
 
 /// Messages taken from what is already waiting before the socket is flushed once.
 const WRITE_BATCH: usize = 64;
+/// An outbox that grew past this many messages is released after its flush, so a burst
+/// does not leave every idle connection holding a large buffer.
+const OUTBOX_KEPT: usize = 8;
 
 /// What the connection reacts to.
 enum Input {
@@ -153,84 +178,89 @@ struct BidReplies {
     in_flight: Arc<Semaphore>,
 }
 
+/// One subscription: the room (for its watcher count and resyncs) and its frames.
+struct Subscription {
+    room: Arc<Room>,
+    frames: BroadcastStream<SharedFrame>,
+}
+
+impl futures::Stream for Subscription {
+    type Item = Result<SharedFrame, BroadcastStreamRecvError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.frames.poll_next_unpin(cx) {
+            // Rooms live as long as the hub: an ended channel means the server is stopping.
+            // Never end, so the subscription stays listed until the connection lets it go.
+            std::task::Poll::Ready(None) => std::task::Poll::Pending,
+            other => other,
+        }
+    }
+}
+
+/// One WebSocket connection's state. Its task's future holds this and little else, so what
+/// an idle watcher costs is mostly here: every rarely taken path (subscribing, parsing a
+/// message, closing) runs in a boxed future that exists only while it runs.
 struct Conn {
     state: Arc<AppState>,
     socket: WebSocket,
     /// Made once: creating a wait on the shared shutdown token takes its lock, which every
     /// connection would otherwise do for every frame.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    user: Option<Principal>,
-    /// How long the socket may accept nothing before the client is closed as too slow.
-    limit: Duration,
-    unflushed: u64,
-    frames_sent: metrics::Counter,
-    streams: StreamMap<AuctionId, BroadcastStream<SharedFrame>>,
-    /// The subscribed rooms (also the set of subscriptions).
-    rooms: HashMap<AuctionId, Arc<Room>>,
+    /// Boxed: most watchers never sign in, and this struct is in every connection.
+    user: Option<Box<Principal>>,
+    /// Messages written with the next flush.
+    outbox: Vec<Message>,
+    /// The subscribed rooms, keyed by auction.
+    subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
-    replies: Option<BidReplies>,
-}
-
-async fn connection(
-    state: Arc<AppState>,
-    socket: WebSocket,
-    user: Option<Principal>,
-    token_refused: bool,
-) {
-    let mut conn = Conn {
-        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
-        limit: Duration::from_secs(state.config.slow_client_secs.max(1)),
-        frames_sent: metrics::counter!("gavel_ws_frames_sent_total"),
-        state,
-        socket,
-        user,
-        unflushed: 0,
-        streams: StreamMap::new(),
-        rooms: HashMap::new(),
-        lobby: None,
-        replies: None,
-    };
-    let outcome = conn.run(token_refused).await;
-    if outcome == Err("too_slow") {
-        metrics::counter!("gavel_ws_too_slow_total").increment(1);
-        tracing::info!("closing a client that cannot keep up");
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            conn.socket.send(Message::Close(Some(CloseFrame {
-                code: POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static("too_slow"),
-            }))),
-        )
-        .await;
-    }
-    for room in conn.rooms.values() {
-        conn.state.hub.unsubscribed(room);
-    }
+    replies: Option<Box<BidReplies>>,
+    /// Held for the connection's life: its per-IP slot and its place in the shutdown wait.
+    _slot: ConnectionSlot,
+    _track: TaskTrackerToken,
 }
 
 impl Conn {
+    /// Serves the connection until it ends, then lets its subscriptions go.
+    async fn serve(&mut self, token_refused: bool) {
+        let outcome = self.run(token_refused).await;
+        if outcome == Err("too_slow") {
+            metrics::counter!("gavel_ws_too_slow_total").increment(1);
+            tracing::info!("closing a client that cannot keep up");
+            let limit = Duration::from_secs(1);
+            let close = self.socket.send(Message::Close(Some(CloseFrame {
+                code: POLICY_VIOLATION,
+                reason: Utf8Bytes::from_static("too_slow"),
+            })));
+            let _ = Box::pin(tokio::time::timeout(limit, close)).await;
+        }
+        for (_, sub) in self.subscriptions.iter() {
+            self.state.hub.unsubscribed(&sub.room);
+        }
+    }
+
     async fn run(&mut self, token_refused: bool) -> Result<(), &'static str> {
-        let hello = hello(&self.state, self.user.as_ref());
-        self.feed(hello).await?;
+        self.push(hello(&self.state, self.user.as_deref()));
         if token_refused {
-            self.feed(error(
+            self.push(error(
                 "unauthorized",
                 "invalid or expired token: you can watch, but sign in again to bid",
                 None,
-            ))
-            .await?;
+            ));
         }
         self.flush().await?;
         loop {
             let input = self.next().await;
-            let mut flow = self.handle(input).await?;
+            let mut flow = self.handle(input).await;
             // Take whatever else is already waiting, then write it all at once.
             let mut taken = 1;
             while flow == Flow::Continue && taken < WRITE_BATCH {
                 let Some(input) = self.next().now_or_never() else {
                     break;
                 };
-                flow = self.handle(input).await?;
+                flow = self.handle(input).await;
                 taken += 1;
             }
             self.flush().await?;
@@ -258,34 +288,38 @@ impl Conn {
             _ = &mut self.shutdown => Input::Shutdown,
             Some(r) = reply => Input::Reply(r),
             m = self.socket.next() => Input::Client(m),
-            Some((id, item)) = self.streams.next(), if !self.streams.is_empty() => Input::Room(id, item),
+            Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
             Some(item) = lobby => Input::Lobby(item),
         }
     }
 
-    async fn feed(&mut self, t: Utf8Bytes) -> Result<(), &'static str> {
-        self.feed_message(Message::Text(t)).await
+    /// Queues a text message for the next flush.
+    fn push(&mut self, t: Utf8Bytes) {
+        self.outbox.push(Message::Text(t));
     }
 
-    async fn feed_message(&mut self, msg: Message) -> Result<(), &'static str> {
-        match tokio::time::timeout(self.limit, self.socket.feed(msg)).await {
-            Ok(Ok(())) => {
-                self.unflushed += 1;
-                Ok(())
-            }
-            Ok(Err(_)) => Err("closed"),
-            Err(_) => Err("too_slow"),
-        }
-    }
-
+    /// Writes the queued messages with one flush. A socket that accepts nothing for
+    /// `slow_client_secs` makes the client too slow.
     async fn flush(&mut self) -> Result<(), &'static str> {
-        if self.unflushed == 0 {
+        if self.outbox.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.limit, self.socket.flush()).await {
+        let count = self.outbox.len() as u64;
+        let limit = Duration::from_secs(self.state.config.slow_client_secs.max(1));
+        let (socket, outbox) = (&mut self.socket, &mut self.outbox);
+        let write = async move {
+            for msg in outbox.drain(..) {
+                socket.feed(msg).await?;
+            }
+            socket.flush().await
+        };
+        let written = tokio::time::timeout(limit, write).await;
+        if self.outbox.capacity() > OUTBOX_KEPT {
+            self.outbox = Vec::new();
+        }
+        match written {
             Ok(Ok(())) => {
-                self.frames_sent.increment(self.unflushed);
-                self.unflushed = 0;
+                frames_sent().increment(count);
                 Ok(())
             }
             Ok(Err(_)) => Err("closed"),
@@ -293,33 +327,28 @@ impl Conn {
         }
     }
 
-    async fn close(&mut self, code: u16, reason: &'static str) -> Result<Flow, &'static str> {
-        let _ = self
-            .feed_message(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await;
-        Ok(Flow::Stop)
+    fn close(&mut self, code: u16, reason: &'static str) -> Flow {
+        self.outbox.push(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })));
+        Flow::Stop
     }
 
-    async fn handle(&mut self, input: Input) -> Result<Flow, &'static str> {
+    async fn handle(&mut self, input: Input) -> Flow {
         match input {
-            Input::Shutdown => return self.close(GOING_AWAY, "server shutting down").await,
-            Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => {
-                return Ok(Flow::Stop)
-            }
+            Input::Shutdown => return self.close(GOING_AWAY, "server shutting down"),
+            Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => return Flow::Stop,
             Input::Client(Some(Ok(Message::Text(t)))) => {
                 if t.len() > self.state.config.max_message_bytes {
-                    return self.refuse_too_large().await;
+                    return self.refuse_too_large();
                 }
                 // Boxed: the parsing state lives only while a message is handled, not in
                 // every idle connection's task.
-                Box::pin(self.handle_text(t.as_str())).await?;
+                Box::pin(self.handle_text(t.as_str())).await;
             }
             Input::Client(Some(Ok(Message::Binary(_)))) => {
-                self.feed(error("invalid_message", "send JSON text frames", None))
-                    .await?
+                self.push(error("invalid_message", "send JSON text frames", None))
             }
             // Ping/Pong are answered by the WebSocket layer.
             Input::Client(Some(Ok(_))) => {}
@@ -329,63 +358,65 @@ impl Conn {
                     .downcast::<tungstenite::Error>()
                     .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
                 if too_big {
-                    return self.refuse_too_large().await;
+                    return self.refuse_too_large();
                 }
-                return Ok(Flow::Stop);
+                return Flow::Stop;
             }
-            Input::Reply(t) => self.feed(t).await?,
-            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => {
-                self.feed(frame.text.clone()).await?
-            }
+            Input::Reply(t) => self.push(t),
+            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
-                if let Some(room) = self.rooms.get(&id) {
-                    let (snap, rx) = self.state.hub.resync(room);
-                    self.streams.insert(id, BroadcastStream::new(rx));
-                    self.feed(snap).await?;
+                let hub = self.state.hub.clone();
+                let resynced =
+                    self.subscriptions
+                        .iter_mut()
+                        .find(|(k, _)| *k == id)
+                        .map(|(_, sub)| {
+                            let (snap, rx) = hub.resync(&sub.room);
+                            sub.frames = BroadcastStream::new(rx);
+                            snap
+                        });
+                if let Some(snap) = resynced {
+                    self.push(snap);
                 }
             }
             Input::Lobby(Err(BroadcastStreamRecvError::Lagged(_))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
-                if let Ok((snapshot, rx)) = self.state.hub.lobby().await {
+                if let Ok((snapshot, rx)) = Box::pin(self.state.hub.lobby()).await {
                     self.lobby = Some(BroadcastStream::new(rx));
-                    self.feed(snapshot).await?;
+                    self.push(snapshot);
                 }
             }
         }
-        Ok(Flow::Continue)
+        Flow::Continue
     }
 
-    async fn refuse_too_large(&mut self) -> Result<Flow, &'static str> {
+    fn refuse_too_large(&mut self) -> Flow {
         let limit = self.state.config.max_message_bytes;
-        self.feed(error(
+        self.push(error(
             "message_too_large",
             format!("messages are limited to {limit} bytes"),
             None,
-        ))
-        .await?;
-        self.close(MESSAGE_TOO_BIG, "message too large").await
+        ));
+        self.close(MESSAGE_TOO_BIG, "message too large")
     }
 
     fn unwatch(&mut self, id: &AuctionId) -> bool {
-        self.streams.remove(id);
-        match self.rooms.remove(id) {
-            Some(room) => {
-                self.state.hub.unsubscribed(&room);
+        match self.subscriptions.remove(id) {
+            Some(sub) => {
+                self.state.hub.unsubscribed(&sub.room);
                 true
             }
             None => false,
         }
     }
 
-    async fn handle_text(&mut self, raw: &str) -> Result<(), &'static str> {
+    async fn handle_text(&mut self, raw: &str) {
         let v: Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => {
-                return self
-                    .feed(error("bad_json", format!("not JSON: {e}"), None))
-                    .await
+                return self.push(error("bad_json", format!("not JSON: {e}"), None));
             }
         };
         let request_id = v
@@ -393,7 +424,7 @@ impl Conn {
             .and_then(Value::as_str)
             .map(|s| s.chars().take(64).collect::<String>());
         if let Err(e) = bidding::check_identity_fields(&v) {
-            return self.feed(error(e.code, e.message, request_id)).await;
+            return self.push(error(e.code, e.message, request_id));
         }
         let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
             matches!(
@@ -418,7 +449,7 @@ impl Conn {
                         "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
                     )
                 };
-                return self.feed(error(code, message, request_id)).await;
+                return self.push(error(code, message, request_id));
             }
         };
         match msg {
@@ -427,18 +458,15 @@ impl Conn {
                     client_time,
                     server_time: self.state.engine.now(),
                 });
-                self.feed(pong).await
+                self.push(pong)
             }
             ClientMessage::Auth { token } => match self.state.auth.verify(&token) {
                 Ok(p) => {
                     let hello = hello(&self.state, Some(&p));
-                    self.user = Some(p);
-                    self.feed(hello).await
+                    self.user = Some(Box::new(p));
+                    self.push(hello)
                 }
-                Err(_) => {
-                    self.feed(error("unauthorized", "invalid or expired token", None))
-                        .await
-                }
+                Err(_) => self.push(error("unauthorized", "invalid or expired token", None)),
             },
             ClientMessage::Subscribe {
                 auction_id,
@@ -448,19 +476,19 @@ impl Conn {
                 if let Ok(id) = AuctionId::parse(auction_id) {
                     self.unwatch(&id);
                 }
-                self.feed(ok("unsubscribe")).await
+                self.push(ok("unsubscribe"))
             }
             ClientMessage::SubscribeLobby => match self.state.hub.lobby().await {
                 Ok((snapshot, rx)) => {
                     self.lobby = Some(BroadcastStream::new(rx));
-                    self.feed(snapshot).await?;
-                    self.feed(ok("subscribe_lobby")).await
+                    self.push(snapshot);
+                    self.push(ok("subscribe_lobby"))
                 }
-                Err(e) => self.feed(error("unavailable", e.to_string(), None)).await,
+                Err(e) => self.push(error("unavailable", e.to_string(), None)),
             },
             ClientMessage::UnsubscribeLobby => {
                 self.lobby = None;
-                self.feed(ok("unsubscribe_lobby")).await
+                self.push(ok("unsubscribe_lobby"))
             }
             ClientMessage::Bid {
                 auction_id,
@@ -469,31 +497,27 @@ impl Conn {
                 expected_seq,
                 kind,
             } => {
-                let Some(who) = self.user.clone() else {
-                    return self
-                        .feed(error(
-                            "unauthorized",
-                            "sign in to bid: connect with ?token= or send an auth message",
-                            Some(request_id),
-                        ))
-                        .await;
+                let Some(who) = self.user.as_deref().cloned() else {
+                    return self.push(error(
+                        "unauthorized",
+                        "sign in to bid: connect with ?token= or send an auth message",
+                        Some(request_id),
+                    ));
                 };
                 let replies = self.replies.get_or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(BIDS_IN_FLIGHT);
-                    BidReplies {
+                    Box::new(BidReplies {
                         tx,
                         rx,
                         in_flight: Arc::new(Semaphore::new(BIDS_IN_FLIGHT)),
-                    }
+                    })
                 });
                 let Ok(permit) = replies.in_flight.clone().try_acquire_owned() else {
-                    return self
-                        .feed(error(
-                            "rate_limited",
-                            "too many bids waiting for an answer on this connection",
-                            Some(request_id),
-                        ))
-                        .await;
+                    return self.push(error(
+                        "rate_limited",
+                        "too many bids waiting for an answer on this connection",
+                        Some(request_id),
+                    ));
                 };
                 let state = self.state.clone();
                 let tx = replies.tx.clone();
@@ -518,47 +542,39 @@ impl Conn {
                     let _ = tx.send(msg).await;
                     drop(permit);
                 });
-                Ok(())
             }
         }
     }
 
-    async fn subscribe(
-        &mut self,
-        auction_id: &str,
-        since_seq: Option<u64>,
-    ) -> Result<(), &'static str> {
+    async fn subscribe(&mut self, auction_id: &str, since_seq: Option<u64>) {
         let Ok(id) = AuctionId::parse(auction_id) else {
-            return self.feed(not_found(auction_id)).await;
+            return self.push(not_found(auction_id));
         };
         let max = self.state.config.max_subscriptions;
-        if !self.rooms.contains_key(&id) && self.rooms.len() >= max {
-            return self
-                .feed(error(
-                    "too_many_subscriptions",
-                    format!("at most {max} subscriptions per connection"),
-                    None,
-                ))
-                .await;
+        if !self.subscriptions.contains_key(&id) && self.subscriptions.len() >= max {
+            return self.push(error(
+                "too_many_subscriptions",
+                format!("at most {max} subscriptions per connection"),
+                None,
+            ));
         }
         // Subscribing again restarts the subscription (with the new since_seq).
         self.unwatch(&id);
         match self.state.hub.subscribe(&id, since_seq).await {
             Ok((room, start, rx)) => {
-                self.streams.insert(id.clone(), BroadcastStream::new(rx));
-                self.rooms.insert(id, room);
+                let frames = BroadcastStream::new(rx);
+                self.subscriptions.insert(id, Subscription { room, frames });
                 match start {
-                    Start::Snapshot(t) => self.feed(t).await,
+                    Start::Snapshot(t) => self.push(t),
                     Start::Replay(frames) => {
                         for f in frames {
-                            self.feed(f.text.clone()).await?;
+                            self.push(f.text.clone());
                         }
-                        Ok(())
                     }
                 }
             }
-            Err(EngineError::NotFound) => self.feed(not_found(auction_id)).await,
-            Err(e) => self.feed(error("unavailable", e.to_string(), None)).await,
+            Err(EngineError::NotFound) => self.push(not_found(auction_id)),
+            Err(e) => self.push(error("unavailable", e.to_string(), None)),
         }
     }
 }
