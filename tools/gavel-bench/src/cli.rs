@@ -33,6 +33,9 @@ pub enum Command {
     Idle(Opts),
     /// One step with exactly the shape given by the options.
     Custom(Opts),
+    /// The kernel's own cost of a fan-out on this machine: one frame written to each of N
+    /// loopback sockets and read back, with no server (a floor for the server's figures).
+    Floor(crate::floor::FloorArgs),
     /// Turn --json reports into a Markdown table and an SVG latency chart.
     Render(RenderArgs),
 }

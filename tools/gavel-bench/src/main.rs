@@ -10,6 +10,7 @@ mod bidder;
 mod check;
 mod cli;
 mod ctx;
+mod floor;
 mod render;
 mod report;
 mod scenario;
@@ -31,6 +32,15 @@ fn main() -> std::process::ExitCode {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("gavel-bench render: {e:#}");
+                    std::process::ExitCode::from(1)
+                }
+            };
+        }
+        Command::Floor(args) => {
+            return match floor::run(&args) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gavel-bench floor: {e:#}");
                     std::process::ExitCode::from(1)
                 }
             };
