@@ -33,13 +33,24 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full("gavel_archive_batch_size".into()),
-                        &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0],
+                        &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
                     )
                 })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples collect in the recorder until they are drained. Rendering
+            // `/metrics` drains them, but nothing guarantees a scraper: without this, every
+            // bid's timing would be kept forever (~1 KiB of memory per bid decided).
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    upkeep.run_upkeep();
+                })
+                .expect("starting the metrics upkeep thread");
             handle
         })
         .clone()
