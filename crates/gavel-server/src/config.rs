@@ -59,8 +59,10 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_SESSION_TTL_SECS", default_value_t = 86_400)]
     pub session_ttl_secs: u64,
 
-    /// Group commit: a batch of accepted bids closes at this many changes...
-    #[arg(long, env = "GAVEL_BATCH_MAX", default_value_t = 100)]
+    /// Group commit: a batch of accepted bids closes at this many changes... Under load the
+    /// next batch fills while one commits, so a larger cap means fewer, larger transactions;
+    /// at 100, a CPU-starved writer capped decisions near 8,000/s on a 2-core machine.
+    #[arg(long, env = "GAVEL_BATCH_MAX", default_value_t = 1000)]
     pub batch_max: usize,
 
     /// ...or after this many milliseconds. Confirmations wait for the commit, so keep it short.
