@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Validation failure for an identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,20 +20,22 @@ fn valid_id(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// An identifier is copied into every decision, reply, record and update it appears in, so
+/// it is a shared string: a copy is a reference count, never an allocation.
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub const MAX_LEN: usize = $max;
 
-            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                if valid_id(&s, $max) {
-                    Ok(Self(s))
+            pub fn parse(s: impl AsRef<str>) -> Result<Self, IdError> {
+                let s = s.as_ref();
+                if valid_id(s, $max) {
+                    Ok(Self(Arc::from(s)))
                 } else {
                     Err(IdError { what: $what, max: $max, got: s.chars().take(80).collect() })
                 }
@@ -40,6 +43,12 @@ macro_rules! string_id {
 
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 
@@ -52,7 +61,7 @@ macro_rules! string_id {
 
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.to_string()
             }
         }
 
@@ -81,7 +90,8 @@ string_id!(
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Bidder {
     pub id: BidderId,
-    pub name: String,
+    /// Shared: a bidder's name is copied into every state and history entry they lead.
+    pub name: Arc<str>,
 }
 
 #[cfg(test)]

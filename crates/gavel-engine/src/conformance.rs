@@ -29,7 +29,7 @@ pub fn money(v: i64) -> Money {
 pub fn bidder(name: &str) -> Bidder {
     Bidder {
         id: BidderId::parse(format!("u-{name}")).expect("valid id"),
-        name: name.to_string(),
+        name: name.into(),
     }
 }
 

@@ -150,7 +150,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 fn bidder(i: usize) -> Bidder {
     Bidder {
         id: BidderId::parse(format!("u-{i}")).unwrap(),
-        name: format!("Bidder \"{i}\" ü"),
+        name: format!("Bidder \"{i}\" ü").into(),
     }
 }
 

@@ -47,7 +47,7 @@ fn spec(now: i64) -> AuctionSpec {
 fn bidder(i: u64) -> Bidder {
     Bidder {
         id: BidderId::parse(format!("u-{}", i % 16)).expect("valid id"),
-        name: format!("Bidder {}", i % 16),
+        name: format!("Bidder {}", i % 16).into(),
     }
 }
 

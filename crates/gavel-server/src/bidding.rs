@@ -97,7 +97,7 @@ pub async fn place(
     let bidder = Bidder {
         id: BidderId::parse(who.id.as_str())
             .map_err(|e| BidError::new("unauthorized", e.to_string()))?,
-        name: who.name.clone(),
+        name: who.name.as_str().into(),
     };
     let req = BidRequest {
         bidder,

@@ -11,7 +11,7 @@ use gavel_protocol::{
 pub fn user_ref(b: &Bidder) -> UserRef {
     UserRef {
         id: b.id.to_string(),
-        name: b.name.clone(),
+        name: b.name.to_string(),
     }
 }
 

@@ -348,7 +348,7 @@ async fn follow(ws: &mut Ws, within: Duration, done: impl Fn(u64, i64) -> bool) 
 fn bidder(i: usize) -> Bidder {
     Bidder {
         id: BidderId::parse(format!("u-load-{i}")).unwrap(),
-        name: format!("Load {i}"),
+        name: format!("Load {i}").into(),
     }
 }
 

@@ -38,7 +38,7 @@ fn money(v: i64) -> Money {
 fn bidder(id: &str) -> Bidder {
     Bidder {
         id: BidderId::parse(id).expect("a valid bidder id"),
-        name: format!("{id} (display name)"),
+        name: format!("{id} (display name)").into(),
     }
 }
 

@@ -76,7 +76,7 @@ pub fn opened(spec: AuctionSpec) -> Auction {
 pub fn bidder(name: &str) -> Bidder {
     Bidder {
         id: BidderId::parse(name).unwrap(),
-        name: name.to_uppercase(),
+        name: name.to_uppercase().into(),
     }
 }
 

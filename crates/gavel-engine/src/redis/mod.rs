@@ -521,7 +521,7 @@ impl Engine for RedisEngine {
             .arg(id.as_str())
             .arg(i.keys.channel(id))
             .arg(req.bidder.id.as_str())
-            .arg(req.bidder.name.as_str())
+            .arg(&*req.bidder.name)
             .arg(req.amount.minor_units().to_string())
             .arg(kind_str(req.kind))
             .arg(req.expected_seq.map(|s| s.to_string()).unwrap_or_default())

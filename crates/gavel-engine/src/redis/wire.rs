@@ -139,7 +139,7 @@ fn opt_money(s: &Option<String>, what: &str) -> Result<Option<Money>, WireError>
 fn bidder(id: &str, name: Option<&str>) -> Result<Bidder, WireError> {
     Ok(Bidder {
         id: BidderId::parse(id).map_err(bad)?,
-        name: name.unwrap_or_default().to_string(),
+        name: name.unwrap_or_default().into(),
     })
 }
 
@@ -217,7 +217,7 @@ impl WireState {
             status: status_str(s.status).to_string(),
             price: s.price.map(|m| m.to_string()),
             lid: s.leader.as_ref().map(|l| l.id.to_string()),
-            lname: s.leader.as_ref().map(|l| l.name.clone()),
+            lname: s.leader.as_ref().map(|l| l.name.to_string()),
             lmax: s.leader_max.map(|m| m.to_string()),
             count: s.bid_count.to_string(),
             seq: s.seq.to_string(),
@@ -225,7 +225,7 @@ impl WireState {
             cr: closing.map(|c| close_reason_str(c.reason).to_string()),
             cat: closing.map(|c| c.closed_at.to_string()),
             wid: winner.map(|w| w.id.to_string()),
-            wname: winner.map(|w| w.name.clone()),
+            wname: winner.map(|w| w.name.to_string()),
             fp: closing.and_then(|c| c.final_price).map(|m| m.to_string()),
             by: closing.and_then(|c| c.by.clone()),
         }
