@@ -41,7 +41,7 @@ pub struct MemoryConfig {
 impl Default for MemoryConfig {
     fn default() -> Self {
         MemoryConfig {
-            batch_max: 100,
+            batch_max: 1000,
             batch_window: Duration::from_millis(2),
             reply_timeout: Duration::from_secs(10),
             max_requests_per_auction: 50_000,
@@ -60,7 +60,9 @@ struct StoredReply {
 /// What only the decision step touches.
 struct Live {
     auction: Auction,
-    requests: HashMap<(BidderId, RequestId), StoredReply>,
+    /// Boxed records: the table holds up to `max_requests_per_auction` of them and grows by
+    /// rehashing, which moves every entry; small entries keep that (and its memory) cheap.
+    requests: HashMap<(BidderId, RequestId), Arc<StoredReply>>,
     /// Keys in the order they were decided, with the time (server ms) they were decided.
     request_order: VecDeque<(Millis, (BidderId, RequestId))>,
 }
@@ -172,13 +174,13 @@ impl MemoryEngine {
                         live,
                         &inner.config,
                         (bidder, request_id),
-                        StoredReply {
+                        Arc::new(StoredReply {
                             reply: BidReply {
                                 outcome: Ok(()),
                                 auction: auction.clone(),
                             },
                             decided_at: seq,
-                        },
+                        }),
                         now,
                     );
                 }
@@ -284,7 +286,7 @@ fn remember(
     live: &mut Live,
     config: &MemoryConfig,
     key: (BidderId, RequestId),
-    reply: StoredReply,
+    reply: Arc<StoredReply>,
     now: Millis,
 ) {
     if live.requests.insert(key.clone(), reply).is_none() {
@@ -381,6 +383,10 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         metrics::histogram!("gavel_archive_batch_size").record(batch.len() as f64);
         // Release every reply first, then feed the fan-out: a backed-up fan-out must never
         // hold back a bidder's confirmation.
+        // Each auction's watermark moves once per batch, to its highest committed seq: every
+        // move wakes all of that auction's waiting bidders, so one per change would wake them
+        // once for each of the auction's changes in the batch.
+        let mut watermarks: HashMap<usize, (&Arc<Slot>, u64)> = HashMap::new();
         for p in &batch {
             {
                 let mut c = p.slot.confirmed.lock();
@@ -390,7 +396,14 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                     c.recent.truncate(inner.config.recent_bids);
                 }
             }
-            p.slot.durable.send_replace(p.change.auction.state.seq);
+            let seq = p.change.auction.state.seq;
+            watermarks
+                .entry(Arc::as_ptr(&p.slot) as usize)
+                .and_modify(|w| w.1 = w.1.max(seq))
+                .or_insert((&p.slot, seq));
+        }
+        for (slot, seq) in watermarks.into_values() {
+            slot.durable.send_replace(seq);
         }
         for p in batch.drain(..) {
             // The fan-out may be gone at shutdown; the change is committed either way.
@@ -487,10 +500,10 @@ impl Engine for MemoryEngine {
                     &mut live,
                     config,
                     key,
-                    StoredReply {
+                    Arc::new(StoredReply {
                         reply: reply.clone(),
                         decided_at,
-                    },
+                    }),
                     now,
                 );
                 if live.auction.state.closing.is_some() {
