@@ -104,6 +104,62 @@ pub async fn upgrade(
         })
 }
 
+/// The common case, parsed in one pass: a message with no escape sequences and no key that
+/// could name a bidder goes straight into its type. Anything else (including any message that
+/// fails here) takes [`parse_checked`], which explains what is wrong.
+fn parse_plain(raw: &str) -> Option<ClientMessage> {
+    const IDENTITY_KEYS: [&str; 4] = ["\"bidder\"", "\"bidder_id\"", "\"user\"", "\"user_id\""];
+    debug_assert_eq!(IDENTITY_KEYS.len(), gavel_protocol::IDENTITY_FIELDS.len());
+    if raw.contains('\\') || IDENTITY_KEYS.iter().any(|k| raw.contains(k)) {
+        return None;
+    }
+    serde_json::from_str(raw).ok()
+}
+
+/// Parses a message through a JSON value, so each problem gets its own error code: not JSON,
+/// an identity field, an unknown type, or a malformed message of a known type.
+fn parse_checked(raw: &str) -> Result<ClientMessage, Utf8Bytes> {
+    let v: Value = match serde_json::from_str(raw) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(error("bad_json", format!("not JSON: {e}"), None));
+        }
+    };
+    let request_id = v
+        .get("request_id")
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(64).collect::<String>());
+    if let Err(e) = bidding::check_identity_fields(&v) {
+        return Err(error(e.code, e.message, request_id));
+    }
+    let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
+        matches!(
+            t,
+            "auth"
+                | "subscribe"
+                | "unsubscribe"
+                | "subscribe_lobby"
+                | "unsubscribe_lobby"
+                | "bid"
+                | "ping"
+        )
+    });
+    match serde_json::from_value(v) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            let (code, message) = if known_type {
+                ("invalid_message", e.to_string())
+            } else {
+                (
+                        "unknown_type",
+                        "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
+                    )
+            };
+            Err(error(code, message, request_id))
+        }
+    }
+}
+
 /// The frames counter, looked up once: the recorder is installed before any connection, and
 /// a lookup per flush would be paid once per watcher for every update.
 fn frames_sent() -> &'static metrics::Counter {
@@ -413,45 +469,17 @@ impl Conn {
     }
 
     async fn handle_text(&mut self, raw: &str) {
-        let v: Value = match serde_json::from_str(raw) {
-            Ok(v) => v,
-            Err(e) => {
-                return self.push(error("bad_json", format!("not JSON: {e}"), None));
-            }
+        let msg = match parse_plain(raw) {
+            Some(msg) => msg,
+            None => match parse_checked(raw) {
+                Ok(msg) => msg,
+                Err(reply) => return self.push(reply),
+            },
         };
-        let request_id = v
-            .get("request_id")
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(64).collect::<String>());
-        if let Err(e) = bidding::check_identity_fields(&v) {
-            return self.push(error(e.code, e.message, request_id));
-        }
-        let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
-            matches!(
-                t,
-                "auth"
-                    | "subscribe"
-                    | "unsubscribe"
-                    | "subscribe_lobby"
-                    | "unsubscribe_lobby"
-                    | "bid"
-                    | "ping"
-            )
-        });
-        let msg: ClientMessage = match serde_json::from_value(v) {
-            Ok(m) => m,
-            Err(e) => {
-                let (code, message) = if known_type {
-                    ("invalid_message", e.to_string())
-                } else {
-                    (
-                        "unknown_type",
-                        "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
-                    )
-                };
-                return self.push(error(code, message, request_id));
-            }
-        };
+        self.dispatch(msg).await
+    }
+
+    async fn dispatch(&mut self, msg: ClientMessage) {
         match msg {
             ClientMessage::Ping { client_time } => {
                 let pong = text(&ServerMessage::Pong {
@@ -576,5 +604,42 @@ impl Conn {
             Err(EngineError::NotFound) => self.push(not_found(auction_id)),
             Err(e) => self.push(error("unavailable", e.to_string(), None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_bid_takes_the_one_pass_parse() {
+        let raw = r#"{"type":"bid","auction_id":"a-1","amount":1250,"request_id":"r-1"}"#;
+        assert!(matches!(
+            parse_plain(raw),
+            Some(ClientMessage::Bid { amount, .. }) if amount == 1250
+        ));
+    }
+
+    #[test]
+    fn identity_fields_never_take_the_one_pass_parse() {
+        for raw in [
+            r#"{"type":"bid","auction_id":"a","amount":1,"request_id":"r","bidder":"x"}"#,
+            r#"{"type":"bid","auction_id":"a","amount":1,"request_id":"r","user_id":"x"}"#,
+            // The same key spelled with an escape.
+            r#"{"type":"bid","auction_id":"a","amount":1,"request_id":"r","bidd\u0065r":"x"}"#,
+        ] {
+            assert!(parse_plain(raw).is_none(), "{raw}");
+            assert!(parse_checked(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn what_the_one_pass_parse_refuses_is_explained_by_the_checked_parse() {
+        let refused = parse_checked(r#"{"type":"bid","auction_id":"a"}"#).unwrap_err();
+        assert!(refused.as_str().contains("invalid_message"));
+        let refused = parse_checked(r#"{"type":"shout"}"#).unwrap_err();
+        assert!(refused.as_str().contains("unknown_type"));
+        let refused = parse_checked("{").unwrap_err();
+        assert!(refused.as_str().contains("bad_json"));
     }
 }
