@@ -557,3 +557,63 @@ macro_rules! engine_conformance_tests {
         )*
     };
 }
+
+/// A key prefix for one test on a shared Redis: `{family}-{unix ms}-{random}`. The first call
+/// in a process also deletes the keys of this family's prefixes that are more than ten
+/// minutes old (earlier test runs), so running the suites again and again does not fill the
+/// shared Redis. A run still going (in another process) is younger than that and untouched.
+pub async fn redis_test_prefix(url: &str, family: &str) -> String {
+    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let first = {
+        let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+        let first = !swept.iter().any(|f| f == family);
+        if first {
+            swept.push(family.to_string());
+        }
+        first
+    };
+    if first {
+        if let Err(e) = sweep(url, family, now - 600_000).await {
+            eprintln!("could not sweep old {family} test keys: {e}");
+        }
+    }
+    format!("{family}-{now}-{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn sweep(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let pattern = format!("{family}-*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        let stale: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                k[family.len() + 1..]
+                    .split('-')
+                    .next()
+                    .and_then(|ms| ms.parse::<i64>().ok())
+                    .is_some_and(|ms| ms < before_ms)
+            })
+            .collect();
+        if !stale.is_empty() {
+            let _: () = redis::cmd("DEL").arg(stale).query_async(&mut conn).await?;
+        }
+        cursor = next;
+        if cursor == 0 {
+            return Ok(());
+        }
+    }
+}

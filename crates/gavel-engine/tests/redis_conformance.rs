@@ -13,7 +13,7 @@ fn redis_url() -> String {
 
 async fn harness() -> Harness {
     let clock = Clock::system();
-    let prefix = format!("gtest-{}", uuid::Uuid::new_v4().simple());
+    let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url(), "gtest").await;
     let mut config = RedisConfig::new(redis_url(), prefix);
     config.test_clock = Some(clock.clone());
     let engine = RedisEngine::connect(config)
@@ -26,3 +26,47 @@ async fn harness() -> Harness {
 }
 
 gavel_engine::engine_conformance_tests!(harness);
+
+#[tokio::test]
+async fn old_test_prefixes_are_swept_and_recent_ones_kept() {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let tag = uuid::Uuid::new_v4().simple();
+    let old = format!("gsweep-1000-{tag}:{{a}}:a");
+    let recent = format!("gsweep-{now}-{tag}:{{a}}:a");
+    let other = format!("gsweepx-1000-{tag}:{{a}}:a");
+    for k in [&old, &recent, &other] {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url(), "gsweep").await;
+    assert!(prefix.starts_with("gsweep-"));
+    let exists = |k: String| {
+        let mut conn = conn.clone();
+        async move {
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            n == 1
+        }
+    };
+    assert!(!exists(old).await, "a ten-minute-old prefix is swept");
+    assert!(exists(recent.clone()).await, "a recent prefix is kept");
+    assert!(exists(other.clone()).await, "another family is left alone");
+    let _: () = redis::cmd("DEL")
+        .arg(&recent)
+        .arg(&other)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

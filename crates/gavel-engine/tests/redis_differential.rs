@@ -176,10 +176,8 @@ async fn pair() -> Pair {
     )
     .await
     .unwrap();
-    let mut config = RedisConfig::new(
-        redis_url(),
-        format!("gdiff-{}", uuid::Uuid::new_v4().simple()),
-    );
+    let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url(), "gdiff").await;
+    let mut config = RedisConfig::new(redis_url(), prefix);
     config.test_clock = Some(clock.clone());
     let redis = RedisEngine::connect(config)
         .await
