@@ -5,9 +5,9 @@
 //! fan-out never waits for this socket: if this client lags behind a room's buffer it is
 //! sent the latest snapshot instead (conflation), and if its socket accepts nothing for
 //! `slow_client_secs` it is closed as too slow. Frames already waiting are written with one
-//! flush. Bids are decided in their own tasks (they wait for the group commit) and their
-//! answers come back through a small queue created at the connection's first bid, so a
-//! connection that only watches holds no queue at all.
+//! flush. Bids run as futures owned by the connection (a set created at its first bid, so a
+//! connection that only watches holds none): each is decided at once and answered when its
+//! group commit lands, without a task, a queue or a cross-thread hand-off per bid.
 
 use crate::auth::Principal;
 use crate::bidding::{self, RawBid};
@@ -19,6 +19,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
 use gavel_engine::EngineError;
@@ -29,7 +30,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -93,7 +93,7 @@ pub async fn upgrade(
                 outbox: Vec::new(),
                 subscriptions: StreamMap::with_capacity(1),
                 lobby: None,
-                replies: None,
+                bids: None,
                 _slot: slot,
                 _track: track,
             };
@@ -227,12 +227,8 @@ enum Flow {
     Stop,
 }
 
-/// Answers of this connection's bid tasks, and the cap on how many may be in flight.
-struct BidReplies {
-    tx: mpsc::Sender<Utf8Bytes>,
-    rx: mpsc::Receiver<Utf8Bytes>,
-    in_flight: Arc<Semaphore>,
-}
+/// A bid being decided (or waiting for its group commit), yielding its answer.
+type PendingBid = Pin<Box<dyn std::future::Future<Output = Utf8Bytes> + Send>>;
 
 /// One subscription: the room (for its watcher count and resyncs) and its frames.
 struct Subscription {
@@ -272,7 +268,8 @@ struct Conn {
     /// The subscribed rooms, keyed by auction.
     subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
-    replies: Option<Box<BidReplies>>,
+    /// The bids waiting for an answer (at most `BIDS_IN_FLIGHT`).
+    bids: Option<Box<FuturesUnordered<PendingBid>>>,
     /// Held for the connection's life: its per-IP slot and its place in the shutdown wait.
     _slot: ConnectionSlot,
     _track: TaskTrackerToken,
@@ -334,9 +331,9 @@ impl Conn {
             }
         };
         let reply = async {
-            match self.replies.as_mut() {
-                Some(r) => r.rx.recv().await,
-                None => std::future::pending().await,
+            match self.bids.as_mut() {
+                Some(b) if !b.is_empty() => b.next().await,
+                _ => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -532,24 +529,16 @@ impl Conn {
                         Some(request_id),
                     ));
                 };
-                let replies = self.replies.get_or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(BIDS_IN_FLIGHT);
-                    Box::new(BidReplies {
-                        tx,
-                        rx,
-                        in_flight: Arc::new(Semaphore::new(BIDS_IN_FLIGHT)),
-                    })
-                });
-                let Ok(permit) = replies.in_flight.clone().try_acquire_owned() else {
+                let bids = self.bids.get_or_insert_with(Default::default);
+                if bids.len() >= BIDS_IN_FLIGHT {
                     return self.push(error(
                         "rate_limited",
                         "too many bids waiting for an answer on this connection",
                         Some(request_id),
                     ));
-                };
+                }
                 let state = self.state.clone();
-                let tx = replies.tx.clone();
-                tokio::spawn(async move {
+                bids.push(Box::pin(async move {
                     let result = bidding::place(
                         &state,
                         &who,
@@ -562,14 +551,11 @@ impl Conn {
                         },
                     )
                     .await;
-                    let msg = match result {
+                    match result {
                         Ok(r) => text(&ServerMessage::BidResult(r)),
                         Err(e) => error(e.code, e.message, Some(request_id)),
-                    };
-                    // Capacity equals the in-flight cap, so this never waits.
-                    let _ = tx.send(msg).await;
-                    drop(permit);
-                });
+                    }
+                }));
             }
         }
     }

@@ -363,3 +363,60 @@ async fn guest_sign_in_can_be_switched_off() {
     assert_eq!(v["user"]["role"], "admin");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bids_waiting_for_their_commit_are_capped_per_connection() {
+    // A one-second batch window keeps every bid waiting for its commit while all are sent.
+    let app = spawn_app_with(|c| {
+        c.bids_per_second = 1_000_000;
+        c.batch_window_ms = 1_000;
+    })
+    .await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Eager").await;
+    let mut ws = app.ws(Some(&t)).await;
+    for i in 0..40 {
+        ws.send(json!({"type": "bid", "auction_id": id, "amount": 10000 + i * 1000, "request_id": format!("q{i}")}))
+            .await;
+    }
+    let mut limited = Vec::new();
+    let mut decided = Vec::new();
+    while limited.len() + decided.len() < 40 {
+        let m = ws.recv().await;
+        let rid = m["request_id"].as_str().unwrap_or_default().to_string();
+        match (
+            m["type"].as_str(),
+            m["code"].as_str(),
+            m["outcome"].as_str(),
+        ) {
+            (Some("error"), Some("rate_limited"), _) => {
+                assert!(m["message"].as_str().unwrap().contains("waiting"), "{m}");
+                limited.push(rid);
+            }
+            (Some("bid_result"), _, Some(outcome)) => decided.push((rid, outcome.to_string())),
+            _ => panic!("unexpected answer {m}"),
+        }
+    }
+    // 32 may wait at once, the rest is refused; they are decided in the order sent, so the
+    // first one leads and the next 31 find their own bidder already leading.
+    let by_number = |r: &String| r[1..].parse::<u32>().unwrap();
+    decided.sort_by_key(|(r, _)| by_number(r));
+    let expected: Vec<(String, String)> = (0..32)
+        .map(|i| {
+            let outcome = if i == 0 {
+                "accepted"
+            } else {
+                "already_leading"
+            };
+            (format!("q{i}"), outcome.to_string())
+        })
+        .collect();
+    assert_eq!(decided, expected);
+    limited.sort_by_key(by_number);
+    assert_eq!(
+        limited,
+        (32..40).map(|i| format!("q{i}")).collect::<Vec<_>>()
+    );
+    app.stop().await;
+}
