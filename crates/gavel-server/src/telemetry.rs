@@ -40,17 +40,6 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
-            // Histogram samples collect in the recorder until they are drained. Rendering
-            // `/metrics` drains them, but nothing guarantees a scraper: without this, every
-            // bid's timing would be kept forever (~1 KiB of memory per bid decided).
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(std::time::Duration::from_secs(5));
-                    upkeep.run_upkeep();
-                })
-                .expect("starting the metrics upkeep thread");
             handle
         })
         .clone()
