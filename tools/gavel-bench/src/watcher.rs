@@ -8,8 +8,9 @@
 use crate::ctx::Ctx;
 use crate::sys;
 use futures::{SinkExt, StreamExt};
-use gavel_protocol::{ClientMessage, ServerMessage, Update};
+use gavel_protocol::{ClientMessage, ServerMessage};
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -108,8 +109,39 @@ async fn read_loop(ctx: Arc<Ctx>, w: Arc<Watcher>, mut ws: Ws) {
     ctx.open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// The fields of an `update` the checks and timings use, borrowed from the frame: every
+/// watcher parses every update, so the tool decodes no more than it looks at.
+#[derive(serde::Deserialize)]
+struct UpdateFields<'a> {
+    #[serde(borrow)]
+    auction_id: Cow<'a, str>,
+    seq: u64,
+    price: Option<i64>,
+    bid_count: Option<u64>,
+    #[serde(borrow)]
+    leader: Option<LeaderId<'a>>,
+    bid: Option<BidAmount>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeaderId<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+#[derive(serde::Deserialize)]
+struct BidAmount {
+    amount: i64,
+}
+
 fn on_text(ctx: &Ctx, w: &Watcher, text: &str) {
     let now = ctx.now_us();
+    // Updates are most of the traffic: the server writes the message type first.
+    if text.starts_with(r#"{"type":"update","#) {
+        if let Ok(u) = serde_json::from_str::<UpdateFields>(text) {
+            return on_update(ctx, w, u, now);
+        }
+    }
     let msg = match serde_json::from_str::<ServerMessage>(text) {
         Ok(m) => m,
         Err(e) => {
@@ -119,7 +151,19 @@ fn on_text(ctx: &Ctx, w: &Watcher, text: &str) {
         }
     };
     match msg {
-        ServerMessage::Update(u) => on_update(ctx, w, u, now),
+        ServerMessage::Update(u) => {
+            let fields = UpdateFields {
+                auction_id: Cow::Borrowed(&u.auction_id),
+                seq: u.seq,
+                price: u.price,
+                bid_count: u.bid_count,
+                leader: u.leader.as_ref().map(|l| LeaderId {
+                    id: Cow::Borrowed(&l.id),
+                }),
+                bid: u.bid.as_ref().map(|b| BidAmount { amount: b.amount }),
+            };
+            on_update(ctx, w, fields, now)
+        }
         ServerMessage::Snapshot {
             auction, resync, ..
         } => {
@@ -166,8 +210,8 @@ fn on_text(ctx: &Ctx, w: &Watcher, text: &str) {
     }
 }
 
-fn on_update(ctx: &Ctx, w: &Watcher, u: Update, now: u64) {
-    let Some(&a) = ctx.index.get(&u.auction_id) else {
+fn on_update(ctx: &Ctx, w: &Watcher, u: UpdateFields, now: u64) {
+    let Some(&a) = ctx.index.get(u.auction_id.as_ref()) else {
         return;
     };
     {
@@ -228,7 +272,9 @@ fn on_update(ctx: &Ctx, w: &Watcher, u: Update, now: u64) {
             s.bid_count = n;
         }
         if let Some(l) = &u.leader {
-            s.leader = Some(l.id.clone());
+            if s.leader.as_deref() != Some(l.id.as_ref()) {
+                s.leader = Some(l.id.to_string());
+            }
         }
     }
     let due = u.bid.as_ref().and_then(|b| ctx.ledger.due_at(a, b.amount));
@@ -246,7 +292,7 @@ fn on_update(ctx: &Ctx, w: &Watcher, u: Update, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gavel_protocol::{AuctionView, BidView, UserRef};
+    use gavel_protocol::{AuctionView, BidView, Update, UserRef};
 
     fn ctx() -> Ctx {
         Ctx::new(
@@ -347,6 +393,16 @@ mod tests {
         );
         let seen = w.seen.lock()[0].clone();
         assert_eq!((seen.seq, seen.price), (5, Some(101)));
+    }
+
+    #[test]
+    fn an_update_the_one_pass_parse_skips_is_still_checked() {
+        // Leading whitespace is valid JSON but not the server's layout: the full parse runs.
+        let (c, w) = (ctx(), watcher());
+        let odd = format!(" {}", update(5, 90));
+        assert!(update(4, 100).starts_with(r#"{"type":"update","#));
+        assert_eq!(feed(&c, &w, &[snapshot(3, None), update(4, 100), odd]), 1);
+        assert_eq!(w.seen.lock()[0].seq, 5);
     }
 
     #[test]
