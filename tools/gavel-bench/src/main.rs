@@ -24,27 +24,22 @@ use cli::{Cli, Command};
 use scenario::Scenario;
 use std::io::Write;
 
+/// Exit status of a subcommand that runs no scenario: 0, or 1 with the error.
+fn exit_status(command: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gavel-bench {command}: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let (scenario, opts) = match cli.command {
-        Command::Render(args) => {
-            return match render::render(&args) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("gavel-bench render: {e:#}");
-                    std::process::ExitCode::from(1)
-                }
-            };
-        }
-        Command::Floor(args) => {
-            return match floor::run(&args) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("gavel-bench floor: {e:#}");
-                    std::process::ExitCode::from(1)
-                }
-            };
-        }
+        Command::Render(args) => return exit_status("render", render::render(&args)),
+        Command::Floor(args) => return exit_status("floor", floor::run(&args)),
         Command::Ladder(o) => (Scenario::Ladder, o),
         Command::FinalSecond(o) => (Scenario::FinalSecond, o),
         Command::Sustained(o) => (Scenario::Sustained, o),
