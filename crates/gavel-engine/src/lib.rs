@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod conformance;
+pub mod cut_proxy;
 pub mod memory;
 pub mod redis;
 

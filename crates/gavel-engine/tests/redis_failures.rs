@@ -5,11 +5,10 @@
 
 use gavel_core::{Auction, AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId};
 use gavel_engine::conformance::{spec, T0};
+use gavel_engine::cut_proxy::CutProxy;
 use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::{Clock, Engine, EngineError};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 fn redis_addr() -> String {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -18,47 +17,6 @@ fn redis_addr() -> String {
         .next()
         .unwrap_or("127.0.0.1:6379")
         .to_string()
-}
-
-/// Forwards 127.0.0.1:`port` to Redis until `down`, which drops every connection.
-struct Proxy {
-    port: u16,
-    tasks: Option<JoinSet<()>>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut p = Proxy { port, tasks: None };
-        p.up().await;
-        p
-    }
-
-    async fn up(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = redis_addr();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                conns.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        self.tasks = Some(tasks);
-    }
-
-    fn down(&mut self) {
-        self.tasks = None;
-    }
 }
 
 fn plain(who: &str, amount: i64) -> BidRequest {
@@ -76,7 +34,7 @@ fn plain(who: &str, amount: i64) -> BidRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_unavailable_and_the_engine_recovers_by_itself() {
     tokio::time::timeout(Duration::from_secs(60), async {
-        let mut proxy = Proxy::start().await;
+        let mut proxy = CutProxy::start(redis_addr()).await;
         let clock = Clock::system();
         clock.freeze_at(T0 + 1);
         let mut config = RedisConfig::new(

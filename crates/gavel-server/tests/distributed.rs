@@ -11,6 +11,7 @@
 
 use futures::{SinkExt, StreamExt};
 use gavel_core::{BidKind, BidRequest, Bidder, BidderId, RequestId};
+use gavel_engine::cut_proxy::CutProxy;
 use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::Engine;
 use serde_json::{json, Value};
@@ -18,7 +19,7 @@ use std::net::TcpListener as StdListener;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -645,58 +646,17 @@ async fn outbid_leader(engine: &RedisEngine, id: &gavel_core::AuctionId, request
         .is_ok()
 }
 
-/// A TCP proxy (to PostgreSQL unless told otherwise) that can be cut (every connection
-/// dropped, nothing accepted) and restored on the same port.
-struct Proxy {
-    port: u16,
-    upstream: String,
-    tasks: Option<JoinSet<()>>,
+/// A cuttable proxy to PostgreSQL and the archive URL that goes through it.
+async fn pg_proxy() -> CutProxy {
+    CutProxy::start(upstream_addr(&database_url())).await
 }
 
-impl Proxy {
-    async fn start() -> Self {
-        Self::start_to(upstream_addr(&database_url())).await
-    }
-
-    async fn start_to(upstream: String) -> Self {
-        let mut p = Proxy {
-            port: free_port(),
-            upstream,
-            tasks: None,
-        };
-        p.up().await;
-        p
-    }
-
-    fn url(&self) -> String {
-        let mut url = url_with_port(&database_url(), self.port);
-        if url.is_empty() {
-            url = format!("postgres://postgres@127.0.0.1:{}/test", self.port);
-        }
+fn proxied_pg_url(proxy: &CutProxy) -> String {
+    let url = url_with_port(&database_url(), proxy.port);
+    if url.is_empty() {
+        format!("postgres://postgres@127.0.0.1:{}/test", proxy.port)
+    } else {
         url
-    }
-
-    async fn up(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = self.upstream.clone();
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut conns = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                conns.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        self.tasks = Some(tasks);
-    }
-
-    /// Drops the listener and every proxied connection (the inner JoinSet with them).
-    fn down(&mut self) {
-        self.tasks = None;
     }
 }
 
@@ -727,10 +687,10 @@ async fn postgres_unreachable_for_a_while_loses_nothing() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
         let d = Deployment::new();
-        let mut proxy = Proxy::start().await;
+        let mut proxy = pg_proxy().await;
         let flags = ["--drain-interval-ms", "300"];
-        let a = d.node("a", Some(proxy.url()), &flags).await;
-        let b = d.node("b", Some(proxy.url()), &flags).await;
+        let a = d.node("a", Some(proxied_pg_url(&proxy)), &flags).await;
+        let b = d.node("b", Some(proxied_pg_url(&proxy)), &flags).await;
         let http = reqwest::Client::new();
         let auctions = vec![
             create_auction(&http, &a, 100).await,
@@ -916,8 +876,8 @@ async fn watchers_converge_after_their_nodes_subscription_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_proxy_cuts_and_restores_postgres() {
     tokio::time::timeout(Duration::from_secs(30), async {
-        let mut proxy = Proxy::start().await;
-        let url = proxy.url();
+        let mut proxy = pg_proxy().await;
+        let url = proxied_pg_url(&proxy);
         let connect = || async {
             let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
@@ -962,7 +922,7 @@ async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_string();
-        let mut proxy = Proxy::start_to(redis_host).await;
+        let mut proxy = CutProxy::start(redis_host).await;
         let a = d
             .node_on(
                 "a",
