@@ -210,7 +210,7 @@ const WRITE_BATCH: usize = 64;
 /// What the connection reacts to.
 enum Input {
     Client(Option<Result<Message, axum::Error>>),
-    Reply(Utf8Bytes),
+    BidAnswer(Utf8Bytes),
     Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
     Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
     Shutdown,
@@ -326,7 +326,7 @@ impl Conn {
                 None => std::future::pending().await,
             }
         };
-        let reply = async {
+        let answer = async {
             match self.bids.as_mut() {
                 Some(b) if !b.is_empty() => b.next().await,
                 _ => std::future::pending().await,
@@ -335,7 +335,7 @@ impl Conn {
         tokio::select! {
             biased;
             _ = &mut self.shutdown => Input::Shutdown,
-            Some(r) = reply => Input::Reply(r),
+            Some(a) = answer => Input::BidAnswer(a),
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
             Some(item) = lobby => Input::Lobby(item),
@@ -411,7 +411,7 @@ impl Conn {
                 }
                 return Flow::Stop;
             }
-            Input::Reply(t) => self.push(t),
+            Input::BidAnswer(t) => self.push(t),
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
