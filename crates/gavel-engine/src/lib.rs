@@ -34,19 +34,77 @@ pub enum AdminAction {
     EndEarly,
 }
 
+/// Why an engine call failed. Callers must tell the first two failure kinds apart: after
+/// `Unavailable` nothing was decided and a retry is always safe; after `OutcomeUnknown` the
+/// request may have been decided, and only a retry with the same request id (which the
+/// engine answers from its idempotency record) tells the client what happened.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("auction not found")]
     NotFound,
     #[error("auction {0} already exists")]
     AlreadyExists(AuctionId),
-    /// The authority or its archive cannot take this right now; nothing was decided, or
-    /// (for a timed-out wait) the outcome is unknown and a retry with the same request id
-    /// returns it.
+    /// Nothing was decided: the authority or its archive refused, or could not be reached,
+    /// before deciding.
     #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Cause),
+    /// The request reached the authority but its answer did not come back (a connection
+    /// lost mid-call, a confirmation that did not arrive in time): it may have been decided.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(Cause),
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Cause),
+}
+
+/// What went wrong, in words, with the underlying error kept as the source (not flattened
+/// into the text), so logs and callers can still inspect it.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    context: std::borrow::Cow<'static, str>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause with no underlying error.
+    pub fn msg(context: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Cause {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// `context` (what was being done) caused by `source`.
+    pub fn new(
+        context: impl Into<std::borrow::Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What was being done when it failed.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// A committed state change, delivered in `seq` order per auction.
@@ -108,9 +166,14 @@ pub trait Engine: Send + Sync + 'static {
     /// Takes the change feed. Called once, by the node's fan-out.
     fn take_changes(&self) -> Option<ChangeFeed>;
 
-    /// Tells the engine this node has (or no longer has) watchers for an auction, so a
-    /// distributed engine subscribes to it. The memory engine feeds every auction anyway.
-    async fn watch(&self, id: &AuctionId, watching: bool) -> Result<(), EngineError>;
+    /// Tells the engine this node has watchers for an auction, so a distributed engine
+    /// follows its changes. The memory engine feeds every auction anyway. Fails with
+    /// `NotFound` for an unknown auction.
+    async fn watch(&self, id: &AuctionId) -> Result<(), EngineError>;
+
+    /// This node no longer has watchers for an auction (the fan-out dropped its room). Sync,
+    /// so a `Drop` guard can call it.
+    fn unwatch(&self, id: &AuctionId);
 
     /// The authority's current time (server UTC ms).
     fn now(&self) -> Millis;

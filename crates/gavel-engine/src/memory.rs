@@ -8,7 +8,7 @@
 //! (the auction's *durable watermark*), so nobody is ever told something a crash could
 //! take back — not an acceptance, not an "outbid" caused by a bid that was never stored.
 
-use crate::{AdminAction, BidReply, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
+use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
 use gavel_archive::{Archive, ArchivedChange};
 use gavel_core::{
@@ -207,12 +207,12 @@ impl MemoryEngine {
 
     fn reserve_commit(&self) -> Result<mpsc::Permit<'_, Pending>, EngineError> {
         if !self.inner.archive_healthy.load(Ordering::Acquire) {
-            return Err(EngineError::Unavailable(
-                "the archive cannot commit right now; no bid is being accepted".into(),
-            ));
+            return Err(EngineError::Unavailable(Cause::msg(
+                "the archive cannot commit right now; no bid is being accepted",
+            )));
         }
         self.inner.commit_tx.try_reserve().map_err(|_| {
-            EngineError::Unavailable("too many bids are waiting for the archive".into())
+            EngineError::Unavailable(Cause::msg("too many bids are waiting for the archive"))
         })
     }
 
@@ -225,10 +225,10 @@ impl MemoryEngine {
                 .map(|r| r.map(|_| ()));
         match waited {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(EngineError::Internal("durable watermark dropped".into())),
-            Err(_) => Err(EngineError::Unavailable(
-                "the archive did not confirm in time; retry with the same request_id to learn the outcome".into(),
-            )),
+            Ok(Err(_)) => Err(EngineError::Internal(Cause::msg("durable watermark dropped"))),
+            Err(_) => Err(EngineError::OutcomeUnknown(Cause::msg(
+                "the archive did not confirm in time; retry with the same request_id to learn the outcome",
+            ))),
         }
     }
 
@@ -263,7 +263,7 @@ impl MemoryEngine {
 }
 
 fn storage(e: gavel_archive::ArchiveError) -> EngineError {
-    EngineError::Unavailable(format!("archive: {e}"))
+    EngineError::Unavailable(Cause::new("archive", e))
 }
 
 fn new_slot(auction: Auction, recent: VecDeque<BidEntry>) -> Slot {
@@ -626,9 +626,11 @@ impl Engine for MemoryEngine {
         self.inner.changes_rx.lock().take()
     }
 
-    async fn watch(&self, id: &AuctionId, _watching: bool) -> Result<(), EngineError> {
+    async fn watch(&self, id: &AuctionId) -> Result<(), EngineError> {
         self.slot(id).map(|_| ())
     }
+
+    fn unwatch(&self, _id: &AuctionId) {}
 
     fn now(&self) -> Millis {
         self.inner.clock.now()

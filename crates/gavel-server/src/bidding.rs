@@ -125,7 +125,14 @@ pub async fn place(
             })
         }
         Err(EngineError::NotFound) => Ok(not_found()),
-        Err(EngineError::Unavailable(m)) => Err(BidError::new("unavailable", m)),
+        Err(EngineError::Unavailable(cause)) => Err(BidError::new(
+            "unavailable",
+            format!("{cause}; nothing was decided, so retrying is safe"),
+        )),
+        Err(EngineError::OutcomeUnknown(cause)) => {
+            tracing::warn!(error = %cause, auction = %auction_id, "bid outcome unknown");
+            Err(BidError::new("outcome_unknown", format!("{cause}; the bid may have been decided: retry with the same request_id to learn its outcome")))
+        }
         Err(e) => {
             tracing::error!(error = %e, "bid failed");
             Err(BidError::new("internal", "internal error"))

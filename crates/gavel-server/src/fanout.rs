@@ -201,7 +201,7 @@ impl Hub {
         let room = match self.room(id) {
             Some(r) => r,
             None => {
-                self.engine.watch(id, true).await?;
+                self.engine.watch(id).await?;
                 let auction = self
                     .engine
                     .auction(id)

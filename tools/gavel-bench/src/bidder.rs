@@ -139,7 +139,7 @@ async fn reader(ctx: Arc<Ctx>, id: usize, mut stream: Stream) {
             }
             ("error", Some(rid)) => {
                 let code = answer.code.unwrap_or_default();
-                let o = if code == "unavailable" || code == "internal" {
+                let o = if matches!(&*code, "unavailable" | "outcome_unknown" | "internal") {
                     outcome::UNKNOWN
                 } else {
                     outcome::REFUSED

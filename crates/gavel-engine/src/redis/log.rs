@@ -9,7 +9,7 @@
 //! (a client-wide timeout would cut `XREADGROUP BLOCK` short).
 
 use super::{map_err, RedisEngine, DRAIN_GROUP};
-use crate::EngineError;
+use crate::{Cause, EngineError};
 use gavel_archive::ArchivedChange;
 use gavel_core::AuctionId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -218,7 +218,7 @@ impl ChangeLog {
         };
         let decoded = match super::WireChange::parse(&json) {
             Ok(wire) => self.engine.inner.decode_change(&wire).await,
-            Err(e) => Err(EngineError::Internal(e.to_string())),
+            Err(e) => Err(EngineError::Internal(Cause::msg(e.to_string()))),
         };
         match decoded {
             Ok(d) => {

@@ -29,7 +29,7 @@ pub mod wire;
 pub use keys::{Keys, DRAIN_GROUP};
 pub use log::{ChangeLog, LogEntry};
 
-use crate::{AdminAction, BidReply, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
+use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
 use gavel_core::{
     Auction, AuctionId, AuctionSpec, BidEntry, BidKind, BidRequest, Millis, Rejection, RequestId,
@@ -140,25 +140,48 @@ pub struct RedisEngine {
     inner: Arc<Inner>,
 }
 
-/// Connection trouble (or a busy/loading/read-only server) is `unavailable`: nothing was
-/// decided, or the outcome is unknown and a retry with the same request id returns it.
-/// Anything else (a script error) is a bug.
+/// A failed read or a call that changes nothing. Connection trouble (or a busy, loading or
+/// read-only server) is `unavailable`; anything else (a script error, an unexpected reply)
+/// is a bug.
 pub(crate) fn map_err(e: RedisError) -> EngineError {
-    let internal = matches!(e.code(), Some("ERR") | Some("NOPERM") | Some("WRONGTYPE"))
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
-        );
-    if internal {
+    if is_refusal_by_redis(&e) {
         tracing::error!(error = %e, "Redis refused a Gavel command");
-        EngineError::Internal(format!("redis: {e}"))
+        EngineError::Internal(Cause::new("redis", e))
     } else {
-        EngineError::Unavailable(format!("redis: {e}"))
+        EngineError::Unavailable(Cause::new("redis", e))
     }
 }
 
+/// A failed call that may have changed state (a deciding script). Only an error that
+/// proves the script never ran (the connection was refused, or Redis answered with an
+/// error before running it) means nothing was decided; a call lost mid-way (timeout,
+/// dropped connection) may have been executed: its outcome is unknown.
+pub(crate) fn map_write_err(e: RedisError) -> EngineError {
+    if is_refusal_by_redis(&e) {
+        return map_err(e);
+    }
+    let never_sent = e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+        );
+    if never_sent {
+        EngineError::Unavailable(Cause::new("redis", e))
+    } else {
+        EngineError::OutcomeUnknown(Cause::new("redis", e))
+    }
+}
+
+fn is_refusal_by_redis(e: &RedisError) -> bool {
+    matches!(e.code(), Some("ERR") | Some("NOPERM") | Some("WRONGTYPE"))
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType
+        )
+}
+
 fn corrupt(e: wire::WireError) -> EngineError {
-    EngineError::Internal(e.to_string())
+    EngineError::Internal(Cause::msg(e.to_string()))
 }
 
 fn wall_ms() -> Millis {
@@ -169,9 +192,10 @@ impl RedisEngine {
     /// Connects, starts the Pub/Sub feed and waits until it is subscribed, so every change
     /// committed after this returns reaches [`Engine::take_changes`].
     pub async fn connect(config: RedisConfig) -> Result<Self, EngineError> {
-        let keys = Keys::new(&config.prefix).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let keys = Keys::new(&config.prefix)
+            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
         let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| EngineError::Internal(format!("invalid Redis URL: {e}")))?;
+            .map_err(|e| EngineError::Internal(Cause::msg(format!("invalid Redis URL: {e}"))))?;
         let cmd = ConnectionManager::new_with_config(
             client.clone(),
             ConnectionManagerConfig::new()
@@ -212,9 +236,9 @@ impl RedisEngine {
         match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
             Ok(Ok(())) => {}
             _ => {
-                return Err(EngineError::Unavailable(
-                    "could not subscribe to Redis Pub/Sub".into(),
-                ))
+                return Err(EngineError::Unavailable(Cause::msg(
+                    "could not subscribe to Redis Pub/Sub",
+                )))
             }
         }
         tracing::info!(prefix = %inner.keys.prefix(), "Redis engine connected");
@@ -322,10 +346,10 @@ impl Inner {
             .await
             .map_err(map_err)?;
         let Some(raw) = raw else { return Ok(None) };
-        let spec: Arc<AuctionSpec> = Arc::new(
-            serde_json::from_str(&raw)
-                .map_err(|e| EngineError::Internal(format!("stored spec of {id}: {e}")))?,
-        );
+        let spec: Arc<AuctionSpec> =
+            Arc::new(serde_json::from_str(&raw).map_err(|e| {
+                EngineError::Internal(Cause::msg(format!("stored spec of {id}: {e}")))
+            })?);
         let mut specs = self.specs.write();
         if specs.len() >= SPEC_CACHE {
             specs.clear();
@@ -345,10 +369,9 @@ impl Inner {
     /// Decodes a change (the spec comes from the cache or Redis).
     async fn decode_change(&self, wire: &WireChange) -> Result<wire::DecodedChange, EngineError> {
         let id = wire.auction_id().map_err(corrupt)?;
-        let spec = self
-            .spec(&id)
-            .await?
-            .ok_or_else(|| EngineError::Internal(format!("change of unknown auction {id}")))?;
+        let spec = self.spec(&id).await?.ok_or_else(|| {
+            EngineError::Internal(Cause::msg(format!("change of unknown auction {id}")))
+        })?;
         wire.decode(&spec).map_err(corrupt)
     }
 
@@ -373,7 +396,7 @@ impl Inner {
         } else {
             let at: i64 = next
                 .parse()
-                .map_err(|_| EngineError::Internal(format!("deadline {next:?}")))?;
+                .map_err(|_| EngineError::Internal(Cause::msg(format!("deadline {next:?}"))))?;
             let _: () = redis::cmd("ZADD")
                 .arg(self.keys.deadlines())
                 .arg("XX")
@@ -436,7 +459,7 @@ fn tag(out: &[String]) -> &str {
 fn second(out: &[String]) -> Result<&str, EngineError> {
     out.get(1)
         .map(String::as_str)
-        .ok_or_else(|| EngineError::Internal(format!("short script reply {out:?}")))
+        .ok_or_else(|| EngineError::Internal(Cause::msg(format!("short script reply {out:?}"))))
 }
 
 #[async_trait]
@@ -445,11 +468,11 @@ impl Engine for RedisEngine {
         let i = &self.inner;
         let id = &auction.id;
         let spec = serde_json::to_string(&auction.spec)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
         let rules = serde_json::to_string(&WireRules::from_spec(&auction.spec))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
         let state = serde_json::to_string(&WireState::from_state(&auction.state))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
         // Register in the node-wide indexes first (a script may only touch the auction's
         // own slot): an entry for an auction that then fails to be created is skipped and
         // cleaned up; an auction missing from them would never close or be archived.
@@ -490,14 +513,16 @@ impl Engine for RedisEngine {
             .arg(DRAIN_GROUP)
             .invoke_async(&mut cmd)
             .await
-            .map_err(map_err)?;
+            .map_err(map_write_err)?;
         match tag(&out) {
             "created" => {
                 i.cache_spec(id, &auction.spec);
                 Ok(auction)
             }
             "exists" => Err(EngineError::AlreadyExists(auction.id)),
-            _ => Err(EngineError::Internal(format!("create replied {out:?}"))),
+            _ => Err(EngineError::Internal(Cause::msg(format!(
+                "create replied {out:?}"
+            )))),
         }
     }
 
@@ -530,11 +555,15 @@ impl Engine for RedisEngine {
             .arg(ttl)
             .invoke_async(&mut i.cmd.clone())
             .await
-            .map_err(map_err)?;
+            .map_err(map_write_err)?;
         let reply = match tag(&out) {
             "missing" => return Err(EngineError::NotFound),
             "new" | "repeat" => WireReply::parse(second(&out)?).map_err(corrupt)?,
-            _ => return Err(EngineError::Internal(format!("place_bid replied {out:?}"))),
+            _ => {
+                return Err(EngineError::Internal(Cause::msg(format!(
+                    "place_bid replied {out:?}"
+                ))))
+            }
         };
         let reply = BidReply {
             outcome: reply.outcome().map_err(corrupt)?,
@@ -644,7 +673,7 @@ impl Engine for RedisEngine {
                 .arg(i.keys.channel(&id))
                 .invoke_async(&mut i.cmd.clone())
                 .await
-                .map_err(map_err)?;
+                .map_err(map_write_err)?;
             match tag(&out) {
                 "missing" => {
                     // Registered by a create that never completed.
@@ -665,7 +694,11 @@ impl Engine for RedisEngine {
                     i.set_deadline(&id, next).await?;
                     changes.push(Arc::new(i.decode_change(&wire).await?.change));
                 }
-                _ => return Err(EngineError::Internal(format!("advance replied {out:?}"))),
+                _ => {
+                    return Err(EngineError::Internal(Cause::msg(format!(
+                        "advance replied {out:?}"
+                    ))))
+                }
             }
         }
         Ok(changes)
@@ -706,7 +739,7 @@ impl Engine for RedisEngine {
             .arg(by)
             .invoke_async(&mut i.cmd.clone())
             .await
-            .map_err(map_err)?;
+            .map_err(map_write_err)?;
         match tag(&out) {
             "missing" => Err(EngineError::NotFound),
             "closed" => Ok(Err(Rejection::Closed)),
@@ -715,9 +748,9 @@ impl Engine for RedisEngine {
                 i.set_deadline(id, "").await?;
                 Ok(Ok(i.decode_change(&wire).await?.change.auction))
             }
-            _ => Err(EngineError::Internal(format!(
+            _ => Err(EngineError::Internal(Cause::msg(format!(
                 "admin_close replied {out:?}"
-            ))),
+            )))),
         }
     }
 
@@ -725,23 +758,23 @@ impl Engine for RedisEngine {
         self.inner.changes_rx.lock().take()
     }
 
-    async fn watch(&self, id: &AuctionId, watching: bool) -> Result<(), EngineError> {
+    async fn watch(&self, id: &AuctionId) -> Result<(), EngineError> {
         let i = &self.inner;
-        if watching {
-            let exists: bool = i
-                .cmd
-                .clone()
-                .exists(i.keys.hash(id))
-                .await
-                .map_err(map_err)?;
-            if !exists {
-                return Err(EngineError::NotFound);
-            }
-            i.watched.lock().insert(id.clone());
-        } else {
-            i.watched.lock().remove(id);
+        let exists: bool = i
+            .cmd
+            .clone()
+            .exists(i.keys.hash(id))
+            .await
+            .map_err(map_err)?;
+        if !exists {
+            return Err(EngineError::NotFound);
         }
+        i.watched.lock().insert(id.clone());
         Ok(())
+    }
+
+    fn unwatch(&self, id: &AuctionId) {
+        self.inner.watched.lock().remove(id);
     }
 
     fn now(&self) -> Millis {
@@ -754,9 +787,9 @@ impl Engine for RedisEngine {
 
 fn decode_auction(id: &AuctionId, spec: &str, state: &str) -> Result<Auction, EngineError> {
     let spec: AuctionSpec = serde_json::from_str(spec)
-        .map_err(|e| EngineError::Internal(format!("stored spec of {id}: {e}")))?;
+        .map_err(|e| EngineError::Internal(Cause::msg(format!("stored spec of {id}: {e}"))))?;
     let state: WireState = serde_json::from_str(state)
-        .map_err(|e| EngineError::Internal(format!("stored state of {id}: {e}")))?;
+        .map_err(|e| EngineError::Internal(Cause::msg(format!("stored state of {id}: {e}"))))?;
     Ok(Auction {
         id: id.clone(),
         spec: Arc::new(spec),

@@ -106,8 +106,17 @@ impl From<gavel_engine::EngineError> for ApiError {
                 "already_exists",
                 format!("auction {id} already exists"),
             ),
-            Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
-            Internal(m) => ApiError::internal(m),
+            Unavailable(cause) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("{cause}; nothing was decided, so retrying is safe"),
+            ),
+            OutcomeUnknown(cause) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                format!("{cause}; the request may have been decided: retry with the same request_id to learn its outcome"),
+            ),
+            Internal(cause) => ApiError::internal(cause.to_string()),
         }
     }
 }
