@@ -3,8 +3,10 @@
 use crate::auth::Principal;
 use crate::views;
 use crate::AppState;
-use gavel_core::{AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId};
-use gavel_engine::{memory::outcome_label, EngineError};
+use gavel_core::{
+    outcome_code, AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId,
+};
+use gavel_engine::EngineError;
 use gavel_protocol::{parse_amount, BidResult};
 use serde_json::Value;
 
@@ -60,19 +62,11 @@ pub async fn place(
     let amount = Money::new(amount).map_err(|e| BidError::new("invalid_amount", e.to_string()))?;
     let request_id = RequestId::parse(raw.request_id)
         .map_err(|e| BidError::new("invalid_request_id", e.to_string()))?;
-    let kind = match raw.kind.unwrap_or("plain") {
-        "plain" => BidKind::Plain,
-        "max" => BidKind::Max,
-        "buy_now" => BidKind::BuyNow,
-        other => {
-            return Err(BidError::new(
-                "invalid_kind",
-                format!(
-                    "kind must be plain, max or buy_now, not {:?}",
-                    other.chars().take(20).collect::<String>()
-                ),
-            ))
-        }
+    let kind = match raw.kind {
+        None => BidKind::default(),
+        Some(k) => k
+            .parse::<BidKind>()
+            .map_err(|e| BidError::new("invalid_kind", e.to_string()))?,
     };
     let not_found = || BidResult {
         request_id: request_id.to_string(),
@@ -110,12 +104,12 @@ pub async fn place(
         Ok(reply) => {
             metrics::histogram!("gavel_bid_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
-            tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_label(&reply.outcome), "bid decided");
+            tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_code(&reply.outcome), "bid decided");
             let now = state.engine.now();
             Ok(BidResult {
                 request_id: request_id.to_string(),
                 auction_id: auction_id.to_string(),
-                outcome: outcome_label(&reply.outcome).into(),
+                outcome: outcome_code(&reply.outcome).into(),
                 message: views::outcome_message(
                     &reply.outcome,
                     &reply.auction,
