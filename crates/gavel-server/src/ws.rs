@@ -13,10 +13,12 @@ use crate::auth::Principal;
 use crate::bidding::{self, RawBid};
 use crate::fanout::{Room, SharedFrame, Start};
 use crate::http::session::user_view;
+use crate::http::{ApiError, Query};
 use crate::limits::ConnectionSlot;
 use crate::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -51,11 +53,15 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
+    };
     let Some(slot) = state.limits.connect(addr.ip()) else {
         metrics::counter!("gavel_ws_refused_total").increment(1);
-        return crate::http::ApiError::new(
+        return ApiError::new(
             ErrorCode::TooManyConnections,
             "too many WebSocket connections from this address",
         )

@@ -160,14 +160,26 @@ impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        // Refused before reading when the length is announced: nobody waits for a body
+        // that would be refused anyway.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        ErrorCode::BodyTooLarge,
-                        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-                    )
+                    too_large()
                 } else {
                     ApiError::new(ErrorCode::BadRequest, e.body_text())
                 }
