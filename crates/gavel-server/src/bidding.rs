@@ -1,6 +1,6 @@
 //! Turns a bid from the wire (HTTP or WebSocket) into an engine call and back.
 
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::views;
 use crate::AppState;
 use axum::http::StatusCode;
@@ -83,6 +83,18 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
         },
         http_status: StatusCode::NOT_FOUND,
     };
+    if who.credential == Credential::AdminToken {
+        return Err(BidError::new(
+            ErrorCode::AdminCannotBid,
+            "the admin token administers auctions but cannot bid: sign in as a user to bid",
+        ));
+    }
+    if who.expires_at().is_some_and(|e| state.engine.now() >= e) {
+        return Err(BidError::new(
+            ErrorCode::TokenExpired,
+            "your session has expired: refresh or sign in again to bid",
+        ));
+    }
     let Ok(auction_id) = AuctionId::parse(raw.auction_id) else {
         return Ok(not_found());
     };

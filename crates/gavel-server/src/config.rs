@@ -85,6 +85,15 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_SESSIONS_PER_MINUTE_PER_IP", default_value_t = 120)]
     pub sessions_per_minute_per_ip: u32,
 
+    /// Failed admin-token attempts (HTTP bearer, WebSocket `auth`, admin sign-in) per client
+    /// IP address per minute; past it, that address gets `rate_limited` (0: unlimited).
+    #[arg(
+        long,
+        env = "GAVEL_AUTH_FAILURES_PER_MINUTE_PER_IP",
+        default_value_t = 10
+    )]
+    pub auth_failures_per_minute_per_ip: u32,
+
     /// WebSocket connections per client IP address (0: unlimited).
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
@@ -92,6 +101,11 @@ pub struct ServeConfig {
     /// WebSocket connections in total.
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS", default_value_t = 200_000)]
     pub max_connections: usize,
+
+    /// A WebSocket connection sent nothing for this many milliseconds gets a `heartbeat`
+    /// (announced in `hello`; 0: none), so clients can tell a quiet auction from a dead link.
+    #[arg(long, env = "GAVEL_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
 
     /// Seconds a client's socket may accept nothing before it is closed as too slow.
     #[arg(long, env = "GAVEL_SLOW_CLIENT_SECS", default_value_t = 10)]

@@ -66,7 +66,12 @@ pub async fn run_with_clock(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let secret = Auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let auth = Auth::new(&secret, config.admin_token.clone(), config.session_ttl_secs);
+    let auth = Auth::new(
+        &secret,
+        config.admin_token.clone(),
+        config.session_ttl_secs,
+        config.auth_failures_per_minute_per_ip,
+    )?;
     let background = CancellationToken::new();
     let backends::Backends { engine, archive } =
         backends::build(&config, clock, background.clone()).await?;
@@ -127,6 +132,7 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
         state.hub.announce_watchers();
         if n.is_multiple_of(60) {
             state.limits.housekeeping();
+            state.auth.housekeeping();
         }
         if n.is_multiple_of(10) {
             state.metrics.run_upkeep();

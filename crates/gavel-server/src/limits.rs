@@ -31,6 +31,13 @@ pub struct ConnectionSlot {
     counts: Arc<Mutex<ConnectionCounts>>,
 }
 
+impl ConnectionSlot {
+    /// The client address the slot is held for.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut c = self.counts.lock();

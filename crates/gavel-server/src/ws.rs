@@ -9,7 +9,7 @@
 //! connection that only watches holds none): each is decided at once and answered when its
 //! group commit lands, without a task, a queue or a cross-thread hand-off per bid.
 
-use crate::auth::Principal;
+use crate::auth::{AuthError, Principal};
 use crate::bidding::{self, RawBid};
 use crate::fanout::{Room, SharedFrame, Start};
 use crate::http::session::user_view;
@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -69,11 +70,11 @@ pub async fn upgrade(
     };
     // A bad token does not stop anyone from watching: the connection starts anonymous and
     // is told why (bidding needs a valid token).
-    let (user, token_refused) = match q.token.as_deref() {
-        None | Some("") => (None, false),
-        Some(t) => match state.auth.verify(t) {
-            Ok(p) => (Some(p), false),
-            Err(_) => (None, true),
+    let (user, refused) = match q.token.as_deref() {
+        None | Some("") => (None, None),
+        Some(t) => match state.auth.authenticate(t, addr.ip(), state.engine.now()) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
         },
     };
     // Messages up to our limit are read whole and refused politely with 1009; the
@@ -91,6 +92,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             let conn = Conn {
                 shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+                timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+                last_sent: Instant::now(),
                 state,
                 socket,
                 user: user.map(Box::new),
@@ -104,7 +107,7 @@ pub async fn upgrade(
             // Boxed, and served through `&mut`: the task holds one pointer and the box one
             // copy of the connection's state (a by-value `self` would be stored twice).
             let mut conn = conn;
-            Box::pin(async move { conn.serve(token_refused).await })
+            Box::pin(async move { conn.serve(refused).await })
         })
 }
 
@@ -183,8 +186,24 @@ fn not_found(auction_id: &str) -> Utf8Bytes {
     })
 }
 
+/// The `error` for a token that was refused (the connection stays, anonymous).
+fn refused(e: &AuthError) -> Utf8Bytes {
+    let message = match e {
+        AuthError::Expired => {
+            "your session has expired: you can watch; send auth with a fresh token to bid"
+        }
+        AuthError::RateLimited => {
+            "too many failed sign-ins from this address; try again in a minute"
+        }
+        AuthError::NotYetValid => "the token is not valid yet: you can watch, but not bid",
+        _ => "invalid token: you can watch, but sign in again to bid",
+    };
+    error(e.code(), message, None)
+}
+
 fn hello(state: &AppState, user: Option<&Principal>) -> Utf8Bytes {
     text(&ServerMessage::Hello {
+        heartbeat_ms: state.config.heartbeat_ms,
         user: user.map(user_view),
         server_time: state.engine.now(),
         limits: Limits {
@@ -203,6 +222,8 @@ enum Input {
     BidAnswer(Utf8Bytes),
     Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
     Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
+    /// A heartbeat or the session's expiry may be due.
+    Timer,
     Shutdown,
 }
 
@@ -249,6 +270,11 @@ struct Conn {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Boxed: most watchers never sign in, and this struct is in every connection.
     user: Option<Box<Principal>>,
+    /// Fires when a heartbeat or the session's expiry may be due (one timer for both; it is
+    /// not reset by every write, `last_sent` is checked when it fires).
+    timer: Pin<Box<Sleep>>,
+    /// When the last frame was written.
+    last_sent: Instant,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
     /// The subscribed rooms, keyed by auction.
@@ -263,8 +289,8 @@ struct Conn {
 
 impl Conn {
     /// Serves the connection until it ends, then lets its subscriptions go.
-    async fn serve(&mut self, token_refused: bool) {
-        let outcome = self.run(token_refused).await;
+    async fn serve(&mut self, refused: Option<AuthError>) {
+        let outcome = self.run(refused).await;
         if outcome == Err(ErrorCode::TooSlow) {
             metrics::counter!("gavel_ws_too_slow_total").increment(1);
             tracing::info!("closing a client that cannot keep up");
@@ -280,16 +306,13 @@ impl Conn {
         }
     }
 
-    async fn run(&mut self, token_refused: bool) -> Result<(), ErrorCode> {
+    async fn run(&mut self, refused: Option<AuthError>) -> Result<(), ErrorCode> {
         self.push(hello(&self.state, self.user.as_deref()));
-        if token_refused {
-            self.push(error(
-                ErrorCode::Unauthorized,
-                "invalid or expired token: you can watch, but sign in again to bid",
-                None,
-            ));
+        if let Some(e) = refused {
+            self.push(self::refused(&e));
         }
         self.flush().await?;
+        self.arm_timer();
         loop {
             let input = self.next().await;
             let mut flow = self.handle(input).await;
@@ -329,7 +352,53 @@ impl Conn {
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
             Some(item) = lobby => Input::Lobby(item),
+            () = &mut self.timer => Input::Timer,
         }
+    }
+
+    /// Sets the timer to the next heartbeat (from the last write) or the session's expiry,
+    /// whichever comes first; far away when neither applies.
+    fn arm_timer(&mut self) {
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let heartbeat = match self.state.config.heartbeat_ms {
+            0 => far,
+            ms => self.last_sent + Duration::from_millis(ms),
+        };
+        let expiry = match self.user.as_ref().and_then(|u| u.expires_at()) {
+            None => far,
+            Some(at) => {
+                let left = at.saturating_sub(self.state.engine.now()).max(0) as u64;
+                Instant::now() + Duration::from_millis(left)
+            }
+        };
+        self.timer.as_mut().reset(heartbeat.min(expiry));
+    }
+
+    /// Ends a session whose token has expired (the connection stays, watch-only), and sends
+    /// a heartbeat if nothing else was sent for a whole interval.
+    fn on_timer(&mut self) {
+        let expired = self
+            .user
+            .as_ref()
+            .and_then(|u| u.expires_at())
+            .is_some_and(|at| self.state.engine.now() >= at);
+        if expired {
+            self.user = None;
+            self.push(refused(&AuthError::Expired));
+        }
+        let hb = self.state.config.heartbeat_ms;
+        if self.outbox.is_empty() && hb > 0 && self.last_sent.elapsed() >= Duration::from_millis(hb)
+        {
+            let beat = text(&ServerMessage::Heartbeat {
+                server_time: self.state.engine.now(),
+            });
+            self.push(beat);
+        }
+        if !self.outbox.is_empty() {
+            // Counted from the write this flush is about to do.
+            self.last_sent = Instant::now();
+        }
+        self.arm_timer();
     }
 
     /// Queues a text message for the next flush.
@@ -354,6 +423,7 @@ impl Conn {
             socket.flush().await
         };
         let written = tokio::time::timeout(limit, write).await;
+        self.last_sent = Instant::now();
         // Released after every flush: an idle watcher then holds no outbox at all (0.2 KiB
         // each), and an active one pays one allocation per flush, beside a system call.
         self.outbox = Vec::new();
@@ -405,6 +475,7 @@ impl Conn {
                 return Flow::Stop;
             }
             Input::BidAnswer(t) => self.push(t),
+            Input::Timer => self.on_timer(),
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
@@ -474,18 +545,22 @@ impl Conn {
                 });
                 self.push(pong)
             }
-            ClientMessage::Auth { token } => match self.state.auth.verify(&token) {
-                Ok(p) => {
-                    let hello = hello(&self.state, Some(&p));
-                    self.user = Some(Box::new(p));
-                    self.push(hello)
+            ClientMessage::Auth { token } => {
+                let ip = self._slot.ip();
+                let now = self.state.engine.now();
+                // A failed `auth` leaves the connection anonymous: it never keeps an
+                // identity the client no longer proves.
+                self.user = None;
+                match self.state.auth.authenticate(&token, ip, now) {
+                    Ok(p) => {
+                        let hello = hello(&self.state, Some(&p));
+                        self.user = Some(Box::new(p));
+                        self.push(hello)
+                    }
+                    Err(e) => self.push(refused(&e)),
                 }
-                Err(_) => self.push(error(
-                    ErrorCode::Unauthorized,
-                    "invalid or expired token",
-                    None,
-                )),
-            },
+                self.arm_timer();
+            }
             ClientMessage::Subscribe {
                 auction_id,
                 since_seq,

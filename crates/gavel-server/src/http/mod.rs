@@ -21,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/time", get(time))
         .route("/api/session", post(session::create))
+        .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/auctions", get(auctions::list).post(auctions::create))
         .route("/api/auctions/{id}", get(auctions::get_one))
@@ -223,6 +224,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Secret(_) | AuthError::Weak(_) => ApiError::internal(e),
+            AuthError::Invalid => ApiError::new(e.code(), "invalid token: sign in again"),
+            _ => ApiError::new(e.code(), e.to_string()),
+        }
+    }
+}
+
+/// The peer's address (the server is always served with connect info).
+pub fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip())
+}
+
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
         .headers
@@ -246,10 +265,12 @@ impl FromRequestParts<Arc<AppState>> for User {
         let token = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized("sign in first: send Authorization: Bearer <token>")
         })?;
-        state.auth.verify(token).map(User).map_err(|e| match e {
-            AuthError::Missing => ApiError::unauthorized("missing token"),
-            _ => ApiError::unauthorized("invalid or expired token"),
-        })
+        let ip = client_ip(parts);
+        state
+            .auth
+            .authenticate(token, ip, state.engine.now())
+            .map(User)
+            .map_err(ApiError::from)
     }
 }
 
