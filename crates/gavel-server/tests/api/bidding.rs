@@ -196,3 +196,43 @@ async fn proxy_bidders_fight_and_watchers_see_each_step() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bid_below_the_starting_price_is_told_the_minimum_in_words() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Alice").await;
+    let bids = format!("/api/auctions/{id}/bids");
+    let (s, r) = app
+        .post(
+            &bids,
+            Some(&t),
+            json!({"amount": 5000, "request_id": "low"}),
+        )
+        .await;
+    assert_eq!((s, r["outcome"].as_str()), (409, Some("outbid")), "{r}");
+    assert_eq!(
+        r["message"],
+        "Too low: nobody has bid yet, and the first bid must be at least USD 100.00."
+    );
+    app.post(
+        &bids,
+        Some(&t),
+        json!({"amount": 10000, "request_id": "first"}),
+    )
+    .await;
+    let (bob, _) = app.session("Bob").await;
+    let (_, r) = app
+        .post(
+            &bids,
+            Some(&bob),
+            json!({"amount": 10500, "request_id": "b"}),
+        )
+        .await;
+    assert_eq!(
+        r["message"],
+        "Outbid: the price is USD 100.00; the next bid must be at least USD 110.00."
+    );
+    app.stop().await;
+}
