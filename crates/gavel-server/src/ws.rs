@@ -39,6 +39,8 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
 const POLICY_VIOLATION: u16 = 1008;
 const MESSAGE_TOO_BIG: u16 = 1009;
 
@@ -465,14 +467,19 @@ impl Conn {
             // Ping/Pong are answered by the WebSocket layer.
             Input::Client(Some(Ok(_))) => {}
             Input::Client(Some(Err(e))) => {
-                let too_big = e
-                    .into_inner()
-                    .downcast::<tungstenite::Error>()
-                    .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
-                if too_big {
-                    return self.refuse_too_large();
-                }
-                return Flow::Stop;
+                // A protocol violation is answered with its close code (RFC 6455 7.4.1)
+                // rather than a dropped connection, so the client can tell what it did.
+                return match e.into_inner().downcast::<tungstenite::Error>().map(|e| *e) {
+                    Ok(tungstenite::Error::Capacity(_)) => self.refuse_too_large(),
+                    Ok(tungstenite::Error::Utf8(_)) => {
+                        self.close(INVALID_PAYLOAD, "text frames must be valid UTF-8")
+                    }
+                    Ok(tungstenite::Error::Protocol(p)) => {
+                        tracing::debug!(error = %p, "WebSocket protocol violation");
+                        self.close(PROTOCOL_ERROR, "protocol error")
+                    }
+                    _ => Flow::Stop,
+                };
             }
             Input::BidAnswer(t) => self.push(t),
             Input::Timer => self.on_timer(),

@@ -11,3 +11,4 @@ mod sessions;
 mod slow_consumers;
 mod strict_input;
 mod websocket;
+mod ws_protocol;
