@@ -94,11 +94,26 @@ pub struct ServeConfig {
     )]
     pub auth_failures_per_minute_per_ip: u32,
 
-    /// WebSocket connections per client IP address (0: unlimited).
+    /// Connections (HTTP and WebSocket) per client IP address (0: unlimited).
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
-    /// WebSocket connections in total.
+    /// Seconds an HTTP client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "GAVEL_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds an HTTP client has to send a request's body.
+    #[arg(long, env = "GAVEL_HTTP_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_body_timeout_secs: u64,
+
+    /// A WebSocket client that has sent nothing for this many seconds is pinged, and closed
+    /// if it does not answer within as long again (a client stalled in the middle of a
+    /// frame cannot answer).
+    #[arg(long, env = "GAVEL_CLIENT_TIMEOUT_SECS", default_value_t = 30)]
+    pub client_timeout_secs: u64,
+
+    /// Connections (HTTP and WebSocket) in total.
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS", default_value_t = 200_000)]
     pub max_connections: usize,
 

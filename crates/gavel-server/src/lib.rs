@@ -24,7 +24,6 @@ use fanout::Hub;
 use gavel_archive::Archive;
 use gavel_engine::{Clock, Engine};
 use limits::Limits;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -105,12 +104,7 @@ pub async fn run_with_clock(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gavel listening");
     let app = http::router(state.clone()).layer(telemetry::trace_layer());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await?;
+    http::serve::run(listener, app, state.clone(), shutdown.clone()).await?;
     // Every connection has been told to close; give them a moment to send their frames.
     state.tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;

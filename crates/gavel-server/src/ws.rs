@@ -12,6 +12,7 @@
 use crate::auth::{AuthError, Principal};
 use crate::bidding::{self, RawBid};
 use crate::fanout::{Room, SharedFrame, Start};
+use crate::http::serve::SlotHandoff;
 use crate::http::session::user_view;
 use crate::http::{ApiError, Query};
 use crate::limits::ConnectionSlot;
@@ -20,6 +21,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
@@ -56,13 +58,20 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<WsQuery>,
+    handoff: Option<Extension<SlotHandoff>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
     };
-    let Some(slot) = state.limits.connect(addr.ip()) else {
+    // The connection's slot (taken when it was accepted) goes with the upgrade; a router
+    // served some other way takes one here.
+    let slot = match handoff {
+        Some(Extension(h)) => h.take(),
+        None => state.limits.connect(addr.ip()),
+    };
+    let Some(slot) = slot else {
         metrics::counter!("gavel_ws_refused_total").increment(1);
         return ApiError::new(
             ErrorCode::TooManyConnections,
@@ -96,6 +105,8 @@ pub async fn upgrade(
                 shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
                 timer: Box::pin(tokio::time::sleep_until(Instant::now())),
                 last_sent: Instant::now(),
+                last_received: Instant::now(),
+                pinged: false,
                 state,
                 socket,
                 user: user.map(Box::new),
@@ -277,6 +288,10 @@ struct Conn {
     timer: Pin<Box<Sleep>>,
     /// When the last frame was written.
     last_sent: Instant,
+    /// When the client last sent anything (a message, a ping or a pong).
+    last_received: Instant,
+    /// Whether the client has been pinged since it last sent anything.
+    pinged: bool,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
     /// The subscribed rooms, keyed by auction.
@@ -366,6 +381,11 @@ impl Conn {
             0 => far,
             ms => self.last_sent + Duration::from_millis(ms),
         };
+        let quiet = Duration::from_secs(self.state.config.client_timeout_secs.max(1));
+        let probe = match self.pinged {
+            false => self.last_received + quiet,
+            true => self.last_received + 2 * quiet,
+        };
         let expiry = match self.user.as_ref().and_then(|u| u.expires_at()) {
             None => far,
             Some(at) => {
@@ -373,12 +393,26 @@ impl Conn {
                 Instant::now() + Duration::from_millis(left)
             }
         };
-        self.timer.as_mut().reset(heartbeat.min(expiry));
+        self.timer.as_mut().reset(heartbeat.min(expiry).min(probe));
     }
 
-    /// Ends a session whose token has expired (the connection stays, watch-only), and sends
-    /// a heartbeat if nothing else was sent for a whole interval.
-    fn on_timer(&mut self) {
+    /// Ends a session whose token has expired (the connection stays, watch-only), sends a
+    /// heartbeat if nothing else was sent for a whole interval, pings a client that has
+    /// been quiet, and closes one that did not answer the ping: a client stalled in the
+    /// middle of a frame cannot (a control frame cannot cut into a frame), and it holds
+    /// the frame's buffer until it is closed.
+    fn on_timer(&mut self) -> Flow {
+        let quiet = Duration::from_secs(self.state.config.client_timeout_secs.max(1));
+        let silent = self.last_received.elapsed();
+        if self.pinged && silent >= 2 * quiet {
+            metrics::counter!("gavel_ws_stalled_total").increment(1);
+            tracing::debug!("closing a client that did not answer a ping");
+            return self.close(POLICY_VIOLATION, "no answer to ping");
+        }
+        if !self.pinged && silent >= quiet {
+            self.pinged = true;
+            self.outbox.push(Message::Ping(Default::default()));
+        }
         let expired = self
             .user
             .as_ref()
@@ -401,6 +435,7 @@ impl Conn {
             self.last_sent = Instant::now();
         }
         self.arm_timer();
+        Flow::Continue
     }
 
     /// Queues a text message for the next flush.
@@ -448,6 +483,10 @@ impl Conn {
     }
 
     async fn handle(&mut self, input: Input) -> Flow {
+        if let Input::Client(Some(Ok(_))) = input {
+            self.last_received = Instant::now();
+            self.pinged = false;
+        }
         match input {
             Input::Shutdown => return self.close(GOING_AWAY, "server shutting down"),
             Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => return Flow::Stop,
@@ -482,7 +521,7 @@ impl Conn {
                 };
             }
             Input::BidAnswer(t) => self.push(t),
-            Input::Timer => self.on_timer(),
+            Input::Timer => return self.on_timer(),
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);

@@ -2,6 +2,7 @@
 
 mod assets;
 mod auctions;
+pub mod serve;
 pub(crate) mod session;
 
 use crate::auth::{AuthError, Principal, Role};
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, TimeResponse};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -157,10 +159,13 @@ impl RequestBody for gavel_protocol::PlaceBid {
 /// if it is not this body (unknown or repeated fields included).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<T> {
+impl<T: RequestBody> axum::extract::FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
         let too_large = || {
             ApiError::new(
                 ErrorCode::BodyTooLarge,
@@ -176,8 +181,20 @@ impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<
         if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(too_large());
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        // A client that stops sending its body holds a connection: it gets a deadline.
+        let limit = Duration::from_secs(state.config.http_body_timeout_secs.max(1));
+        let read = axum::body::Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(limit, read)
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {}s",
+                        limit.as_secs()
+                    ),
+                )
+            })?
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     too_large()

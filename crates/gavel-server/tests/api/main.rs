@@ -7,6 +7,7 @@ mod bidding;
 mod closing;
 mod durability;
 mod http_api;
+mod http_timeouts;
 mod sessions;
 mod slow_consumers;
 mod strict_input;

@@ -99,3 +99,50 @@ async fn invalid_utf8_closes_with_1007_and_an_unmasked_frame_with_1002() {
     assert_eq!(s, 200);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_websocket_stalled_mid_frame_is_closed_and_a_quiet_healthy_one_is_not() {
+    let app = spawn_app_with(|c| {
+        c.client_timeout_secs = 1;
+        c.heartbeat_ms = 0;
+    })
+    .await;
+    let mut healthy = app.ws(None).await;
+    let mut stalled = raw_ws(&app).await;
+    // A masked text frame announcing 100 bytes, of which 10 are sent.
+    let mut frame = vec![0x81, 0x80 | 100, 1, 2, 3, 4];
+    frame.extend_from_slice(&[b'x'; 10]);
+    stalled.write_all(&frame).await.unwrap();
+    let started = std::time::Instant::now();
+    // Pinged after 1 s of silence, closed 1 s later (the ping frame comes first). Meanwhile
+    // the healthy client says nothing either, but it answers pings (its library does, as
+    // long as it reads).
+    let stalled_closed = async {
+        loop {
+            match read_frame(&mut stalled).await {
+                Some((8, body)) => {
+                    let code = u16::from_be_bytes([body[0], body[1]]);
+                    return Some((code, started.elapsed()));
+                }
+                Some((9, _)) => continue,
+                Some((op, _)) => panic!("unexpected frame {op}"),
+                None => return None,
+            }
+        }
+    };
+    let (closed, heard) = tokio::join!(stalled_closed, healthy.try_recv(3500));
+    let took = started.elapsed();
+    let (code, closed_after) = closed.expect("a close frame");
+    assert_eq!(code, 1008);
+    assert!(
+        closed_after >= Duration::from_millis(1500) && closed_after < Duration::from_secs(3),
+        "{closed_after:?}"
+    );
+    assert!(heard.is_none(), "the healthy client got {heard:?}");
+    assert!(took >= Duration::from_millis(3500), "{took:?}");
+    healthy
+        .send(serde_json::json!({"type": "ping", "client_time": 1}))
+        .await;
+    assert_eq!(healthy.recv().await["type"], "pong");
+    app.stop().await;
+}
