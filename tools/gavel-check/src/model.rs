@@ -39,22 +39,7 @@ impl std::fmt::Display for Window {
     }
 }
 
-/// A wire name as serde writes it (the core enums own their names).
-pub fn wire<T: Serialize>(v: T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => "?".into(),
-    }
-}
-
-/// The outcome code of a decision.
-pub fn outcome_code(o: &Result<(), Rejection>) -> &'static str {
-    match o {
-        Ok(()) => "accepted",
-        Err(r) => r.code(),
-    }
-}
+pub use gavel_core::outcome_code;
 
 /// A rejection with what came with it, in words.
 pub fn outcome_words(o: &Result<(), Rejection>) -> String {
@@ -85,7 +70,7 @@ pub fn describe(a: &Auction) -> String {
         .map(|c| {
             format!(
                 ", closed ({}, at {}, winner {})",
-                wire(c.reason),
+                c.reason.as_str(),
                 c.closed_at,
                 c.winner
                     .as_ref()
@@ -96,7 +81,7 @@ pub fn describe(a: &Auction) -> String {
     format!(
         "seq {}: {}, price {}, leader {leader}, min_bid {}, {} bids, ends_at {}{closing}",
         s.seq,
-        wire(s.status),
+        s.status.as_str(),
         s.price.map_or("none".into(), |p| p.to_string()),
         a.min_bid(),
         s.bid_count,
@@ -165,7 +150,7 @@ pub fn compare_view(
         "closing",
         s.closing.as_ref().map(|c| {
             (
-                wire(c.reason),
+                c.reason.as_str(),
                 c.closed_at,
                 c.winner.as_ref().map(|w| w.id.to_string()),
                 c.final_price.map(|p| p.minor_units()),
@@ -173,7 +158,7 @@ pub fn compare_view(
         }),
         v.closing.as_ref().map(|c| {
             (
-                c.reason.clone(),
+                c.reason.as_str(),
                 c.closed_at,
                 c.winner.as_ref().map(|w| w.id.clone()),
                 c.final_price,
@@ -198,7 +183,7 @@ pub fn compare_view(
     d.eq("currency", spec.currency.as_str(), v.currency.as_str());
     let shows = |t: i64| {
         let status = m.status_at(t);
-        wire(status) == v.status
+        status.as_str() == v.status
             && (status == Status::Open && buy_now_available(m)) == v.buy_now_available
     };
     let times = decision_times(m, w, &[]);
@@ -207,7 +192,7 @@ pub fn compare_view(
             let st = m.status_at(t);
             format!(
                 "{} (buy_now_available {})",
-                wire(st),
+                st.as_str(),
                 st == Status::Open && buy_now_available(m)
             )
         };
@@ -238,7 +223,7 @@ pub fn compare_entry(model: &BidEntry, shown: &BidView) -> Result<(), String> {
         (shown.bidder.id.as_str(), shown.bidder.name.as_str()),
     );
     d.eq("amount", model.amount.minor_units(), shown.amount);
-    d.eq("kind", wire(model.kind), shown.kind.clone());
+    d.eq("kind", model.kind.as_str(), shown.kind.as_str());
     d.eq("at", model.at, shown.at);
     if d.0.is_empty() {
         Ok(())
@@ -252,7 +237,7 @@ pub fn entry_words(e: &BidEntry) -> String {
     format!(
         "seq {} {} {} by {} at {}",
         e.seq,
-        wire(e.kind),
+        e.kind.as_str(),
         e.amount,
         e.bidder.id,
         e.at

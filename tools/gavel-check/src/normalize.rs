@@ -13,7 +13,7 @@ use gavel_core::{
     Auction, AuctionId, AuctionSpec, BidRequest, Bidder, BidderId, Currency, IncrementBand,
     IncrementPolicy, Money, SoftClose, Status,
 };
-use gavel_protocol::{AuctionView, BidHistory, CreateAuction};
+use gavel_protocol::{AuctionView, BidHistory, CreateAuction, ErrorCode};
 use std::collections::BTreeMap;
 
 /// One answer that carried a decision, with the window it was in flight.
@@ -148,11 +148,7 @@ impl Op {
 }
 
 fn bid_words(req: &BidRequest, request_id: &str) -> String {
-    let kind = match req.kind {
-        gavel_core::BidKind::Plain => "plain",
-        gavel_core::BidKind::Max => "max",
-        gavel_core::BidKind::BuyNow => "buy-now",
-    };
+    let kind = req.kind.as_str();
     let expected = req
         .expected_seq
         .map(|s| format!(", expected seq {s}"))
@@ -284,11 +280,11 @@ fn auction_ops(id: &str, records: &[(usize, &Record)]) -> AuctionOps {
                     Some(view.seq),
                     Kind::AdminDone(a.action, view.clone()),
                 )),
-                Answer::Error(e) if e.code == "closed" => {
+                Answer::Error(e) if e.code == ErrorCode::Closed => {
                     out.ops
                         .push(op(vec![line], &a.call, None, Kind::AdminClosed(a.action)))
                 }
-                Answer::Error(e) if !unknown_code(&e.code) => {}
+                Answer::Error(e) if !unknown_code(e.code) => {}
                 _ => {
                     let mut o = op(
                         vec![line],
@@ -313,8 +309,8 @@ fn auction_ops(id: &str, records: &[(usize, &Record)]) -> AuctionOps {
 }
 
 /// Error codes after which the request may have been decided.
-fn unknown_code(code: &str) -> bool {
-    matches!(code, "outcome_unknown" | "internal")
+fn unknown_code(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::OutcomeUnknown | ErrorCode::Internal)
 }
 
 fn request_ops(
@@ -363,7 +359,7 @@ fn request_ops(
                     ),
                     None => Attempt::Unknown,
                 },
-                Answer::Error(e) if unknown_code(&e.code) => Attempt::Unknown,
+                Answer::Error(e) if unknown_code(e.code) => Attempt::Unknown,
                 Answer::Error(_) => Attempt::Refused,
                 Answer::Lost(_) => Attempt::Unknown,
             };

@@ -17,7 +17,9 @@ use gavel_check::history::{
 use gavel_check::record::now_us;
 use gavel_check::Recorder;
 use gavel_core::BidKind;
-use gavel_protocol::{AuctionView, BidHistory, BidResult, CreateAuction, ErrorDetail, UserRef};
+use gavel_protocol::{
+    AuctionView, BidHistory, BidResult, CreateAuction, ErrorCode, ErrorDetail, UserRef,
+};
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -211,7 +213,7 @@ impl Shared {
         kind: BidKind,
         expected_seq: Option<u64>,
     ) -> Option<BidResult> {
-        let kind_name = gavel_check::model::wire(kind);
+        let kind_name = kind.as_str();
         let (sent, answer, received): (i64, Answer<BidResult>, Option<i64>) = match (via, &c.ws) {
             (Via::Ws, Some(ws)) => {
                 let mut msg = json!({"type": "bid", "auction_id": auction, "amount": amount,
@@ -433,9 +435,14 @@ impl Shared {
     }
 }
 
+/// An error as answered. A code this version does not know counts as `internal`: the
+/// request may have been decided.
 fn error_detail(v: &Value) -> ErrorDetail {
     ErrorDetail {
-        code: v["code"].as_str().unwrap_or("?").to_string(),
+        code: v["code"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(ErrorCode::Internal),
         message: v["message"].as_str().unwrap_or_default().to_string(),
     }
 }

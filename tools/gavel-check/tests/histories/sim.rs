@@ -92,11 +92,7 @@ pub fn view_of(a: &Auction, now: i64, viewer: Option<&str>) -> AuctionView {
             max_extension_ms: sc.max_extension_ms,
         }),
         closing: s.closing.as_ref().map(|c| ClosingView {
-            reason: serde_json::to_value(c.reason)
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .into(),
+            reason: c.reason.as_str().into(),
             closed_at: c.closed_at,
             winner: c.winner.as_ref().map(user),
             final_price: c.final_price.map(|p| p.minor_units()),
@@ -113,11 +109,7 @@ fn entry_view(e: &BidEntry) -> BidView {
         seq: e.seq,
         bidder: user(&e.bidder),
         amount: e.amount.minor_units(),
-        kind: serde_json::to_value(e.kind)
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .into(),
+        kind: e.kind.as_str().into(),
         at: e.at,
     }
 }
@@ -196,7 +188,7 @@ impl Sim {
                 Answer::Ok(view_of(&self.a, now, None))
             }
             Err(r) => Answer::Error(ErrorDetail {
-                code: r.code().into(),
+                code: r.code().parse().unwrap(),
                 message: String::new(),
             }),
         }
@@ -251,7 +243,7 @@ fn call(client: &str, via: Via, sent_ms: i64, received_ms: Option<i64>) -> Call 
 
 pub fn error(code: &str) -> Answer<BidResult> {
     Answer::Error(ErrorDetail {
-        code: code.into(),
+        code: code.parse().unwrap(),
         message: String::new(),
     })
 }
