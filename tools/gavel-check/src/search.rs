@@ -26,8 +26,8 @@ use std::hash::{Hash, Hasher};
 
 /// How many entries a `snapshot` carries (the protocol's "at most 20").
 pub const SNAPSHOT_RECENT_BIDS: usize = 20;
-/// Real-time violations reported per auction before the rest are only counted.
-const MAX_REAL_TIME_REPORTS: usize = 5;
+/// Violations of one kind reported per auction before the rest are only counted.
+const MAX_REPORTS: usize = 5;
 
 /// Limits of one check.
 #[derive(Clone, Copy, Debug)]
@@ -271,6 +271,7 @@ impl<'a> Checker<'a> {
             })
             .collect();
         c.real_time_precheck(violations);
+        c.cap(violations);
         c
     }
 
@@ -303,7 +304,6 @@ impl<'a> Checker<'a> {
     /// older than one already returned before it was sent, nor make a change that an
     /// operation finished before it was sent had already seen.
     fn real_time_precheck(&self, violations: &mut Vec<Violation>) {
-        let mut found = 0usize;
         for (i, op) in self.ops.iter().enumerate() {
             let Some(pos) = op.pos else { continue };
             let Some((seen, x)) = self.max_before(op.start) else {
@@ -311,34 +311,41 @@ impl<'a> Checker<'a> {
             };
             let change = op.changes() == Changes::Yes;
             if seen > pos || (change && seen == pos) {
-                found += 1;
-                if found <= MAX_REAL_TIME_REPORTS {
-                    let what = if change {
-                        format!("it was answered as the change that made seq {pos}")
-                    } else {
-                        format!("it saw seq {pos}: a read that goes back in time")
-                    };
-                    violations.push(self.violation(
-                        ViolationKind::RealTime,
-                        &[x, i],
-                        format!(
-                            "{} had already returned seq {seen} when {} was sent, yet {what}",
-                            self.ops[x].describe(),
-                            op.describe()
-                        ),
-                    ));
-                }
+                let what = if change {
+                    format!("it was answered as the change that made seq {pos}")
+                } else {
+                    format!("it saw seq {pos}: a read that goes back in time")
+                };
+                violations.push(self.violation(
+                    ViolationKind::RealTime,
+                    &[x, i],
+                    format!(
+                        "{} had already returned seq {seen} when {} was sent, yet {what}",
+                        self.ops[x].describe(),
+                        op.describe()
+                    ),
+                ));
             }
         }
-        if found > MAX_REAL_TIME_REPORTS {
+    }
+
+    /// Keeps the first few violations of each kind and counts the rest.
+    fn cap(&self, violations: &mut Vec<Violation>) {
+        let mut seen: HashMap<ViolationKind, usize> = HashMap::new();
+        violations.retain(|v| {
+            let n = seen.entry(v.kind).or_default();
+            *n += 1;
+            *n <= MAX_REPORTS
+        });
+        let mut more: Vec<(ViolationKind, usize)> =
+            seen.into_iter().filter(|(_, n)| *n > MAX_REPORTS).collect();
+        more.sort_by_key(|(k, _)| k.as_str());
+        for (kind, n) in more {
             violations.push(Violation {
                 auction: self.a.id.clone(),
-                kind: ViolationKind::RealTime,
+                kind,
                 lines: Vec::new(),
-                message: format!(
-                    "{} more operations saw states older than ones already returned",
-                    found - MAX_REAL_TIME_REPORTS
-                ),
+                message: format!("{} more violations of this kind", n - MAX_REPORTS),
             });
         }
     }
