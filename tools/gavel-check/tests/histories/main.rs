@@ -589,3 +589,60 @@ fn the_command_line_exits_0_on_a_valid_history_and_2_on_a_violation() {
         "{out:?}"
     );
 }
+
+#[test]
+fn an_accepted_request_later_answered_closed_is_decided_twice() {
+    let mut sim = Sim::new(spec());
+    let mut log = Log::new(&sim);
+    let ann = sim.bid("ann", 1000, Plain, None, T0 + 10, "a1");
+    let a = log.plain("ann", "a1", 1000, 5, 15, ann);
+    assert!(sim.tick(T0 + 60_000));
+    // After the close, the retry of an accepted request must still get "accepted".
+    let forgot = sim.bid("ann", 1000, Plain, None, T0 + 60_100, "a1");
+    let r = log.plain("ann", "a1", 1000, 60_095, 60_105, forgot);
+    let report = log.check();
+    assert_violation(
+        &report,
+        ViolationKind::DecidedTwice,
+        &[a, r],
+        &["answered accepted at seq 2", "then closed at seq 3", "must keep its answer"],
+    );
+}
+
+#[test]
+fn not_found_for_an_existing_auction_is_a_violation() {
+    let sim = Sim::new(spec());
+    let mut log = Log::new(&sim);
+    let missing = gavel_protocol::BidResult {
+        request_id: "a1".into(),
+        auction_id: sim::AUCTION.into(),
+        outcome: "not_found".into(),
+        message: String::new(),
+        auction: None,
+    };
+    let line = log.plain("ann", "a1", 1000, 5, 15, missing);
+    let report = log.check();
+    assert_violation(
+        &report,
+        ViolationKind::NotFound,
+        &[line],
+        &["answered not_found, but the auction was created by"],
+    );
+}
+
+#[test]
+fn an_auction_without_its_creation_is_unchecked_not_passed() {
+    let mut sim = Sim::new(spec());
+    let mut log = Log::new(&sim);
+    let ann = sim.bid("ann", 1000, Plain, None, T0 + 10, "a1");
+    log.plain("ann", "a1", 1000, 5, 15, ann);
+    log.records.remove(0);
+    let report = log.check();
+    assert!(!report.ok(), "{}", report.text());
+    assert!(report.violations.is_empty(), "{}", report.text());
+    assert_eq!(report.auctions[0].verdict, Verdict::Unchecked);
+    assert_eq!(
+        report.auctions[0].note.as_deref(),
+        Some("the history has no successful creation of this auction")
+    );
+}
