@@ -134,13 +134,13 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
         for (const u of [alice, bob]) {
           const n = u.page.getByTestId("leader-notice");
           if ((await n.count()) !== 1) return null;
-          states.push((await n.textContent()).trim());
+          states.push(await n.getAttribute("data-state"));
         }
-        return states.includes("You are winning") && states.includes("You have been outbid") ? states : null;
+        return states.includes("winning") && states.includes("outbid") ? states : null;
       },
       { what: "one winning and one outbid" },
     );
-    const winner = notices[0] === "You are winning" ? alice : bob;
+    const winner = notices[0] === "winning" ? alice : bob;
     const loser = winner === alice ? bob : alice;
     assert.equal((await winner.page.getByTestId("bid-outcome").getAttribute("data-outcome")), "accepted");
     const loserOutcome = await loser.page.getByTestId("bid-outcome").getAttribute("data-outcome");
