@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import {
   auctionId,
   cleanup,
+  docsShot,
   http,
   launchBrowser,
   openAuction,
@@ -84,7 +85,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.equal(await page.getByTestId("nothing-live").count(), 0);
     assert.equal(await page.locator(`[data-testid="lobby-live"] [data-auction-id="${ended}"]`).count(), 0);
     assert.equal((await page.getByTestId("lobby-ended").locator("#ended-title").textContent()).trim(), "Ended");
-    await shot(page, "lobby-sections");
+    await docsShot(page, "lobby-sections", "lobby");
   });
 
   it("6. a visitor browses and watches signed out, and is asked to sign in at the first bid", { timeout: 60_000 }, async () => {
@@ -198,7 +199,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
       assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${name} at ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await smallTapTargets(page), []);
-    await shot(page, "phone-room-7-digits");
+    await docsShot(page, "phone-room-7-digits", "auction-room-phone");
     // The lobby too.
     await page.goto(`${ctx.server.url}/#/`);
     await page.locator(`[data-testid="auction-card"][data-auction-id="${id}"]`).waitFor();

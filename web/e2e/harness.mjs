@@ -9,7 +9,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -264,6 +264,16 @@ export async function openAuction(page, id) {
 export async function shot(page, name) {
   const path = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path, fullPage: true, timeout: 10_000 }).catch(() => {});
+  return path;
+}
+
+/** A screenshot that, with UPDATE_DOCS_SCREENSHOT=1, also replaces docs/img/<docName>.png. */
+export async function docsShot(page, name, docName) {
+  const path = await shot(page, name);
+  if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
+    mkdirSync(join(WEB_DIR, "../docs/img"), { recursive: true });
+    copyFileSync(path, join(WEB_DIR, `../docs/img/${docName}.png`));
+  }
   return path;
 }
 

@@ -158,7 +158,9 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
         </span>
         <span className="card-price-value" data-testid="card-price">
           {a.status === "closed"
-            ? formatMoney(a.closing?.final_price ?? null, a.currency)
+            ? a.closing?.final_price != null
+              ? formatMoney(a.closing.final_price, a.currency)
+              : "No sale"
             : formatMoney(a.price ?? a.starting_price, a.currency)}
         </span>
       </div>
