@@ -138,6 +138,8 @@ export class GavelClient {
   private refreshing: Promise<boolean> | null = null;
   /** The socket is watch-only until an `auth` with a fresh token is answered. */
   private awaitingAuth = false;
+  /** An `auth` was sent and not answered yet. */
+  private authSent = false;
   /** The ping sent after resubscribing: its pong confirms these rooms. */
   private barrier: { clientTime: number; rooms: string[] } | null = null;
 
@@ -295,7 +297,10 @@ export class GavelClient {
   /** Send the current token on the open socket (answered by a `hello` naming the user). */
   private sendAuth(): void {
     const token = this.state.session?.token;
-    if (token && this.send({ type: "auth", token })) this.awaitingAuth = true;
+    if (token && this.send({ type: "auth", token })) {
+      this.awaitingAuth = true;
+      this.authSent = true;
+    }
   }
 
   /** The session cannot be renewed: unanswered bids were never placed; ask to sign in again. */
@@ -481,19 +486,19 @@ export class GavelClient {
   private onHello(m: Hello, fresh: boolean): void {
     this.clock.addCoarse(m.server_time, Date.now());
     this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
-    if (this.state.session && !m.user) {
-      // The server does not know our token any more (expired, or another secret).
-      this.awaitingAuth = false;
-      void this.refresh();
-      return;
-    }
     if (!fresh) {
-      // The answer to `auth` with a fresh token: bids held for it go out now.
+      // The answer to `auth`: with the user, bids held for the fresh token go out now.
+      this.authSent = false;
+      if (!m.user) return;
       this.awaitingAuth = false;
       for (const attempt of this.pending.values()) if (attempt.queued) this.sendBid(attempt);
       return;
     }
-    this.awaitingAuth = false;
+    this.authSent = false;
+    // A session the server does not know any more (expired, or another secret): watch
+    // anonymously, hold bids, and try to renew it.
+    this.awaitingAuth = Boolean(this.state.session && !m.user);
+    if (this.awaitingAuth) void this.refresh();
     // Resubscribe to everything on the new connection, from the seq we hold.
     if (this.lobbyWatchers > 0) this.send({ type: "subscribe_lobby" });
     const rooms = [...this.roomWatchers.keys()];
@@ -586,6 +591,12 @@ export class GavelClient {
         }
         if (m.request_id) {
           this.resolveBid(m.request_id, { state: "error", errorCode: m.code, serverMessage: m.message });
+          return;
+        }
+        if (m.code === "unauthorized" && this.authSent) {
+          // The fresh token was refused: the session cannot go on.
+          this.authSent = false;
+          this.sessionEnded();
           return;
         }
         if (m.auction_id && m.code === "not_found") {

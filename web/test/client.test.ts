@@ -207,4 +207,32 @@ describe("GavelClient against a fake server", () => {
     expect(st.bids.cam.errorCode).toBe("token_expired");
     c.stop();
   });
+
+  it("when the server does not know the token, still watches, holds bids and renews the session", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    c.watchAuction("cam");
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    c.placeBid("cam", 12000, "plain", 2);
+    ws().hello(null);
+    expect(ws().last("subscribe")).toEqual({ type: "subscribe", auction_id: "cam" });
+    expect(ws().sent.filter((m) => m.type === "bid")).toEqual([]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().hello(alice);
+    expect(ws().sent.filter((m) => m.type === "bid").length).toBe(1);
+    expect(c.getState().session?.token).toBe("t2");
+    c.stop();
+  });
+
+  it("a refused fresh token ends the session", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    await c.refresh();
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().frame({ type: "error", code: "unauthorized", message: "invalid or expired token" });
+    expect(c.getState().session).toBeNull();
+    expect(c.getState().sessionProblem).toContain("Your session has expired, Alice.");
+    c.stop();
+  });
 });

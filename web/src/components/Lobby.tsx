@@ -71,6 +71,12 @@ export function Lobby() {
           </label>
         </div>
       </div>
+      {s.lobby.loaded && s.conn.status !== "open" && (
+        <p className="notice notice-stale" role="status" data-testid="lobby-not-live">
+          <strong>Not live — {s.conn.status === "connecting" ? "connecting" : "connection lost"}.</strong> Prices and
+          leaders below are the last ones received.
+        </p>
+      )}
       {!s.lobby.loaded ? (
         <p className="empty" role="status">
           {s.conn.status === "open" ? "Loading auctions…" : "Connecting to the auction house…"}
