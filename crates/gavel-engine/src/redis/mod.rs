@@ -48,7 +48,7 @@ use authority::{AuthorityClock, Source};
 use commit::{CallSettings, ScriptReply};
 use committer::{Done, Job, Op};
 use gavel_core::{
-    Auction, AuctionId, BidEntry, BidRequest, Change, Event, Millis, Rejection, RequestId,
+    Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection, RequestId,
 };
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -515,6 +515,40 @@ impl Engine for RedisEngine {
         metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
             .increment(1);
         Ok(reply)
+    }
+
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<BidReply>, EngineError> {
+        // The record the commit script wrote with the reply: written by Redis, so durable.
+        let core = self.core();
+        let (record, spec, last): (Option<String>, Option<String>, Option<String>) = redis::pipe()
+            .get(core.keys.request(id, bidder, request_id))
+            .hget(core.keys.hash(id), "spec")
+            .hget(core.keys.hash(id), "last")
+            .query_async(&mut core.cmd.clone())
+            .await
+            .map_err(map_err)?;
+        let (Some(record), Some(spec), Some(last)) = (record, spec, last) else {
+            return Ok(None);
+        };
+        let current = core.decode_stored(id, &spec, &last)?;
+        let stored = wire::WireReply::parse(&record).map_err(internal)?;
+        if stored.outcome.is_some() && current.state.closing.is_some() {
+            // As `place_bid` (and the memory engine): once the auction's closing is
+            // recorded, a rejection is no longer an answer worth repeating.
+            return Ok(None);
+        }
+        Ok(Some(BidReply {
+            outcome: stored.outcome(),
+            auction: Auction {
+                state: stored.state,
+                ..current
+            },
+        }))
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
