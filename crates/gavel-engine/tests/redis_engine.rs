@@ -184,64 +184,116 @@ async fn the_auctions_clock_never_runs_backwards_across_its_end() {
     assert_eq!((stored.state.seq, stored.state.bid_count), (2, 1));
 }
 
-/// Through the real `TIME` path: the commit script reads Redis `TIME`; only the node's
-/// estimate of it is pinned, to place its decision exactly at end − 1 and end + 1.
+/// Sets the auction's clock `t` (the script decides at `max(TIME, t)`): Redis `TIME` cannot
+/// be set, so this is how a test puts the authority's clock exactly at a boundary, as a
+/// decision made there followed by `TIME` stepping back would. The script still reads the
+/// real `TIME`.
+async fn set_clock(e: &RedisEngine, id: &AuctionId, t: i64) {
+    let _: () = redis::cmd("HSET")
+        .arg(e.keys().hash(id))
+        .arg("t")
+        .arg(t)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+}
+
+/// Through the real `TIME` path (no test clock): at end − 1 a bid is accepted and stamped
+/// end − 1; at end + 1 it is closed, and that answer holds for every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_redis_time_a_bid_at_end_minus_1_is_accepted_and_one_at_end_plus_1_is_closed() {
+async fn by_the_authoritys_clock_a_bid_at_end_minus_1_is_accepted_and_one_at_end_plus_1_is_closed()
+{
     let p = prefix().await;
-    let production = engine(&p, |_| {}).await;
+    let node = engine(&p, |_| {}).await;
     let now = redis_time().await;
     let a = Auction::new(
         new_id(),
         AuctionSpec {
             starts_at: now - 10_000,
-            ends_at: now + 1_500,
+            ends_at: now + 60_000,
             ..spec()
         },
     )
     .unwrap();
     let end = a.spec.ends_at;
-    production.create_auction(a.clone()).await.unwrap();
-    let pin = Clock::system();
-    pin.freeze_at(end - 1);
-    let node = engine(&p, |c| {
-        c.estimate_clock = Some(pin.clone());
-        c.max_lead = Duration::from_secs(3);
-    })
-    .await;
+    node.create_auction(a.clone()).await.unwrap();
+    set_clock(&node, &a.id, end - 1).await;
     let r = bid(&node, &a.id, "r1", req("alice", 10_000, BidKind::Plain)).await;
-    assert!(
-        redis_time().await < end - 1,
-        "the machine was too slow for this test"
-    );
-    assert_eq!(
-        r.outcome,
-        Ok(()),
-        "decided at end - 1, Redis TIME before it"
-    );
+    assert_eq!(r.outcome, Ok(()), "the clock is at end - 1");
     let entry = node.recent_bids(&a.id, 1).await.unwrap()[0].clone();
-    assert_eq!(entry.at, end - 1);
-    assert_eq!(stored_clock(&node, &a.id).await, end - 1);
-    // At end + 1 the auction is closed, and that answer moves its clock past the end.
-    pin.freeze_at(end + 1);
+    assert_eq!(
+        entry.at,
+        end - 1,
+        "stamped with the clock the script ran at"
+    );
+    set_clock(&node, &a.id, end + 1).await;
     let r = bid(&node, &a.id, "r2", req("bob", 20_000, BidKind::Plain)).await;
     assert_eq!(r.outcome, Err(Rejection::Closed));
-    assert_eq!(stored_clock(&node, &a.id).await, end + 1);
-    // A node whose estimate follows Redis TIME (still before the end) cannot accept a bid
-    // after an answer said `closed`.
-    let r = bid(
-        &production,
-        &a.id,
-        "r3",
-        req("carol", 30_000, BidKind::Plain),
-    )
-    .await;
+    assert_eq!((r.auction.state.seq, r.auction.state.bid_count), (2, 1));
+    // Another node, whose own estimate follows Redis TIME (a minute before the end):
+    let other = engine(&p, |_| {}).await;
+    let r = bid(&other, &a.id, "r3", req("carol", 30_000, BidKind::Plain)).await;
     assert!(
         redis_time().await < end,
         "Redis TIME is still before the end"
     );
     assert_eq!(r.outcome, Err(Rejection::Closed));
-    assert_eq!(r.auction.state.seq, 2);
+    assert_eq!(stored_clock(&other, &a.id).await, end + 1);
+}
+
+/// Through the real `TIME` path, nothing set: bids sent continuously across an auction's
+/// end. Every accepted one is stamped before the end, and every one sent after Redis
+/// `TIME` passed the end is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_redis_time_bids_across_the_end_are_accepted_before_it_and_closed_after_it() {
+    let p = prefix().await;
+    let node = engine(&p, |_| {}).await;
+    let now = redis_time().await;
+    let a = Auction::new(
+        new_id(),
+        AuctionSpec {
+            starts_at: now - 10_000,
+            ends_at: now + 400,
+            ..spec()
+        },
+    )
+    .unwrap();
+    let end = a.spec.ends_at;
+    node.create_auction(a.clone()).await.unwrap();
+    let (mut accepted, mut closed_after) = (0, 0);
+    for i in 0..10_000 {
+        let sent = redis_time().await;
+        let who = ["ann", "bob"][i % 2];
+        let current = node.auction(&a.id).await.unwrap().unwrap();
+        let r = bid(
+            &node,
+            &a.id,
+            &format!("x{i}"),
+            req(who, current.min_bid().minor_units(), BidKind::Plain),
+        )
+        .await;
+        match r.outcome {
+            Ok(()) => {
+                accepted += 1;
+                let entry = node.recent_bids(&a.id, 1).await.unwrap()[0].clone();
+                assert!(
+                    entry.at < end,
+                    "accepted at {} with the end at {end}",
+                    entry.at
+                );
+            }
+            Err(Rejection::Closed) if sent >= end => closed_after += 1,
+            Err(Rejection::Closed) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        if sent > end + 100 {
+            break;
+        }
+    }
+    assert!(
+        accepted > 0 && closed_after > 0,
+        "{accepted} accepted, {closed_after} closed"
+    );
 }
 
 /// Through the real `TIME` path: a node decides "accepted" just before the end (its

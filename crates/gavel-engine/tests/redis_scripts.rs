@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 /// Lines of Lua a script may have, comments included.
-const LINE_BUDGET: usize = 80;
+const LINE_BUDGET: usize = 90;
 
 /// Words that name auction rules or their data. None belongs in a generic compare-and-swap.
 const RULE_WORDS: &[&str] = &[

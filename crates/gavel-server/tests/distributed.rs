@@ -246,7 +246,7 @@ impl Drop for Node {
 }
 
 async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
-    let body = if name == "Admin" {
+    let body = if name == "Organiser" {
         json!({"name": name, "admin_token": ADMIN})
     } else {
         json!({"name": name})
@@ -264,7 +264,7 @@ async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
 }
 
 async fn create_auction(http: &reqwest::Client, node: &Node, starting_price: i64) -> String {
-    let admin = session(http, node, "Admin").await;
+    let admin = session(http, node, "Organiser").await;
     let r = http
         .post(format!("{}/api/auctions", node.base))
         .bearer_auth(admin)

@@ -1,18 +1,18 @@
-//! The node's estimate of the authority's clock, and the time it proposes for a decision.
+//! The node's estimate of the authority's clock.
 //!
 //! The authority is Redis `TIME`, kept monotonic per auction by the commit script (an
-//! auction's clock is `max(TIME, t)`, `t` being the time of its last decision). A node
-//! decides *before* its commit reaches Redis, so it must propose the time the decision is
-//! made at; the script accepts it only within `[clock, clock + max_lead]` at the moment it
-//! runs, and that accepted time becomes the auction's clock. A proposal is therefore the
-//! node's estimate of `TIME` at the script's execution (not at the decision), plus nothing
-//! to spare: too early and the script answers "moved" with the clock it saw, too late and
-//! the auction's clock runs ahead of `TIME` by the surplus.
+//! auction's clock is `max(TIME, t)`, `t` being the clock of its last decision), and the
+//! time of every committed change is that clock when the script ran. A node decides before
+//! its commit reaches Redis, so it decides at its best guess of that moment; the guard it
+//! sends (`guard.rs`) makes a wrong guess harmless: the script refuses a clock outside the
+//! interval in which the decision holds, and the node decides again at the clock it got
+//! back. A good guess only saves that second round near an auction's start, end or
+//! soft-close instants.
 //!
-//! The estimate is anchored on `TIME` values the scripts return, and advanced with the
-//! local *monotonic* clock (`Instant`), so a step of this machine's wall clock never
-//! reaches a decision. `lead` is the measured delay between deciding and the script's
-//! execution (a round trip plus Redis's queue), learned from every reply.
+//! The guess is anchored on clocks the scripts return, advanced with the local
+//! *monotonic* clock (`Instant`), so a step of this machine's wall clock never reaches a
+//! decision, plus `lead`: the measured delay between deciding and the script's execution
+//! (a round trip plus Redis's queue), learned from every reply.
 
 use crate::Clock;
 use gavel_core::Millis;
@@ -39,17 +39,17 @@ pub(super) struct AuthorityClock {
     anchor: Mutex<(Instant, Millis)>,
     /// Milliseconds between a decision and its script's execution, as measured.
     lead: AtomicI64,
-    /// The most a proposal may run ahead of the auction's clock (the script's bound).
-    pub(super) max_lead: i64,
 }
 
+/// The most the lead grows to: a guess of when the script will run, nothing more.
+const MAX_LEAD: i64 = 50;
+
 impl AuthorityClock {
-    pub(super) fn new(source: Source, max_lead: i64) -> Self {
+    pub(super) fn new(source: Source) -> Self {
         AuthorityClock {
             source,
             anchor: Mutex::new((Instant::now(), crate::clock::system_now())),
             lead: AtomicI64::new(1),
-            max_lead,
         }
     }
 
@@ -106,7 +106,7 @@ impl AuthorityClock {
         }
         // How much later than our estimate the script ran, plus a millisecond because TIME
         // is truncated to milliseconds. Rise at once, fall slowly (one step in 16).
-        let need = (time - estimate + 1).clamp(1, self.max_lead / 2);
+        let need = (time - estimate + 1).clamp(1, MAX_LEAD);
         let _ = self
             .lead
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |lead| {
@@ -119,9 +119,9 @@ impl AuthorityClock {
         metrics::gauge!("gavel_redis_decision_lead_ms").set(self.lead() as f64);
     }
 
-    /// A fresh reading of `TIME` (start-up, periodic sync, or a proposal refused as too
-    /// far ahead): replaces the anchor even if it is lower, so a Redis clock that stepped
-    /// back (a failover) is followed. Auctions stay monotonic by their own clocks.
+    /// A fresh reading of `TIME` (start-up, periodic sync): replaces the anchor even if it
+    /// is lower, so a Redis clock that stepped back (a failover) is followed. Auctions stay
+    /// monotonic by their own clocks.
     pub(super) fn reset(&self, received: Instant, time: Millis) {
         if self.learns() {
             *self.anchor.lock() = (received, time);
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn the_lead_rises_at_once_and_decays_slowly() {
-        let c = AuthorityClock::new(Source::Redis, 100);
+        let c = AuthorityClock::new(Source::Redis);
         let est = c.estimate();
         c.observe(est, est + 9);
         assert_eq!(c.lead(), 10);
@@ -149,12 +149,12 @@ mod tests {
         }
         assert!(c.lead() < 10 && c.lead() > 1, "{}", c.lead());
         c.observe(est, est + 10_000);
-        assert_eq!(c.lead(), 50, "capped at half the script's bound");
+        assert_eq!(c.lead(), MAX_LEAD, "capped");
     }
 
     #[test]
     fn proposals_never_go_below_the_auctions_clock() {
-        let c = AuthorityClock::new(Source::Redis, 100);
+        let c = AuthorityClock::new(Source::Redis);
         let far = c.estimate() + 60_000;
         assert_eq!(c.propose(far), far);
         assert!(c.propose(0) >= c.estimate());
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn an_anchor_only_moves_forward_unless_reset() {
-        let c = AuthorityClock::new(Source::Redis, 100);
+        let c = AuthorityClock::new(Source::Redis);
         let before = c.estimate();
         c.observe(before, before - 5_000);
         assert!(c.estimate() >= before, "a late reply does not pull it back");

@@ -16,26 +16,38 @@ pub(super) const RECENT: usize = 50;
 /// What a node asks the commit script to write, if nothing moved.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Commit {
-    /// The `seq` the decision was made on (0: the auction must not exist yet).
-    pub expected_seq: u64,
-    /// The time the decision was made at.
-    pub at: Millis,
-    /// The new seq and the change JSON, when the state changes.
-    pub change: Option<(u64, String)>,
+    /// The version the decision was made on (empty: the auction must not exist yet).
+    pub expected: String,
+    /// The clocks `[lo, hi)` at which the decision holds (see `guard.rs`).
+    pub guard: (Millis, Millis),
+    /// The new state, when it changes.
+    pub change: Option<NewState>,
     /// A history entry for the recent list.
     pub entry: Option<String>,
     /// The change is the auction's last (it closed).
     pub last: bool,
-    /// The reply to record under the request's key, and a recorded reply it may replace.
+    /// The reply to record under the request's key.
     pub record: Option<Record>,
     /// Creation: the spec JSON.
     pub spec: Option<String>,
+    /// The JSON holds clock markers for the script to fill.
+    pub marked: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct NewState {
+    /// Unique per committed change: what the next commit compares.
+    pub version: String,
+    pub seq: u64,
+    /// The change JSON (with clock markers if `marked`).
+    pub json: String,
 }
 
 #[derive(Clone, Debug)]
 pub(super) struct Record {
     pub key: String,
     pub json: String,
+    /// A recorded reply this one may replace.
     pub replaces: Option<String>,
 }
 
@@ -43,7 +55,6 @@ pub(super) struct Record {
 pub(super) struct CallSettings<'a> {
     pub keys: &'a Keys,
     pub script_now: &'a str,
-    pub max_lead: i64,
     pub ttl_secs: u64,
     pub group: &'a str,
 }
@@ -57,21 +68,23 @@ impl Commit {
             .as_ref()
             .map_or_else(|| hash.clone(), |r| r.key.clone());
         let keys = vec![hash, s.keys.log(id), s.keys.recent(id), record_key];
-        let (new_seq, change) = match &self.change {
-            Some((seq, json)) => (seq.to_string(), json.clone()),
-            None => (String::new(), String::new()),
+        let (version, seq, change) = match &self.change {
+            Some(c) => (c.version.clone(), c.seq.to_string(), c.json.clone()),
+            None => Default::default(),
         };
+        let flag = |b: bool| if b { "1" } else { "0" }.to_string();
         let argv = vec![
-            self.expected_seq.to_string(),
-            self.at.to_string(),
-            s.max_lead.to_string(),
+            self.expected.clone(),
+            self.guard.0.to_string(),
+            self.guard.1.to_string(),
             s.script_now.to_string(),
-            new_seq,
+            version,
+            seq,
             change,
             self.entry.clone().unwrap_or_default(),
             RECENT.to_string(),
             s.keys.channel(id),
-            if self.last { "1" } else { "0" }.to_string(),
+            flag(self.last),
             self.record
                 .as_ref()
                 .map(|r| r.json.clone())
@@ -83,6 +96,7 @@ impl Commit {
                 .unwrap_or_default(),
             self.spec.clone().unwrap_or_default(),
             s.group.to_string(),
+            flag(self.marked),
         ];
         (keys, argv)
     }
@@ -91,15 +105,14 @@ impl Commit {
 /// What the commit script answered.
 #[derive(Debug)]
 pub(super) enum ScriptReply {
-    /// Written, at Redis `TIME` `time`.
-    Committed { time: Millis },
-    /// Nothing written: the auction is at `seq` with `last` (both `None` when it does not
-    /// exist), its clock is `clock`, and `TIME` was `time`.
+    /// Written, at the auction's clock `clock`.
+    Committed { clock: Millis },
+    /// Nothing written: the auction is at `version` with `last` (both `None` when it does
+    /// not exist), and its clock is `clock`.
     Moved {
-        seq: Option<u64>,
+        version: Option<String>,
         last: Option<WireChange>,
         clock: Millis,
-        time: Millis,
     },
     /// The request was decided before: its recorded reply, and the auction as it is now.
     Repeat {
@@ -108,7 +121,7 @@ pub(super) enum ScriptReply {
     },
 }
 
-fn int<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, WireError> {
+fn int(s: &str, what: &str) -> Result<Millis, WireError> {
     s.parse()
         .map_err(|_| WireError(format!("commit reply: {what} {s:?}")))
 }
@@ -130,24 +143,19 @@ impl ScriptReply {
         };
         match field(0)? {
             "ok" => Ok(ScriptReply::Committed {
-                time: int(field(1)?, "time")?,
+                clock: int(field(1)?, "clock")?,
             }),
             "moved" => {
-                let seq = field(1)?;
+                let version = field(1)?;
                 Ok(ScriptReply::Moved {
-                    seq: if seq.is_empty() {
-                        None
-                    } else {
-                        Some(int(seq, "seq")?)
-                    },
+                    version: (!version.is_empty()).then(|| version.to_string()),
                     last: opt_change(field(2)?)?,
                     clock: int(field(3)?, "clock")?,
-                    time: int(field(4)?, "time")?,
                 })
             }
             "repeat" => Ok(ScriptReply::Repeat {
                 record: field(1)?.to_string(),
-                last: opt_change(field(3)?)?,
+                last: opt_change(field(2)?)?,
             }),
             other => Err(WireError(format!("commit replied {other:?}"))),
         }

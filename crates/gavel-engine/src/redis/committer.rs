@@ -3,16 +3,27 @@
 //! Every operation that can change an auction (a bid, `advance`, an admin action) is a
 //! [`Job`] sent to the shard that owns the auction (by hash of its id). A shard is one task
 //! with at most one pipeline in flight. It takes every job waiting (up to [`MAX_BATCH`]),
-//! decides each with `gavel_core::rules` on this node's copy of the auction, at the time it
-//! proposes for the commit (see `authority.rs`), and sends the batch as one pipeline of
-//! `EVALSHA commit.lua` calls. Decisions on one auction within a batch are chained: the
-//! second is decided on the state the first one writes and expects its `seq`, so a hot
-//! auction still takes one round trip per batch, not per bid.
+//! decides each with `gavel_core::rules` on this node's copy of the auction at its best
+//! estimate of the authority's clock, and sends the batch as one pipeline of
+//! `EVALSHA commit.lua` calls. Each call carries the version of the state it was decided
+//! on, the clocks at which the decision holds (its guard) and what to write, with the
+//! numbers that move with the clock marked for the script to fill in (`guard.rs`). The
+//! time of an accepted change is the clock at which the script ran; once the call returns,
+//! the node decides again at exactly that clock (the same decision, by the guard) to
+//! answer and to update its copy.
 //!
-//! Each call either commits (state, log entry, history entry, idempotency record and
-//! publish, in one step), or finds that something moved and returns the current state and
-//! the auction's clock: the job is decided again on that. What the second decision may
-//! claim without another compare (see `docs/distributed.md`, "What an answer may claim"):
+//! Decisions on one auction within a batch are chained: the second is decided on the state
+//! the first one writes and expects its new version, so a hot auction takes one round trip
+//! per batch, not per bid. A chain waits for the next batch when the first change's state
+//! depends on its clock (a soft-close extension, a closing), which is known only once it
+//! has run. Versions are unique per change, so a chained call whose predecessor was
+//! refused is refused too, even if another node wrote the same `seq` meanwhile.
+//!
+//! A call either commits (state, log entry, history entry, idempotency record and
+//! publish, in one step), or finds that something moved (another version, or a clock
+//! outside the guard) and returns the current state and clock: the job is decided again
+//! on that. What that second decision may claim without another compare (see
+//! `docs/distributed.md`, "What an answer may claim"):
 //!
 //! - A **rejection** decided on the state a refusal returned, at the clock it returned, is
 //!   linearized at that refused call: the state was current and the clock was the
@@ -20,11 +31,10 @@
 //!   undo it). It needs no state write; only its idempotency record is written, with a
 //!   plain `SET NX GET` (a concurrent copy of the same request that got there first wins,
 //!   and both copies are answered with the first reply).
-//! - Anything that **changes** the auction is proposed again in the next batch, against the
-//!   fresh state, at a fresh time.
+//! - Anything that **changes** the auction is proposed again in the next batch.
 //! - A rejection decided on this node's copy (first attempt) is **not** trusted: the copy
 //!   may be behind. It goes through the commit script like a change (an empty change: the
-//!   compare and the time check, and its record), so it is linearized there too. The one
+//!   compare, the guard, and its record), so it is linearized there too. The one
 //!   exception: a bid on an auction whose closing is recorded. Closing is final, so
 //!   `closed` is true forever; only a repeat of an accepted request must still get its
 //!   first answer, which a plain `GET` of the record tells.
@@ -34,8 +44,9 @@
 //! `SCRIPT FLUSH`) means the call never ran: the script is loaded again and the job is
 //! decided again.
 
-use super::commit::{CallSettings, Commit, Record, ScriptReply};
+use super::commit::{CallSettings, Commit, NewState, Record, ScriptReply};
 use super::core::{Cached, Core};
+use super::guard;
 use super::wire::{for_requester, WireChange, WireReply};
 use super::{map_err, map_write_err, DRAIN_GROUP};
 use crate::{AdminAction, BidReply, Cause, EngineError};
@@ -45,7 +56,6 @@ use gavel_core::{
 use redis::{RedisResult, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Calls per pipeline.
@@ -115,12 +125,15 @@ enum Work {
 }
 
 /// One call of a batch's pipeline.
+// Sizes differ, but each value lives only within one batch: boxing would add an
+// allocation per call for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Commit {
         p: Pending,
         commit: Commit,
-        answer: Done,
-        change: Option<Arc<Change>>,
+        /// The auction the decision was made on.
+        view: Auction,
         estimate: Millis,
     },
     /// A bid on an auction whose closing is recorded: is there a first answer to repeat?
@@ -138,6 +151,7 @@ enum Step {
 }
 
 /// What a decision on this node's copy needs.
+#[allow(clippy::large_enum_variant)]
 enum Plan {
     Answer(Done),
     Lookup {
@@ -145,9 +159,19 @@ enum Plan {
     },
     Commit {
         commit: Commit,
-        answer: Done,
-        change: Option<Arc<Change>>,
+        /// The state a chained decision may be made on, if it does not depend on the
+        /// clock this commit will run at.
+        next: Option<Auction>,
     },
+}
+
+/// This node's view of an auction while a batch is planned.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
+enum View {
+    Known(Cached),
+    /// A change planned earlier in the batch whose state depends on its clock.
+    Unsettled,
 }
 
 /// Runs one shard until every sender is gone.
@@ -178,57 +202,73 @@ pub(super) async fn run(core: Arc<Core>, mut rx: mpsc::Receiver<Job>) {
 /// Decides, commits and answers one batch; returns the work to do again, in order.
 async fn run_batch(core: &Core, batch: Vec<Work>) -> Vec<Work> {
     let batch = load_missing(core, batch).await;
-    let mut views: HashMap<AuctionId, Cached> = HashMap::new();
+    let mut views: HashMap<AuctionId, View> = HashMap::new();
     let mut steps = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
     for work in batch {
-        match work {
+        let p = match work {
             Work::Record {
                 p,
                 key,
                 json,
                 reply,
-            } => steps.push(Step::Record {
-                p,
-                key,
-                json,
-                reply,
-            }),
-            Work::Decide(p) => {
-                let id = p.job.id.clone();
-                let Some(view) = views.get(&id).cloned().or_else(|| core.cached(&id)) else {
-                    // Forgotten between the load and now (cache cleared): next batch.
+            } => {
+                steps.push(Step::Record {
+                    p,
+                    key,
+                    json,
+                    reply,
+                });
+                continue;
+            }
+            Work::Decide(p) => p,
+        };
+        let id = p.job.id.clone();
+        let view = match views.get(&id).cloned() {
+            Some(View::Known(c)) => c,
+            // Decided on the next batch, once the change before it has its clock.
+            Some(View::Unsettled) => {
+                again.push(Work::Decide(p));
+                continue;
+            }
+            None => match core.cached(&id) {
+                Some(c) => c,
+                // Forgotten between the load and now (cache cleared): next batch.
+                None => {
                     retry(p, &mut again);
                     continue;
-                };
-                let estimate = core.clock.estimate();
-                let at = core.clock.propose(view.t);
-                match plan(core, &p.job, &view.auction, at) {
-                    Plan::Answer(done) => p.answer(Ok(done)),
-                    Plan::Lookup { key } => steps.push(Step::Lookup {
-                        p,
-                        key,
-                        auction: view.auction,
-                    }),
-                    Plan::Commit {
-                        commit,
-                        answer,
-                        change,
-                    } => {
-                        let next = Cached {
-                            auction: change.as_ref().map_or(view.auction, |c| c.auction.clone()),
-                            t: at,
-                        };
-                        views.insert(id, next);
-                        steps.push(Step::Commit {
-                            p,
-                            commit,
-                            answer,
-                            change,
-                            estimate,
-                        });
-                    }
                 }
+            },
+        };
+        let estimate = core.clock.estimate();
+        let at = core.clock.propose(view.t);
+        match plan(core, &p.job, &view, at) {
+            Plan::Answer(done) => p.answer(Ok(done)),
+            Plan::Lookup { key } => steps.push(Step::Lookup {
+                p,
+                key,
+                auction: view.auction,
+            }),
+            Plan::Commit { commit, next } => {
+                let chained = match (&commit.change, next) {
+                    (None, _) => View::Known(Cached {
+                        t: at,
+                        ..view.clone()
+                    }),
+                    (Some(new), Some(auction)) => View::Known(Cached {
+                        auction,
+                        v: new.version.clone(),
+                        t: at,
+                    }),
+                    (Some(_), None) => View::Unsettled,
+                };
+                views.insert(id, chained);
+                steps.push(Step::Commit {
+                    p,
+                    commit,
+                    view: view.auction,
+                    estimate,
+                });
             }
         }
     }
@@ -284,95 +324,202 @@ async fn load_missing(core: &Core, batch: Vec<Work>) -> Vec<Work> {
     keep
 }
 
-/// Decides a job on this node's copy `a`, at `at`.
-fn plan(core: &Core, job: &Job, a: &Auction, at: Millis) -> Plan {
-    match &job.op {
+/// A decision of one job on auction `a` at `at`: the outcome for a bid (with the reply as
+/// the requester may see it) or an admin action, and the change, if any.
+struct Decided {
+    reply: Option<BidReply>,
+    admin: Option<Result<(), Rejection>>,
+    change: Option<Change>,
+}
+
+fn decide(op: &Op, a: &Auction, at: Millis) -> Decided {
+    match op {
+        Op::Bid { req, .. } => {
+            let d = rules::place_bid(a, req, at);
+            let after = d.change.as_ref().map_or(a, |c| &c.auction);
+            Decided {
+                reply: Some(BidReply {
+                    outcome: d.outcome,
+                    auction: for_requester(after.clone(), &req.bidder.id),
+                }),
+                admin: None,
+                change: d.change,
+            }
+        }
+        Op::Admin { action, by } => {
+            let r = match action {
+                AdminAction::Cancel => rules::cancel(a, at, by),
+                AdminAction::EndEarly => rules::end_early(a, at, by),
+            };
+            match r {
+                Ok(c) => Decided {
+                    reply: None,
+                    admin: Some(Ok(())),
+                    change: Some(c),
+                },
+                Err(r) => Decided {
+                    reply: None,
+                    admin: Some(Err(r)),
+                    change: None,
+                },
+            }
+        }
+        Op::Advance => Decided {
+            reply: None,
+            admin: None,
+            change: rules::open_if_due(a, at).or_else(|| rules::close_if_due(a, at)),
+        },
+    }
+}
+
+/// What is sent for one decision, all as JSON: the change, its history entry and the
+/// recorded reply.
+struct Texts {
+    change: Option<String>,
+    entry: Option<String>,
+    record: Option<String>,
+}
+
+fn texts(job: &Job, d: &Decided, version: &str, at: Millis) -> Texts {
+    let (bid, req_id) = match (&job.op, d.change.as_ref().map(|c| &c.event)) {
+        (
+            Op::Bid {
+                request_id, bid_id, ..
+            },
+            Some(Event::Bid { .. }),
+        ) => (
+            Some(bid_id.clone()),
+            // The archive keys accepted bids by their request id; a proxy's counter-bid
+            // belongs to the leader, not to this request.
+            d.reply
+                .as_ref()
+                .filter(|r| r.outcome.is_ok())
+                .map(|_| request_id.clone()),
+        ),
+        _ => (None, None),
+    };
+    Texts {
+        change: d
+            .change
+            .as_ref()
+            .map(|c| WireChange::new(c, version, at, bid, req_id).to_json()),
+        entry: d.change.as_ref().and_then(|c| match &c.event {
+            Event::Bid { entry, .. } => {
+                Some(serde_json::to_string(entry).expect("an entry always encodes"))
+            }
+            _ => None,
+        }),
+        record: d.reply.as_ref().map(record_json),
+    }
+}
+
+/// Decides a job on this node's copy `view`, at `at`.
+fn plan(core: &Core, job: &Job, view: &Cached, at: Millis) -> Plan {
+    let a = &view.auction;
+    let key = match &job.op {
         Op::Bid {
-            request_id,
-            req,
-            bid_id,
+            request_id, req, ..
         } => {
             let key = core.keys.request(&job.id, &req.bidder.id, request_id);
             if a.state.closing.is_some() {
                 return Plan::Lookup { key };
             }
-            let decision = rules::place_bid(a, req, at);
-            let after = decision.change.as_ref().map_or(a, |c| &c.auction);
-            let reply = BidReply {
-                outcome: decision.outcome,
-                auction: for_requester(after.clone(), &req.bidder.id),
-            };
-            let record = Record {
-                key,
-                json: record_json(&reply),
-                replaces: None,
-            };
-            let change = decision.change.map(Arc::new);
-            let (bid, req_id) = match change.as_deref().map(|c| &c.event) {
-                Some(Event::Bid { .. }) => (
-                    Some(bid_id.clone()),
-                    // The archive keys accepted bids by their request id; a proxy's
-                    // counter-bid belongs to the leader, not to this request.
-                    reply.outcome.is_ok().then(|| request_id.clone()),
-                ),
-                _ => (None, None),
-            };
-            let mut commit = commit_of(a, at, change.as_deref(), bid, req_id);
-            commit.record = Some(record);
-            Plan::Commit {
-                commit,
-                answer: Done::Bid(reply),
-                change,
-            }
+            Some(key)
         }
-        Op::Admin { action, by } => match admin(a, *action, at, by) {
-            Err(r) if a.state.closing.is_some() => Plan::Answer(Done::Admin(Err(r))),
-            Err(r) => Plan::Commit {
-                commit: commit_of(a, at, None, None, None),
-                answer: Done::Admin(Err(r)),
-                change: None,
-            },
-            Ok(c) => {
-                let c = Arc::new(c);
-                Plan::Commit {
-                    commit: commit_of(a, at, Some(&c), None, None),
-                    answer: Done::Admin(Ok(c.auction.clone())),
-                    change: Some(c),
-                }
-            }
-        },
-        Op::Advance => match transition(a, at) {
-            None => Plan::Answer(Done::Idle {
+        _ => None,
+    };
+    let d = decide(&job.op, a, at);
+    match (&job.op, &d.change, d.admin) {
+        (Op::Admin { .. }, None, Some(Err(r))) if a.state.closing.is_some() => {
+            return Plan::Answer(Done::Admin(Err(r)))
+        }
+        (Op::Advance, None, _) => {
+            return Plan::Answer(Done::Idle {
                 next: deadline_of(a),
-            }),
-            Some(c) => {
-                let c = Arc::new(c);
-                Plan::Commit {
-                    commit: commit_of(a, at, Some(&c), None, None),
-                    answer: Done::Advanced(c.clone()),
-                    change: Some(c),
+            })
+        }
+        _ => {}
+    }
+    let mut guard = guard::guard(a, at);
+    let version = core.new_version();
+    let first = texts(job, &d, &version, at);
+    let mut next = d.change.as_ref().map(|c| c.auction.clone());
+    let mut marked = false;
+    let (mut change, mut entry, mut record) = (first.change, first.entry, first.record);
+    if d.change.is_some() {
+        // A second instant of the guard shows which numbers move with the clock.
+        let other = if at + 1 < guard.1 { at + 1 } else { at - 1 };
+        if other >= guard.0 {
+            let d2 = decide(&job.op, a, other);
+            let second = texts(job, &d2, &version, other);
+            let mark = |x: &Option<String>, y: &Option<String>| match (x, y) {
+                (Some(x), Some(y)) => guard::template(x, at, y, other).map(Some),
+                (None, None) => Ok(None),
+                _ => Err(guard::Mismatch("a change at one instant only".into())),
+            };
+            match (
+                mark(&change, &second.change),
+                mark(&entry, &second.entry),
+                mark(&record, &second.record),
+            ) {
+                (Ok(c), Ok(e), Ok(r)) => {
+                    marked = [&c, &e, &r]
+                        .iter()
+                        .any(|t| t.as_deref().is_some_and(|t| t.contains('\x01')));
+                    (change, entry, record) = (c, e, r);
+                    if d2.change.as_ref().map(|c| &c.auction.state)
+                        != d.change.as_ref().map(|c| &c.auction.state)
+                    {
+                        next = None;
+                    }
+                }
+                (c, e, r) => {
+                    // The guard missed an instant the rules depend on (a bug: the guard's
+                    // tests should have caught it). Commit only at exactly `at`.
+                    tracing::error!(auction = %job.id, ?c, ?e, ?r, "decision differs inside its guard");
+                    guard = (at, at + 1);
                 }
             }
-        },
+        } else {
+            guard = (at, at + 1);
+        }
     }
+    let commit = Commit {
+        expected: view.v.clone(),
+        guard,
+        change: d.change.as_ref().zip(change).map(|(c, json)| NewState {
+            version,
+            seq: c.auction.state.seq,
+            json,
+        }),
+        entry,
+        last: d
+            .change
+            .as_ref()
+            .is_some_and(|c| c.auction.state.closing.is_some()),
+        record: key.zip(record).map(|(key, json)| Record {
+            key,
+            json,
+            replaces: None,
+        }),
+        spec: None,
+        marked,
+    };
+    Plan::Commit { commit, next }
 }
 
 /// What to do with a job whose commit found the auction moved: decided again on the state
-/// and clock the script returned. `None` when it must be proposed again.
+/// and clock the script returned. `None` when it was answered.
 fn after_move(core: &Core, p: Pending, a: &Auction, clock: Millis) -> Option<Work> {
-    let again = |p: Pending| Some(Work::Decide(p));
+    let d = decide(&p.job.op, a, clock);
+    if d.change.is_some() {
+        return Some(Work::Decide(p));
+    }
     match &p.job.op {
         Op::Bid {
             request_id, req, ..
         } => {
-            let decision = rules::place_bid(a, req, clock);
-            if decision.change.is_some() {
-                return again(p);
-            }
-            let reply = BidReply {
-                outcome: decision.outcome,
-                auction: for_requester(a.clone(), &req.bidder.id),
-            };
+            let reply = d.reply.expect("a bid decision has a reply");
             if a.state.closing.is_some() {
                 // Like the memory engine, a rejection on a closed auction is not remembered.
                 p.answer(Ok(Done::Bid(reply)));
@@ -387,34 +534,18 @@ fn after_move(core: &Core, p: Pending, a: &Auction, clock: Millis) -> Option<Wor
                 reply: Box::new(reply),
             })
         }
-        Op::Admin { action, by } => match admin(a, *action, clock, by) {
-            Err(r) => {
-                p.answer(Ok(Done::Admin(Err(r))));
-                None
-            }
-            Ok(_) => again(p),
-        },
-        Op::Advance => match transition(a, clock) {
-            None => {
-                p.answer(Ok(Done::Idle {
-                    next: deadline_of(a),
-                }));
-                None
-            }
-            Some(_) => again(p),
-        },
+        Op::Admin { .. } => {
+            let r = d.admin.expect("an admin decision has an outcome");
+            p.answer(Ok(Done::Admin(r.map(|()| a.clone()))));
+            None
+        }
+        Op::Advance => {
+            p.answer(Ok(Done::Idle {
+                next: deadline_of(a),
+            }));
+            None
+        }
     }
-}
-
-fn admin(a: &Auction, action: AdminAction, at: Millis, by: &str) -> Result<Change, Rejection> {
-    match action {
-        AdminAction::Cancel => rules::cancel(a, at, by),
-        AdminAction::EndEarly => rules::end_early(a, at, by),
-    }
-}
-
-fn transition(a: &Auction, at: Millis) -> Option<Change> {
-    rules::open_if_due(a, at).or_else(|| rules::close_if_due(a, at))
 }
 
 /// The next start or end `advance` acts on.
@@ -434,36 +565,12 @@ fn record_json(reply: &BidReply) -> String {
     .to_json()
 }
 
-/// The commit of a decision on `a` at `at` (no change: only the compare and the clock).
-pub(super) fn commit_of(
-    a: &Auction,
-    at: Millis,
-    change: Option<&Change>,
-    bid: Option<String>,
-    req: Option<RequestId>,
-) -> Commit {
-    let mut commit = Commit {
-        expected_seq: a.state.seq,
-        at,
-        ..Commit::default()
-    };
-    if let Some(c) = change {
-        let wire = WireChange::new(c, at, bid, req);
-        commit.change = Some((c.auction.state.seq, wire.to_json()));
-        if let Event::Bid { entry, .. } = &c.event {
-            commit.entry = Some(serde_json::to_string(entry).expect("an entry always encodes"));
-        }
-        commit.last = c.auction.state.closing.is_some();
-    }
-    commit
-}
-
 /// Sends a batch's calls as one pipeline and settles each; returns the work to redo.
 async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
+    let script_now = core.clock.script_now();
     let settings = CallSettings {
         keys: &core.keys,
-        script_now: &core.clock.script_now(),
-        max_lead: core.clock.max_lead,
+        script_now: &script_now,
         ttl_secs: core.config.request_ttl.as_secs(),
         group: DRAIN_GROUP,
     };
@@ -499,11 +606,11 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
     let replies = match replies {
         Ok(r) if r.len() == steps.len() => r,
         Ok(r) => {
-            let e = EngineError::Internal(Cause::msg(format!(
+            let e = internal(format!(
                 "pipeline of {} calls answered {}",
                 steps.len(),
                 r.len()
-            )));
+            ));
             for step in steps {
                 fail(core, step, |_| e.clone());
             }
@@ -596,110 +703,111 @@ fn settle(core: &Core, step: Step, value: Value, again: &mut Vec<Work>) {
         Step::Commit {
             p,
             commit,
-            answer,
-            change,
+            view,
             estimate,
         } => {
-            let out: Vec<String> = match redis::from_redis_value(value) {
-                Ok(out) => out,
-                Err(e) => return p.answer(Err(internal(e))),
-            };
-            let reply = match ScriptReply::parse(&out) {
-                Ok(r) => r,
-                Err(e) => return p.answer(Err(internal(e))),
-            };
+            let reply = redis::from_redis_value::<Vec<String>>(value)
+                .map_err(internal)
+                .and_then(|out| ScriptReply::parse(&out).map_err(internal));
             match reply {
-                ScriptReply::Committed { time } => {
-                    metrics::counter!("gavel_redis_commits_total", "result" => "committed")
-                        .increment(1);
-                    core.clock.observe(estimate, time);
-                    match &change {
-                        Some(c) => core.remember(&c.auction, commit.at),
-                        None => {
-                            if let Some(mut cached) = core.cached(&p.job.id) {
-                                cached.t = commit.at;
-                                core.remember(&cached.auction, commit.at);
-                            }
-                        }
-                    }
-                    p.answer(Ok(answer));
-                }
-                ScriptReply::Moved {
-                    seq,
-                    last,
-                    clock,
-                    time,
-                } => {
-                    metrics::counter!("gavel_redis_commits_total", "result" => "moved")
-                        .increment(1);
-                    core.clock.observe(estimate, time);
-                    if commit.at > clock + core.clock.max_lead {
-                        // This node's estimate ran too far ahead (Redis TIME stepped back?).
-                        core.clock.reset(Instant::now(), time);
-                    }
-                    let (Some(_), Some(last)) = (seq, last) else {
-                        core.forget(&p.job.id);
-                        return p.answer(Ok(Done::Missing));
-                    };
-                    let Some(view) = core.cached(&p.job.id) else {
-                        return retry(p, again);
-                    };
-                    let current = Auction {
-                        id: p.job.id.clone(),
-                        spec: view.auction.spec.clone(),
-                        state: last.state,
-                    };
-                    core.remember(&current, clock);
-                    if let Some(w) = after_move(core, p, &current, clock) {
-                        match w {
-                            Work::Decide(p) => retry(p, again),
-                            record => again.push(record),
-                        }
-                    }
-                }
-                ScriptReply::Repeat { record, last } => {
-                    metrics::counter!("gavel_redis_commits_total", "result" => "repeat")
-                        .increment(1);
-                    let Some(view) = core.cached(&p.job.id) else {
-                        return retry(p, again);
-                    };
-                    let current = last.map(|l| Auction {
-                        id: p.job.id.clone(),
-                        spec: view.auction.spec.clone(),
-                        state: l.state,
-                    });
-                    if let Some(c) = &current {
-                        core.remember(c, 0);
-                    }
-                    let done = repeat(&p.job, &view.auction, &record, current.as_ref());
-                    p.answer(done);
-                }
+                Ok(r) => settle_commit(core, p, commit, view, estimate, r, again),
+                Err(e) => p.answer(Err(e)),
             }
         }
         Step::Lookup { p, auction, .. } => {
-            let record: Option<String> = match redis::from_redis_value(value) {
-                Ok(r) => r,
-                Err(e) => return p.answer(Err(internal(e))),
-            };
-            let done = match record {
-                Some(record) => repeat(&p.job, &auction, &record, Some(&auction)),
-                None => Ok(closed_reply(&p.job, &auction)),
+            let done = match redis::from_redis_value::<Option<String>>(value) {
+                Ok(Some(record)) => repeat(&p.job, &auction, &record, Some(&auction)),
+                Ok(None) => Ok(closed_reply(&p.job, &auction)),
+                Err(e) => Err(internal(e)),
             };
             p.answer(done);
         }
         Step::Record { p, reply, .. } => {
-            let first: Option<String> = match redis::from_redis_value(value) {
-                Ok(r) => r,
-                Err(e) => return p.answer(Err(internal(e))),
+            let done = match redis::from_redis_value::<Option<String>>(value) {
+                Ok(None) => Ok(Done::Bid(*reply)),
+                Ok(Some(first)) => repeat(&p.job, &reply.auction, &first, None),
+                Err(e) => Err(internal(e)),
             };
-            match first {
-                None => p.answer(Ok(Done::Bid(*reply))),
-                Some(first) => {
-                    let current = reply.auction.clone();
-                    let done = repeat(&p.job, &current, &first, None);
-                    p.answer(done);
+            p.answer(done);
+        }
+    }
+}
+
+fn settle_commit(
+    core: &Core,
+    p: Pending,
+    commit: Commit,
+    view: Auction,
+    estimate: Millis,
+    reply: ScriptReply,
+    again: &mut Vec<Work>,
+) {
+    match reply {
+        ScriptReply::Committed { clock } => {
+            metrics::counter!("gavel_redis_commits_total", "result" => "committed").increment(1);
+            core.clock.observe(estimate, clock);
+            // The decision at the clock it ran at: the one committed, by the guard.
+            let d = decide(&p.job.op, &view, clock);
+            if d.change.is_some() != commit.change.is_some() {
+                tracing::error!(auction = %p.job.id, clock, guard = ?commit.guard, "a decision changed inside its guard");
+            }
+            match (&d.change, &commit.change) {
+                (Some(c), Some(new)) => core.remember(&c.auction, &new.version, clock),
+                _ => core.touch(&p.job.id, clock),
+            }
+            let done = match p.job.op {
+                Op::Bid { .. } => Done::Bid(d.reply.expect("a bid decision has a reply")),
+                Op::Admin { .. } => Done::Admin(match (d.admin, d.change) {
+                    (Some(Err(r)), _) => Err(r),
+                    (_, Some(c)) => Ok(c.auction),
+                    _ => Err(Rejection::Closed),
+                }),
+                Op::Advance => match d.change {
+                    Some(c) => Done::Advanced(Arc::new(c)),
+                    None => Done::Idle {
+                        next: deadline_of(&view),
+                    },
+                },
+            };
+            p.answer(Ok(done));
+        }
+        ScriptReply::Moved {
+            version,
+            last,
+            clock,
+        } => {
+            metrics::counter!("gavel_redis_commits_total", "result" => "moved").increment(1);
+            core.clock.observe(estimate, clock);
+            let (Some(version), Some(last)) = (version, last) else {
+                core.forget(&p.job.id);
+                return p.answer(Ok(Done::Missing));
+            };
+            let current = Auction {
+                id: p.job.id.clone(),
+                spec: view.spec.clone(),
+                state: last.state,
+            };
+            core.remember(&current, &version, clock);
+            if let Some(w) = after_move(core, p, &current, clock) {
+                match w {
+                    Work::Decide(p) => retry(p, again),
+                    record => again.push(record),
                 }
             }
+        }
+        ScriptReply::Repeat { record, last } => {
+            metrics::counter!("gavel_redis_commits_total", "result" => "repeat").increment(1);
+            let current = last.map(|l| {
+                let a = Auction {
+                    id: p.job.id.clone(),
+                    spec: view.spec.clone(),
+                    state: l.state,
+                };
+                core.remember(&a, &l.v, l.t);
+                a
+            });
+            let done = repeat(&p.job, &view, &record, current.as_ref());
+            p.answer(done);
         }
     }
 }

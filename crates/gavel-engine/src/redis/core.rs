@@ -30,6 +30,8 @@ const STATE_CACHE: usize = 50_000;
 #[derive(Clone, Debug)]
 pub(super) struct Cached {
     pub auction: Auction,
+    /// The state's version (what a commit on it expects).
+    pub v: String,
     pub t: Millis,
 }
 
@@ -49,6 +51,9 @@ pub(crate) struct Core {
     hasher: std::collections::hash_map::RandomState,
     /// Auctions this node's watchers asked for (resynced after a Pub/Sub reconnect).
     pub watched: Mutex<HashSet<AuctionId>>,
+    /// Random per process: versions from different nodes never collide.
+    node_tag: String,
+    versions: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -76,6 +81,8 @@ impl Core {
                 .collect(),
             hasher: Default::default(),
             watched: Mutex::new(HashSet::new()),
+            node_tag: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            versions: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -89,11 +96,12 @@ impl Core {
     }
 
     /// Takes a newer state (by `seq`) and a later clock; never moves either back.
-    pub(super) fn remember(&self, auction: &Auction, t: Millis) {
+    pub(super) fn remember(&self, auction: &Auction, version: &str, t: Millis) {
         let mut states = self.states[self.shard_of(&auction.id)].lock();
         if let Some(c) = states.get_mut(&auction.id) {
             if auction.state.seq > c.auction.state.seq {
                 c.auction = auction.clone();
+                c.v = version.to_string();
             }
             c.t = c.t.max(t);
             return;
@@ -105,9 +113,25 @@ impl Core {
             auction.id.clone(),
             Cached {
                 auction: auction.clone(),
+                v: version.to_string(),
                 t,
             },
         );
+    }
+
+    /// The auction's clock has reached `t` (a commit that changed nothing).
+    pub(super) fn touch(&self, id: &AuctionId, t: Millis) {
+        if let Some(c) = self.states[self.shard_of(id)].lock().get_mut(id) {
+            c.t = c.t.max(t);
+        }
+    }
+
+    /// A new state version, unique across nodes.
+    pub(super) fn new_version(&self) -> String {
+        let n = self
+            .versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}.{n:x}", self.node_tag)
     }
 
     /// Drops this node's copy (after a call whose outcome is unknown).
@@ -154,7 +178,7 @@ impl Core {
             EngineError::Internal(Cause::msg(format!("change of unknown auction {id}")))
         })?;
         let decoded = wire.decode(&spec);
-        self.remember(&decoded.change.auction, decoded.at);
+        self.remember(&decoded.change.auction, &decoded.version, decoded.at);
         Ok(decoded)
     }
 
@@ -183,21 +207,21 @@ impl Core {
                 let (Some(spec), Some(last)) = (spec, last) else {
                     return Ok(None);
                 };
-                let auction = self.decode_stored(id, &spec, &last)?;
+                let (auction, v) = self.decode_stored(id, &spec, &last)?;
                 let t = t.and_then(|t| t.parse().ok()).unwrap_or(0);
-                self.remember(&auction, t);
-                Ok(Some(Cached { auction, t }))
+                self.remember(&auction, &v, t);
+                Ok(Some(Cached { auction, v, t }))
             })
             .collect())
     }
 
-    /// An auction from its stored `spec` and `last` fields.
+    /// An auction and its version from its stored `spec` and `last` fields.
     pub(super) fn decode_stored(
         &self,
         id: &AuctionId,
         spec: &str,
         last: &str,
-    ) -> Result<Auction, EngineError> {
+    ) -> Result<(Auction, String), EngineError> {
         // A separate statement: the read guard must be gone before `cache_spec` writes.
         let cached = self.specs.read().get(id).cloned();
         let spec = match cached {
@@ -212,11 +236,14 @@ impl Core {
         if &last.id != id {
             return Err(corrupt(id, "last change", format!("names {}", last.id)));
         }
-        Ok(Auction {
-            id: id.clone(),
-            spec,
-            state: last.state,
-        })
+        Ok((
+            Auction {
+                id: id.clone(),
+                spec,
+                state: last.state,
+            },
+            last.v,
+        ))
     }
 }
 

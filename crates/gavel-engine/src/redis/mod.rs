@@ -4,7 +4,7 @@
 //! proxy steps and soft-close extension, buy-now, opening and closing, admin actions,
 //! creation) with the same pure rules as the memory engine (`gavel_core::rules`), on its own
 //! copy of the auction, then commits the decision with `scripts/commit.lua`: a generic
-//! compare-and-swap that checks the auction's `seq` and the authority's clock and, if both
+//! compare-and-swap that checks the auction's version and the authority's clock and, if both
 //! hold, writes the new state, appends the change to the auction's change log (a stream
 //! drained into PostgreSQL), pushes the history entry, records the reply under the
 //! request's idempotency key and publishes the change, in one atomic step. If something
@@ -12,11 +12,12 @@
 //! again. No auction rule is written in Lua (`tests/redis_scripts.rs` keeps it that way).
 //!
 //! Time: the authority is Redis `TIME`, made monotonic per auction (`max(TIME, t)`, `t`
-//! being the auction's last decision time). A change's linearization point is the
-//! script's execution, and its time is the one the node proposed, which the script only
-//! accepts within `[clock, clock + max_lead]` (see `authority.rs`): a decision made just
-//! before an auction's end that reaches Redis after it is refused and decided again, as
-//! `closed`.
+//! being the auction's last clock). A change's linearization point is the script's
+//! execution and its time is that clock: the node sends, with its decision, the interval
+//! of clocks in which the decision holds and marks the numbers that move with the clock
+//! (`guard.rs`); the script refuses a clock outside the interval and writes its clock in.
+//! A decision made just before an auction's end that reaches Redis after it is refused
+//! and decided again, as `closed`.
 //!
 //! A reply is released when the script has returned. A call cut mid-way has an unknown
 //! outcome; the idempotency record makes a retry with the same request id safe, on any
@@ -25,15 +26,17 @@
 //!
 //! Layout: `keys.rs` (per-auction keys under one hash tag), `wire.rs` (what is stored and
 //! published), `commit.rs` (one call of the script), `committer.rs` (deciding and
-//! committing, batched per shard), `core.rs` (what the parts share, this node's copies of
-//! the auctions), `authority.rs` (the clock), `feed.rs` (one Pub/Sub pattern subscription
-//! per node), `log.rs` (what the drainer reads).
+//! committing, batched per shard), `guard.rs` (where a decision holds in time, and the
+//! clock markers), `core.rs` (what the parts share, this node's copies of the auctions),
+//! `authority.rs` (the node's estimate of the clock), `feed.rs` (one Pub/Sub pattern
+//! subscription per node), `log.rs` (what the drainer reads).
 
 mod authority;
 mod commit;
 mod committer;
 mod core;
 mod feed;
+mod guard;
 pub mod keys;
 pub mod log;
 pub mod wire;
@@ -45,7 +48,7 @@ use self::core::Core;
 use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
 use authority::{AuthorityClock, Source};
-use commit::{CallSettings, ScriptReply};
+use commit::{CallSettings, Commit, NewState, ScriptReply};
 use committer::{Done, Job, Op};
 use gavel_core::{
     Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection, RequestId,
@@ -77,9 +80,6 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// How long a request's first reply is kept for repeats.
     pub request_ttl: Duration,
-    /// How far a decision's time may run ahead of an auction's clock (Redis `TIME`, kept
-    /// monotonic): bounds how early a node with a wrong clock can end an auction.
-    pub max_lead: Duration,
     /// Committer shards: each has at most one pipeline of commits in flight.
     pub shards: usize,
 }
@@ -93,7 +93,6 @@ impl RedisConfig {
             estimate_clock: None,
             response_timeout: Duration::from_secs(5),
             request_ttl: Duration::from_secs(24 * 3600),
-            max_lead: Duration::from_millis(100),
             shards: 4,
         }
     }
@@ -205,7 +204,7 @@ impl RedisEngine {
             (None, Some(c)) => Source::Pinned(c.clone()),
             (None, None) => Source::Redis,
         };
-        let clock = AuthorityClock::new(source, config.max_lead.as_millis().max(2) as i64);
+        let clock = AuthorityClock::new(source);
         let shards = config.shards.max(1);
         let core = Arc::new(Core::new(client, cmd, commits, keys, clock, config, shards));
         sync_clock(&core).await?;
@@ -393,13 +392,6 @@ async fn clock_sync(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn outcome_label(outcome: &Result<(), Rejection>) -> &'static str {
-    match outcome {
-        Ok(()) => "accepted",
-        Err(r) => r.code(),
-    }
-}
-
 #[async_trait]
 impl Engine for RedisEngine {
     async fn create_auction(&self, auction: Auction) -> Result<Auction, EngineError> {
@@ -443,57 +435,45 @@ impl Engine for RedisEngine {
         let settings = CallSettings {
             keys: &core.keys,
             script_now: &script_now,
-            max_lead: core.clock.max_lead,
             ttl_secs: core.config.request_ttl.as_secs(),
             group: DRAIN_GROUP,
         };
-        // Creation is a commit like any other, expecting no auction (seq 0). Only the
-        // clock can refuse it more than once, and only while the estimate is learning.
-        let mut floor = 0;
-        for _ in 0..4 {
-            let estimate = core.clock.estimate();
-            let at = core.clock.propose(floor);
-            let mut commit = committer::commit_of(&auction, at, Some(&created), None, None);
-            commit.expected_seq = 0;
-            commit.spec = Some(spec.clone());
-            let (keys, argv) = commit.args(id, &settings);
-            let out: Vec<String> = core
-                .commit
-                .key(keys)
-                .arg(argv)
-                .invoke_async(&mut core.commits.clone())
-                .await
-                .map_err(map_write_err)?;
-            match ScriptReply::parse(&out).map_err(internal)? {
-                ScriptReply::Committed { time } => {
-                    core.clock.observe(estimate, time);
-                    core.cache_spec(id, auction.spec.clone());
-                    core.remember(&auction, at);
-                    return Ok(auction);
-                }
-                ScriptReply::Moved { seq: Some(_), .. } => {
-                    return Err(EngineError::AlreadyExists(auction.id))
-                }
-                ScriptReply::Moved {
-                    seq: None,
-                    clock,
-                    time,
-                    ..
-                } => {
-                    core.clock.observe(estimate, time);
-                    if at > clock + core.clock.max_lead {
-                        core.clock.reset(Instant::now(), time);
-                    }
-                    floor = clock;
-                }
-                ScriptReply::Repeat { .. } => {
-                    return Err(internal("creation answered as a repeated request"))
-                }
+        // Creation is a commit like any other, expecting no auction (an empty version),
+        // at any clock; the change's time is the clock it ran at.
+        let version = core.new_version();
+        let at = core.clock.propose(0);
+        let mut json = WireChange::new(&created, &version, at, None, None).to_json();
+        let other = WireChange::new(&created, &version, at + 1, None, None).to_json();
+        json = guard::template(&json, at, &other, at + 1).map_err(|e| internal(e.0))?;
+        let commit = Commit {
+            expected: String::new(),
+            guard: (0, guard::LIMIT),
+            change: Some(NewState {
+                version: version.clone(),
+                seq: auction.state.seq,
+                json,
+            }),
+            spec: Some(spec),
+            marked: true,
+            ..Commit::default()
+        };
+        let (keys, argv) = commit.args(id, &settings);
+        let out: Vec<String> = core
+            .commit
+            .key(keys)
+            .arg(argv)
+            .invoke_async(&mut core.commits.clone())
+            .await
+            .map_err(map_write_err)?;
+        match ScriptReply::parse(&out).map_err(internal)? {
+            ScriptReply::Committed { clock } => {
+                core.cache_spec(id, auction.spec.clone());
+                core.remember(&auction, &version, clock);
+                Ok(auction)
             }
+            ScriptReply::Moved { .. } => Err(EngineError::AlreadyExists(auction.id)),
+            ScriptReply::Repeat { .. } => Err(internal("creation answered as a repeated request")),
         }
-        Err(EngineError::Unavailable(Cause::msg(
-            "could not agree on the time with Redis; nothing was created",
-        )))
     }
 
     async fn place_bid(
@@ -512,7 +492,7 @@ impl Engine for RedisEngine {
             Done::Missing => return Err(EngineError::NotFound),
             other => return Err(internal(format!("a bid was answered {other:?}"))),
         };
-        metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
+        metrics::counter!("gavel_bids_total", "outcome" => gavel_core::outcome_code(&reply.outcome))
             .increment(1);
         Ok(reply)
     }
@@ -535,7 +515,7 @@ impl Engine for RedisEngine {
         let (Some(record), Some(spec), Some(last)) = (record, spec, last) else {
             return Ok(None);
         };
-        let current = core.decode_stored(id, &spec, &last)?;
+        let (current, _) = core.decode_stored(id, &spec, &last)?;
         let stored = wire::WireReply::parse(&record).map_err(internal)?;
         if stored.outcome.is_some() && current.state.closing.is_some() {
             // As `place_bid` (and the memory engine): once the auction's closing is
@@ -563,8 +543,8 @@ impl Engine for RedisEngine {
         let (Some(spec), Some(last)) = (spec, last) else {
             return Ok(None);
         };
-        let auction = core.decode_stored(id, &spec, &last)?;
-        core.remember(&auction, 0);
+        let (auction, version) = core.decode_stored(id, &spec, &last)?;
+        core.remember(&auction, &version, 0);
         Ok(Some(auction))
     }
 
@@ -594,7 +574,7 @@ impl Engine for RedisEngine {
             for (id, row) in parsed.iter().zip(rows) {
                 if let (Some(spec), Some(last)) = row {
                     match core.decode_stored(id, &spec, &last) {
-                        Ok(a) => out.push(a),
+                        Ok((a, _)) => out.push(a),
                         Err(e) => {
                             // One unreadable auction must not take the listing (and every
                             // lobby) down with it.

@@ -27,7 +27,10 @@ fn bad(what: impl std::fmt::Display) -> WireError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireChange {
     pub id: AuctionId,
-    /// The auction's clock when the change was decided (see `docs/distributed.md`, Time).
+    /// The state's version: unique per committed change, what the commit script compares
+    /// (`seq` alone is not: two nodes may each propose their own `seq + 1`).
+    pub v: String,
+    /// The auction's clock when the change was committed (see `docs/distributed.md`, Time).
     pub t: Millis,
     pub event: Event,
     /// The full new state, the leader's proxy maximum included (nodes are trusted; the
@@ -49,12 +52,21 @@ pub struct DecodedChange {
     pub request_id: Option<RequestId>,
     /// The auction's clock at the change.
     pub at: Millis,
+    /// The state's version.
+    pub version: String,
 }
 
 impl WireChange {
-    pub fn new(change: &Change, at: Millis, bid: Option<String>, req: Option<RequestId>) -> Self {
+    pub fn new(
+        change: &Change,
+        version: &str,
+        at: Millis,
+        bid: Option<String>,
+        req: Option<RequestId>,
+    ) -> Self {
         WireChange {
             id: change.auction.id.clone(),
+            v: version.to_string(),
             t: at,
             event: change.event.clone(),
             state: change.auction.state.clone(),
@@ -85,6 +97,7 @@ impl WireChange {
             bid_id: self.bid,
             request_id: self.req,
             at: self.t,
+            version: self.v,
         }
     }
 }
@@ -205,7 +218,7 @@ mod tests {
                 extended: true,
             },
         };
-        let json = WireChange::new(&change, i64::MAX, Some("b".into()), None).to_json();
+        let json = WireChange::new(&change, "n.1", i64::MAX, Some("b".into()), None).to_json();
         assert!(json.contains("9223372036854775807"), "{json}");
         let back = WireChange::parse(&json).unwrap().decode(&a.spec);
         assert_eq!(back.change, change);
