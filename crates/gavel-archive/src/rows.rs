@@ -5,9 +5,7 @@
 //! it before the blocking database work also keeps serialization off the writer's lock.
 
 use crate::{ArchiveError, ArchivedChange};
-use gavel_core::{
-    Auction, AuctionId, BidEntry, Bidder, BidderId, CloseReason, EntryKind, Event, Money,
-};
+use gavel_core::{Auction, AuctionId, BidEntry, Bidder, BidderId, Event, Money};
 use std::collections::HashMap;
 
 /// The `auctions` row: spec and latest state as JSON, plus the columns queries need.
@@ -82,7 +80,7 @@ impl BatchRows {
                 rows.results.push(ResultRow {
                     auction_id: a.id.to_string(),
                     seq: to_i64(a.state.seq)?,
-                    reason: close_reason_str(closing.reason),
+                    reason: closing.reason.as_str(),
                     winner_id: closing.winner.as_ref().map(|w| w.id.to_string()),
                     winner_name: closing.winner.as_ref().map(|w| w.name.to_string()),
                     final_price: closing.final_price.map(Money::minor_units),
@@ -129,7 +127,7 @@ fn bid_row(change: &ArchivedChange, entry: &BidEntry) -> Result<BidRow, ArchiveE
         bidder_id: entry.bidder.id.to_string(),
         bidder_name: entry.bidder.name.to_string(),
         amount: entry.amount.minor_units(),
-        kind: entry_kind_str(entry.kind),
+        kind: entry.kind.as_str(),
         placed_at: entry.at,
         request_id: change.request_id.as_ref().map(|r| r.to_string()),
     })
@@ -143,32 +141,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String, ArchiveError> {
 /// A `seq` as the SQL integer type. Sequence numbers never come near `i64::MAX`.
 pub(crate) fn to_i64(seq: u64) -> Result<i64, ArchiveError> {
     i64::try_from(seq).map_err(|_| ArchiveError::Storage(format!("seq {seq} is out of range")))
-}
-
-pub(crate) fn entry_kind_str(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Bid => "bid",
-        EntryKind::Auto => "auto",
-        EntryKind::BuyNow => "buy_now",
-    }
-}
-
-fn parse_entry_kind(s: &str) -> Option<EntryKind> {
-    Some(match s {
-        "bid" => EntryKind::Bid,
-        "auto" => EntryKind::Auto,
-        "buy_now" => EntryKind::BuyNow,
-        _ => return None,
-    })
-}
-
-pub(crate) fn close_reason_str(reason: CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Ended => "ended",
-        CloseReason::BuyNow => "buy_now",
-        CloseReason::EndedEarly => "ended_early",
-        CloseReason::Cancelled => "cancelled",
-    }
 }
 
 /// Rebuilds an auction from its stored id, spec JSON and state JSON.
@@ -204,7 +176,7 @@ impl StoredBid {
                 name: self.bidder_name.into(),
             },
             amount: Money::new(self.amount).map_err(|_| corrupt("amount"))?,
-            kind: parse_entry_kind(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            kind: self.kind.parse().map_err(|_| corrupt("kind"))?,
             at: self.placed_at,
         })
     }
@@ -214,6 +186,7 @@ impl StoredBid {
 mod tests {
     use super::*;
     use crate::conformance::fixture::Fixture;
+    use gavel_core::EntryKind;
 
     #[test]
     fn only_the_newest_state_of_each_auction_is_written() {
@@ -259,19 +232,27 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_kind_and_close_reason_reads_back() {
-        for kind in [EntryKind::Bid, EntryKind::Auto, EntryKind::BuyNow] {
-            assert_eq!(parse_entry_kind(entry_kind_str(kind)), Some(kind));
+    fn a_stored_bid_reads_back_its_kind_and_refuses_an_unknown_one() {
+        for kind in EntryKind::ALL {
+            let bid = StoredBid {
+                seq: 3,
+                bidder_id: "alice".into(),
+                bidder_name: "Alice".into(),
+                amount: 100,
+                kind: kind.as_str().into(),
+                placed_at: 0,
+            };
+            assert_eq!(bid.decode().unwrap().kind, *kind);
         }
-        for reason in [
-            CloseReason::Ended,
-            CloseReason::BuyNow,
-            CloseReason::EndedEarly,
-            CloseReason::Cancelled,
-        ] {
-            let json = serde_json::to_string(&reason).unwrap();
-            assert_eq!(json, format!("\"{}\"", close_reason_str(reason)));
-        }
+        let bid = StoredBid {
+            seq: 3,
+            bidder_id: "alice".into(),
+            bidder_name: "Alice".into(),
+            amount: 100,
+            kind: "proxy".into(),
+            placed_at: 0,
+        };
+        assert!(matches!(bid.decode(), Err(ArchiveError::Corrupt(_))));
     }
 
     #[test]

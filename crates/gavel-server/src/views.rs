@@ -1,8 +1,7 @@
 //! Converts the rules' types into wire types, hiding what only the leader may see.
 
 use gavel_core::{
-    buy_now_available, Auction, BidEntry, Bidder, CloseReason, EntryKind, IncrementPolicy, Millis,
-    Rejection, Status,
+    buy_now_available, Auction, BidEntry, Bidder, IncrementPolicy, Millis, Rejection, Status,
 };
 use gavel_protocol::{
     AuctionView, BidView, Closed, ClosingView, IncrementBandView, SoftCloseView, Update, UserRef,
@@ -15,29 +14,12 @@ pub fn user_ref(b: &Bidder) -> UserRef {
     }
 }
 
-pub fn reason_str(r: CloseReason) -> &'static str {
-    match r {
-        CloseReason::Ended => "ended",
-        CloseReason::BuyNow => "buy_now",
-        CloseReason::EndedEarly => "ended_early",
-        CloseReason::Cancelled => "cancelled",
-    }
-}
-
-fn entry_kind_str(k: EntryKind) -> &'static str {
-    match k {
-        EntryKind::Bid => "bid",
-        EntryKind::Auto => "auto",
-        EntryKind::BuyNow => "buy_now",
-    }
-}
-
 pub fn bid_view(e: &BidEntry) -> BidView {
     BidView {
         seq: e.seq,
         bidder: user_ref(&e.bidder),
         amount: e.amount.minor_units(),
-        kind: entry_kind_str(e.kind).into(),
+        kind: e.kind.as_str().into(),
         at: e.at,
     }
 }
@@ -89,7 +71,7 @@ pub fn auction_view(a: &Auction, now: Millis, viewer: Option<&str>) -> AuctionVi
             max_extension_ms: sc.max_extension_ms,
         }),
         closing: s.closing.as_ref().map(|c| ClosingView {
-            reason: reason_str(c.reason).into(),
+            reason: c.reason.as_str().into(),
             closed_at: c.closed_at,
             winner: c.winner.as_ref().map(user_ref),
             final_price: c.final_price.map(|p| p.minor_units()),
@@ -153,7 +135,7 @@ pub fn closed(a: &Auction) -> Option<Closed> {
     Some(Closed {
         auction_id: a.id.to_string(),
         seq: a.state.seq,
-        reason: reason_str(c.reason).into(),
+        reason: c.reason.as_str().into(),
         winner: c.winner.as_ref().map(user_ref),
         final_price: c.final_price.map(|p| p.minor_units()),
         closed_at: c.closed_at,

@@ -8,4 +8,5 @@ mod closing;
 mod durability;
 mod http_api;
 mod slow_consumers;
+mod strict_input;
 mod websocket;
