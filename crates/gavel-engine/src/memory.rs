@@ -524,6 +524,30 @@ impl Engine for MemoryEngine {
         Ok(reply)
     }
 
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<BidReply>, EngineError> {
+        let slot = match self.slot(id) {
+            Ok(slot) => slot,
+            Err(EngineError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let stored = slot
+            .live
+            .lock()
+            .requests
+            .get(&(bidder.clone(), request_id.clone()))
+            .cloned();
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        self.wait_durable(&slot, stored.decided_at).await?;
+        Ok(Some(stored.reply.clone()))
+    }
+
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
         Ok(self
             .inner
