@@ -605,7 +605,11 @@ fn an_accepted_request_later_answered_closed_is_decided_twice() {
         &report,
         ViolationKind::DecidedTwice,
         &[a, r],
-        &["answered accepted at seq 2", "then closed at seq 3", "must keep its answer"],
+        &[
+            "answered accepted at seq 2",
+            "then closed at seq 3",
+            "must keep its answer",
+        ],
     );
 }
 
