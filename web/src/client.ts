@@ -584,6 +584,14 @@ export class GavelClient {
           void this.refresh();
           return;
         }
+        if (m.request_id && m.code === "unauthorized" && this.state.session) {
+          // A bid that reached a socket whose token had just expired (or was not accepted):
+          // nothing was decided. Hold it for a fresh token, as after token_expired.
+          this.awaitingAuth = true;
+          this.holdBid(m.request_id, { queued: true });
+          void this.refresh();
+          return;
+        }
         if (m.request_id && m.code === "outcome_unknown") {
           // It may have been decided: never say lost or placed; ask again with the same id.
           this.holdBid(m.request_id, { uncertain: true, sentAt: Date.now() });
