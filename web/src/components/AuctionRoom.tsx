@@ -331,7 +331,15 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
         </p>
       )}
       {signInHere && s.signInFor && (
-        <div className="signin-inline" role="group" aria-labelledby="signin-bid-title" data-testid="signin-for-bid">
+        <div
+          className="signin-inline"
+          role="group"
+          aria-labelledby="signin-bid-title"
+          data-testid="signin-for-bid"
+          onKeyDown={(e) => {
+            if (e.key === "Escape") client.cancelSignIn();
+          }}
+        >
           <h2 id="signin-bid-title" className="side-title">
             Sign in to bid {formatMoney(s.signInFor.amount, a.currency)}
             {s.signInFor.kind === "max" ? " (maximum)" : ""}
@@ -366,7 +374,7 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
         ))}
       </div>
 
-      <BidOutcome attempt={attempt} auction={a} room={room} />
+      <BidOutcome attempt={attempt} auction={a} room={room} live={live} />
 
       {/* A typed amount is what the user is willing to pay: no expected_seq, so it counts as
           long as it still reaches the minimum (quick bids are relative to the price seen). */}
@@ -379,12 +387,24 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
   );
 }
 
-function BidOutcome({ attempt, auction: a, room }: { attempt: BidAttempt | undefined; auction: AuctionView; room: RoomState }) {
+function BidOutcome({
+  attempt,
+  auction: a,
+  room,
+  live,
+}: {
+  attempt: BidAttempt | undefined;
+  auction: AuctionView;
+  room: RoomState;
+  live: boolean;
+}) {
   const s = useClientState();
   const me = s.session?.user.id ?? null;
   // Only the answer that still describes the auction is shown; an older one gives way to the
-  // standing above ("You are winning" / "You have been outbid").
-  if (!attempt || !answerIsCurrent(attempt, a)) {
+  // standing above ("You are winning" / "You have been outbid"). While the state is not
+  // confirmed, an answer's claims ("your bid leads") may no longer hold: only a bid still
+  // waiting for its answer is shown.
+  if (!attempt || !answerIsCurrent(attempt, a) || (!live && attempt.state === "done")) {
     return <div className="outcome-slot" data-testid="bid-outcome" data-state="none" role="status" aria-live="polite" />;
   }
   const answerSeq = attempt.auction?.seq;
@@ -424,7 +444,15 @@ function ConfirmLarge({
   useEffect(() => ref.current?.focus(), []);
   const steps = Math.floor((amount - a.min_bid) / Math.max(1, a.increment));
   return (
-    <div className="confirm-large" role="alertdialog" aria-labelledby="confirm-large-q" data-testid="confirm-large">
+    <div
+      className="confirm-large"
+      role="alertdialog"
+      aria-labelledby="confirm-large-q"
+      data-testid="confirm-large"
+      onKeyDown={(e) => {
+        if (e.key === "Escape") onCancel();
+      }}
+    >
       <p id="confirm-large-q" className="confirm-q">
         Are you sure? Your {what} of <strong>{formatMoney(amount, a.currency)}</strong> is far above the minimum bid of{" "}
         {formatMoney(a.min_bid, a.currency)} ({steps.toLocaleString("en-US")} increments more).
