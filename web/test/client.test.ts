@@ -224,6 +224,20 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a bid still uncertain when the session ends is never reported as placed or lost", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "outcome_unknown", message: "unknown", request_id: first.request_id });
+    ws().frame({ type: "error", code: "token_expired", message: "expired" });
+    await vi.advanceTimersByTimeAsync(10); // the refresh is refused: 401
+    const shown = c.getState().bids.cam;
+    expect(shown.state).toBe("error");
+    expect(shown.errorCode).toBe("no_answer");
+    c.stop();
+  });
+
   it("when the server does not know the token, still watches, holds bids and renews the session", async () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     c.watchAuction("cam");
