@@ -201,7 +201,9 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
             {st === "won"
               ? "You won this auction!"
               : st === "lost"
-                ? "You did not win this auction."
+                ? a.leader?.id === me && a.has_reserve && finalPrice === null && a.closing?.reason !== "cancelled"
+                  ? "You did not win: your bid was the highest, but below the reserve."
+                  : "You did not win this auction."
                 : st === "winning"
                   ? "You are winning"
                   : "You have been outbid"}
