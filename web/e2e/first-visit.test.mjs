@@ -200,6 +200,16 @@ describe("a first visit", { timeout: 300_000 }, () => {
     }
     assert.deepEqual(await smallTapTargets(page), []);
     await docsShot(page, "phone-room-7-digits", "auction-room-phone");
+    // The checker itself finds a target that is too small.
+    await page.evaluate(() => {
+      const b = document.createElement("button");
+      b.textContent = "tiny";
+      b.style.cssText = "min-height:0;height:30px;padding:0;";
+      b.id = "tiny-probe";
+      document.querySelector('[data-testid="auction-room"]').append(b);
+    });
+    assert.deepEqual(await smallTapTargets(page), [`button "tiny" ${await page.evaluate(() => Math.round(document.getElementById("tiny-probe").getBoundingClientRect().width))}×30`]);
+    await page.evaluate(() => document.getElementById("tiny-probe").remove());
     // The lobby too.
     await page.goto(`${ctx.server.url}/#/`);
     await page.locator(`[data-testid="auction-card"][data-auction-id="${id}"]`).waitFor();
