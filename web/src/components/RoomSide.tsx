@@ -118,7 +118,7 @@ export function Details({ auction: a }: { auction: AuctionView }) {
         {a.soft_close && (
           <>
             <dt>Soft close</dt>
-            <dd>{softCloseRule(a.soft_close)}</dd>
+            <dd>{softCloseRule(a.soft_close, false)}</dd>
           </>
         )}
         <dt>Started</dt>
