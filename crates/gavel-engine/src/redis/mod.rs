@@ -35,6 +35,7 @@ mod authority;
 mod commit;
 mod committer;
 mod core;
+pub mod eviction;
 mod feed;
 mod guard;
 pub mod keys;
@@ -82,6 +83,8 @@ pub struct RedisConfig {
     pub request_ttl: Duration,
     /// Committer shards: each has at most one pipeline of commits in flight.
     pub shards: usize,
+    /// Start even if Redis's `maxmemory-policy` may evict Gavel's keys (see `eviction.rs`).
+    pub allow_eviction: bool,
 }
 
 impl RedisConfig {
@@ -94,6 +97,7 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(5),
             request_ttl: Duration::from_secs(24 * 3600),
             shards: 4,
+            allow_eviction: false,
         }
     }
 }
@@ -198,6 +202,7 @@ impl RedisEngine {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| EngineError::Internal(Cause::msg(format!("invalid Redis URL: {e}"))))?;
         let cmd = connection(&client, Some(config.response_timeout)).await?;
+        eviction::check(&cmd, config.allow_eviction).await?;
         let commits = connection(&client, Some(config.response_timeout)).await?;
         let source = match (&config.test_clock, &config.estimate_clock) {
             (Some(c), _) => Source::Test(c.clone()),
