@@ -62,13 +62,14 @@ if ARGV[1] == '' then
   end
   redis.call('HSET', hash, 'spec', ARGV[15])
 end
-redis.call('HSET', hash, 't', fmt(clock))
 local change
-if ARGV[5] ~= '' then
+if ARGV[5] == '' then
+  redis.call('HSET', hash, 't', fmt(clock))
+else
   change = stamp(ARGV[7])
-  redis.call('HSET', hash, 'v', ARGV[5], 'seq', ARGV[6], 'last', change)
+  redis.call('HSET', hash, 't', fmt(clock), 'v', ARGV[5], 'seq', ARGV[6], 'last', change,
+    'final', ARGV[11])
   redis.call('XADD', KEYS[2], '*', 'c', change)
-  if ARGV[11] == '1' then redis.call('HSET', hash, 'final', '1') end
 end
 if ARGV[8] ~= '' then
   redis.call('LPUSH', KEYS[3], stamp(ARGV[8]))
