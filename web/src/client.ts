@@ -669,6 +669,9 @@ export class GavelClient {
     if (!this.state.lobby.gap || this.lobbyWatchers === 0) return;
     if (Date.now() - this.lobbyResyncAskedAt < RESYNC_RETRY_MS) return;
     this.lobbyResyncAskedAt = Date.now();
+    // A repeated subscribe_lobby is answered with `ok` alone (the server sends the whole
+    // lobby once per subscription): leave and join again to get a fresh one.
+    this.send({ type: "unsubscribe_lobby" });
     this.send({ type: "subscribe_lobby" });
   }
 

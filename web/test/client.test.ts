@@ -131,6 +131,21 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a lobby gap leaves and joins the lobby again (a repeated subscribe_lobby gets only ok)", () => {
+    const c = client(null);
+    const stop = c.watchLobby();
+    ws().hello(null);
+    ws().frame({ type: "lobby", auctions: [view({ seq: 2 })], server_time: Date.now() });
+    ws().sent.length = 0;
+    ws().frame({ type: "update", auction_id: "cam", seq: 4, event: "bid", price: 13000 });
+    expect(ws().sent.map((m) => m.type)).toEqual(["unsubscribe_lobby", "subscribe_lobby"]);
+    ws().frame({ type: "lobby", auctions: [view({ seq: 4, price: 13000 })], server_time: Date.now() });
+    expect(c.getState().lobby.gap).toBe(false);
+    expect(c.getState().lobby.auctions.cam.price).toBe(13000);
+    stop();
+    c.stop();
+  });
+
   it("keeps a bid answered outcome_unknown pending and asks again with the same request id", () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     ws().hello(alice);
