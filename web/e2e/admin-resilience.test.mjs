@@ -21,7 +21,7 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
   before(async () => {
     ctx.server = await startServer("admin-resilience");
     ctx.browser = await launchBrowser();
-    admin = await signIn(ctx.browser, ctx.server, "Auctioneer Ann", { admin: true });
+    admin = await signIn(ctx.browser, ctx.server, "Ann Hammer", { admin: true });
     bob = await signIn(ctx.browser, ctx.server, "Bob", { viewport: { width: 390, height: 844 } });
     alice = await signIn(ctx.browser, ctx.server, "Alice");
     ctx.users.push(admin, bob, alice);

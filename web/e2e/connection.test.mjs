@@ -26,7 +26,8 @@ async function roomLiveness(page) {
     return {
       conn,
       roomLive: room?.getAttribute("data-live"),
-      winning: /You are winning/.test(room?.textContent ?? ""),
+      // "You are winning", or an old answer's "Your bid of $100.00 leads."
+      winning: /You are winning|\bleads\b/.test(room?.textContent ?? ""),
       quickLive: quick.map((b) => b.getAttribute("data-live")),
       quickDisabled: quick.map((b) => b.disabled),
       notice: document.querySelector('[data-testid="live-notice"]')?.textContent ?? null,

@@ -193,6 +193,22 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a bid answered unauthorized (its socket's token just expired) is held, not lost, and sent again after auth", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "unauthorized", message: "no valid token", request_id: first.request_id });
+    expect(c.getState().bids.cam.state).toBe("pending");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().hello(alice);
+    const bids = ws().sent.filter((m) => m.type === "bid");
+    expect(bids).toEqual([first, first]);
+    c.stop();
+  });
+
   it("when the session cannot be renewed, says so and never claims the held bid was placed", async () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     ws().hello(alice);
@@ -205,6 +221,20 @@ describe("GavelClient against a fake server", () => {
     expect(st.sessionProblem).toBe("Your session has expired, Alice. Please sign in again to bid.");
     expect(st.bids.cam.state).toBe("error");
     expect(st.bids.cam.errorCode).toBe("token_expired");
+    c.stop();
+  });
+
+  it("a bid still uncertain when the session ends is never reported as placed or lost", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "outcome_unknown", message: "unknown", request_id: first.request_id });
+    ws().frame({ type: "error", code: "token_expired", message: "expired" });
+    await vi.advanceTimersByTimeAsync(10); // the refresh is refused: 401
+    const shown = c.getState().bids.cam;
+    expect(shown.state).toBe("error");
+    expect(shown.errorCode).toBe("no_answer");
     c.stop();
   });
 

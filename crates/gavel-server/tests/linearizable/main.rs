@@ -57,9 +57,11 @@ async fn run_and_check(nodes: Vec<workload::Node>, admin: &str, skew_ms: i64, ta
     assert!(outcome("stale") > 5, "{tally:?}");
     assert!(tally.retries > 50, "{tally:?}");
     assert!(tally.reads > 100, "{tally:?}");
+    // The soft-close and table auctions always end by the clock; the scheduled one opens by
+    // it unless a bid arrives first, and the buy-now one closes by it unless bought.
     let clock: usize = report.auctions.iter().map(|a| a.clock_changes).sum();
     assert!(
-        clock >= 4,
+        clock >= 2,
         "openings and closings by the clock: {}",
         report.text()
     );
