@@ -4,8 +4,8 @@
 //!
 //! `record_batch` turns the batch into rows with the same mapping as SQLite
 //! (`rows.rs`), then writes all of it with **one** SQL statement: the rows travel as
-//! arrays (`UNNEST($1::text[], …)`) into three data-modifying CTEs (auction upsert, bid
-//! insert, result insert). A single statement is its own transaction, so a batch is
+//! arrays (`UNNEST($1::text[], …)`) into four data-modifying CTEs (auction upsert, bid
+//! insert, result insert, reply insert). A single statement is its own transaction, so a batch is
 //! stored whole or not at all, and costs one round trip and one WAL flush however many
 //! bids it holds. [`ArchiveStats::batches`] counts these statements.
 //!
@@ -27,11 +27,11 @@
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, AuctionRow, BatchRows, StoredBid};
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, StoredBid};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,11 +45,18 @@ struct Migration {
 }
 
 /// Every migration, in order: versions 1, 2, 3, … without gaps.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "replies",
+        sql: include_str!("../migrations/postgres/002_replies.sql"),
+    },
+];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
 const POOL_SIZE: usize = 8;
@@ -68,6 +75,9 @@ WITH a_in AS (
     SELECT * FROM UNNEST($16::text[], $17::int8[], $18::text[], $19::text[], $20::text[],
                          $21::int8[], $22::int8[], $23::text[])
         AS t(auction_id, seq, reason, winner_id, winner_name, final_price, closed_at, by_admin)
+), p_in AS (
+    SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
+        AS t(auction_id, bidder_id, request_id, seq, state)
 ), upserted AS (
     INSERT INTO auctions (id, spec, state, seq, status, ends_at)
     SELECT id, spec::jsonb, state::jsonb, seq, status, ends_at FROM a_in
@@ -91,10 +101,19 @@ WITH a_in AS (
     SELECT * FROM r_in
     ON CONFLICT (auction_id) DO NOTHING
     RETURNING 1
+), replies_in AS (
+    -- The first reply stored for a request stays.
+    INSERT INTO replies (auction_id, bidder_id, request_id, seq, state, stored_at)
+    SELECT auction_id, bidder_id, request_id, seq, state::jsonb,
+           (extract(epoch FROM clock_timestamp()) * 1000)::int8
+      FROM p_in
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM upserted) AS upserted,
        (SELECT count(*) FROM results_in) AS results,
+       (SELECT count(*) FROM replies_in) AS replies,
        (SELECT coalesce(json_agg(json_build_array(b.auction_id, b.seq, s.bid_id, b.bid_id)), '[]')::text
           FROM b_in b JOIN bids s ON s.auction_id = b.auction_id AND s.seq = b.seq
          WHERE s.bid_id <> b.bid_id) AS clashes";
@@ -298,6 +317,12 @@ impl PostgresArchive {
         let r_price: Vec<Option<i64>> = r.iter().map(|x| x.final_price).collect();
         let r_at: Vec<i64> = r.iter().map(|x| x.closed_at).collect();
         let r_by: Vec<Option<&str>> = r.iter().map(|x| x.by_admin.as_deref()).collect();
+        let p = &rows.replies;
+        let p_auction: Vec<&str> = p.iter().map(|x| x.auction_id.as_str()).collect();
+        let p_bidder: Vec<&str> = p.iter().map(|x| x.bidder_id.as_str()).collect();
+        let p_request: Vec<&str> = p.iter().map(|x| x.request_id.as_str()).collect();
+        let p_seq: Vec<i64> = p.iter().map(|x| x.seq).collect();
+        let p_state: Vec<&str> = p.iter().map(|x| x.state.as_str()).collect();
         let stmt = conn.prepare_cached(WRITE_BATCH).await?;
         let row = conn
             .query_one(
@@ -305,7 +330,8 @@ impl PostgresArchive {
                 &[
                     &a_id, &a_spec, &a_state, &a_seq, &a_status, &a_ends, &b_id, &b_auction,
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
-                    &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by,
+                    &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
+                    &p_bidder, &p_request, &p_seq, &p_state,
                 ],
             )
             .await?;
@@ -434,30 +460,38 @@ impl Archive for PostgresArchive {
             .collect()
     }
 
-    async fn recent_requests(
-        &self,
-        id: &AuctionId,
-    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError> {
         let conn = self.pool.get().await.map_err(PgError::from)?;
         let rows = conn
             .query(
-                "SELECT bidder_id, request_id, seq FROM bids
-                 WHERE auction_id = $1 AND request_id IS NOT NULL ORDER BY seq",
-                &[&id.as_str()],
+                "SELECT auction_id, bidder_id, request_id, state::text, stored_at FROM replies
+                 WHERE stored_at >= $1 ORDER BY stored_at, auction_id, seq",
+                &[&since],
             )
             .await
             .map_err(PgError::from)?;
         rows.iter()
-            .map(|r| {
-                let seq: i64 = r.get(2);
-                let corrupt = || ArchiveError::Corrupt(format!("bid at seq {seq} of {id}"));
-                Ok((
-                    BidderId::parse(r.get::<_, String>(0)).map_err(|_| corrupt())?,
-                    RequestId::parse(r.get::<_, String>(1)).map_err(|_| corrupt())?,
-                    u64::try_from(seq).map_err(|_| corrupt())?,
-                ))
-            })
+            .map(|r| decode_reply(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect()
+    }
+
+    async fn reply(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let row = conn
+            .query_opt(
+                "SELECT auction_id, bidder_id, request_id, state::text, stored_at FROM replies
+                 WHERE auction_id = $1 AND bidder_id = $2 AND request_id = $3",
+                &[&id.as_str(), &bidder.as_str(), &request_id.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        row.map(|r| decode_reply(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .transpose()
     }
 
     fn stats(&self) -> ArchiveStats {

@@ -36,10 +36,10 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, AuctionRow, BatchRows, BidRow, StoredBid};
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, StoredBid};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
-use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -204,6 +204,12 @@ const INSERT_RESULT: &str = "\
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (auction_id) DO NOTHING";
 
+/// The first reply stored for a request stays.
+const INSERT_REPLY: &str = "\
+    INSERT INTO replies (auction_id, bidder_id, request_id, seq, state, stored_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT DO NOTHING";
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -281,6 +287,17 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
                 r.by_admin,
             ])?;
         }
+        let mut insert_reply = tx.prepare_cached(INSERT_REPLY)?;
+        for r in &rows.replies {
+            insert_reply.execute(params![
+                r.auction_id,
+                r.bidder_id,
+                r.request_id,
+                r.seq,
+                r.state,
+                created_at
+            ])?;
+        }
     }
     tx.commit()?;
     Ok(inserted)
@@ -304,6 +321,12 @@ fn warn_if_seq_clash(conn: &Connection, bid: &BidRow) -> Result<(), SqliteError>
         );
     }
     Ok(())
+}
+
+type ReplyColumns = (String, String, String, String, i64);
+
+fn reply_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplyColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 #[async_trait]
@@ -407,35 +430,47 @@ impl Archive for SqliteArchive {
         .await
     }
 
-    async fn recent_requests(
-        &self,
-        id: &AuctionId,
-    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
-        let id = id.to_string();
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError> {
         self.run(move |db| {
             db.read(|conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT bidder_id, request_id, seq FROM bids
-                     WHERE auction_id = ?1 AND request_id IS NOT NULL ORDER BY seq",
+                    "SELECT auction_id, bidder_id, request_id, state, stored_at FROM replies
+                     WHERE stored_at >= ?1 ORDER BY stored_at, auction_id, seq",
                 )?;
-                let rows = stmt.query_map([&id], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?;
+                let rows = stmt.query_map([since], reply_columns)?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let (bidder, request, seq) = row?;
-                    let corrupt = || ArchiveError::Corrupt(format!("bid at seq {seq} of {id}"));
-                    out.push((
-                        BidderId::parse(bidder).map_err(|_| corrupt())?,
-                        RequestId::parse(request).map_err(|_| corrupt())?,
-                        u64::try_from(seq).map_err(|_| corrupt())?,
-                    ));
+                    let (auction, bidder, request, state, at) = row?;
+                    out.push(decode_reply(&auction, bidder, request, &state, at)?);
                 }
                 Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn reply(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError> {
+        let key = (id.to_string(), bidder.to_string(), request_id.to_string());
+        self.run(move |db| {
+            db.read(|conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT auction_id, bidder_id, request_id, state, stored_at FROM replies
+                         WHERE auction_id = ?1 AND bidder_id = ?2 AND request_id = ?3",
+                    )?
+                    .query_row(params![key.0, key.1, key.2], reply_columns)
+                    .optional()?;
+                match row {
+                    Some((auction, bidder, request, state, at)) => {
+                        Ok(Some(decode_reply(&auction, bidder, request, &state, at)?))
+                    }
+                    None => Ok(None),
+                }
             })
         })
         .await

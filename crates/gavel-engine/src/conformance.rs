@@ -290,7 +290,10 @@ pub async fn many_auctions_make_progress_together(h: Harness) {
 }
 
 pub async fn advance_closes_once_with_the_winner(h: Harness) {
-    let mut feed = h.engine.take_changes();
+    let mut feed = h
+        .engine
+        .take_changes()
+        .expect("a fresh engine hands out its change feed");
     h.clock.freeze_at(T0 + 1);
     let a = create(&h, spec()).await;
     bid(&h, &a, "r1", plain("alice", 10_000)).await;
@@ -319,26 +322,23 @@ pub async fn advance_closes_once_with_the_winner(h: Harness) {
     let stored = h.engine.auction(&a.id).await.unwrap().unwrap();
     assert_eq!(stored.state.status, Status::Closed);
     assert_eq!(stored.state.seq, 4);
-    if let Some(feed) = feed.as_mut() {
-        let mut seen = Vec::new();
-        while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), feed.recv()).await
-        {
-            if c.auction.id == a.id {
-                seen.push((c.auction.state.seq, c.event.clone()));
-            }
-            if seen.len() == 4 {
-                break;
-            }
+    let mut seen = Vec::new();
+    while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), feed.recv()).await {
+        if c.auction.id == a.id {
+            seen.push((c.auction.state.seq, c.event.clone()));
         }
-        let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-        assert_eq!(
-            seqs,
-            vec![1, 2, 3, 4],
-            "the feed delivers every change in order"
-        );
-        assert!(matches!(seen[0].1, Event::Created));
-        assert!(matches!(seen[3].1, Event::Closed));
+        if seen.len() == 4 {
+            break;
+        }
     }
+    let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4],
+        "the feed delivers every change in order"
+    );
+    assert!(matches!(seen[0].1, Event::Created));
+    assert!(matches!(seen[3].1, Event::Closed));
 }
 
 pub async fn a_scheduled_auction_opens_by_itself(h: Harness) {

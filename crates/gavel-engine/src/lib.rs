@@ -22,8 +22,10 @@ pub use clock::Clock;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BidReply {
     pub outcome: Result<(), Rejection>,
-    /// The auction as of the `seq` the bid was decided at. Contains the leader's secret
-    /// maximum: the edge shows it to the leader only.
+    /// The auction as of the `seq` the bid was decided at: a repeat of the request gets
+    /// this same state, however the auction moved on since. It may carry the leader's
+    /// secret maximum only when the requester is that leader (their own); the edge, too,
+    /// shows a maximum to its owner only.
     pub auction: Auction,
 }
 

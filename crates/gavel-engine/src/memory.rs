@@ -91,19 +91,30 @@ struct Pending {
 /// Deadlines in time order, and each auction's current one.
 type Deadlines = (BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>);
 
+/// What the engine's handles share. Dropping the last handle drops this, and with it the
+/// only sender of the commit queue: the group committer then commits what is queued and
+/// stops (see [`MemoryEngine::stopped`]).
 struct Inner {
     auctions: RwLock<HashMap<AuctionId, Arc<Slot>>>,
     /// (deadline, auction): the next start or end to act on, per auction.
     deadlines: Mutex<Deadlines>,
-    archive: Arc<dyn Archive>,
     commit_tx: mpsc::Sender<Pending>,
-    changes_tx: mpsc::Sender<ChangeNotice>,
     changes_rx: Mutex<Option<ChangeFeed>>,
+    clock: Clock,
+    /// Closed (its sender dropped) once the group committer has stopped.
+    committer_done: watch::Receiver<()>,
+    shared: Arc<Shared>,
+}
+
+/// What the group committer needs. Kept apart from [`Inner`] so the committer never holds
+/// the engine itself alive: it runs exactly as long as someone can still send it work.
+struct Shared {
+    archive: Arc<dyn Archive>,
+    changes_tx: mpsc::Sender<ChangeNotice>,
     /// False while the archive fails to commit: new bids are refused with `unavailable`.
     archive_healthy: AtomicBool,
     /// True while the committer holds a batch it has not finished releasing.
     committing: AtomicBool,
-    clock: Clock,
     config: MemoryConfig,
 }
 
@@ -136,64 +147,78 @@ impl MemoryEngine {
     ) -> Result<Self, EngineError> {
         let (commit_tx, commit_rx) = mpsc::channel(COMMIT_QUEUE);
         let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
+        let (done_tx, committer_done) = watch::channel(());
+        let shared = Arc::new(Shared {
+            archive: archive.clone(),
+            changes_tx,
+            archive_healthy: AtomicBool::new(true),
+            committing: AtomicBool::new(false),
+            config,
+        });
         let inner = Arc::new(Inner {
             auctions: RwLock::new(HashMap::new()),
             deadlines: Mutex::new((BTreeSet::new(), HashMap::new())),
-            archive: archive.clone(),
             commit_tx,
-            changes_tx,
             changes_rx: Mutex::new(Some(changes_rx)),
-            archive_healthy: AtomicBool::new(true),
-            committing: AtomicBool::new(false),
             clock,
-            config,
+            committer_done,
+            shared: shared.clone(),
         });
         let stored = archive.load_auctions().await.map_err(storage)?;
         let count = stored.len();
+        let now = inner.clock.now();
         for auction in stored {
             let recent = archive
-                .bids(&auction.id, None, inner.config.recent_bids as u32)
+                .bids(&auction.id, None, inner.shared.config.recent_bids as u32)
                 .await
                 .map_err(storage)?;
-            let mut slot = new_slot(auction.clone(), recent.into());
-            let now = inner.clock.now();
-            let recently_closed = auction
-                .state
-                .closing
-                .as_ref()
-                .is_none_or(|c| c.closed_at > now - IDEMPOTENCY_TTL_MS);
-            if recently_closed {
-                // Keep answering retries of bids accepted before the restart.
-                let live = slot.live.get_mut();
-                for (bidder, request_id, seq) in archive
-                    .recent_requests(&auction.id)
-                    .await
-                    .map_err(storage)?
-                {
-                    remember(
-                        live,
-                        &inner.config,
-                        (bidder, request_id),
-                        Arc::new(StoredReply {
-                            reply: BidReply {
-                                outcome: Ok(()),
-                                auction: auction.clone(),
-                            },
-                            decided_at: seq,
-                        }),
-                        now,
-                    );
-                }
-            }
+            let slot = new_slot(auction.clone(), recent.into());
             inner.set_deadline(&auction);
             inner
                 .auctions
                 .write()
                 .insert(auction.id.clone(), Arc::new(slot));
         }
-        tracing::info!(auctions = count, "memory engine rebuilt from archive");
-        tokio::spawn(group_committer(inner.clone(), commit_rx));
+        // Keep answering retries of requests accepted before the restart, each with the
+        // answer it was first given (the auction as it was then), never the current state.
+        let replies = archive
+            .replies_since(now - IDEMPOTENCY_TTL_MS)
+            .await
+            .map_err(storage)?;
+        let reloaded = replies.len();
+        for stored in replies {
+            let Some(slot) = inner.auctions.read().get(&stored.auction_id).cloned() else {
+                continue;
+            };
+            let mut live = slot.live.lock();
+            let reply = stored_reply(&live.auction, stored.state);
+            let key = (stored.bidder, stored.request_id);
+            remember(
+                &mut live,
+                &inner.shared.config,
+                key,
+                reply,
+                stored.stored_at.min(now),
+            );
+        }
+        tracing::info!(
+            auctions = count,
+            replies = reloaded,
+            "memory engine rebuilt from archive"
+        );
+        tokio::spawn(async move {
+            group_committer(shared, commit_rx).await;
+            drop(done_tx);
+        });
         Ok(MemoryEngine { inner })
+    }
+
+    /// Resolves once the engine has stopped: every handle was dropped, the group committer
+    /// committed what was still queued and let go of the archive. Take it before dropping
+    /// the last handle; a restart that opens the same archive file should await it first.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut done = self.inner.committer_done.clone();
+        async move { while done.changed().await.is_ok() {} }
     }
 
     fn slot(&self, id: &AuctionId) -> Result<Arc<Slot>, EngineError> {
@@ -206,7 +231,7 @@ impl MemoryEngine {
     }
 
     fn reserve_commit(&self) -> Result<mpsc::Permit<'_, Pending>, EngineError> {
-        if !self.inner.archive_healthy.load(Ordering::Acquire) {
+        if !self.inner.shared.archive_healthy.load(Ordering::Acquire) {
             return Err(EngineError::Unavailable(Cause::msg(
                 "the archive cannot commit right now; no bid is being accepted",
             )));
@@ -219,10 +244,12 @@ impl MemoryEngine {
     /// Waits until `seq` of the auction is committed.
     async fn wait_durable(&self, slot: &Slot, seq: u64) -> Result<(), EngineError> {
         let mut rx = slot.durable.subscribe();
-        let waited =
-            tokio::time::timeout(self.inner.config.reply_timeout, rx.wait_for(|d| *d >= seq))
-                .await
-                .map(|r| r.map(|_| ()));
+        let waited = tokio::time::timeout(
+            self.inner.shared.config.reply_timeout,
+            rx.wait_for(|d| *d >= seq),
+        )
+        .await
+        .map(|r| r.map(|_| ()));
         match waited {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(EngineError::Internal(Cause::msg("durable watermark dropped"))),
@@ -260,6 +287,36 @@ impl MemoryEngine {
         });
         Ok(Some(change))
     }
+}
+
+/// The first answer to an accepted request, rebuilt from the state the archive stored
+/// with it.
+fn stored_reply(current: &Auction, state: gavel_core::AuctionState) -> Arc<StoredReply> {
+    let decided_at = state.seq;
+    Arc::new(StoredReply {
+        reply: BidReply {
+            outcome: Ok(()),
+            auction: Auction {
+                id: current.id.clone(),
+                spec: current.spec.clone(),
+                state,
+            },
+        },
+        decided_at,
+    })
+}
+
+/// The auction as a bidder may be told it: without another bidder's proxy maximum.
+fn as_seen_by(mut auction: Auction, bidder: &BidderId) -> Auction {
+    if auction
+        .state
+        .leader
+        .as_ref()
+        .is_none_or(|l| l.id != *bidder)
+    {
+        auction.state.leader_max = None;
+    }
+    auction
 }
 
 fn storage(e: gavel_archive::ArchiveError) -> EngineError {
@@ -332,18 +389,18 @@ impl Inner {
 }
 
 /// Writes decided changes to the archive in batches, then releases them.
-async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(inner.config.batch_max);
-    let mut records: Vec<ArchivedChange> = Vec::with_capacity(inner.config.batch_max);
+async fn group_committer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(shared.config.batch_max);
+    let mut records: Vec<ArchivedChange> = Vec::with_capacity(shared.config.batch_max);
     loop {
         let Some(first) = rx.recv().await else {
             tracing::info!("group committer stopped: every engine handle dropped");
             return;
         };
-        inner.committing.store(true, Ordering::Release);
+        shared.committing.store(true, Ordering::Release);
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + inner.config.batch_window;
-        while batch.len() < inner.config.batch_max {
+        let deadline = tokio::time::Instant::now() + shared.config.batch_window;
+        while batch.len() < shared.config.batch_max {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -364,10 +421,10 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }));
         let mut backoff = Duration::from_millis(50);
         loop {
-            match inner.archive.record_batch(&records).await {
+            match shared.archive.record_batch(&records).await {
                 Ok(()) => break,
                 Err(e) => {
-                    if inner.archive_healthy.swap(false, Ordering::AcqRel) {
+                    if shared.archive_healthy.swap(false, Ordering::AcqRel) {
                         tracing::error!(error = %e, "archive commit failed; refusing new bids until it recovers");
                     }
                     metrics::counter!("gavel_archive_commit_failures_total").increment(1);
@@ -376,7 +433,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                 }
             }
         }
-        if !inner.archive_healthy.swap(true, Ordering::AcqRel) {
+        if !shared.archive_healthy.swap(true, Ordering::AcqRel) {
             tracing::info!("archive commits again; accepting bids");
         }
         metrics::counter!("gavel_archive_batches_total").increment(1);
@@ -393,7 +450,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                 c.auction = p.change.auction.clone();
                 if let Event::Bid { entry, .. } = &p.change.event {
                     c.recent.push_front(entry.clone());
-                    c.recent.truncate(inner.config.recent_bids);
+                    c.recent.truncate(shared.config.recent_bids);
                 }
             }
             let seq = p.change.auction.state.seq;
@@ -407,9 +464,9 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }
         for p in batch.drain(..) {
             // The fan-out may be gone at shutdown; the change is committed either way.
-            let _ = inner.changes_tx.send(p.change).await;
+            let _ = shared.changes_tx.send(p.change).await;
         }
-        inner.committing.store(false, Ordering::Release);
+        shared.committing.store(false, Ordering::Release);
     }
 }
 
@@ -420,6 +477,7 @@ impl Engine for MemoryEngine {
             return Err(EngineError::AlreadyExists(auction.id));
         }
         self.inner
+            .shared
             .archive
             .create_auction(&auction)
             .await
@@ -430,6 +488,7 @@ impl Engine for MemoryEngine {
         // Announce the creation before any bid can exist, so the fan-out sees seq 1 first.
         let _ = self
             .inner
+            .shared
             .changes_tx
             .send(Arc::new(Change {
                 auction: auction.clone(),
@@ -493,9 +552,9 @@ impl Engine for MemoryEngine {
                 }
                 let reply = BidReply {
                     outcome: decision.outcome,
-                    auction: live.auction.clone(),
+                    auction: as_seen_by(live.auction.clone(), &req.bidder.id),
                 };
-                let config = &self.inner.config;
+                let config = &self.inner.shared.config;
                 remember(
                     &mut live,
                     config,
@@ -638,8 +697,10 @@ impl Engine for MemoryEngine {
 
     async fn flush(&self) {
         let tx = &self.inner.commit_tx;
-        let busy =
-            || tx.capacity() < tx.max_capacity() || self.inner.committing.load(Ordering::Acquire);
+        let busy = || {
+            tx.capacity() < tx.max_capacity()
+                || self.inner.shared.committing.load(Ordering::Acquire)
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         // Idle twice in a row, so a batch just taken off the queue is not missed.
         let mut idle_seen = 0;

@@ -99,6 +99,7 @@ pub async fn place(
             .map_err(|e| BidError::new("unauthorized", e.to_string()))?,
         name: who.name.as_str().into(),
     };
+    let req_bidder = bidder.id.clone();
     let req = BidRequest {
         bidder,
         amount,
@@ -111,18 +112,12 @@ pub async fn place(
             metrics::histogram!("gavel_bid_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
             tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_label(&reply.outcome), "bid decided");
-            let now = state.engine.now();
-            Ok(BidResult {
-                request_id: request_id.to_string(),
-                auction_id: auction_id.to_string(),
-                outcome: outcome_label(&reply.outcome).into(),
-                message: views::outcome_message(
-                    &reply.outcome,
-                    &reply.auction,
-                    amount.minor_units(),
-                ),
-                auction: Some(views::auction_view(&reply.auction, now, Some(&who.id))),
-            })
+            Ok(views::bid_result(
+                &request_id,
+                &reply,
+                &req_bidder,
+                state.engine.now(),
+            ))
         }
         Err(EngineError::NotFound) => Ok(not_found()),
         Err(EngineError::Unavailable(cause)) => Err(BidError::new(

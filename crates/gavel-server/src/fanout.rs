@@ -20,6 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 /// Updates a watcher may fall behind by before it is resynced with a snapshot.
 const ROOM_BUFFER: usize = 256;
@@ -82,9 +83,14 @@ impl Hub {
         })
     }
 
-    /// Applies the engine's changes until the feed ends.
-    pub async fn run(self: Arc<Self>, mut feed: ChangeFeed) {
-        while let Some(change) = feed.recv().await {
+    /// Applies the engine's changes until the feed ends or `stop` is cancelled.
+    pub async fn run(self: Arc<Self>, mut feed: ChangeFeed, stop: CancellationToken) {
+        loop {
+            let change = tokio::select! {
+                change = feed.recv() => change,
+                _ = stop.cancelled() => return,
+            };
+            let Some(change) = change else { return };
             self.apply(&change);
         }
     }

@@ -17,11 +17,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Versions are 1, 2, 3, … without gaps.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/sqlite/001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/sqlite/001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "replies",
+        sql: include_str!("../../migrations/sqlite/002_replies.sql"),
+    },
+];
 
 /// The schema version this build writes.
 #[cfg(test)]

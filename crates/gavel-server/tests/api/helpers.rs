@@ -19,6 +19,8 @@ pub struct TestApp {
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Kept so the data directory lives as long as the server.
     pub _data_dir: tempfile::TempDir,
+    /// The configuration it runs with, for a restart on the same data directory.
+    pub config: ServeConfig,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -64,15 +66,28 @@ async fn spawn_app_on(
     config.admin_token = Some(ADMIN.into());
     config.bids_per_second = 1000;
     configure(&mut config);
+    start_on(listener, config, data_dir)
+}
+
+fn start_on(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    data_dir: tempfile::TempDir,
+) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(gavel_server::run(config, listener, shutdown.clone()));
+    let handle = tokio::spawn(gavel_server::run(
+        config.clone(),
+        listener,
+        shutdown.clone(),
+    ));
     TestApp {
         addr,
         http: reqwest::Client::new(),
         shutdown,
         handle,
         _data_dir: data_dir,
+        config,
     }
 }
 
@@ -155,6 +170,19 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+    }
+
+    /// Stops the server (waiting until `run` has returned) and starts a new one on the
+    /// same data directory and configuration, on a new port.
+    pub async fn restart(self) -> TestApp {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the server stops within 10 s")
+            .expect("the server task did not panic")
+            .expect("the server stopped cleanly");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        start_on(listener, self.config, self._data_dir)
     }
 }
 

@@ -7,5 +7,6 @@ mod bidding;
 mod closing;
 mod durability;
 mod http_api;
+mod replay;
 mod slow_consumers;
 mod websocket;
