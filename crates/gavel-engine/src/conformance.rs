@@ -617,3 +617,51 @@ async fn sweep(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()
         }
     }
 }
+
+/// The decision clock only moves forward: after a decision at some time, a clock that steps
+/// back (a wall-clock adjustment, Redis `TIME` after a failover) must not reopen an auction
+/// whose end that decision already passed. Not in `engine_conformance_tests!` yet: each
+/// engine adds it once its clock is monotonic (the memory engine's is).
+pub async fn the_decision_clock_never_steps_back(h: Harness) {
+    h.clock.freeze_at(T0 + 1);
+    let a = create(&h, spec()).await;
+    let first = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(first.outcome, Ok(()));
+    h.clock.freeze_at(T0 + 60_001);
+    let late = bid(&h, &a, "r2", plain("bob", 11_000)).await;
+    assert_eq!(
+        late.outcome,
+        Err(Rejection::Closed),
+        "decided after the end"
+    );
+    // The clock steps back across the end.
+    h.clock.freeze_at(T0 + 59_000);
+    assert!(
+        h.engine.now() >= T0 + 60_001,
+        "the engine's time does not step back"
+    );
+    let after_step = bid(&h, &a, "r3", plain("carol", 12_000)).await;
+    assert_eq!(
+        after_step.outcome,
+        Err(Rejection::Closed),
+        "a clock stepping back does not reopen a closed auction"
+    );
+    let closed: Vec<_> = h
+        .engine
+        .advance()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.auction.id == a.id)
+        .collect();
+    assert_eq!(closed.len(), 1, "advance still closes it");
+    let closing = closed[0].auction.state.closing.clone().expect("closed");
+    assert_eq!(closing.closed_at, T0 + 60_000);
+    assert_eq!(closing.winner, Some(bidder("alice")));
+    let stored = h.engine.auction(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.state.bid_count, 1, "no bid got in after the end");
+    // An auction created while the clock is behind is decided at the engine's time too.
+    let b = create(&h, spec()).await;
+    let on_b = bid(&h, &b, "r4", plain("dave", 10_000)).await;
+    assert_eq!(on_b.outcome, Err(Rejection::Closed));
+}

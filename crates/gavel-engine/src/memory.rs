@@ -17,7 +17,7 @@ use gavel_core::{
 };
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -101,6 +101,8 @@ struct Inner {
     commit_tx: mpsc::Sender<Pending>,
     changes_rx: Mutex<Option<ChangeFeed>>,
     clock: Clock,
+    /// The latest time a decision was made at (see [`Inner::decision_time`]).
+    last_decision: AtomicI64,
     /// Closed (its sender dropped) once the group committer has stopped.
     committer_done: watch::Receiver<()>,
     shared: Arc<Shared>,
@@ -161,6 +163,7 @@ impl MemoryEngine {
             commit_tx,
             changes_rx: Mutex::new(Some(changes_rx)),
             clock,
+            last_decision: AtomicI64::new(i64::MIN),
             committer_done,
             shared: shared.clone(),
         });
@@ -369,6 +372,18 @@ fn forget_rejections(live: &mut Live) {
 }
 
 impl Inner {
+    /// The time to decide at: the clock's, but never earlier than a time already used. A
+    /// wall clock stepping back (an NTP correction, an operator) must not reopen an auction
+    /// a decision has already seen end, nor order two decisions backwards in time.
+    fn decision_time(&self) -> Millis {
+        let now = self.clock.now();
+        let before = self.last_decision.fetch_max(now, Ordering::AcqRel);
+        if before > now {
+            metrics::counter!("gavel_clock_step_back_total").increment(1);
+        }
+        before.max(now)
+    }
+
     fn set_deadline(&self, auction: &Auction) {
         let mut guard = self.deadlines.lock();
         let (set, by_id) = &mut *guard;
@@ -528,7 +543,7 @@ impl Engine for MemoryEngine {
             } else {
                 // Taking a queue slot is synchronous, so it may happen under the lock.
                 let permit = self.reserve_commit()?;
-                let now = self.inner.clock.now();
+                let now = self.inner.decision_time();
                 let decision = rules::place_bid(&live.auction, &req, now);
                 let decided_at = decision.decided_at(&live.auction);
                 if let Some(change) = decision.change {
@@ -605,7 +620,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
-        let now = self.inner.clock.now();
+        let now = self.inner.decision_time();
         let due: Vec<AuctionId> = {
             let guard = self.inner.deadlines.lock();
             guard
@@ -657,7 +672,7 @@ impl Engine for MemoryEngine {
         let permit = self.reserve_commit()?;
         let change = {
             let mut live = slot.live.lock();
-            let now = self.inner.clock.now();
+            let now = self.inner.decision_time();
             let decided = match action {
                 AdminAction::Cancel => rules::cancel(&live.auction, now, by),
                 AdminAction::EndEarly => rules::end_early(&live.auction, now, by),
@@ -691,8 +706,12 @@ impl Engine for MemoryEngine {
 
     fn unwatch(&self, _id: &AuctionId) {}
 
+    /// Never earlier than the last decision (see `Inner::decision_time`).
     fn now(&self) -> Millis {
-        self.inner.clock.now()
+        self.inner
+            .clock
+            .now()
+            .max(self.inner.last_decision.load(Ordering::Acquire))
     }
 
     async fn flush(&self) {
