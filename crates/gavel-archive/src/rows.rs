@@ -6,8 +6,7 @@
 
 use crate::{ArchiveError, ArchivedChange, StoredReply};
 use gavel_core::{
-    Auction, AuctionId, AuctionState, BidEntry, Bidder, BidderId, CloseReason, EntryKind, Event,
-    Money, RequestId,
+    Auction, AuctionId, AuctionState, BidEntry, Bidder, BidderId, Event, Money, RequestId,
 };
 use std::collections::HashMap;
 
@@ -98,7 +97,7 @@ impl BatchRows {
                 rows.results.push(ResultRow {
                     auction_id: a.id.to_string(),
                     seq: to_i64(a.state.seq)?,
-                    reason: close_reason_str(closing.reason),
+                    reason: closing.reason.as_str(),
                     winner_id: closing.winner.as_ref().map(|w| w.id.to_string()),
                     winner_name: closing.winner.as_ref().map(|w| w.name.to_string()),
                     final_price: closing.final_price.map(Money::minor_units),
@@ -145,7 +144,7 @@ fn bid_row(change: &ArchivedChange, entry: &BidEntry) -> Result<BidRow, ArchiveE
         bidder_id: entry.bidder.id.to_string(),
         bidder_name: entry.bidder.name.to_string(),
         amount: entry.amount.minor_units(),
-        kind: entry_kind_str(entry.kind),
+        kind: entry.kind.as_str(),
         placed_at: entry.at,
         request_id: change.request_id.as_ref().map(|r| r.to_string()),
     })
@@ -200,32 +199,6 @@ pub(crate) fn to_i64(seq: u64) -> Result<i64, ArchiveError> {
     i64::try_from(seq).map_err(|_| ArchiveError::Storage(format!("seq {seq} is out of range")))
 }
 
-pub(crate) fn entry_kind_str(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Bid => "bid",
-        EntryKind::Auto => "auto",
-        EntryKind::BuyNow => "buy_now",
-    }
-}
-
-fn parse_entry_kind(s: &str) -> Option<EntryKind> {
-    Some(match s {
-        "bid" => EntryKind::Bid,
-        "auto" => EntryKind::Auto,
-        "buy_now" => EntryKind::BuyNow,
-        _ => return None,
-    })
-}
-
-pub(crate) fn close_reason_str(reason: CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Ended => "ended",
-        CloseReason::BuyNow => "buy_now",
-        CloseReason::EndedEarly => "ended_early",
-        CloseReason::Cancelled => "cancelled",
-    }
-}
-
 /// Rebuilds an auction from its stored id, spec JSON and state JSON.
 pub(crate) fn decode_auction(id: &str, spec: &str, state: &str) -> Result<Auction, ArchiveError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
@@ -259,7 +232,7 @@ impl StoredBid {
                 name: self.bidder_name.into(),
             },
             amount: Money::new(self.amount).map_err(|_| corrupt("amount"))?,
-            kind: parse_entry_kind(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            kind: self.kind.parse().map_err(|_| corrupt("kind"))?,
             at: self.placed_at,
         })
     }
@@ -269,6 +242,7 @@ impl StoredBid {
 mod tests {
     use super::*;
     use crate::conformance::fixture::Fixture;
+    use gavel_core::EntryKind;
 
     #[test]
     fn only_the_newest_state_of_each_auction_is_written() {
@@ -314,19 +288,27 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_kind_and_close_reason_reads_back() {
-        for kind in [EntryKind::Bid, EntryKind::Auto, EntryKind::BuyNow] {
-            assert_eq!(parse_entry_kind(entry_kind_str(kind)), Some(kind));
+    fn a_stored_bid_reads_back_its_kind_and_refuses_an_unknown_one() {
+        for kind in EntryKind::ALL {
+            let bid = StoredBid {
+                seq: 3,
+                bidder_id: "alice".into(),
+                bidder_name: "Alice".into(),
+                amount: 100,
+                kind: kind.as_str().into(),
+                placed_at: 0,
+            };
+            assert_eq!(bid.decode().unwrap().kind, *kind);
         }
-        for reason in [
-            CloseReason::Ended,
-            CloseReason::BuyNow,
-            CloseReason::EndedEarly,
-            CloseReason::Cancelled,
-        ] {
-            let json = serde_json::to_string(&reason).unwrap();
-            assert_eq!(json, format!("\"{}\"", close_reason_str(reason)));
-        }
+        let bid = StoredBid {
+            seq: 3,
+            bidder_id: "alice".into(),
+            bidder_name: "Alice".into(),
+            amount: 100,
+            kind: "proxy".into(),
+            placed_at: 0,
+        };
+        assert!(matches!(bid.decode(), Err(ArchiveError::Corrupt(_))));
     }
 
     #[test]

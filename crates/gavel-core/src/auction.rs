@@ -2,6 +2,7 @@
 
 use crate::ids::{AuctionId, Bidder};
 use crate::money::{Currency, Money};
+use crate::names::named_enum;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -149,27 +150,21 @@ impl AuctionSpec {
 
 /// Lifecycle as of the last recorded state change. The clock may have moved on: use
 /// [`Auction::status_at`] for the status "now".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     Scheduled,
     Open,
     Closed,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Scheduled => "scheduled",
-            Status::Open => "open",
-            Status::Closed => "closed",
-        }
-    }
-}
+named_enum!(Status, "status", {
+    Scheduled => "scheduled",
+    Open => "open",
+    Closed => "closed",
+});
 
 /// How an auction came to an end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// Its end time passed.
     Ended,
@@ -180,6 +175,13 @@ pub enum CloseReason {
     /// An admin cancelled it; nobody wins.
     Cancelled,
 }
+
+named_enum!(CloseReason, "close reason", {
+    Ended => "ended",
+    BuyNow => "buy_now",
+    EndedEarly => "ended_early",
+    Cancelled => "cancelled",
+});
 
 /// The final result, fixed when the auction closes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 pub mod auction;
 pub mod ids;
 pub mod money;
+pub mod names;
 pub mod rules;
 
 pub use auction::{
@@ -14,7 +15,8 @@ pub use auction::{
 };
 pub use ids::{AuctionId, Bidder, BidderId, IdError, RequestId};
 pub use money::{Currency, CurrencyError, Money, MoneyError, MAX_AMOUNT};
+pub use names::UnknownName;
 pub use rules::{
-    buy_now_available, cancel, close_if_due, end_early, open_if_due, place_bid, BidEntry, BidKind,
-    BidRequest, Change, Decision, EntryKind, Event, Rejection,
+    buy_now_available, cancel, close_if_due, end_early, open_if_due, outcome_code, place_bid,
+    BidEntry, BidKind, BidRequest, Change, Decision, EntryKind, Event, Rejection,
 };

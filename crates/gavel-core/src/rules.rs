@@ -7,11 +7,11 @@
 use crate::auction::{Auction, CloseReason, Closing, Millis, Status};
 use crate::ids::Bidder;
 use crate::money::Money;
+use crate::names::named_enum;
 use serde::{Deserialize, Serialize};
 
 /// What a bidder asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum BidKind {
     /// Bid exactly `amount`.
     #[default]
@@ -21,6 +21,12 @@ pub enum BidKind {
     /// Pay the buy-now price (`amount` must equal it) and end the auction now.
     BuyNow,
 }
+
+named_enum!(BidKind, "bid kind", {
+    Plain => "plain",
+    Max => "max",
+    BuyNow => "buy_now",
+});
 
 /// A bid as the rules see it. The bidder comes from the authenticated session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +77,16 @@ impl Rejection {
     }
 }
 
+/// The name of a decided bid's outcome on the wire: `accepted`, or the rejection's code.
+pub fn outcome_code(outcome: &Result<(), Rejection>) -> &'static str {
+    match outcome {
+        Ok(()) => "accepted",
+        Err(r) => r.code(),
+    }
+}
+
 /// How an entry in the bid history came about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     /// Placed by the bidder at exactly this amount.
     Bid,
@@ -82,6 +95,12 @@ pub enum EntryKind {
     /// The buy-now purchase that ended the auction.
     BuyNow,
 }
+
+named_enum!(EntryKind, "entry kind", {
+    Bid => "bid",
+    Auto => "auto",
+    BuyNow => "buy_now",
+});
 
 /// One entry of the public bid history. Never carries a proxy maximum.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,10 +6,14 @@
 //! conformance suite (`conformance.rs`).
 
 pub mod clock;
+#[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
+#[cfg(any(test, feature = "test-support"))]
 pub mod cut_proxy;
 pub mod memory;
 pub mod redis;
+#[cfg(any(test, feature = "test-support"))]
+pub mod throwaway_redis;
 
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidRequest, Change, Millis, Rejection, RequestId};

@@ -15,8 +15,8 @@ pub enum AmountError {
 
 impl AmountError {
     /// Wire error code.
-    pub fn code(&self) -> &'static str {
-        "invalid_amount"
+    pub fn code(&self) -> crate::ErrorCode {
+        crate::ErrorCode::InvalidAmount
     }
 }
 

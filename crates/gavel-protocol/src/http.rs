@@ -80,6 +80,7 @@ pub struct CreateAuction {
 
 /// `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlaceBid {
     pub amount: Value,
     pub request_id: String,

@@ -5,10 +5,12 @@
 //! `docs/protocol.md` documents every message with an example.
 
 pub mod amount;
+pub mod error;
 pub mod http;
 pub mod ws;
 
 pub use amount::{parse_amount, AmountError};
+pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
 pub use ws::*;
 
@@ -123,6 +125,6 @@ pub struct BidResult {
 /// The error body of every failed HTTP request, and the fields of a WebSocket `error`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }

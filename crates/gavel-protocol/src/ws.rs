@@ -1,15 +1,16 @@
 //! WebSocket messages: JSON text frames tagged by `type`.
 
-use crate::{AuctionView, BidResult, BidView, UserRef, UserView};
+use crate::{AuctionView, BidResult, BidView, ErrorCode, UserRef, UserView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Fields a client may never send: the bidder is always the authenticated user.
 pub const IDENTITY_FIELDS: &[&str] = &["bidder", "bidder_id", "user", "user_id"];
 
-/// Client → server.
+/// Client → server. Unknown fields and repeated keys are refused (a misspelled
+/// `expected_seq` must not silently drop the stale check).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Authenticate (instead of `?token=` in the URL).
     Auth {
@@ -24,9 +25,10 @@ pub enum ClientMessage {
     Unsubscribe {
         auction_id: String,
     },
-    /// Watch every auction's price (the lobby).
-    SubscribeLobby,
-    UnsubscribeLobby,
+    /// Watch every auction's price (the lobby). (Braced, so extra fields are refused: serde
+    /// lets a unit variant of a tagged enum ignore them.)
+    SubscribeLobby {},
+    UnsubscribeLobby {},
     /// Place a bid. `amount` is raw JSON so each bad amount gets a precise error.
     Bid {
         auction_id: String,
@@ -82,7 +84,7 @@ pub enum ServerMessage {
         what: String,
     },
     Error {
-        code: String,
+        code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<String>,
@@ -151,6 +153,19 @@ pub struct Closed {
     pub reserve_met: Option<bool>,
 }
 
+impl ClientMessage {
+    /// Every client message `type`, in declaration order.
+    pub const TYPES: &'static [&'static str] = &[
+        "auth",
+        "subscribe",
+        "unsubscribe",
+        "subscribe_lobby",
+        "unsubscribe_lobby",
+        "bid",
+        "ping",
+    ];
+}
+
 impl ServerMessage {
     /// The JSON text of this message.
     pub fn to_json(&self) -> String {
@@ -176,7 +191,34 @@ mod tests {
             }
         ));
         let m: ClientMessage = serde_json::from_str(r#"{"type":"subscribe_lobby"}"#).unwrap();
-        assert!(matches!(m, ClientMessage::SubscribeLobby));
+        assert!(matches!(m, ClientMessage::SubscribeLobby {}));
+    }
+
+    #[test]
+    fn every_listed_type_is_a_client_message_type() {
+        for t in ClientMessage::TYPES {
+            let e = serde_json::from_str::<ClientMessage>(&format!(r#"{{"type":"{t}"}}"#))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!e.contains("unknown variant"), "{t}: {e}");
+        }
+        let e = serde_json::from_str::<ClientMessage>(r#"{"type":"shout"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_and_repeated_keys_are_refused() {
+        for raw in [
+            r#"{"type":"bid","auction_id":"a1","amount":1,"request_id":"r1","expected_Seq":4}"#,
+            r#"{"type":"bid","auction_id":"a1","amount":1,"amount":2,"request_id":"r1"}"#,
+            r#"{"type":"bid","auction_id":"a1","amount":1,"request_id":"r1","expected_seq":4,"expected_seq":5}"#,
+            r#"{"type":"subscribe","type":"bid","auction_id":"a1"}"#,
+            r#"{"type":"subscribe_lobby","extra":1}"#,
+            r#"{"type":"ping","client_time":1,"client_time":2}"#,
+        ] {
+            assert!(serde_json::from_str::<ClientMessage>(raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

@@ -3,25 +3,35 @@
 use crate::auth::Principal;
 use crate::views;
 use crate::AppState;
-use gavel_core::{AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId};
-use gavel_engine::{memory::outcome_label, EngineError};
-use gavel_protocol::{parse_amount, BidResult};
+use axum::http::StatusCode;
+use gavel_core::{
+    outcome_code, AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId,
+};
+use gavel_engine::EngineError;
+use gavel_protocol::{parse_amount, BidResult, ErrorCode};
 use serde_json::Value;
 
 /// A bid refused before any decision, with its wire error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BidError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl BidError {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         BidError {
             code,
             message: message.into(),
         }
     }
+}
+
+/// The answer to a bid that reached a decision (or found no such auction).
+pub struct Answer {
+    pub result: BidResult,
+    /// `200` for an accepted bid, `409` for a rejection, `404` for no such auction.
+    pub http_status: StatusCode,
 }
 
 /// The parts of a bid message, still unvalidated.
@@ -41,7 +51,7 @@ pub fn check_identity_fields(v: &Value) -> Result<(), BidError> {
             .find(|f| obj.contains_key(**f))
         {
             return Err(BidError::new(
-                "identity_field",
+                ErrorCode::IdentityField,
                 format!("the field {f:?} is not allowed: the bidder is always the signed-in user"),
             ));
         }
@@ -51,35 +61,27 @@ pub fn check_identity_fields(v: &Value) -> Result<(), BidError> {
 
 /// Validates and places a bid for `who`. `Ok` carries the result with a `not_found` outcome
 /// too; `Err` means nothing was decided.
-pub async fn place(
-    state: &AppState,
-    who: &Principal,
-    raw: RawBid<'_>,
-) -> Result<BidResult, BidError> {
+pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result<Answer, BidError> {
     let amount = parse_amount(raw.amount).map_err(|e| BidError::new(e.code(), e.to_string()))?;
-    let amount = Money::new(amount).map_err(|e| BidError::new("invalid_amount", e.to_string()))?;
+    let amount =
+        Money::new(amount).map_err(|e| BidError::new(ErrorCode::InvalidAmount, e.to_string()))?;
     let request_id = RequestId::parse(raw.request_id)
-        .map_err(|e| BidError::new("invalid_request_id", e.to_string()))?;
-    let kind = match raw.kind.unwrap_or("plain") {
-        "plain" => BidKind::Plain,
-        "max" => BidKind::Max,
-        "buy_now" => BidKind::BuyNow,
-        other => {
-            return Err(BidError::new(
-                "invalid_kind",
-                format!(
-                    "kind must be plain, max or buy_now, not {:?}",
-                    other.chars().take(20).collect::<String>()
-                ),
-            ))
-        }
+        .map_err(|e| BidError::new(ErrorCode::InvalidRequestId, e.to_string()))?;
+    let kind = match raw.kind {
+        None => BidKind::default(),
+        Some(k) => k
+            .parse::<BidKind>()
+            .map_err(|e| BidError::new(ErrorCode::InvalidKind, e.to_string()))?,
     };
-    let not_found = || BidResult {
-        request_id: request_id.to_string(),
-        auction_id: raw.auction_id.to_string(),
-        outcome: "not_found".into(),
-        message: "No such auction.".into(),
-        auction: None,
+    let not_found = || Answer {
+        result: BidResult {
+            request_id: request_id.to_string(),
+            auction_id: raw.auction_id.chars().take(AuctionId::MAX_LEN).collect(),
+            outcome: ErrorCode::NotFound.as_str().into(),
+            message: "No such auction.".into(),
+            auction: None,
+        },
+        http_status: StatusCode::NOT_FOUND,
     };
     let Ok(auction_id) = AuctionId::parse(raw.auction_id) else {
         return Ok(not_found());
@@ -87,7 +89,7 @@ pub async fn place(
     if !state.limits.allow_bid(&who.id) {
         metrics::counter!("gavel_bids_rate_limited_total").increment(1);
         return Err(BidError::new(
-            "rate_limited",
+            ErrorCode::RateLimited,
             format!(
                 "too many bids: at most {} per second",
                 state.config.bids_per_second
@@ -96,7 +98,7 @@ pub async fn place(
     }
     let bidder = Bidder {
         id: BidderId::parse(who.id.as_str())
-            .map_err(|e| BidError::new("unauthorized", e.to_string()))?,
+            .map_err(|e| BidError::new(ErrorCode::Unauthorized, e.to_string()))?,
         name: who.name.as_str().into(),
     };
     let req_bidder = bidder.id.clone();
@@ -111,26 +113,28 @@ pub async fn place(
         Ok(reply) => {
             metrics::histogram!("gavel_bid_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
-            tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_label(&reply.outcome), "bid decided");
-            Ok(views::bid_result(
-                &request_id,
-                &reply,
-                &req_bidder,
-                state.engine.now(),
-            ))
+            tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_code(&reply.outcome), "bid decided");
+            Ok(Answer {
+                result: views::bid_result(&request_id, &reply, &req_bidder, state.engine.now()),
+                http_status: if reply.outcome.is_ok() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CONFLICT
+                },
+            })
         }
         Err(EngineError::NotFound) => Ok(not_found()),
         Err(EngineError::Unavailable(cause)) => Err(BidError::new(
-            "unavailable",
+            ErrorCode::Unavailable,
             format!("{cause}; nothing was decided, so retrying is safe"),
         )),
         Err(EngineError::OutcomeUnknown(cause)) => {
             tracing::warn!(error = %cause, auction = %auction_id, "bid outcome unknown");
-            Err(BidError::new("outcome_unknown", format!("{cause}; the bid may have been decided: retry with the same request_id to learn its outcome")))
+            Err(BidError::new(ErrorCode::OutcomeUnknown, format!("{cause}; the bid may have been decided: retry with the same request_id to learn its outcome")))
         }
         Err(e) => {
             tracing::error!(error = %e, "bid failed");
-            Err(BidError::new("internal", "internal error"))
+            Err(BidError::new(ErrorCode::Internal, "internal error"))
         }
     }
 }

@@ -18,9 +18,17 @@
 //!   entries wait in Redis (the stream keeps them) and bids keep flowing.
 //! - **Trimming**: after acknowledging, each log is trimmed below its oldest pending entry
 //!   (`trim.lua`), never by length.
+//! - **An entry that cannot be decoded** is never acknowledged as if archived. A damaged
+//!   entry (no retry can help) is moved to its auction's dead-letter stream, counted
+//!   (`gavel_drainer_dead_letters_total`) and logged as an error; an entry whose decoding
+//!   needs something Redis could not give (its auction's spec missing, unreadable, a
+//!   `WRONGTYPE`/`NOPERM`) stays pending and is read again with backoff, while the other
+//!   auctions' entries keep flowing (the archive applies an auction's state only forward,
+//!   so writing a later change first is harmless).
 
 use gavel_archive::{Archive, ArchivedChange};
-use gavel_core::Event;
+use gavel_core::{AuctionId, Event};
+use gavel_engine::redis::log::DecodeError;
 use gavel_engine::redis::{ChangeLog, LogEntry};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,20 +54,33 @@ pub struct DrainStats {
     pub batches: AtomicU64,
     /// Entries acknowledged after their batch committed.
     pub entries: AtomicU64,
+    /// Entries moved to a dead-letter stream.
+    pub dead_letters: AtomicU64,
 }
 
 /// The longest a blocking read waits, so new auctions are picked up and stop is honoured.
 const MAX_BLOCK: Duration = Duration::from_secs(1);
 /// Own pending entries re-read per log after a restart or an error.
 const OWN_PENDING: usize = 10_000;
+/// First and longest wait before entries that could not be decoded yet are read again.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 struct Drainer {
     log: ChangeLog,
     archive: Arc<dyn Archive>,
     config: DrainConfig,
     stats: Arc<DrainStats>,
+    /// Decoded entries waiting for their batch (each pending under this consumer).
     buffer: Vec<LogEntry>,
     first_at: Option<Instant>,
+    /// Damaged entries to move to their dead-letter streams.
+    dead: Vec<(LogEntry, String)>,
+    /// Auctions with entries left pending because they could not be decoded yet.
+    retry: HashSet<AuctionId>,
+    /// When to read those again, and the wait after that if they still fail.
+    retry_at: Instant,
+    retry_backoff: Duration,
 }
 
 /// Runs until `stop`; then writes what it holds (once, without retrying) and returns.
@@ -78,7 +99,19 @@ pub async fn run(
         stats,
         buffer: Vec::new(),
         first_at: None,
+        dead: Vec::new(),
+        retry: HashSet::new(),
+        retry_at: Instant::now(),
+        retry_backoff: RETRY_FIRST,
     };
+    match d.log.dead_lettered().await {
+        Ok(ids) if !ids.is_empty() => tracing::error!(
+            auctions = ids.len(),
+            first = %ids[0],
+            "change-log entries wait in dead-letter streams (docs/distributed.md: dead letters)"
+        ),
+        _ => {}
+    }
     let claim_every = (d.config.claim_idle / 4).clamp(Duration::from_millis(200), MAX_BLOCK * 10);
     let mut last_claim = Instant::now();
     let mut reread_own = true;
@@ -128,8 +161,19 @@ impl Drainer {
             // The buffer's entries are pending under our name too: take the fresh list.
             self.buffer.clear();
             self.first_at = None;
+            self.dead.clear();
+            self.retry.clear();
             self.take(own);
             *reread_own = false;
+        } else if !self.retry.is_empty() && Instant::now() >= self.retry_at {
+            let ids: Vec<AuctionId> = self.retry.drain().collect();
+            let own = self.log.own_pending(&ids, OWN_PENDING).await?;
+            self.take(own);
+            self.retry_backoff = if self.retry.is_empty() {
+                RETRY_FIRST
+            } else {
+                (self.retry_backoff * 2).min(RETRY_MAX)
+            };
         } else if last_claim.elapsed() >= claim_every {
             *last_claim = Instant::now();
             let claimed = self
@@ -139,35 +183,81 @@ impl Drainer {
             self.take(claimed);
         } else {
             let room = self.config.batch.saturating_sub(self.buffer.len()).max(1);
-            let block = match self.first_at {
+            let mut block = match self.first_at {
                 Some(at) => self.config.interval.saturating_sub(at.elapsed()),
                 None => MAX_BLOCK,
+            };
+            if !self.retry.is_empty() {
+                block = block.min(self.retry_at.saturating_duration_since(Instant::now()));
             }
-            .clamp(Duration::from_millis(1), MAX_BLOCK);
+            let block = block.clamp(Duration::from_millis(1), MAX_BLOCK);
             let fresh = self.log.read_new(&ids, room, block).await?;
             self.take(fresh);
         }
+        self.move_dead_letters().await;
         if let Some(all) = self.due() {
             self.write_and_ack(all, true, stop).await;
         }
         Ok(())
     }
 
-    fn take(&mut self, entries: Vec<LogEntry>) {
-        if entries.is_empty() {
-            return;
-        }
-        let known: HashSet<(String, String)> = self
-            .buffer
-            .iter()
-            .map(|e| (e.auction.to_string(), e.entry_id.clone()))
-            .collect();
-        for e in entries {
-            if !known.contains(&(e.auction.to_string(), e.entry_id.clone())) {
-                self.buffer.push(e);
+    /// Moves the damaged entries to their dead-letter streams. One that cannot be moved
+    /// now (Redis trouble) stays pending and is read again with the retries.
+    async fn move_dead_letters(&mut self) {
+        for (entry, reason) in std::mem::take(&mut self.dead) {
+            match self.log.dead_letter(&entry, &reason).await {
+                Ok(true) => {
+                    self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("gavel_drainer_dead_letters_total").increment(1);
+                    tracing::error!(auction = %entry.auction, entry = %entry.entry_id, %reason, "moved an undecodable change-log entry to the auction's dead-letter stream");
+                }
+                Ok(false) => {
+                    tracing::debug!(auction = %entry.auction, entry = %entry.entry_id, "an undecodable entry was already handled by another drainer");
+                }
+                Err(e) => {
+                    tracing::warn!(auction = %entry.auction, entry = %entry.entry_id, error = %e, "could not move an undecodable entry to its dead-letter stream; retrying");
+                    self.schedule_retry(entry.auction);
+                }
             }
         }
-        self.first_at.get_or_insert_with(Instant::now);
+    }
+
+    fn schedule_retry(&mut self, auction: AuctionId) {
+        if self.retry.is_empty() {
+            self.retry_at = Instant::now() + self.retry_backoff;
+        }
+        self.retry.insert(auction);
+    }
+
+    /// Sorts freshly read entries: decoded ones into the batch (once each), damaged ones
+    /// towards the dead letters, the rest left pending for a retry.
+    fn take(&mut self, entries: Vec<LogEntry>) {
+        let mut known: HashSet<(AuctionId, String)> = self
+            .buffer
+            .iter()
+            .chain(self.dead.iter().map(|(e, _)| e))
+            .map(|e| (e.auction.clone(), e.entry_id.clone()))
+            .collect();
+        for e in entries {
+            if !known.insert((e.auction.clone(), e.entry_id.clone())) {
+                continue;
+            }
+            match &e.change {
+                Ok(_) => {
+                    self.buffer.push(e);
+                    self.first_at.get_or_insert_with(Instant::now);
+                }
+                Err(DecodeError::Undecodable(reason)) => {
+                    let reason = reason.clone();
+                    self.dead.push((e, reason));
+                }
+                Err(DecodeError::Transient(error)) => {
+                    metrics::counter!("gavel_drainer_decode_retries_total").increment(1);
+                    tracing::warn!(auction = %e.auction, entry = %e.entry_id, %error, "cannot decode a change-log entry yet; it stays pending and is read again");
+                    self.schedule_retry(e.auction);
+                }
+            }
+        }
     }
 
     /// `Some(true)`: write everything (old enough, or holding a result); `Some(false)`:
@@ -180,7 +270,7 @@ impl Drainer {
             .first_at
             .is_some_and(|at| at.elapsed() >= self.config.interval);
         let result = self.buffer.iter().any(|e| {
-            e.change.as_ref().is_some_and(|c| {
+            e.change.as_ref().is_ok_and(|c| {
                 matches!(c.event, Event::Closed) || c.auction.state.closing.is_some()
             })
         });
@@ -200,8 +290,9 @@ impl Drainer {
         while !self.buffer.is_empty() && (all || self.buffer.len() >= self.config.batch) {
             let n = self.buffer.len().min(self.config.batch);
             let chunk: Vec<LogEntry> = self.buffer.drain(..n).collect();
+            // The buffer holds decoded entries only (`take`).
             let changes: Vec<ArchivedChange> =
-                chunk.iter().filter_map(|e| e.change.clone()).collect();
+                chunk.iter().filter_map(|e| e.change.clone().ok()).collect();
             let mut backoff = Duration::from_millis(100);
             loop {
                 match self.archive.record_batch(&changes).await {

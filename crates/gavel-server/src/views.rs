@@ -1,10 +1,9 @@
 //! Converts the rules' types into wire types, hiding what only the leader may see.
 
 use gavel_core::{
-    buy_now_available, Auction, BidEntry, Bidder, BidderId, CloseReason, EntryKind,
-    IncrementPolicy, Millis, Rejection, RequestId, Status,
+    buy_now_available, outcome_code, Auction, BidEntry, Bidder, BidderId, IncrementPolicy, Millis,
+    Rejection, RequestId, Status,
 };
-use gavel_engine::memory::outcome_label;
 use gavel_engine::BidReply;
 use gavel_protocol::{
     AuctionView, BidResult, BidView, Closed, ClosingView, IncrementBandView, SoftCloseView, Update,
@@ -18,29 +17,12 @@ pub fn user_ref(b: &Bidder) -> UserRef {
     }
 }
 
-pub fn reason_str(r: CloseReason) -> &'static str {
-    match r {
-        CloseReason::Ended => "ended",
-        CloseReason::BuyNow => "buy_now",
-        CloseReason::EndedEarly => "ended_early",
-        CloseReason::Cancelled => "cancelled",
-    }
-}
-
-fn entry_kind_str(k: EntryKind) -> &'static str {
-    match k {
-        EntryKind::Bid => "bid",
-        EntryKind::Auto => "auto",
-        EntryKind::BuyNow => "buy_now",
-    }
-}
-
 pub fn bid_view(e: &BidEntry) -> BidView {
     BidView {
         seq: e.seq,
         bidder: user_ref(&e.bidder),
         amount: e.amount.minor_units(),
-        kind: entry_kind_str(e.kind).into(),
+        kind: e.kind.as_str().into(),
         at: e.at,
     }
 }
@@ -92,7 +74,7 @@ pub fn auction_view(a: &Auction, now: Millis, viewer: Option<&str>) -> AuctionVi
             max_extension_ms: sc.max_extension_ms,
         }),
         closing: s.closing.as_ref().map(|c| ClosingView {
-            reason: reason_str(c.reason).into(),
+            reason: c.reason.as_str().into(),
             closed_at: c.closed_at,
             winner: c.winner.as_ref().map(user_ref),
             final_price: c.final_price.map(|p| p.minor_units()),
@@ -156,7 +138,7 @@ pub fn closed(a: &Auction) -> Option<Closed> {
     Some(Closed {
         auction_id: a.id.to_string(),
         seq: a.state.seq,
-        reason: reason_str(c.reason).into(),
+        reason: c.reason.as_str().into(),
         winner: c.winner.as_ref().map(user_ref),
         final_price: c.final_price.map(|p| p.minor_units()),
         closed_at: c.closed_at,
@@ -177,7 +159,7 @@ pub fn bid_result(
     BidResult {
         request_id: request_id.to_string(),
         auction_id: reply.auction.id.to_string(),
-        outcome: outcome_label(&reply.outcome).into(),
+        outcome: outcome_code(&reply.outcome).into(),
         message: outcome_message(&reply.outcome, &reply.auction, viewer),
         auction: Some(auction_view(&reply.auction, now, Some(viewer.as_str()))),
     }

@@ -13,17 +13,18 @@ use crate::auth::Principal;
 use crate::bidding::{self, RawBid};
 use crate::fanout::{Room, SharedFrame, Start};
 use crate::http::session::user_view;
+use crate::http::{ApiError, Query};
 use crate::limits::ConnectionSlot;
 use crate::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
 use gavel_engine::EngineError;
-use gavel_protocol::{ClientMessage, Limits, ServerMessage};
+use gavel_protocol::{ClientMessage, ErrorCode, Limits, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -52,13 +53,16 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
+    };
     let Some(slot) = state.limits.connect(addr.ip()) else {
         metrics::counter!("gavel_ws_refused_total").increment(1);
-        return crate::http::ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_connections",
+        return ApiError::new(
+            ErrorCode::TooManyConnections,
             "too many WebSocket connections from this address",
         )
         .into_response();
@@ -122,7 +126,7 @@ fn parse_checked(raw: &str) -> Result<ClientMessage, Utf8Bytes> {
     let v: Value = match serde_json::from_str(raw) {
         Ok(v) => v,
         Err(e) => {
-            return Err(error("bad_json", format!("not JSON: {e}"), None));
+            return Err(error(ErrorCode::BadJson, format!("not JSON: {e}"), None));
         }
     };
     let request_id = v
@@ -132,32 +136,18 @@ fn parse_checked(raw: &str) -> Result<ClientMessage, Utf8Bytes> {
     if let Err(e) = bidding::check_identity_fields(&v) {
         return Err(error(e.code, e.message, request_id));
     }
-    let known_type = v.get("type").and_then(Value::as_str).is_some_and(|t| {
-        matches!(
-            t,
-            "auth"
-                | "subscribe"
-                | "unsubscribe"
-                | "subscribe_lobby"
-                | "unsubscribe_lobby"
-                | "bid"
-                | "ping"
-        )
-    });
-    match serde_json::from_value(v) {
-        Ok(m) => Ok(m),
-        Err(e) => {
-            let (code, message) = if known_type {
-                ("invalid_message", e.to_string())
-            } else {
-                (
-                        "unknown_type",
-                        "type must be one of auth, subscribe, unsubscribe, subscribe_lobby, unsubscribe_lobby, bid, ping".to_string(),
-                    )
-            };
-            Err(error(code, message, request_id))
-        }
+    let known_type = v
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| ClientMessage::TYPES.contains(&t));
+    if !known_type {
+        let message = format!("type must be one of {}", ClientMessage::TYPES.join(", "));
+        return Err(error(ErrorCode::UnknownType, message, request_id));
     }
+    // Read from the text, not from `v`: a JSON value keeps only the last of repeated keys,
+    // while reading into the message type sees (and refuses) every one.
+    serde_json::from_str(raw)
+        .map_err(|e| error(ErrorCode::InvalidMessage, e.to_string(), request_id))
 }
 
 /// The frames counter, looked up once: the recorder is installed before any connection, and
@@ -171,9 +161,9 @@ fn text(msg: &ServerMessage) -> Utf8Bytes {
     Utf8Bytes::from(msg.to_json())
 }
 
-fn error(code: &str, message: impl Into<String>, request_id: Option<String>) -> Utf8Bytes {
+fn error(code: ErrorCode, message: impl Into<String>, request_id: Option<String>) -> Utf8Bytes {
     text(&ServerMessage::Error {
-        code: code.into(),
+        code,
         message: message.into(),
         request_id,
         auction_id: None,
@@ -186,7 +176,7 @@ fn ok(what: &str) -> Utf8Bytes {
 
 fn not_found(auction_id: &str) -> Utf8Bytes {
     text(&ServerMessage::Error {
-        code: "not_found".into(),
+        code: ErrorCode::NotFound,
         message: "no such auction".into(),
         request_id: None,
         auction_id: Some(auction_id.chars().take(64).collect()),
@@ -275,13 +265,13 @@ impl Conn {
     /// Serves the connection until it ends, then lets its subscriptions go.
     async fn serve(&mut self, token_refused: bool) {
         let outcome = self.run(token_refused).await;
-        if outcome == Err("too_slow") {
+        if outcome == Err(ErrorCode::TooSlow) {
             metrics::counter!("gavel_ws_too_slow_total").increment(1);
             tracing::info!("closing a client that cannot keep up");
             let limit = Duration::from_secs(1);
             let close = self.socket.send(Message::Close(Some(CloseFrame {
                 code: POLICY_VIOLATION,
-                reason: Utf8Bytes::from_static("too_slow"),
+                reason: Utf8Bytes::from_static(ErrorCode::TooSlow.as_str()),
             })));
             let _ = Box::pin(tokio::time::timeout(limit, close)).await;
         }
@@ -290,11 +280,11 @@ impl Conn {
         }
     }
 
-    async fn run(&mut self, token_refused: bool) -> Result<(), &'static str> {
+    async fn run(&mut self, token_refused: bool) -> Result<(), ErrorCode> {
         self.push(hello(&self.state, self.user.as_deref()));
         if token_refused {
             self.push(error(
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "invalid or expired token: you can watch, but sign in again to bid",
                 None,
             ));
@@ -349,7 +339,8 @@ impl Conn {
 
     /// Writes the queued messages with one flush. A socket that accepts nothing for
     /// `slow_client_secs` makes the client too slow.
-    async fn flush(&mut self) -> Result<(), &'static str> {
+    /// `Err(TooSlow)` for a client too slow, `Err(BadRequest)` for a socket that failed.
+    async fn flush(&mut self) -> Result<(), ErrorCode> {
         if self.outbox.is_empty() {
             return Ok(());
         }
@@ -371,8 +362,8 @@ impl Conn {
                 frames_sent().increment(count);
                 Ok(())
             }
-            Ok(Err(_)) => Err("closed"),
-            Err(_) => Err("too_slow"),
+            Ok(Err(_)) => Err(ErrorCode::BadRequest),
+            Err(_) => Err(ErrorCode::TooSlow),
         }
     }
 
@@ -396,9 +387,11 @@ impl Conn {
                 // every idle connection's task.
                 Box::pin(self.handle_text(t.as_str())).await;
             }
-            Input::Client(Some(Ok(Message::Binary(_)))) => {
-                self.push(error("invalid_message", "send JSON text frames", None))
-            }
+            Input::Client(Some(Ok(Message::Binary(_)))) => self.push(error(
+                ErrorCode::InvalidMessage,
+                "send JSON text frames",
+                None,
+            )),
             // Ping/Pong are answered by the WebSocket layer.
             Input::Client(Some(Ok(_))) => {}
             Input::Client(Some(Err(e))) => {
@@ -444,7 +437,7 @@ impl Conn {
     fn refuse_too_large(&mut self) -> Flow {
         let limit = self.state.config.max_message_bytes;
         self.push(error(
-            "message_too_large",
+            ErrorCode::MessageTooLarge,
             format!("messages are limited to {limit} bytes"),
             None,
         ));
@@ -487,7 +480,11 @@ impl Conn {
                     self.user = Some(Box::new(p));
                     self.push(hello)
                 }
-                Err(_) => self.push(error("unauthorized", "invalid or expired token", None)),
+                Err(_) => self.push(error(
+                    ErrorCode::Unauthorized,
+                    "invalid or expired token",
+                    None,
+                )),
             },
             ClientMessage::Subscribe {
                 auction_id,
@@ -499,15 +496,15 @@ impl Conn {
                 }
                 self.push(ok("unsubscribe"))
             }
-            ClientMessage::SubscribeLobby => match self.state.hub.lobby().await {
+            ClientMessage::SubscribeLobby {} => match self.state.hub.lobby().await {
                 Ok((snapshot, rx)) => {
                     self.lobby = Some(BroadcastStream::new(rx));
                     self.push(snapshot);
                     self.push(ok("subscribe_lobby"))
                 }
-                Err(e) => self.push(error("unavailable", e.to_string(), None)),
+                Err(e) => self.push(error(ErrorCode::Unavailable, e.to_string(), None)),
             },
-            ClientMessage::UnsubscribeLobby => {
+            ClientMessage::UnsubscribeLobby {} => {
                 self.lobby = None;
                 self.push(ok("unsubscribe_lobby"))
             }
@@ -520,7 +517,7 @@ impl Conn {
             } => {
                 let Some(who) = self.user.as_deref().cloned() else {
                     return self.push(error(
-                        "unauthorized",
+                        ErrorCode::Unauthorized,
                         "sign in to bid: connect with ?token= or send an auth message",
                         Some(request_id),
                     ));
@@ -528,7 +525,7 @@ impl Conn {
                 let bids = self.bids.get_or_insert_with(Default::default);
                 if bids.len() >= BIDS_IN_FLIGHT {
                     return self.push(error(
-                        "rate_limited",
+                        ErrorCode::RateLimited,
                         "too many bids waiting for an answer on this connection",
                         Some(request_id),
                     ));
@@ -548,7 +545,7 @@ impl Conn {
                     )
                     .await;
                     match result {
-                        Ok(r) => text(&ServerMessage::BidResult(r)),
+                        Ok(a) => text(&ServerMessage::BidResult(a.result)),
                         Err(e) => error(e.code, e.message, Some(request_id)),
                     }
                 }));
@@ -563,7 +560,7 @@ impl Conn {
         let max = self.state.config.max_subscriptions;
         if !self.subscriptions.contains_key(&id) && self.subscriptions.len() >= max {
             return self.push(error(
-                "too_many_subscriptions",
+                ErrorCode::TooManySubscriptions,
                 format!("at most {max} subscriptions per connection"),
                 None,
             ));
@@ -584,7 +581,7 @@ impl Conn {
                 }
             }
             Err(EngineError::NotFound) => self.push(not_found(auction_id)),
-            Err(e) => self.push(error("unavailable", e.to_string(), None)),
+            Err(e) => self.push(error(ErrorCode::Unavailable, e.to_string(), None)),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! | `<p>:{<id>}:log` | stream | one entry per committed change (field `c`), group `drainers` |
 //! | `<p>:{<id>}:recent` | list | the 50 newest history entries, newest first |
 //! | `<p>:{<id>}:req:<bidder>:<request>` | string, TTL | the first reply to that request |
+//! | `<p>:{<id>}:dead` | stream | change-log entries the drainer could not decode (dead letters) |
 //!
 //! Node-wide indexes, never written by a script (a script may only touch its own slot);
 //! each is written before the auction exists and corrected lazily by `advance` and the
@@ -19,6 +20,7 @@
 //! | `<p>:auctions` | sorted set | every auction id (score: registration time) |
 //! | `<p>:deadlines` | sorted set | open/scheduled auction id → a deadline at or before its next start/end |
 //! | `<p>:active` | sorted set | auctions whose change log may still hold unarchived entries |
+//! | `<p>:dead` | sorted set | auctions with a dead-letter stream (score: first dead letter) |
 //!
 //! Pub/Sub channel of an auction: `<p>:ch:<id>`; nodes subscribe to the pattern `<p>:ch:*`.
 
@@ -77,6 +79,11 @@ impl Keys {
         format!("{}:{{{}}}:req:{}:{}", self.prefix, id, bidder, request)
     }
 
+    /// The auction's dead-letter stream: in the log's slot, so one script can move an entry.
+    pub fn dead(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:dead", self.prefix, id)
+    }
+
     pub fn channel(&self, id: &AuctionId) -> String {
         format!("{}:ch:{}", self.prefix, id)
     }
@@ -103,6 +110,11 @@ impl Keys {
     pub fn active(&self) -> String {
         format!("{}:active", self.prefix)
     }
+
+    /// Auctions whose dead-letter stream may hold entries (what an operator looks at).
+    pub fn dead_index(&self) -> String {
+        format!("{}:dead", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +132,7 @@ mod tests {
             k.log(&id),
             k.recent(&id),
             k.request(&id, &bidder, &req),
+            k.dead(&id),
         ] {
             assert!(key.starts_with("gavel:{lot-7}:"), "{key}");
         }

@@ -7,6 +7,14 @@
 //! `XAUTOCLAIM` once they have been idle long enough. Trimming (`trim.lua`) never drops a
 //! pending entry. Blocking reads use their own connection without a response timeout
 //! (a client-wide timeout would cut `XREADGROUP BLOCK` short).
+//!
+//! Decoding an entry fails in one of two ways, kept apart by [`DecodeError`]: the entry
+//! itself is damaged (no retry can help: the drainer moves it to the auction's dead-letter
+//! stream, see `dead_letter.rs`), or what decoding needs could not be read (a Redis error,
+//! the auction's spec missing or unreadable: the entry stays pending and is tried again).
+//! Neither is ever acknowledged as if it had been archived.
+
+mod dead_letter;
 
 use super::{map_err, RedisEngine, DRAIN_GROUP};
 use crate::{Cause, EngineError};
@@ -15,6 +23,7 @@ use gavel_core::AuctionId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Streams named in one `XREADGROUP`.
@@ -28,9 +37,30 @@ pub struct LogEntry {
     pub auction: AuctionId,
     /// The stream entry id (for `XACK`).
     pub entry_id: String,
-    /// The change to archive; `None` for an entry that cannot be read (logged, then
-    /// acknowledged so one bad entry cannot stall the drain forever).
-    pub change: Option<ArchivedChange>,
+    /// The change to archive, or why it cannot be (yet).
+    pub change: Result<ArchivedChange, DecodeError>,
+}
+
+/// Why a change-log entry could not be made into a change to archive.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The entry itself is damaged (no change field, not a change, another auction's
+    /// change, fields that do not fit the auction): reading it again cannot help.
+    #[error("undecodable change-log entry: {0}")]
+    Undecodable(String),
+    /// What decoding needs could not be read (a Redis error, the auction's spec missing or
+    /// unreadable): the entry is fine and is tried again later.
+    #[error("change-log entry not decodable yet: {0}")]
+    Transient(EngineError),
+}
+
+/// Failures met while decoding one read's entries: once reading an auction's spec failed,
+/// its other entries in that read fail the same way without asking Redis again, and once
+/// Redis itself was unreachable, every remaining entry does (no timeout per entry).
+#[derive(Default)]
+struct ReadFailures {
+    by_auction: HashMap<AuctionId, EngineError>,
+    all: Option<EngineError>,
 }
 
 /// A drainer's view of the change logs.
@@ -151,12 +181,13 @@ impl ChangeLog {
             Err(e) => return Err(map_err(e)),
         };
         let mut out = Vec::new();
+        let mut failures = ReadFailures::default();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             let Some(auction) = self.engine.inner.keys.auction_of_log(&key.key) else {
                 continue;
             };
             for entry in &key.ids {
-                out.push(self.decode(&auction, entry).await?);
+                out.push(self.decode(&auction, entry, &mut failures).await);
             }
         }
         Ok(out)
@@ -193,6 +224,7 @@ impl ChangeLog {
                 }
                 Err(e) => return Err(map_err(e)),
             };
+            let mut failures = ReadFailures::default();
             for (id, reply) in chunk.iter().zip(replies) {
                 if !reply.claimed.is_empty() {
                     tracing::info!(auction = %id, entries = reply.claimed.len(), consumer = %self.consumer, "claimed change-log entries of an idle drainer");
@@ -200,43 +232,70 @@ impl ChangeLog {
                         .increment(reply.claimed.len() as u64);
                 }
                 for entry in &reply.claimed {
-                    out.push(self.decode(id, entry).await?);
+                    out.push(self.decode(id, entry, &mut failures).await);
                 }
             }
         }
         Ok(out)
     }
 
-    async fn decode(&self, auction: &AuctionId, entry: &StreamId) -> Result<LogEntry, EngineError> {
-        let mut log_entry = LogEntry {
+    async fn decode(
+        &self,
+        auction: &AuctionId,
+        entry: &StreamId,
+        failures: &mut ReadFailures,
+    ) -> LogEntry {
+        LogEntry {
             auction: auction.clone(),
             entry_id: entry.id.clone(),
-            change: None,
-        };
-        let Some(json) = field_c(entry) else {
-            return Ok(log_entry);
-        };
-        let decoded = match super::WireChange::parse(&json) {
-            Ok(wire) => self.engine.inner.decode_change(&wire).await,
-            Err(e) => Err(EngineError::Internal(Cause::msg(e.to_string()))),
-        };
-        match decoded {
-            Ok(d) => {
-                log_entry.change = Some(ArchivedChange {
-                    auction: d.change.auction,
-                    event: d.change.event,
-                    bid_id: d.bid_id,
-                    request_id: d.request_id,
-                });
-                Ok(log_entry)
-            }
-            Err(EngineError::Internal(e)) => {
-                tracing::error!(auction = %auction, entry = %entry.id, error = %e, "unreadable change-log entry; skipping it");
-                metrics::counter!("gavel_drainer_unreadable_total").increment(1);
-                Ok(log_entry)
-            }
-            Err(e) => Err(e),
+            change: self.decode_change(auction, entry, failures).await,
         }
+    }
+
+    async fn decode_change(
+        &self,
+        auction: &AuctionId,
+        entry: &StreamId,
+        failures: &mut ReadFailures,
+    ) -> Result<ArchivedChange, DecodeError> {
+        let undecodable = |e: super::wire::WireError| DecodeError::Undecodable(e.to_string());
+        let json =
+            field_c(entry).ok_or_else(|| DecodeError::Undecodable("no change field `c`".into()))?;
+        let wire = super::WireChange::parse(&json).map_err(undecodable)?;
+        let id = wire.auction_id().map_err(undecodable)?;
+        if &id != auction {
+            return Err(DecodeError::Undecodable(format!(
+                "a change of auction {id} in the log of {auction}"
+            )));
+        }
+        if let Some(e) = failures.all.as_ref().or(failures.by_auction.get(auction)) {
+            return Err(DecodeError::Transient(e.clone()));
+        }
+        let spec = match self.engine.inner.spec(auction).await {
+            Ok(Some(spec)) => spec,
+            Ok(None) => {
+                let e = EngineError::Internal(Cause::msg(format!(
+                    "the spec of auction {auction} is missing from Redis"
+                )));
+                failures.by_auction.insert(auction.clone(), e.clone());
+                return Err(DecodeError::Transient(e));
+            }
+            Err(e) => {
+                if matches!(e, EngineError::Internal(_)) {
+                    failures.by_auction.insert(auction.clone(), e.clone());
+                } else {
+                    failures.all = Some(e.clone());
+                }
+                return Err(DecodeError::Transient(e));
+            }
+        };
+        let d = wire.decode(&spec).map_err(undecodable)?;
+        Ok(ArchivedChange {
+            auction: d.change.auction,
+            event: d.change.event,
+            bid_id: d.bid_id,
+            request_id: d.request_id,
+        })
     }
 
     /// Creates missing consumer groups (a registered auction whose create is still in

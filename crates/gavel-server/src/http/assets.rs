@@ -1,7 +1,8 @@
 //! The web client, embedded in the binary from `web/dist` at build time.
 
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
+use gavel_protocol::ErrorCode;
 
 #[derive(rust_embed::Embed)]
 #[folder = "../../web/dist"]
@@ -10,8 +11,7 @@ struct WebDist;
 pub async fn serve(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     if path.starts_with("api/") {
-        return super::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-            .into_response();
+        return not_found();
     }
     let path = if path.is_empty() { "index.html" } else { path };
     match WebDist::get(path) {
@@ -31,6 +31,10 @@ pub async fn serve(uri: Uri) -> Response {
             )
                 .into_response()
         }
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+        None => not_found(),
     }
+}
+
+fn not_found() -> Response {
+    super::ApiError::new(ErrorCode::NotFound, "no such endpoint or file").into_response()
 }

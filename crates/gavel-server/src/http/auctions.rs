@@ -1,10 +1,10 @@
 //! Auctions: list, read, history, create, bid, cancel, end early.
 
-use super::{typed, Admin, ApiError, JsonBody, User};
+use super::{Admin, ApiError, JsonBody, Path, Query, User};
 use crate::bidding::{self, BidError, RawBid};
 use crate::views;
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gavel_core::{
@@ -12,7 +12,8 @@ use gavel_core::{
 };
 use gavel_engine::AdminAction;
 use gavel_protocol::{
-    parse_amount, AuctionList, AuctionView, BidHistory, BidResult, CreateAuction, PlaceBid,
+    parse_amount, AuctionList, AuctionView, BidHistory, BidResult, CreateAuction, ErrorCode,
+    PlaceBid,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -29,8 +30,7 @@ pub async fn list(
     if let Some(s) = q.status.as_deref() {
         if !matches!(s, "scheduled" | "open" | "closed") {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_status",
+                ErrorCode::InvalidStatus,
                 "status must be scheduled, open or closed",
             ));
         }
@@ -50,8 +50,7 @@ pub async fn list(
 }
 
 fn parse_id(id: &str) -> Result<AuctionId, ApiError> {
-    AuctionId::parse(id)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such auction"))
+    AuctionId::parse(id).map_err(|_| ApiError::new(ErrorCode::NotFound, "no such auction"))
 }
 
 async fn load(state: &AppState, id: &str) -> Result<Auction, ApiError> {
@@ -60,7 +59,7 @@ async fn load(state: &AppState, id: &str) -> Result<Auction, ApiError> {
         .engine
         .auction(&id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such auction"))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such auction"))
 }
 
 pub async fn get_one(
@@ -86,8 +85,7 @@ pub async fn history(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             "limit must be 1 to 200",
         ));
     }
@@ -113,13 +111,14 @@ pub async fn history(
     }))
 }
 
-fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+fn invalid(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
 }
 
 fn money_field(name: &str, v: Option<&serde_json::Value>) -> Result<Money, ApiError> {
-    let raw = parse_amount(v).map_err(|e| invalid("invalid_amount", format!("{name}: {e}")))?;
-    Money::new(raw).map_err(|e| invalid("invalid_amount", format!("{name}: {e}")))
+    let raw =
+        parse_amount(v).map_err(|e| invalid(ErrorCode::InvalidAmount, format!("{name}: {e}")))?;
+    Money::new(raw).map_err(|e| invalid(ErrorCode::InvalidAmount, format!("{name}: {e}")))
 }
 
 fn optional_money(name: &str, v: Option<&serde_json::Value>) -> Result<Option<Money>, ApiError> {
@@ -132,12 +131,14 @@ fn optional_money(name: &str, v: Option<&serde_json::Value>) -> Result<Option<Mo
 /// Builds a validated auction from a create request.
 pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, ApiError> {
     let id = match req.id {
-        Some(id) => AuctionId::parse(id).map_err(|e| invalid("invalid_auction", e.to_string()))?,
+        Some(id) => {
+            AuctionId::parse(id).map_err(|e| invalid(ErrorCode::InvalidAuction, e.to_string()))?
+        }
         None => AuctionId::parse(format!("a-{}", uuid::Uuid::now_v7().simple()))
             .expect("generated ids are valid"),
     };
     let currency = Currency::parse(req.currency.as_deref().unwrap_or("USD"))
-        .map_err(|e| invalid("invalid_auction", e.to_string()))?;
+        .map_err(|e| invalid(ErrorCode::InvalidAuction, e.to_string()))?;
     let starting_price = money_field("starting_price", Some(&req.starting_price))?;
     let increment = match (req.increment, req.increment_table) {
         (Some(v), None) => IncrementPolicy::Fixed {
@@ -150,7 +151,7 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
                     Ok(IncrementBand {
                         from: b.from,
                         increment: Money::new(b.increment).map_err(|e| {
-                            invalid("invalid_amount", format!("increment_table: {e}"))
+                            invalid(ErrorCode::InvalidAmount, format!("increment_table: {e}"))
                         })?,
                     })
                 })
@@ -158,13 +159,13 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
         },
         (None, None) => {
             return Err(invalid(
-                "invalid_auction",
+                ErrorCode::InvalidAuction,
                 "give an increment or an increment_table",
             ))
         }
         (Some(_), Some(_)) => {
             return Err(invalid(
-                "invalid_auction",
+                ErrorCode::InvalidAuction,
                 "give an increment or an increment_table, not both",
             ))
         }
@@ -173,17 +174,22 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
     let ends_at = match (req.ends_at, req.duration_ms) {
         (Some(end), None) => end,
         (None, Some(d)) if d > 0 => starts_at.saturating_add(d),
-        (None, Some(_)) => return Err(invalid("invalid_auction", "duration_ms must be positive")),
+        (None, Some(_)) => {
+            return Err(invalid(
+                ErrorCode::InvalidAuction,
+                "duration_ms must be positive",
+            ))
+        }
         _ => {
             return Err(invalid(
-                "invalid_auction",
+                ErrorCode::InvalidAuction,
                 "give ends_at or duration_ms (exactly one)",
             ))
         }
     };
     if ends_at <= now {
         return Err(invalid(
-            "invalid_auction",
+            ErrorCode::InvalidAuction,
             "the auction must end in the future",
         ));
     }
@@ -203,15 +209,14 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
             max_extension_ms: s.max_extension_ms,
         }),
     };
-    Auction::new_at(id, spec, now).map_err(|e| invalid("invalid_auction", e.to_string()))
+    Auction::new_at(id, spec, now).map_err(|e| invalid(ErrorCode::InvalidAuction, e.to_string()))
 }
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Admin(admin): Admin,
-    JsonBody(body): JsonBody,
+    JsonBody(req): JsonBody<CreateAuction>,
 ) -> Result<(StatusCode, Json<AuctionView>), ApiError> {
-    let req: CreateAuction = typed(body)?;
     let now = state.engine.now();
     let auction = auction_from_request(req, now)?;
     let created = state.engine.create_auction(auction).await?;
@@ -222,27 +227,9 @@ pub async fn create(
     ))
 }
 
-fn bid_status(outcome: &str) -> StatusCode {
-    match outcome {
-        "accepted" => StatusCode::OK,
-        "not_found" => StatusCode::NOT_FOUND,
-        _ => StatusCode::CONFLICT,
-    }
-}
-
-pub fn bid_error_status(code: &str) -> StatusCode {
-    match code {
-        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
-        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        "unauthorized" => StatusCode::UNAUTHORIZED,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
 impl From<BidError> for ApiError {
     fn from(e: BidError) -> Self {
-        ApiError::new(bid_error_status(e.code), e.code, e.message)
+        ApiError::new(e.code, e.message)
     }
 }
 
@@ -250,11 +237,9 @@ pub async fn bid(
     State(state): State<Arc<AppState>>,
     User(user): User,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(req): JsonBody<PlaceBid>,
 ) -> Result<(StatusCode, Json<BidResult>), ApiError> {
-    bidding::check_identity_fields(&body)?;
-    let req: PlaceBid = typed(body)?;
-    let result = bidding::place(
+    let answer = bidding::place(
         &state,
         &user,
         RawBid {
@@ -266,7 +251,7 @@ pub async fn bid(
         },
     )
     .await?;
-    Ok((bid_status(&result.outcome), Json(result)))
+    Ok((answer.http_status, Json(answer.result)))
 }
 
 async fn admin_close(
@@ -281,9 +266,8 @@ async fn admin_close(
             tracing::info!(auction = %id, by = %admin.id, ?action, "admin closed auction");
             Ok(Json(views::auction_view(&a, state.engine.now(), None)))
         }
-        Err(r) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            r.code(),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Closed,
             "the auction has already ended",
         )),
     }

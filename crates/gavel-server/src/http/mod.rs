@@ -12,7 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gavel_protocol::{ErrorBody, ErrorDetail, TimeResponse};
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, TimeResponse};
 use std::sync::Arc;
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -32,8 +32,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .method_not_allowed_fallback(method_not_allowed)
+        // Enforced where a body is read (`JsonBody`), so an oversized body gets our JSON 413.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The largest request body read, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -53,46 +65,51 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// Every HTTP error: a status and `{"error": {"code", "message"}}`.
+/// Every HTTP error: `{"error": {"code", "message"}}` with the code's own status.
 #[derive(Debug)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
         }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        Self::new(ErrorCode::Internal, "internal error")
     }
+
+    /// The HTTP status of the code.
+    pub fn status(&self) -> StatusCode {
+        status_of(self.code)
+    }
+}
+
+/// The HTTP status that goes with a wire error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.into(),
+                code: self.code,
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -100,20 +117,16 @@ impl From<gavel_engine::EngineError> for ApiError {
     fn from(e: gavel_engine::EngineError) -> Self {
         use gavel_engine::EngineError::*;
         match e {
-            NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such auction"),
-            AlreadyExists(id) => ApiError::new(
-                StatusCode::CONFLICT,
-                "already_exists",
-                format!("auction {id} already exists"),
-            ),
+            NotFound => ApiError::new(ErrorCode::NotFound, "no such auction"),
+            AlreadyExists(id) => {
+                ApiError::new(ErrorCode::AlreadyExists, format!("auction {id} already exists"))
+            }
             Unavailable(cause) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 format!("{cause}; nothing was decided, so retrying is safe"),
             ),
             OutcomeUnknown(cause) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "outcome_unknown",
+                ErrorCode::OutcomeUnknown,
                 format!("{cause}; the request may have been decided: retry with the same request_id to learn its outcome"),
             ),
             Internal(cause) => ApiError::internal(cause.to_string()),
@@ -121,41 +134,93 @@ impl From<gavel_engine::EngineError> for ApiError {
     }
 }
 
-/// JSON body parsing with our error format instead of axum's plain-text rejection.
-pub struct JsonBody(pub serde_json::Value);
-
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    e.body_text(),
-                )
-            })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("malformed JSON: {e}"),
-            )
-        })
+/// A request body type: parsed strictly (unknown fields, repeated keys and wrong types are
+/// `invalid_message`), after an optional look at the raw JSON for what deserves its own code.
+pub trait RequestBody: serde::de::DeserializeOwned {
+    /// Checks the parsed JSON before the body is read into its type.
+    fn check(_raw: &serde_json::Value) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 
-/// Deserializes a checked JSON value into a body type, as a 422 on failure.
-pub fn typed<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            e.to_string(),
-        )
-    })
+impl RequestBody for gavel_protocol::SessionRequest {}
+impl RequestBody for gavel_protocol::CreateAuction {}
+impl RequestBody for gavel_protocol::PlaceBid {
+    fn check(raw: &serde_json::Value) -> Result<(), ApiError> {
+        crate::bidding::check_identity_fields(raw).map_err(ApiError::from)
+    }
+}
+
+/// A JSON body with our error format instead of axum's plain-text rejections: `413
+/// body_too_large` over the limit, `400 bad_json` if it is not JSON, `422 invalid_message`
+/// if it is not this body (unknown or repeated fields included).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let too_large = || {
+            ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        // Refused before reading when the length is announced: nobody waits for a body
+        // that would be refused anyway.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    ApiError::new(ErrorCode::BadRequest, e.body_text())
+                }
+            })?;
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(ErrorCode::BadJson, format!("malformed JSON: {e}")))?;
+        T::check(&raw)?;
+        // Read again from the bytes, not from `raw`: a JSON value keeps only the last of
+        // repeated keys, while reading into the type sees (and refuses) every one.
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidMessage, e.to_string()))
+    }
+}
+
+/// A query string read into `T`, refused as `400 invalid_query` (JSON) when it does not fit.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(q)| Query(q))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))
+    }
+}
+
+/// Path parameters, refused as `400 bad_request` (JSON) when they cannot be read (a
+/// percent-encoded byte that is not UTF-8, such as `%ff`).
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| Path(p))
+            .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))
+    }
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -201,8 +266,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         let User(p) = User::from_request_parts(parts, state).await?;
         if p.role != Role::Admin {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "only an admin may do this",
             ));
         }

@@ -1,12 +1,11 @@
 //! Guest sign-in and "who am I".
 
-use super::{typed, ApiError, JsonBody, User};
+use super::{ApiError, JsonBody, User};
 use crate::auth::{Principal, Role};
 use crate::AppState;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
 use axum::Json;
-use gavel_protocol::{SessionRequest, SessionResponse, UserView};
+use gavel_protocol::{ErrorCode, SessionRequest, SessionResponse, UserView};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,37 +20,27 @@ pub fn user_view(p: &Principal) -> UserView {
 pub async fn create(
     State(state): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    JsonBody(body): JsonBody,
+    JsonBody(req): JsonBody<SessionRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
     if !state.limits.allow_session(addr.ip()) {
         return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "too many sign-ins from this address; try again in a minute",
         ));
     }
-    let req: SessionRequest = typed(body)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_name",
+            ErrorCode::InvalidName,
             "name must be 1 to 40 printable characters",
         ));
     }
     let role = match req.admin_token.as_deref() {
         Some(t) if state.auth.is_admin_token(t) => Role::Admin,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "wrong admin token",
-            ))
-        }
+        Some(_) => return Err(ApiError::new(ErrorCode::Forbidden, "wrong admin token")),
         None if !state.config.guest_sessions => {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "guest_sessions_disabled",
+                ErrorCode::GuestSessionsDisabled,
                 "guest sign-in is switched off on this server",
             ))
         }

@@ -223,7 +223,7 @@ async fn bad_http_requests_get_typed_errors() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "bad_request");
+    assert_eq!(body["error"]["code"], "bad_json");
     // Amounts.
     for amount in [
         json!(1.5),

@@ -9,4 +9,5 @@ mod durability;
 mod http_api;
 mod replay;
 mod slow_consumers;
+mod strict_input;
 mod websocket;

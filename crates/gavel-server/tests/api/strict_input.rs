@@ -1,0 +1,176 @@
+//! Input that is almost right is refused, never half-read: unknown fields, repeated keys,
+//! and every HTTP error is the documented JSON error.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends raw bytes as one HTTP/1.1 request and returns (status, body as JSON or Null).
+async fn raw_http(app: &TestApp, request: &str) -> (u16, Value) {
+    let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Asserts a documented JSON error: this status, this code, a non-empty message.
+fn assert_error(what: &str, (status, body): (u16, Value), want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{what}: {body}");
+    assert_eq!(body["error"]["code"], want_code, "{what}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_misspelled_expected_seq_is_refused_instead_of_dropping_the_stale_check() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Alice").await;
+    let mut ws = app.ws(Some(&t)).await;
+    ws.send(json!({"type": "bid", "auction_id": id, "amount": 10000, "request_id": "w1", "expected_Seq": 99}))
+        .await;
+    let e = ws.recv().await;
+    assert_eq!(
+        (
+            e["type"].as_str(),
+            e["code"].as_str(),
+            e["request_id"].as_str()
+        ),
+        (Some("error"), Some("invalid_message"), Some("w1")),
+        "{e}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("expected_Seq"),
+        "{e}"
+    );
+    // Repeated keys: the first amount must not be silently replaced by the last.
+    ws.send_raw(&format!(
+        r#"{{"type":"bid","auction_id":"{id}","amount":10000,"amount":990000,"request_id":"w2"}}"#
+    ))
+    .await;
+    let e = ws.recv().await;
+    assert_eq!(
+        (e["code"].as_str(), e["request_id"].as_str()),
+        (Some("invalid_message"), Some("w2")),
+        "{e}"
+    );
+    ws.send_raw(r#"{"type":"subscribe_lobby","extra":true}"#)
+        .await;
+    assert_eq!(ws.recv().await["code"], "invalid_message");
+    ws.send_raw(r#"{"type":"ping","type":"ping","client_time":1}"#)
+        .await;
+    assert_eq!(ws.recv().await["code"], "invalid_message");
+
+    // The same over HTTP.
+    let bids = format!("/api/auctions/{id}/bids");
+    let r = app
+        .post(
+            &bids,
+            Some(&t),
+            json!({"amount": 10000, "request_id": "h1", "expected_Seq": 99}),
+        )
+        .await;
+    assert_error("unknown bid field", r, 422, "invalid_message");
+    let r = app
+        .http
+        .post(app.url(&bids))
+        .bearer_auth(&t)
+        .header("content-type", "application/json")
+        .body(r#"{"amount":10000,"request_id":"h2","request_id":"h3"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_error(
+        "repeated bid key",
+        (status, r.json().await.unwrap()),
+        422,
+        "invalid_message",
+    );
+    let r = app
+        .post(
+            "/api/session",
+            None,
+            json!({"name": "Eve", "role": "admin"}),
+        )
+        .await;
+    assert_error("unknown session field", r, 422, "invalid_message");
+    let r = app
+        .post(
+            "/api/auctions",
+            Some(ADMIN),
+            json!({"title": "x", "starting_price": 100, "increment": 1, "duration_ms": 1000, "reserv": 5}),
+        )
+        .await;
+    assert_error("unknown auction field", r, 422, "invalid_message");
+
+    // Nothing was placed by any of it.
+    let (_, view) = app.get(&format!("/api/auctions/{id}")).await;
+    assert_eq!(view["bid_count"], 0, "{view}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_http_error_is_the_documented_json_error() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let host = app.addr;
+
+    let r = app
+        .http
+        .delete(app.url("/api/auctions"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_error(
+        "405",
+        (status, r.json().await.unwrap_or(Value::Null)),
+        405,
+        "method_not_allowed",
+    );
+    for q in ["limit=-1", "before_seq=abc", "limit=99999999999"] {
+        let r = app.get(&format!("/api/auctions/{id}/bids?{q}")).await;
+        assert_error(q, r, 400, "invalid_query");
+    }
+    let r = raw_http(
+        &app,
+        &format!(
+            "POST /api/session HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    )
+    .await;
+    assert_error("413 with Content-Length", r, 413, "body_too_large");
+    let r = raw_http(
+        &app,
+        &format!("GET /api/auctions/%ff HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_error("%ff path", r, 400, "bad_request");
+    for path in ["/api/nothing-here", "/no-such-file.js", "/%ff"] {
+        let r = raw_http(
+            &app,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_error(path, r, 404, "not_found");
+    }
+    let r = app.get("/ws").await;
+    assert_error("/ws without an upgrade", r, 400, "bad_request");
+    app.stop().await;
+}
