@@ -113,6 +113,16 @@ impl std::error::Error for Cause {
     }
 }
 
+/// What an engine holds in this process, for operators and the bounded-state tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Auctions whose state this process keeps in memory (the memory engine's hot set;
+    /// `None` for an engine that keeps none itself).
+    pub hot_auctions: Option<u64>,
+    /// Auctions this node follows for its watchers (`None` where not tracked).
+    pub watched_auctions: Option<u64>,
+}
+
 /// A committed state change, delivered in `seq` order per auction.
 pub type ChangeNotice = Arc<Change>;
 
@@ -183,6 +193,11 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The authority's current time (server UTC ms).
     fn now(&self) -> Millis;
+
+    /// What the engine holds in this process.
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
 
     /// Finishes in-flight work before the process exits (the memory engine commits every
     /// decided change still queued). Bounded in time.

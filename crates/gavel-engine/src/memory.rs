@@ -8,7 +8,9 @@
 //! (the auction's *durable watermark*), so nobody is ever told something a crash could
 //! take back — not an acceptance, not an "outbid" caused by a bid that was never stored.
 
-use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
+use crate::{
+    AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError, EngineStats,
+};
 use async_trait::async_trait;
 use gavel_archive::{Archive, ArchivedChange};
 use gavel_core::{
@@ -712,6 +714,13 @@ impl Engine for MemoryEngine {
             .clock
             .now()
             .max(self.inner.last_decision.load(Ordering::Acquire))
+    }
+
+    fn stats(&self) -> EngineStats {
+        EngineStats {
+            hot_auctions: Some(self.inner.auctions.read().len() as u64),
+            watched_auctions: None,
+        }
     }
 
     async fn flush(&self) {

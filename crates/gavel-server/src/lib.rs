@@ -141,6 +141,7 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
         }
         n += 1;
         state.hub.announce_watchers();
+        state.hub.sweep();
         if n.is_multiple_of(60) {
             state.limits.housekeeping();
         }

@@ -21,7 +21,7 @@ use gavel_core::{
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
 use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::{Clock, Engine};
-use gavel_server::fanout::{Hub, SharedFrame, Start};
+use gavel_server::fanout::{Hub, SharedFrame, Start, Watch};
 use gavel_server::views;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -337,7 +337,7 @@ struct Inbox {
     /// Amounts each user has bid (their own, whatever became of them).
     own: Vec<BTreeSet<i64>>,
     /// Each user's subscriptions' receivers.
-    subscriptions: Vec<Vec<broadcast::Receiver<SharedFrame>>>,
+    subscriptions: Vec<Vec<(Watch, broadcast::Receiver<SharedFrame>)>>,
 }
 
 impl Inbox {
@@ -358,7 +358,7 @@ impl Inbox {
         for user in 0..USERS {
             for i in 0..self.subscriptions[user].len() {
                 loop {
-                    match self.subscriptions[user][i].try_recv() {
+                    match self.subscriptions[user][i].1.try_recv() {
                         Ok(frame) => {
                             let text = frame.text.to_string();
                             self.check_text(user, &text)?;
@@ -453,7 +453,7 @@ async fn run_case(backend: Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Subscribe { user, auction } => {
-                let (_room, start, rx) = node.hub.subscribe(&ids[auction], None).await.unwrap();
+                let (watch, start, rx) = node.hub.subscribe(&ids[auction], None).await.unwrap();
                 match start {
                     Start::Snapshot(text) => inbox.check_text(user, &text)?,
                     Start::Replay(frames) => {
@@ -462,7 +462,7 @@ async fn run_case(backend: Backend, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                     }
                 }
-                inbox.subscriptions[user].push(rx);
+                inbox.subscriptions[user].push((watch, rx));
             }
             Op::History { user, auction } => {
                 let bids = match &node.history {

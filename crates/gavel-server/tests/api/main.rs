@@ -8,6 +8,7 @@ mod closing;
 mod durability;
 mod http_api;
 mod replay;
+mod rooms;
 mod slow_consumers;
 mod strict_input;
 mod websocket;
