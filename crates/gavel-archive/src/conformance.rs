@@ -49,6 +49,8 @@ macro_rules! archive_conformance_tests {
             history_pages_newest_first_with_before_seq_and_limit,
             accepted_requests_store_their_reply_once,
             a_batch_of_100_bids_is_one_transaction,
+            closed_auctions_page_newest_closed_first,
+            load_hot_reads_live_and_recently_closed_auctions,
             an_empty_batch_is_a_no_op,
             readers_see_whole_batches_while_writing
         );
@@ -532,6 +534,141 @@ pub async fn accepted_requests_store_their_reply_once(archive: &dyn Archive) {
             .iter()
             .all(|r| r.auction_id != *a.id() && r.auction_id != *b.id()),
         "replies stored before `since` are left out"
+    );
+}
+
+/// Every closed auction, paged through `closed_auctions` `page` at a time, as
+/// `(closed_at, id)`.
+async fn all_closed(archive: &dyn Archive, page: u32) -> Vec<(i64, AuctionId)> {
+    let mut out: Vec<(i64, AuctionId)> = Vec::new();
+    loop {
+        let cursor = out.last().cloned();
+        let got = archive.closed_auctions(cursor, page).await.unwrap();
+        assert!(got.len() <= page as usize, "a page holds at most `limit`");
+        if got.is_empty() {
+            return out;
+        }
+        for a in got {
+            let closing = a.state.closing.expect("only closed auctions are listed");
+            out.push((closing.closed_at, a.id));
+        }
+    }
+}
+
+pub async fn closed_auctions_page_newest_closed_first(archive: &dyn Archive) {
+    let mut live = Fixture::new("list-live");
+    let mut closed: Vec<Fixture> = (0..5)
+        .map(|i| Fixture::new(&format!("list-c{i}")))
+        .collect();
+    archive.create_auction(live.auction()).await.unwrap();
+    let mut batch = vec![live.open(), live.bid()];
+    // Closed at 10, 20, 20, 30 and 40 s after the start: one tie, broken by id.
+    for (f, at) in closed
+        .iter_mut()
+        .zip([10_000, 20_000, 20_000, 30_000, 40_000])
+    {
+        archive.create_auction(f.auction()).await.unwrap();
+        batch.push(f.open());
+        batch.push(f.at(at).end_early("admin-1"));
+    }
+    archive.record_batch(&batch).await.unwrap();
+
+    let mine: Vec<(i64, AuctionId)> = all_closed(archive, 2)
+        .await
+        .into_iter()
+        .filter(|(_, id)| closed.iter().any(|f| f.id() == id) || id == live.id())
+        .collect();
+    let mut expected: Vec<(i64, AuctionId)> = closed
+        .iter()
+        .map(|f| {
+            let c = f.auction().state.closing.clone().unwrap();
+            (c.closed_at, f.id().clone())
+        })
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        mine, expected,
+        "newest closed first, ties by id, each once, no live one"
+    );
+    let first = archive.closed_auctions(None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        archive.closed_auctions(None, 0).await.unwrap(),
+        vec![],
+        "a zero limit is an empty page"
+    );
+    // The stored auctions are whole (spec and state), as `auction` returns them.
+    let newest = closed
+        .iter()
+        .max_by_key(|f| f.auction().state.closing.clone().unwrap().closed_at)
+        .unwrap();
+    let listed = archive
+        .closed_auctions(
+            Some((
+                newest.auction().state.closing.clone().unwrap().closed_at + 1,
+                newest.id().clone(),
+            )),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.first().map(|a| &a.id), Some(newest.id()));
+    assert_eq!(&listed[0], newest.auction());
+}
+
+pub async fn load_hot_reads_live_and_recently_closed_auctions(archive: &dyn Archive) {
+    let mut live = Fixture::new("hot-live");
+    let mut scheduled = Fixture::new("hot-scheduled");
+    let mut old = Fixture::new("hot-old");
+    let mut recent = Fixture::new("hot-recent");
+    for f in [&live, &scheduled, &old, &recent] {
+        archive.create_auction(f.auction()).await.unwrap();
+    }
+    let batch = vec![
+        live.open(),
+        live.bid(),
+        old.open(),
+        old.at(1_000).cancel("admin-1"),
+        recent.open(),
+        recent.at(50_000).end_early("admin-1"),
+    ];
+    archive.record_batch(&batch).await.unwrap();
+    let _ = &mut scheduled;
+    let since = recent.auction().state.closing.clone().unwrap().closed_at;
+    let hot = archive.load_hot(since).await.unwrap();
+    let find = |f: &Fixture| {
+        hot.iter()
+            .filter(|a| a.id == *f.id())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(&live),
+        vec![live.auction().clone()],
+        "a live auction is hot"
+    );
+    assert_eq!(
+        find(&scheduled),
+        vec![scheduled.auction().clone()],
+        "so is a scheduled one"
+    );
+    assert_eq!(
+        find(&recent),
+        vec![recent.auction().clone()],
+        "closed at `since`: still hot"
+    );
+    assert!(
+        find(&old).is_empty(),
+        "closed before `since`: left in the archive"
+    );
+    assert!(
+        archive
+            .load_hot(since + 1)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.id != *recent.id()),
+        "closed just before `since`"
     );
 }
 

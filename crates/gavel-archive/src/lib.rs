@@ -92,8 +92,22 @@ pub trait Archive: Send + Sync + 'static {
     /// Stores a batch of changes, in order, in one transaction.
     async fn record_batch(&self, changes: &[ArchivedChange]) -> Result<(), ArchiveError>;
 
-    /// Every auction with its latest stored state (used to rebuild the engine on start).
+    /// Every auction with its latest stored state. Reads the whole table: for tools and
+    /// tests, never on a request path or at start-up (see [`Archive::load_hot`]).
     async fn load_auctions(&self) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// What an engine keeps in memory: every auction not closed yet, and those closed at
+    /// or after `closed_since` (server ms). Served from indexes, not a scan.
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// Closed auctions, most recently closed first (by `closed_at`, then id, both
+    /// descending), starting strictly after `before` = `(closed_at, id)` of the last one
+    /// already seen. At most `limit`. Served from an index.
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError>;
 
     /// One auction's latest stored state.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError>;

@@ -56,6 +56,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "replies",
         sql: include_str!("../migrations/postgres/002_replies.sql"),
     },
+    Migration {
+        version: 3,
+        name: "listing",
+        sql: include_str!("../migrations/postgres/003_listing.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
@@ -65,8 +70,9 @@ const POOL_SIZE: usize = 8;
 /// `(auction, seq)` collisions out.
 const WRITE_BATCH: &str = "\
 WITH a_in AS (
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[])
-        AS t(id, spec, state, seq, status, ends_at)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                         $29::int8[])
+        AS t(id, spec, state, seq, status, ends_at, closed_at)
 ), b_in AS (
     SELECT * FROM UNNEST($7::text[], $8::text[], $9::int8[], $10::text[], $11::text[],
                          $12::int8[], $13::text[], $14::int8[], $15::text[])
@@ -79,14 +85,14 @@ WITH a_in AS (
     SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
         AS t(auction_id, bidder_id, request_id, seq, state)
 ), upserted AS (
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at)
-    SELECT id, spec::jsonb, state::jsonb, seq, status, ends_at FROM a_in
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, closed_at)
+    SELECT id, spec::jsonb, state::jsonb, seq, status, ends_at, closed_at FROM a_in
     -- Every node's drainer locks auction rows in id order, so two batches touching the
     -- same auctions wait for each other instead of deadlocking.
     ORDER BY id
     ON CONFLICT (id) DO UPDATE SET
         state = excluded.state, seq = excluded.seq, status = excluded.status,
-        ends_at = excluded.ends_at
+        ends_at = excluded.ends_at, closed_at = excluded.closed_at
     WHERE excluded.seq > auctions.seq
     RETURNING 1
 ), inserted AS (
@@ -300,6 +306,7 @@ impl PostgresArchive {
         let a_status = col(|x| x.status.to_string());
         let a_seq: Vec<i64> = a.iter().map(|x| x.seq).collect();
         let a_ends: Vec<i64> = a.iter().map(|x| x.ends_at).collect();
+        let a_closed: Vec<Option<i64>> = a.iter().map(|x| x.closed_at).collect();
         let b_id: Vec<&str> = b.iter().map(|x| x.bid_id.as_str()).collect();
         let b_auction: Vec<&str> = b.iter().map(|x| x.auction_id.as_str()).collect();
         let b_seq: Vec<i64> = b.iter().map(|x| x.seq).collect();
@@ -331,7 +338,7 @@ impl PostgresArchive {
                     &a_id, &a_spec, &a_state, &a_seq, &a_status, &a_ends, &b_id, &b_auction,
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
                     &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
-                    &p_bidder, &p_request, &p_seq, &p_state,
+                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed,
                 ],
             )
             .await?;
@@ -411,6 +418,55 @@ impl Archive for PostgresArchive {
             )
             .await
             .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT id, spec::text, state::text FROM auctions WHERE closed_at IS NULL
+                 UNION ALL
+                 SELECT id, spec::text, state::text FROM auctions WHERE closed_at >= $1",
+                &[&closed_since],
+            )
+            .await
+            .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let limit = i64::from(limit);
+        let rows = match before {
+            None => {
+                conn.query(
+                    "SELECT id, spec::text, state::text FROM auctions
+                     WHERE closed_at IS NOT NULL
+                     ORDER BY closed_at DESC, id DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await
+            }
+            Some((at, id)) => {
+                conn.query(
+                    "SELECT id, spec::text, state::text FROM auctions
+                     WHERE closed_at IS NOT NULL AND (closed_at, id) < ($1, $2)
+                     ORDER BY closed_at DESC, id DESC LIMIT $3",
+                    &[&at, &id.as_str(), &limit],
+                )
+                .await
+            }
+        }
+        .map_err(PgError::from)?;
         rows.iter()
             .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
             .collect()

@@ -19,6 +19,8 @@ pub(crate) struct AuctionRow {
     pub seq: i64,
     pub status: &'static str,
     pub ends_at: i64,
+    /// When it closed (`None` while it has not).
+    pub closed_at: Option<i64>,
 }
 
 /// A `bids` row: one accepted, price-moving bid.
@@ -125,6 +127,7 @@ impl AuctionRow {
             seq: to_i64(a.state.seq)?,
             status: a.state.status.as_str(),
             ends_at: a.state.ends_at,
+            closed_at: a.state.closing.as_ref().map(|c| c.closed_at),
         })
     }
 }

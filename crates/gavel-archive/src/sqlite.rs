@@ -177,18 +177,19 @@ impl Inner {
 }
 
 const INSERT_AUCTION: &str = "\
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at, closed_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// The state only moves forward: an older (or the same) seq leaves the row alone.
 const UPSERT_STATE: &str = "\
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at, closed_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (id) DO UPDATE SET
         state = excluded.state,
         seq = excluded.seq,
         status = excluded.status,
-        ends_at = excluded.ends_at
+        ends_at = excluded.ends_at,
+        closed_at = excluded.closed_at
     WHERE excluded.seq > auctions.seq";
 
 /// Skips a bid whose `bid_id` or `(auction_id, seq)` is already stored.
@@ -226,7 +227,8 @@ fn insert_auction(conn: &Connection, row: &AuctionRow) -> Result<(), SqliteError
             row.seq,
             row.status,
             row.ends_at,
-            now_ms()
+            now_ms(),
+            row.closed_at
         ],
     );
     match result {
@@ -253,7 +255,14 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
         let mut upsert = tx.prepare_cached(UPSERT_STATE)?;
         for a in &rows.auctions {
             upsert.execute(params![
-                a.id, a.spec, a.state, a.seq, a.status, a.ends_at, created_at
+                a.id,
+                a.spec,
+                a.state,
+                a.seq,
+                a.status,
+                a.ends_at,
+                created_at,
+                a.closed_at
             ])?;
         }
         let mut insert_bid = tx.prepare_cached(INSERT_BID)?;
@@ -323,6 +332,16 @@ fn warn_if_seq_clash(conn: &Connection, bid: &BidRow) -> Result<(), SqliteError>
     Ok(())
 }
 
+/// Decodes `(id, spec, state)` rows into auctions.
+fn decode_rows(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Auction>, SqliteError> {
+    let mut auctions = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, spec, state): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        auctions.push(decode_auction(&id, &spec, &state)?);
+    }
+    Ok(auctions)
+}
+
 type ReplyColumns = (String, String, String, String, i64);
 
 fn reply_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplyColumns> {
@@ -370,6 +389,53 @@ impl Archive for SqliteArchive {
                     let (id, spec, state) = row?;
                     auctions.push(decode_auction(&id, &spec, &state)?);
                 }
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        self.run(move |db| {
+            db.read(|conn| {
+                // Two index ranges (auctions_live, auctions_closed), never a table scan.
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, spec, state FROM auctions WHERE closed_at IS NULL
+                     UNION ALL
+                     SELECT id, spec, state FROM auctions WHERE closed_at >= ?1",
+                )?;
+                let auctions = decode_rows(stmt.query([closed_since])?)?;
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        let before = before.map(|(at, id)| (at, id.to_string()));
+        self.run(move |db| {
+            db.read(|conn| {
+                let auctions = match &before {
+                    None => decode_rows(
+                        conn.prepare_cached(
+                            "SELECT id, spec, state FROM auctions WHERE closed_at IS NOT NULL
+                             ORDER BY closed_at DESC, id DESC LIMIT ?1",
+                        )?
+                        .query([limit])?,
+                    )?,
+                    Some((at, id)) => decode_rows(
+                        conn.prepare_cached(
+                            "SELECT id, spec, state FROM auctions
+                             WHERE closed_at IS NOT NULL AND (closed_at, id) < (?1, ?2)
+                             ORDER BY closed_at DESC, id DESC LIMIT ?3",
+                        )?
+                        .query(params![at, id, limit])?,
+                    )?,
+                };
                 Ok(auctions)
             })
         })

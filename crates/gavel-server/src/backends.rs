@@ -150,6 +150,18 @@ impl Archive for MergedHistory {
         self.archive.load_auctions().await
     }
 
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.load_hot(closed_since).await
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.closed_auctions(before, limit).await
+    }
+
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {
         self.archive.auction(id).await
     }

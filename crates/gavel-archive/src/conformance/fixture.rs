@@ -142,6 +142,12 @@ impl Fixture {
         )
     }
 
+    /// Moves the fixture's clock to `START + offset_ms` (for changes made at chosen times).
+    pub fn at(&mut self, offset_ms: Millis) -> &mut Self {
+        self.now = START + offset_ms;
+        self
+    }
+
     /// An admin cancels the auction.
     pub fn cancel(&mut self, admin: &str) -> ArchivedChange {
         let change = cancel(&self.auction, self.now, admin).expect("still open");
