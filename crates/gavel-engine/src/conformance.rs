@@ -545,7 +545,8 @@ macro_rules! engine_conformance_tests {
             admins_cancel_and_end_early,
             proxy_maximums_bid_only_as_far_as_needed,
             soft_close_extends_inside_the_same_step,
-            reserve_and_buy_now
+            reserve_and_buy_now,
+            live_auctions_page_by_end_time
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -664,4 +665,69 @@ pub async fn the_decision_clock_never_steps_back(h: Harness) {
     let b = create(&h, spec()).await;
     let on_b = bid(&h, &b, "r4", plain("dave", 10_000)).await;
     assert_eq!(on_b.outcome, Err(Rejection::Closed));
+}
+
+/// `list_live` pages the auctions not closed yet by current end time (then id), each once,
+/// and never a closed one.
+pub async fn live_auctions_page_by_end_time(h: Harness) {
+    h.clock.freeze_at(T0 + 1);
+    let mut mine = Vec::new();
+    for (i, end) in [50_000, 30_000, 30_000, 70_000, 40_000]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = spec();
+        s.ends_at = T0 + end;
+        if i == 3 {
+            s.starts_at = T0 + 10_000; // scheduled: live too
+        }
+        mine.push(create(&h, s).await);
+    }
+    let cancelled = create(&h, spec()).await;
+    h.engine
+        .admin_close(&cancelled.id, AdminAction::Cancel, "admin-1")
+        .await
+        .unwrap()
+        .expect("cancelled");
+    // A soft-close extension moves an auction's place in the order.
+    let mut s = spec();
+    s.ends_at = T0 + 20_000;
+    s.soft_close = Some(SoftClose {
+        window_ms: 30_000,
+        extend_ms: 45_000,
+        max_extension_ms: None,
+    });
+    let extended = create(&h, s).await;
+    let r = bid(&h, &extended, "r1", plain("alice", 10_000)).await;
+    assert_eq!(r.auction.state.ends_at, T0 + 45_001);
+    mine.push(r.auction);
+
+    let mut seen: Vec<(i64, AuctionId)> = Vec::new();
+    loop {
+        let page = h.engine.list_live(seen.last().cloned(), 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`");
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.into_iter().map(|a| (a.state.ends_at, a.id)));
+    }
+    let listed: Vec<(i64, AuctionId)> = seen
+        .iter()
+        .filter(|(_, id)| mine.iter().any(|a| a.id == *id) || *id == cancelled.id)
+        .cloned()
+        .collect();
+    let mut expected: Vec<(i64, AuctionId)> = mine
+        .iter()
+        .map(|a| (a.state.ends_at, a.id.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "by end time then id, each once, no closed one"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "the whole listing is in order"
+    );
+    assert!(h.engine.list_live(None, 0).await.unwrap().is_empty());
 }

@@ -123,6 +123,23 @@ pub struct EngineStats {
     pub watched_auctions: Option<u64>,
 }
 
+/// One page of live auctions out of `auctions` (any order), as [`Engine::list_live`]
+/// returns it. For implementations without an index of their own.
+pub fn live_page(
+    auctions: impl IntoIterator<Item = Auction>,
+    after: Option<&(Millis, AuctionId)>,
+    limit: usize,
+) -> Vec<Auction> {
+    let mut live: Vec<Auction> = auctions
+        .into_iter()
+        .filter(|a| a.state.closing.is_none())
+        .filter(|a| after.is_none_or(|after| (a.state.ends_at, &a.id) > (after.0, &after.1)))
+        .collect();
+    live.sort_by(|a, b| (a.state.ends_at, &a.id).cmp(&(b.state.ends_at, &b.id)));
+    live.truncate(limit);
+    live
+}
+
 /// A committed state change, delivered in `seq` order per auction.
 pub type ChangeNotice = Arc<Change>;
 
@@ -157,8 +174,20 @@ pub trait Engine: Send + Sync + 'static {
     /// The latest durable state of one auction.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError>;
 
-    /// Every auction the engine knows, latest durable state.
+    /// Every auction the engine holds, latest durable state. Walks all of them: for tests
+    /// and tools, never on a request path (see [`Engine::list_live`]).
     async fn list(&self) -> Result<Vec<Auction>, EngineError>;
+
+    /// Live auctions (not closed yet: scheduled or open), ordered by current end time then
+    /// id, starting strictly after `after` = `(ends_at, id)` of the last one already seen.
+    /// At most `limit`. Served from an index, so a page costs the same however many
+    /// auctions exist. An auction whose end moves (soft close) while a client pages may
+    /// show up on two pages or on none; each page is right as of its own read.
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError>;
 
     /// The most recent bid history entries, newest first.
     async fn recent_bids(&self, id: &AuctionId, limit: usize)

@@ -611,6 +611,14 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError> {
+        Ok(crate::live_page(self.list().await?, after.as_ref(), limit))
+    }
+
     async fn recent_bids(
         &self,
         id: &AuctionId,

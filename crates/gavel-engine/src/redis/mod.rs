@@ -621,6 +621,16 @@ impl Engine for RedisEngine {
         Ok(out)
     }
 
+    /// Simple and correct, not indexed: reads every auction and sorts. To be replaced by a
+    /// Redis index of live auctions by end time.
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError> {
+        Ok(crate::live_page(self.list().await?, after.as_ref(), limit))
+    }
+
     async fn recent_bids(
         &self,
         id: &AuctionId,
