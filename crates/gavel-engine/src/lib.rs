@@ -16,7 +16,9 @@ pub mod redis;
 pub mod throwaway_redis;
 
 use async_trait::async_trait;
-use gavel_core::{Auction, AuctionId, BidEntry, BidRequest, Change, Millis, Rejection, RequestId};
+use gavel_core::{
+    Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Millis, Rejection, RequestId,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -121,6 +123,20 @@ pub struct EngineStats {
     pub hot_auctions: Option<u64>,
     /// Auctions this node follows for its watchers (`None` where not tracked).
     pub watched_auctions: Option<u64>,
+}
+
+/// The auction as `bidder` may be told it: without another bidder's proxy maximum. Every
+/// engine passes its [`BidReply::auction`] through this.
+pub fn as_seen_by(mut auction: Auction, bidder: &BidderId) -> Auction {
+    if auction
+        .state
+        .leader
+        .as_ref()
+        .is_none_or(|l| l.id != *bidder)
+    {
+        auction.state.leader_max = None;
+    }
+    auction
 }
 
 /// One page of live auctions out of `auctions` (any order), as [`Engine::list_live`]

@@ -7,18 +7,37 @@
 //! or a change notice is released only when the archive has committed the `seq` it reports
 //! (the auction's *durable watermark*), so nobody is ever told something a crash could
 //! take back — not an acceptance, not an "outbid" caused by a bid that was never stored.
+//!
+//! # Bounded state
+//!
+//! Memory holds the auctions not closed yet and those closed within `closed_retention`
+//! (24 h by default). Once a closed auction's retention has passed and every change of it is
+//! committed, `advance` lets its hot state go (its idempotency records too); reads, bids and
+//! retries on it are then answered from the archive, with the same answers: its view and
+//! history, `closed` for a new bid, the stored first answer for a retried accepted request.
+//! The engine's ordered views (deadlines, live auctions by end time, closed auctions by
+//! expiry) live in `index.rs`.
+//!
+//! # Time
+//!
+//! Decisions use the clock, but never a time earlier than one already used: a wall clock
+//! stepping back cannot reopen an auction a decision has already seen end.
+
+mod index;
 
 use crate::{
-    AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError, EngineStats,
+    as_seen_by, AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError,
+    EngineStats,
 };
 use async_trait::async_trait;
 use gavel_archive::{Archive, ArchivedChange};
 use gavel_core::{
     rules, Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection,
-    RequestId, Status,
+    RequestId,
 };
+use index::{Index, Keys};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +57,9 @@ pub struct MemoryConfig {
     pub max_requests_per_auction: usize,
     /// History entries kept in memory per auction for snapshots.
     pub recent_bids: usize,
+    /// How long a closed auction stays in memory after it closed. Afterwards it is served
+    /// from the archive.
+    pub closed_retention: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -48,6 +70,7 @@ impl Default for MemoryConfig {
             reply_timeout: Duration::from_secs(10),
             max_requests_per_auction: 50_000,
             recent_bids: 20,
+            closed_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -90,16 +113,16 @@ struct Pending {
     request_id: Option<RequestId>,
 }
 
-/// Deadlines in time order, and each auction's current one.
-type Deadlines = (BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>);
-
 /// What the engine's handles share. Dropping the last handle drops this, and with it the
 /// only sender of the commit queue: the group committer then commits what is queued and
 /// stops (see [`MemoryEngine::stopped`]).
 struct Inner {
+    /// The hot auctions: live, or closed within the retention period.
     auctions: RwLock<HashMap<AuctionId, Arc<Slot>>>,
-    /// (deadline, auction): the next start or end to act on, per auction.
-    deadlines: Mutex<Deadlines>,
+    /// Ordered views of the hot auctions (see `index.rs`).
+    index: Mutex<Index>,
+    /// `closed_retention` in ms.
+    retention_ms: i64,
     commit_tx: mpsc::Sender<Pending>,
     changes_rx: Mutex<Option<ChangeFeed>>,
     clock: Clock,
@@ -134,16 +157,9 @@ const COMMIT_QUEUE: usize = 16_384;
 /// Capacity of the change feed to the fan-out.
 const CHANGE_FEED: usize = 16_384;
 
-fn deadline_of(a: &Auction) -> Option<Millis> {
-    match (a.state.closing.is_some(), a.state.status) {
-        (true, _) => None,
-        (false, Status::Scheduled) => Some(a.spec.starts_at),
-        (false, _) => Some(a.state.ends_at),
-    }
-}
-
 impl MemoryEngine {
-    /// Rebuilds every auction from the archive and starts the group committer.
+    /// Rebuilds the hot auctions (live, or closed within the retention period) from the
+    /// archive and starts the group committer.
     pub async fn start(
         archive: Arc<dyn Archive>,
         clock: Clock,
@@ -152,6 +168,7 @@ impl MemoryEngine {
         let (commit_tx, commit_rx) = mpsc::channel(COMMIT_QUEUE);
         let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
         let (done_tx, committer_done) = watch::channel(());
+        let retention_ms = i64::try_from(config.closed_retention.as_millis()).unwrap_or(i64::MAX);
         let shared = Arc::new(Shared {
             archive: archive.clone(),
             changes_tx,
@@ -161,7 +178,8 @@ impl MemoryEngine {
         });
         let inner = Arc::new(Inner {
             auctions: RwLock::new(HashMap::new()),
-            deadlines: Mutex::new((BTreeSet::new(), HashMap::new())),
+            index: Mutex::new(Index::default()),
+            retention_ms,
             commit_tx,
             changes_rx: Mutex::new(Some(changes_rx)),
             clock,
@@ -169,16 +187,20 @@ impl MemoryEngine {
             committer_done,
             shared: shared.clone(),
         });
-        let stored = archive.load_auctions().await.map_err(storage)?;
-        let count = stored.len();
         let now = inner.clock.now();
+        // Hot while `closed_at + retention > now`, as `release_expired` decides.
+        let stored = archive
+            .load_hot(now.saturating_sub(retention_ms).saturating_add(1))
+            .await
+            .map_err(storage)?;
+        let count = stored.len();
         for auction in stored {
             let recent = archive
                 .bids(&auction.id, None, inner.shared.config.recent_bids as u32)
                 .await
                 .map_err(storage)?;
             let slot = new_slot(auction.clone(), recent.into());
-            inner.set_deadline(&auction);
+            inner.reindex(&auction);
             inner
                 .auctions
                 .write()
@@ -226,13 +248,81 @@ impl MemoryEngine {
         async move { while done.changed().await.is_ok() {} }
     }
 
-    fn slot(&self, id: &AuctionId) -> Result<Arc<Slot>, EngineError> {
-        self.inner
-            .auctions
-            .read()
-            .get(id)
-            .cloned()
-            .ok_or(EngineError::NotFound)
+    /// The auction's hot state, if it is in memory.
+    fn hot(&self, id: &AuctionId) -> Option<Arc<Slot>> {
+        self.inner.auctions.read().get(id).cloned()
+    }
+
+    /// An auction that is not in memory, from the archive: closed and past its retention
+    /// (or unknown: `None`).
+    async fn archived(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
+        let a = self
+            .inner
+            .shared
+            .archive
+            .auction(id)
+            .await
+            .map_err(storage)?;
+        match a {
+            Some(a) if a.state.closing.is_none() => Err(EngineError::Internal(Cause::msg(
+                format!("auction {id} is open in the archive but not in memory"),
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// A bid on an auction that left memory: the first answer if the request was accepted
+    /// (from the archive's stored reply), otherwise `closed`, as it would be in memory.
+    async fn bid_archived(
+        &self,
+        id: &AuctionId,
+        request_id: &RequestId,
+        req: &BidRequest,
+    ) -> Result<BidReply, EngineError> {
+        let auction = self.archived(id).await?.ok_or(EngineError::NotFound)?;
+        let archive = &self.inner.shared.archive;
+        let stored = archive
+            .reply(id, &req.bidder.id, request_id)
+            .await
+            .map_err(storage)?;
+        let reply = match stored {
+            Some(stored) => stored_reply(&auction, stored.state).reply.clone(),
+            None => BidReply {
+                outcome: Err(Rejection::Closed),
+                auction: as_seen_by(auction, &req.bidder.id),
+            },
+        };
+        metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
+            .increment(1);
+        Ok(reply)
+    }
+
+    /// Lets closed auctions whose retention has passed leave memory, once every change of
+    /// theirs is committed (the archive then answers for them).
+    fn release_expired(&self, now: Millis) {
+        let expired = self.inner.index.lock().expired(now);
+        let mut released = 0;
+        for id in expired {
+            let Some(slot) = self.hot(&id) else {
+                self.inner.index.lock().remove(&id);
+                continue;
+            };
+            let seq = slot.live.lock().auction.state.seq;
+            if *slot.durable.borrow() < seq {
+                continue; // not all committed yet: next round
+            }
+            self.inner.auctions.write().remove(&id);
+            self.inner.index.lock().remove(&id);
+            released += 1;
+        }
+        if released > 0 {
+            tracing::debug!(
+                released,
+                "closed auctions left memory after their retention"
+            );
+            metrics::counter!("gavel_engine_released_total").increment(released);
+        }
+        metrics::gauge!("gavel_engine_hot_auctions").set(self.inner.auctions.read().len() as f64);
     }
 
     fn reserve_commit(&self) -> Result<mpsc::Permit<'_, Pending>, EngineError> {
@@ -275,7 +365,7 @@ impl MemoryEngine {
         let Some(change) = rules::open_if_due(&live.auction, now)
             .or_else(|| rules::close_if_due(&live.auction, now))
         else {
-            self.inner.set_deadline(&live.auction);
+            self.inner.reindex(&live.auction);
             return Ok(None);
         };
         let change = Arc::new(change);
@@ -283,7 +373,7 @@ impl MemoryEngine {
         if live.auction.state.closing.is_some() {
             forget_rejections(&mut live);
         }
-        self.inner.set_deadline(&live.auction);
+        self.inner.reindex(&live.auction);
         permit.send(Pending {
             slot: slot.clone(),
             change: change.clone(),
@@ -309,19 +399,6 @@ fn stored_reply(current: &Auction, state: gavel_core::AuctionState) -> Arc<Store
         },
         decided_at,
     })
-}
-
-/// The auction as a bidder may be told it: without another bidder's proxy maximum.
-fn as_seen_by(mut auction: Auction, bidder: &BidderId) -> Auction {
-    if auction
-        .state
-        .leader
-        .as_ref()
-        .is_none_or(|l| l.id != *bidder)
-    {
-        auction.state.leader_max = None;
-    }
-    auction
 }
 
 fn storage(e: gavel_archive::ArchiveError) -> EngineError {
@@ -386,22 +463,15 @@ impl Inner {
         before.max(now)
     }
 
-    fn set_deadline(&self, auction: &Auction) {
-        let mut guard = self.deadlines.lock();
-        let (set, by_id) = &mut *guard;
-        let new = deadline_of(auction);
-        let old = by_id.get(&auction.id).copied();
-        if old == new {
-            return;
-        }
-        if let Some(old) = old {
-            set.remove(&(old, auction.id.clone()));
-            by_id.remove(&auction.id);
-        }
-        if let Some(new) = new {
-            set.insert((new, auction.id.clone()));
-            by_id.insert(auction.id.clone(), new);
-        }
+    /// Puts the auction where its current state belongs in the ordered views.
+    fn reindex(&self, auction: &Auction) {
+        self.index
+            .lock()
+            .set(&auction.id, Keys::of(auction, self.retention_ms));
+    }
+
+    fn keys(&self, auction: &Auction) -> Keys {
+        Keys::of(auction, self.retention_ms)
     }
 }
 
@@ -522,7 +592,7 @@ impl Engine for MemoryEngine {
                 Arc::new(new_slot(auction.clone(), VecDeque::new())),
             );
         }
-        self.inner.set_deadline(&auction);
+        self.inner.reindex(&auction);
         Ok(auction)
     }
 
@@ -532,7 +602,9 @@ impl Engine for MemoryEngine {
         request_id: &RequestId,
         req: BidRequest,
     ) -> Result<BidReply, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            return self.bid_archived(id, request_id, &req).await;
+        };
         let key = (req.bidder.id.clone(), request_id.clone());
         // A repeat must not need the archive to be healthy, so look it up first.
         // Made before taking the lock: the generator has a process-wide lock of its own.
@@ -550,7 +622,7 @@ impl Engine for MemoryEngine {
                 let decided_at = decision.decided_at(&live.auction);
                 if let Some(change) = decision.change {
                     let change = Arc::new(change);
-                    let deadline_moved = deadline_of(&live.auction) != deadline_of(&change.auction);
+                    let moved = self.inner.keys(&live.auction) != self.inner.keys(&change.auction);
                     live.auction = change.auction.clone();
                     let bid_id =
                         matches!(change.event, Event::Bid { .. }).then(|| bid_id.to_string());
@@ -563,8 +635,8 @@ impl Engine for MemoryEngine {
                         bid_id,
                         request_id,
                     });
-                    if deadline_moved {
-                        self.inner.set_deadline(&live.auction);
+                    if moved {
+                        self.inner.reindex(&live.auction);
                     }
                 }
                 let reply = BidReply {
@@ -595,14 +667,13 @@ impl Engine for MemoryEngine {
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
-        Ok(self
-            .inner
-            .auctions
-            .read()
-            .get(id)
-            .map(|s| s.confirmed.lock().auction.clone()))
+        match self.hot(id) {
+            Some(slot) => Ok(Some(slot.confirmed.lock().auction.clone())),
+            None => self.archived(id).await,
+        }
     }
 
+    /// The hot auctions (live, or closed within the retention period).
     async fn list(&self) -> Result<Vec<Auction>, EngineError> {
         let slots: Vec<Arc<Slot>> = self.inner.auctions.read().values().cloned().collect();
         Ok(slots
@@ -616,7 +687,13 @@ impl Engine for MemoryEngine {
         after: Option<(Millis, AuctionId)>,
         limit: usize,
     ) -> Result<Vec<Auction>, EngineError> {
-        Ok(crate::live_page(self.list().await?, after.as_ref(), limit))
+        let ids = self.inner.index.lock().live_after(after.as_ref(), limit);
+        let auctions = self.inner.auctions.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| auctions.get(id))
+            .map(|slot| slot.confirmed.lock().auction.clone())
+            .collect())
     }
 
     async fn recent_bids(
@@ -624,27 +701,31 @@ impl Engine for MemoryEngine {
         id: &AuctionId,
         limit: usize,
     ) -> Result<Vec<BidEntry>, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            let bids = self
+                .inner
+                .shared
+                .archive
+                .bids(id, None, u32::try_from(limit).unwrap_or(u32::MAX))
+                .await
+                .map_err(storage)?;
+            if bids.is_empty() && self.archived(id).await?.is_none() {
+                return Err(EngineError::NotFound);
+            }
+            return Ok(bids);
+        };
         let c = slot.confirmed.lock();
         Ok(c.recent.iter().take(limit).cloned().collect())
     }
 
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
         let now = self.inner.decision_time();
-        let due: Vec<AuctionId> = {
-            let guard = self.inner.deadlines.lock();
-            guard
-                .0
-                .iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|(_, id)| id.clone())
-                .collect()
-        };
+        let due = self.inner.index.lock().due(now);
         // Decide every due transition first, so they share batches; then wait once each.
         let mut decided = Vec::new();
         let mut first_error = None;
         for id in due {
-            let Ok(slot) = self.slot(&id) else { continue };
+            let Some(slot) = self.hot(&id) else { continue };
             match self.decide_transition(&slot, now) {
                 Ok(Some(change)) => decided.push((slot, change)),
                 Ok(None) => {}
@@ -662,6 +743,7 @@ impl Engine for MemoryEngine {
                 Err(e) => first_error = Some(e),
             }
         }
+        self.release_expired(now);
         match first_error {
             Some(e) if changes.is_empty() => Err(e),
             _ => Ok(changes),
@@ -669,7 +751,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn next_deadline(&self) -> Result<Option<Millis>, EngineError> {
-        Ok(self.inner.deadlines.lock().0.first().map(|(at, _)| *at))
+        Ok(self.inner.index.lock().next_deadline())
     }
 
     async fn admin_close(
@@ -678,7 +760,12 @@ impl Engine for MemoryEngine {
         action: AdminAction,
         by: &str,
     ) -> Result<Result<Auction, Rejection>, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            return match self.archived(id).await? {
+                Some(_) => Ok(Err(Rejection::Closed)),
+                None => Err(EngineError::NotFound),
+            };
+        };
         let permit = self.reserve_commit()?;
         let change = {
             let mut live = slot.live.lock();
@@ -693,7 +780,7 @@ impl Engine for MemoryEngine {
             };
             live.auction = change.auction.clone();
             forget_rejections(&mut live);
-            self.inner.set_deadline(&live.auction);
+            self.inner.reindex(&live.auction);
             permit.send(Pending {
                 slot: slot.clone(),
                 change: change.clone(),
@@ -711,7 +798,11 @@ impl Engine for MemoryEngine {
     }
 
     async fn watch(&self, id: &AuctionId) -> Result<(), EngineError> {
-        self.slot(id).map(|_| ())
+        if self.hot(id).is_some() || self.archived(id).await?.is_some() {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound)
+        }
     }
 
     fn unwatch(&self, _id: &AuctionId) {}
