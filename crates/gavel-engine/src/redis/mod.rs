@@ -567,7 +567,8 @@ impl Engine for RedisEngine {
         };
         let reply = BidReply {
             outcome: reply.outcome().map_err(corrupt)?,
-            auction: i.auction_from(id, &reply.st).await?,
+            // Never another bidder's maximum (a counter-bid's reply carries the leader's).
+            auction: crate::as_seen_by(i.auction_from(id, &reply.st).await?, &req.bidder.id),
         };
         metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
             .increment(1);
