@@ -788,6 +788,13 @@ impl Engine for RedisEngine {
         self.inner.watched.lock().remove(id);
     }
 
+    fn stats(&self) -> crate::EngineStats {
+        crate::EngineStats {
+            hot_auctions: None,
+            watched_auctions: Some(self.inner.watched.lock().len() as u64),
+        }
+    }
+
     fn now(&self) -> Millis {
         match &self.inner.config.test_clock {
             Some(c) => c.now(),
