@@ -28,11 +28,14 @@ pub struct TimeResponse {
     pub server_time: i64,
 }
 
-/// `GET /api/auctions`.
+/// `GET /api/auctions`: one page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuctionList {
     pub auctions: Vec<AuctionView>,
     pub server_time: i64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /api/admin/stats` (admin): what this node holds, for operators and the

@@ -70,9 +70,16 @@ pub enum ServerMessage {
     Update(Update),
     BidResult(BidResult),
     Closed(Closed),
-    /// Lobby subscription: every auction's current state.
+    /// Lobby subscription: the live auctions (scheduled or open) by end time, then the
+    /// most recently closed ones in their own list. Both are bounded (`docs/protocol.md`);
+    /// `GET /api/auctions` pages through everything.
     Lobby {
         auctions: Vec<AuctionView>,
+        #[serde(default)]
+        closed: Vec<AuctionView>,
+        /// More live auctions exist than `auctions` holds.
+        #[serde(default)]
+        more: bool,
         server_time: i64,
     },
     /// A new auction appeared (lobby subscribers).

@@ -60,6 +60,7 @@ async fn embedded(config: &ServeConfig, clock: Clock) -> anyhow::Result<Backends
         MemoryConfig {
             batch_max: config.batch_max.max(1),
             batch_window: Duration::from_millis(config.batch_window_ms),
+            closed_retention: config.closed_retention,
             ..MemoryConfig::default()
         },
     )

@@ -26,8 +26,9 @@
 
 use crate::views;
 use axum::extract::ws::Utf8Bytes;
+use gavel_archive::Archive;
 use gavel_core::{Auction, AuctionId, BidEntry, Change, Event};
-use gavel_engine::{ChangeFeed, Engine, EngineError};
+use gavel_engine::{Cause, ChangeFeed, Engine, EngineError};
 use gavel_protocol::ServerMessage;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
@@ -102,6 +103,20 @@ impl Room {
     }
 }
 
+/// Live auctions in the lobby; more are paged through `GET /api/auctions`.
+pub const LOBBY_LIVE: usize = 200;
+/// Closed auctions in the lobby's own section, most recently closed first.
+pub const LOBBY_CLOSED: usize = 20;
+/// How long an encoded lobby is reused when nothing changed (statuses move with the clock).
+const LOBBY_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The encoded lobby and the hub version it was built at.
+struct LobbyCache {
+    version: u64,
+    built: Instant,
+    text: Utf8Bytes,
+}
+
 /// A watcher's place in a room. Dropping it leaves the room; the last one to leave starts
 /// the room's idle time (see [`Hub::sweep`]).
 pub struct Watch {
@@ -132,8 +147,15 @@ pub enum Start {
 
 pub struct Hub {
     engine: Arc<dyn Engine>,
+    /// Where the lobby's closed auctions come from (none: the lobby lists no closed ones).
+    archive: Option<Arc<dyn Archive>>,
     rooms: RwLock<HashMap<AuctionId, Arc<Room>>>,
     lobby: broadcast::Sender<SharedFrame>,
+    /// Bumped by every change the hub applies: a cached lobby older than this is stale.
+    changes: AtomicU64,
+    /// The lobby, encoded once and shared by every `subscribe_lobby` until something
+    /// changes. An async lock: one request builds it while the others wait for the result.
+    lobby_cache: tokio::sync::Mutex<Option<LobbyCache>>,
     /// For the tasks the hub starts itself (a history reload after a gap).
     me: std::sync::Weak<Hub>,
     /// How long an unwatched room is kept.
@@ -158,16 +180,24 @@ fn remember_bid(recent: &mut VecDeque<BidEntry>, entry: &BidEntry) {
 }
 
 impl Hub {
-    pub fn new(engine: Arc<dyn Engine>) -> Arc<Self> {
-        Self::with_room_idle(engine, ROOM_IDLE)
+    /// A hub over `engine`; the lobby's closed auctions come from `archive`.
+    pub fn new(engine: Arc<dyn Engine>, archive: Option<Arc<dyn Archive>>) -> Arc<Self> {
+        Self::with_room_idle(engine, archive, ROOM_IDLE)
     }
 
     /// A hub that keeps unwatched rooms for `room_idle` instead of [`ROOM_IDLE`].
-    pub fn with_room_idle(engine: Arc<dyn Engine>, room_idle: Duration) -> Arc<Self> {
+    pub fn with_room_idle(
+        engine: Arc<dyn Engine>,
+        archive: Option<Arc<dyn Archive>>,
+        room_idle: Duration,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Hub {
             engine,
+            archive,
             rooms: RwLock::new(HashMap::new()),
             lobby: broadcast::channel(4096).0,
+            changes: AtomicU64::new(0),
+            lobby_cache: tokio::sync::Mutex::new(None),
             me: me.clone(),
             room_idle,
         })
@@ -196,6 +226,7 @@ impl Hub {
 
     /// Publishes one committed change to the auction's watchers and the lobby.
     pub fn apply(&self, change: &Change) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         let next = &change.auction;
         let lobby_first = || first_message(change, self.engine.now());
         let Some(room) = self.room(&next.id) else {
@@ -428,22 +459,48 @@ impl Hub {
         }
     }
 
-    /// Every auction's state and a receiver for all their changes.
+    /// The lobby (the first [`LOBBY_LIVE`] live auctions by end time, the last
+    /// [`LOBBY_CLOSED`] closed ones) and a receiver for every auction's changes. The message
+    /// is encoded once and the same buffer handed to every subscriber until a change or
+    /// [`LOBBY_MAX_AGE`] makes it stale, so a thousand `subscribe_lobby` cost one lobby.
     pub async fn lobby(
         &self,
     ) -> Result<(Utf8Bytes, broadcast::Receiver<SharedFrame>), EngineError> {
+        // Subscribe first, then look at the version: a change the cached lobby may miss is
+        // then either in the receiver or has made the cache stale.
         let rx = self.lobby.subscribe();
+        let mut cache = self.lobby_cache.lock().await;
+        let version = self.changes.load(Ordering::Acquire);
+        if let Some(c) = cache.as_ref() {
+            if c.version == version && c.built.elapsed() < LOBBY_MAX_AGE {
+                return Ok((c.text.clone(), rx));
+            }
+        }
         let now = self.engine.now();
-        let mut auctions = self.engine.list().await?;
-        auctions.sort_by_key(|a| (a.state.ends_at, a.id.clone()));
-        let msg = ServerMessage::Lobby {
-            auctions: auctions
-                .iter()
-                .map(|a| views::auction_view(a, now, None))
-                .collect(),
-            server_time: now,
+        let mut live = self.engine.list_live(None, LOBBY_LIVE + 1).await?;
+        let more = live.len() > LOBBY_LIVE;
+        live.truncate(LOBBY_LIVE);
+        let closed = match &self.archive {
+            Some(archive) => archive
+                .closed_auctions(None, LOBBY_CLOSED as u32)
+                .await
+                .map_err(|e| EngineError::Unavailable(Cause::new("archive", e)))?,
+            None => Vec::new(),
         };
-        Ok((encode(&msg), rx))
+        let view = |a: &Auction| views::auction_view(a, now, None);
+        let text = encode(&ServerMessage::Lobby {
+            auctions: live.iter().map(view).collect(),
+            closed: closed.iter().map(view).collect(),
+            more,
+            server_time: now,
+        });
+        metrics::counter!("gavel_lobby_builds_total").increment(1);
+        *cache = Some(LobbyCache {
+            version,
+            built: Instant::now(),
+            text: text.clone(),
+        });
+        Ok((text, rx))
     }
 
     /// Sends `watchers` counts to rooms whose count changed. Called about once a second.

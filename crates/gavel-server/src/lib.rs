@@ -13,6 +13,7 @@ mod drainer;
 pub mod fanout;
 pub mod http;
 mod limits;
+mod listing;
 pub mod telemetry;
 pub mod views;
 mod ws;
@@ -73,7 +74,7 @@ pub async fn run_with_clock(
         archive,
         stopped,
     } = backends::build(&config, clock, background.clone()).await?;
-    let hub = Hub::new(engine.clone());
+    let hub = Hub::new(engine.clone(), Some(archive.clone()));
     let feed = engine
         .take_changes()
         .context("the engine's change feed was already taken")?;

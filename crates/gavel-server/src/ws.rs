@@ -490,6 +490,11 @@ impl Conn {
                 }
                 self.push(ok("unsubscribe"))
             }
+            // Already subscribed: the lobby it has stays current through its updates, so a
+            // repeat gets only the acknowledgement, never another copy of the lobby.
+            ClientMessage::SubscribeLobby {} if self.lobby.is_some() => {
+                self.push(ok("subscribe_lobby"))
+            }
             ClientMessage::SubscribeLobby {} => match self.state.hub.lobby().await {
                 Ok((snapshot, rx)) => {
                     self.lobby = Some(BroadcastStream::new(rx));

@@ -211,7 +211,7 @@ impl Backend {
                 (Arc::new(engine), None, None)
             }
         };
-        let hub = Hub::new(engine.clone());
+        let hub = Hub::new(engine.clone(), history.clone());
         let stop = CancellationToken::new();
         let feed = engine.take_changes().expect("a fresh engine's feed");
         tokio::spawn(hub.clone().run(feed, stop.clone()));

@@ -7,6 +7,7 @@ mod bidding;
 mod closing;
 mod durability;
 mod http_api;
+mod listing;
 mod replay;
 mod rooms;
 mod slow_consumers;
