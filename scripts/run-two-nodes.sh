@@ -24,7 +24,9 @@ redis_url="${REDIS_URL:-redis://127.0.0.1:6379}"
 database_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 prefix="${GAVEL_REDIS_PREFIX:-gavel-local}"
 schema="${GAVEL_DATABASE_SCHEMA:-gavel_local}"
-admin="${GAVEL_ADMIN_TOKEN:-admin}"
+# Gavel refuses admin tokens under 16 bytes and JWT secrets under 32: generate both unless given.
+admin="${GAVEL_ADMIN_TOKEN:-$(openssl rand -hex 32)}"
+jwt_secret="${GAVEL_JWT_SECRET:-$(openssl rand -hex 32)}"
 drain_ms="${GAVEL_DRAIN_INTERVAL_MS:-5000}"
 
 cargo build --bin gavel
@@ -40,7 +42,7 @@ trap stop EXIT INT TERM
 
 for port in 3001 3002; do
   mkdir -p "$data/$port"
-  GAVEL_JWT_SECRET="${GAVEL_JWT_SECRET:-two-node-local-secret}" \
+  GAVEL_JWT_SECRET="$jwt_secret" \
   "$bin" serve \
     --listen "127.0.0.1:$port" \
     --data-dir "$data/$port" \

@@ -1,12 +1,10 @@
 // Two users in two browser contexts bid against each other on a real gavel server.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  WEB_DIR,
   auctionId,
   cleanup,
+  docsShot,
   launchBrowser,
   openAuction,
   priceText,
@@ -134,13 +132,13 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
         for (const u of [alice, bob]) {
           const n = u.page.getByTestId("leader-notice");
           if ((await n.count()) !== 1) return null;
-          states.push((await n.textContent()).trim());
+          states.push(await n.getAttribute("data-state"));
         }
-        return states.includes("You are winning") && states.includes("You have been outbid") ? states : null;
+        return states.includes("winning") && states.includes("outbid") ? states : null;
       },
       { what: "one winning and one outbid" },
     );
-    const winner = notices[0] === "You are winning" ? alice : bob;
+    const winner = notices[0] === "winning" ? alice : bob;
     const loser = winner === alice ? bob : alice;
     assert.equal((await winner.page.getByTestId("bid-outcome").getAttribute("data-outcome")), "accepted");
     const loserOutcome = await loser.page.getByTestId("bid-outcome").getAttribute("data-outcome");
@@ -157,10 +155,6 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     const history = await ctx.server.bids(id);
     assert.equal(history.length, 2, "exactly two bids placed");
     await loser.page.waitForTimeout(1_500); // let the price highlight fade
-    const path = await shot(loser.page, "auction-room");
-    if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
-      mkdirSync(join(WEB_DIR, "../docs/img"), { recursive: true });
-      copyFileSync(path, join(WEB_DIR, "../docs/img/auction-room.png"));
-    }
+    await docsShot(loser.page, "auction-room", "auction-room");
   });
 });

@@ -9,7 +9,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -218,10 +218,16 @@ function clockShiftScript(shiftMs) {
 
 /**
  * A signed-in user in their own browser context. Options: clockShiftMs, admin (sign in
- * with the admin token), viewport.
+ * with the admin token), viewport, timezoneId, routeSockets (a function given the page
+ * before it loads, e.g. `controlSockets`).
  */
-export async function signIn(browser, server, name, { clockShiftMs = 0, admin = false, viewport = { width: 1200, height: 900 } } = {}) {
-  const context = await browser.newContext({ locale: "en-US", timezoneId: "UTC", viewport });
+export async function signIn(
+  browser,
+  server,
+  name,
+  { clockShiftMs = 0, admin = false, viewport = { width: 1200, height: 900 }, timezoneId = "UTC", routeSockets = null } = {},
+) {
+  const context = await browser.newContext({ locale: "en-US", timezoneId, viewport });
   context.setDefaultTimeout(10_000);
   context.setDefaultNavigationTimeout(15_000);
   if (clockShiftMs) await context.addInitScript({ content: clockShiftScript(clockShiftMs) });
@@ -229,7 +235,8 @@ export async function signIn(browser, server, name, { clockShiftMs = 0, admin = 
   const consoleLines = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
-  await page.goto(`${server.url}/`);
+  if (routeSockets) await routeSockets(page);
+  await page.goto(`${server.url}/#/signin`);
   await page.getByLabel("Your display name").fill(name);
   if (admin) {
     await page.getByLabel("I am the auctioneer (admin)").check();
@@ -260,6 +267,16 @@ export async function shot(page, name) {
   return path;
 }
 
+/** A screenshot that, with UPDATE_DOCS_SCREENSHOT=1, also replaces docs/img/<docName>.png. */
+export async function docsShot(page, name, docName) {
+  const path = await shot(page, name);
+  if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
+    mkdirSync(join(WEB_DIR, "../docs/img"), { recursive: true });
+    copyFileSync(path, join(WEB_DIR, `../docs/img/${docName}.png`));
+  }
+  return path;
+}
+
 /** Text of the price element. */
 export async function priceText(page) {
   return (await page.getByTestId("price").textContent({ timeout: 5_000 }))?.trim();
@@ -274,7 +291,7 @@ export async function cleanup({ browser, server, users = [] }, t) {
   for (const u of users) {
     if (u?.consoleLines?.length && t) {
       const errs = u.consoleLines.filter((l) => l.startsWith("[error]") || l.startsWith("[pageerror]"));
-      if (errs.length) t.diagnostic(`${u.name} console: ${errs.slice(0, 10).join(" | ")}`);
+      if (errs.length) t.diagnostic?.(`${u.name} console: ${errs.slice(0, 10).join(" | ")}`);
     }
     await u?.context?.close().catch(() => {});
   }
@@ -285,4 +302,72 @@ export async function cleanup({ browser, server, users = [] }, t) {
 /** Unique auction id per test. */
 export function auctionId(prefix) {
   return `${prefix}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * Put the page's WebSockets to /ws behind a switch: `freeze()` silently drops every frame in
+ * both directions while the browser still believes the socket is open (a dead network path:
+ * no close, no error), `thaw()` lets frames through again, and `lose(pattern)` drops the
+ * server's next frame matching a pattern (a lost answer) and calls back with it.
+ */
+export function socketSwitch() {
+  const sw = {
+    frozen: false,
+    opened: 0,
+    dropNext: [],
+    freeze() {
+      sw.frozen = true;
+    },
+    thaw() {
+      sw.frozen = false;
+    },
+    /** Replace the server's next frame matching `test(json)` by `replace(json)` (null drops it). */
+    rewriteNext(test, replace) {
+      sw.dropNext.push({ test, replace });
+    },
+    async install(page) {
+      await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+        sw.opened++;
+        const server = ws.connectToServer();
+        ws.onMessage((m) => {
+          if (!sw.frozen) server.send(m);
+        });
+        server.onMessage((m) => {
+          if (sw.frozen) return;
+          let parsed = null;
+          try {
+            parsed = JSON.parse(String(m));
+          } catch {
+            parsed = null;
+          }
+          const i = parsed ? sw.dropNext.findIndex((d) => d.test(parsed)) : -1;
+          if (i >= 0) {
+            const [d] = sw.dropNext.splice(i, 1);
+            const out = d.replace(parsed);
+            if (out !== null) ws.send(JSON.stringify(out));
+            return;
+          }
+          ws.send(m);
+        });
+        ws.onClose(() => Promise.resolve(server.close()).catch(() => {}));
+        server.onClose(() => Promise.resolve(ws.close()).catch(() => {}));
+      });
+    },
+  };
+  return sw;
+}
+
+/** The bounding boxes of the page's interactive elements that are smaller than 44×44 px. */
+export async function smallTapTargets(page, within = "body") {
+  return page.evaluate((sel) => {
+    const root = document.querySelector(sel) ?? document.body;
+    const out = [];
+    for (const el of root.querySelectorAll("a[href], button, input:not([type=checkbox]):not([type=radio]), select, textarea")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue; // not rendered
+      if (r.right <= 0 || r.bottom <= 0) continue; // parked off screen (the skip link until focused)
+      if (r.height < 44 || r.width < 44) out.push(`${el.tagName.toLowerCase()} "${(el.textContent || el.getAttribute("aria-label") || "").trim().slice(0, 30)}" ${Math.round(r.width)}×${Math.round(r.height)}`);
+    }
+    return out;
+  }, within);
 }

@@ -6,10 +6,30 @@ import { Lobby } from "./components/Lobby";
 import { SignIn } from "./components/SignIn";
 import { useClientState, useHashRoute } from "./hooks";
 
-export type Route = { page: "lobby" } | { page: "auction"; id: string } | { page: "admin" };
+export type Route =
+  | { page: "lobby" }
+  | { page: "auction"; id: string }
+  | { page: "admin" }
+  | { page: "signin"; next: string };
+
+/** Where the sign-in page returns to: a hash route of this app, never anything else. */
+function safeNext(raw: string | null): string {
+  if (!raw) return "#/";
+  return /^#\/[^\s]*$/.test(raw) && !raw.startsWith("#/signin") ? raw : "#/";
+}
 
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "") || "/";
+  const signin = /^\/signin(?:\?(.*))?$/.exec(path);
+  if (signin) {
+    let next: string | null = null;
+    try {
+      next = new URLSearchParams(signin[1] ?? "").get("next");
+    } catch {
+      next = null;
+    }
+    return { page: "signin", next: safeNext(next) };
+  }
   const m = /^\/auction\/(.+)$/.exec(path);
   if (m) {
     let id = m[1];
@@ -32,10 +52,11 @@ export function App() {
     const base = "Gavel — live auctions";
     if (route.page === "admin") document.title = `Auctioneer · ${base}`;
     else if (route.page === "lobby") document.title = base;
+    else if (route.page === "signin") document.title = `Sign in · ${base}`;
   }, [route.page]);
 
   let main;
-  if (!state.session) main = <SignIn problem={state.sessionProblem} />;
+  if (route.page === "signin") main = <SignIn problem={state.sessionProblem} next={route.next} />;
   else if (route.page === "auction") main = <AuctionRoom key={route.id} id={route.id} />;
   else if (route.page === "admin") main = <Auctioneer />;
   else main = <Lobby />;
@@ -47,6 +68,12 @@ export function App() {
       </a>
       <Header route={route} />
       <main id="main" tabIndex={-1}>
+        {!state.session && state.sessionProblem && route.page !== "signin" && (
+          <p className="notice notice-warn" role="alert" data-testid="session-problem">
+            {state.sessionProblem}{" "}
+            <a href={`#/signin?next=${encodeURIComponent(location.hash || "#/")}`}>Sign in again</a>
+          </p>
+        )}
         {main}
       </main>
       <footer className="footer">

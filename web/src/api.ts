@@ -42,6 +42,11 @@ export function createSession(name: string, adminToken?: string): Promise<Sessio
   return request<Session>("POST", "/api/session", null, body);
 }
 
+/** A fresh token for a valid one (POST /api/session/refresh): same body as POST /api/session. */
+export function refreshSession(token: string): Promise<Session> {
+  return request<Session>("POST", "/api/session/refresh", token);
+}
+
 export function getMe(token: string): Promise<UserView> {
   return request<UserView>("GET", "/api/me", token);
 }

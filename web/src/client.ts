@@ -1,9 +1,9 @@
 // The app's live state: one connection, the clock, the lobby, the rooms and the user's bids.
 // React reads it through useSyncExternalStore (hooks.ts); everything here is plain TS.
 
-import { ApiError, getAuction, getBids, listAuctions } from "./api";
+import { ApiError, getAuction, getBids, listAuctions, refreshSession } from "./api";
 import { ClockEstimator } from "./clock";
-import { Connection, type ConnInfo } from "./connection";
+import { Connection, type ConnInfo, type ConnectionOptions, type Hello } from "./connection";
 import {
   initialLobby,
   initialRoom,
@@ -23,6 +23,8 @@ export interface BidAttempt {
   amount: number;
   kind: BidKind;
   expectedSeq?: number;
+  /** The auction's seq the room showed when the bid was made. */
+  seenSeq?: number;
   /** pending: not answered yet; done: a bid_result; error: an error message or a give-up. */
   state: "pending" | "done" | "error";
   outcome?: string;
@@ -30,8 +32,13 @@ export interface BidAttempt {
   errorCode?: string;
   /** The auction as of the decision (for "the price is now …"). */
   auction?: AuctionView | null;
-  /** Still waiting for a connection to send it. */
+  /** Still waiting for a connection (or a fresh token) to send it. */
   queued: boolean;
+  /**
+   * The server answered `outcome_unknown`: the bid may have been decided. It stays pending
+   * (never shown as lost or placed) and is asked again with the same request_id.
+   */
+  uncertain?: boolean;
   sentAt: number;
   firstSentAt: number;
 }
@@ -49,6 +56,16 @@ export interface ClientState {
   roomErrors: Record<string, string>;
   /** The latest bid attempt per auction. */
   bids: Record<string, BidAttempt>;
+  /** A visitor tried to bid: sign-in is asked for, then this bid is placed. */
+  signInFor: BidIntent | null;
+}
+
+/** A bid a visitor asked for before signing in. */
+export interface BidIntent {
+  auctionId: string;
+  amount: number;
+  kind: BidKind;
+  expectedSeq?: number;
 }
 
 const SESSION_KEY = "gavel.session";
@@ -61,6 +78,17 @@ const BID_RETRY_MS = 5_000;
 const OVERDUE_CLOSE_MS = 5_000;
 /** Stop retrying an unanswered bid after this long. */
 const BID_GIVE_UP_MS = 120_000;
+/** Ask again about a bid answered `outcome_unknown` after this long. */
+const UNKNOWN_RETRY_MS = 1_000;
+/** Refresh the session token when this share of its remaining lifetime is left (at most a minute). */
+const REFRESH_SHARE = 0.2;
+const REFRESH_MARGIN_MAX_MS = 60_000;
+
+/** When to refresh a token that expires in `remainingMs`: the delay from now (ms). */
+export function refreshDelay(remainingMs: number): number {
+  const margin = Math.min(REFRESH_MARGIN_MAX_MS, remainingMs * REFRESH_SHARE);
+  return Math.max(0, Math.round(remainingMs - margin));
+}
 
 let counter = 0;
 /** A request id unique to this tab: 1–64 of A-Za-z0-9-_.: */
@@ -106,8 +134,17 @@ export class GavelClient {
   private lobbyResyncAskedAt = 0;
   private pending = new Map<string, BidAttempt>();
   private ticker: ReturnType<typeof setInterval> | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private refreshing: Promise<boolean> | null = null;
+  /** The socket is watch-only until an `auth` with a fresh token is answered. */
+  private awaitingAuth = false;
+  /** An `auth` was sent and not answered yet. */
+  private authSent = false;
+  /** The ping sent after resubscribing: its pong confirms these rooms. */
+  private barrier: { clientTime: number; rooms: string[] } | null = null;
 
-  constructor(session: Session | null) {
+  /** `connection` overrides parts of the socket's options (a fake socket in unit tests). */
+  constructor(session: Session | null, connection: Partial<ConnectionOptions> = {}) {
     this.state = {
       session,
       sessionProblem: null,
@@ -119,6 +156,7 @@ export class GavelClient {
       rooms: {},
       roomErrors: {},
       bids: {},
+      signInFor: null,
     };
     this.conn = new Connection({
       url: () => {
@@ -126,10 +164,20 @@ export class GavelClient {
         const token = this.state.session?.token;
         return `${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ""}`;
       },
-      onHello: (m) => this.onHello(m),
+      onHello: (m, fresh) => this.onHello(m, fresh),
       onMessage: (m) => this.onMessage(m),
-      onStatus: (info) => this.set({ conn: info }),
+      onStatus: (info) => this.onStatus(info),
+      ...connection,
     });
+  }
+
+  /** Connection status: anything but open makes every room's state unconfirmed. */
+  private onStatus(info: ConnInfo): void {
+    this.set({ conn: info });
+    if (info.status !== "open") {
+      this.barrier = null;
+      for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "unconfirmed" });
+    }
   }
 
   // ------------------------------------------------------------ store plumbing
@@ -148,13 +196,16 @@ export class GavelClient {
 
   start(): void {
     this.conn.start();
-    if (!this.ticker) this.ticker = setInterval(() => this.tick(), 1_000);
+    if (!this.ticker) this.ticker = setInterval(() => this.tick(), 250);
+    this.scheduleRefresh();
   }
 
   stop(): void {
     this.conn.stop();
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   /** Estimated server time now (ms). */
@@ -167,7 +218,113 @@ export class GavelClient {
   setSession(session: Session | null, problem: string | null = null): void {
     saveSession(session);
     this.pending.clear();
-    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null });
+    this.awaitingAuth = false;
+    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null });
+    const me = session?.user.id ?? null;
+    for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me });
+    this.scheduleRefresh();
+    this.conn.restart();
+  }
+
+  /** Place a bid, or, for a visitor, ask them to sign in first and place it then. */
+  bidOrSignIn(intent: BidIntent): void {
+    if (this.state.session) this.placeBid(intent.auctionId, intent.amount, intent.kind, intent.expectedSeq);
+    else this.requestSignIn(intent);
+  }
+
+  /** A visitor asked to bid: keep the bid and ask them to sign in first. */
+  requestSignIn(intent: BidIntent): void {
+    this.set({ signInFor: intent });
+  }
+
+  cancelSignIn(): void {
+    this.set({ signInFor: null });
+  }
+
+  /** Signed in at a bid: the bid they asked for is placed (it waits for the connection). */
+  signedInForBid(session: Session): void {
+    const intent = this.state.signInFor;
+    this.setSession(session);
+    if (intent) this.placeBid(intent.auctionId, intent.amount, intent.kind, intent.expectedSeq);
+  }
+
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const s = this.state.session;
+    if (!s || !s.expires_at) return;
+    const delay = refreshDelay(s.expires_at - this.serverNow());
+    this.refreshTimer = setTimeout(() => void this.refresh(), delay);
+  }
+
+  /**
+   * Exchange the session token for a fresh one (POST /api/session/refresh) and hand it to
+   * the open socket with `auth`. Resolves false when the session could not be renewed.
+   */
+  refresh(): Promise<boolean> {
+    if (this.refreshing) return this.refreshing;
+    const s = this.state.session;
+    if (!s) return Promise.resolve(false);
+    this.refreshing = refreshSession(s.token)
+      .then(
+        (fresh) => {
+          if (this.state.session?.token !== s.token) return false; // signed out meanwhile
+          saveSession(fresh);
+          this.set({ session: fresh });
+          this.sendAuth();
+          this.scheduleRefresh();
+          return true;
+        },
+        (err) => {
+          if (this.state.session?.token !== s.token) return false;
+          if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+            this.sessionEnded();
+          } else if (s.expires_at > this.serverNow()) {
+            // The server could not be reached: try again while the token is still valid.
+            this.refreshTimer = setTimeout(() => void this.refresh(), 3_000);
+          } else {
+            this.sessionEnded();
+          }
+          return false;
+        },
+      )
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  /** Send the current token on the open socket (answered by a `hello` naming the user). */
+  private sendAuth(): void {
+    const token = this.state.session?.token;
+    if (token && this.send({ type: "auth", token })) {
+      this.awaitingAuth = true;
+      this.authSent = true;
+    }
+  }
+
+  /** The session cannot be renewed: unanswered bids were never placed; ask to sign in again. */
+  private sessionEnded(): void {
+    for (const attempt of [...this.pending.values()]) {
+      if (attempt.queued && !attempt.uncertain) {
+        this.resolveBid(attempt.requestId, {
+          state: "error",
+          errorCode: "token_expired",
+          serverMessage: "Your session expired before this bid was sent.",
+        });
+      }
+    }
+    const name = this.state.session?.user.name ?? null;
+    saveSession(null);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    this.awaitingAuth = false;
+    this.set({
+      session: null,
+      helloUser: null,
+      sessionProblem: `Your session has expired${name ? `, ${name}` : ""}. Please sign in again to bid.`,
+    });
+    for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me: null });
     this.conn.restart();
   }
 
@@ -215,6 +372,12 @@ export class GavelClient {
     };
   }
 
+  /** Load the next older page of an auction's history (GET .../bids?before_seq=). */
+  async loadOlder(id: string, cursor: number, limit = 50): Promise<void> {
+    const page = await getBids(id, cursor, limit);
+    this.dispatchRoom(id, { type: "older", bids: page.bids, next_before_seq: page.next_before_seq });
+  }
+
   /** The auction and its recent bids over HTTP, shown until the socket's snapshot arrives. */
   private fetchRoom(id: string): void {
     Promise.all([getAuction(id), getBids(id, undefined, 20)]).then(
@@ -257,6 +420,7 @@ export class GavelClient {
       amount,
       kind,
       expectedSeq,
+      seenSeq: this.state.rooms[auctionId]?.auction?.seq,
       state: "pending",
       queued: true,
       sentAt: now,
@@ -268,6 +432,12 @@ export class GavelClient {
   }
 
   private sendBid(attempt: BidAttempt): void {
+    if (this.awaitingAuth) {
+      // The socket is watch-only until the fresh token is accepted; sent after that.
+      this.pending.set(attempt.requestId, { ...attempt, queued: true });
+      this.set({ bids: { ...this.state.bids, [attempt.auctionId]: { ...attempt, queued: true } } });
+      return;
+    }
     const msg: ClientMessage = {
       type: "bid",
       auction_id: attempt.auctionId,
@@ -295,6 +465,16 @@ export class GavelClient {
     return done;
   }
 
+  /** Keep a bid pending with some fields changed (shown if it is the room's latest). */
+  private holdBid(requestId: string, patch: Partial<BidAttempt>): void {
+    const attempt = this.pending.get(requestId);
+    if (!attempt) return;
+    const held: BidAttempt = { ...attempt, ...patch, state: "pending" };
+    this.pending.set(requestId, held);
+    const shown = this.state.bids[attempt.auctionId];
+    if (!shown || shown.requestId === requestId) this.set({ bids: { ...this.state.bids, [attempt.auctionId]: held } });
+  }
+
   dismissBid(auctionId: string): void {
     const bids = { ...this.state.bids };
     delete bids[auctionId];
@@ -303,19 +483,30 @@ export class GavelClient {
 
   // ------------------------------------------------------------ incoming
 
-  private onHello(m: Extract<ServerMessage, { type: "hello" }>): void {
+  private onHello(m: Hello, fresh: boolean): void {
     this.clock.addCoarse(m.server_time, Date.now());
     this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
-    if (this.state.session && !m.user) {
-      // The server does not know our token any more.
-      this.pending.clear();
-      saveSession(null);
-      this.set({ session: null, sessionProblem: "Your session has expired. Please sign in again.", bids: {} });
+    if (!fresh) {
+      // The answer to `auth`: with the user, bids held for the fresh token go out now.
+      this.authSent = false;
+      if (!m.user) return;
+      this.awaitingAuth = false;
+      for (const attempt of this.pending.values()) if (attempt.queued) this.sendBid(attempt);
       return;
     }
+    this.authSent = false;
+    // A session the server does not know any more (expired, or another secret): watch
+    // anonymously, hold bids, and try to renew it.
+    this.awaitingAuth = Boolean(this.state.session && !m.user);
+    if (this.awaitingAuth) void this.refresh();
     // Resubscribe to everything on the new connection, from the seq we hold.
     if (this.lobbyWatchers > 0) this.send({ type: "subscribe_lobby" });
-    for (const id of this.roomWatchers.keys()) this.subscribeRoom(id);
+    const rooms = [...this.roomWatchers.keys()];
+    for (const id of rooms) this.subscribeRoom(id);
+    // A ping after the subscribes: the server answers in order, so its pong arrives after
+    // whatever the subscribes sent (the missed updates, or nothing when nothing was missed).
+    const t = this.conn.ping();
+    this.barrier = t === null ? null : { clientTime: t, rooms };
     // Bids that were not answered are sent again with their own request_id: the server
     // answers a repeated id with the first answer and never places a second bid.
     for (const attempt of this.pending.values()) this.sendBid(attempt);
@@ -326,6 +517,11 @@ export class GavelClient {
       case "pong": {
         this.clock.addPong(m.client_time, m.server_time, Date.now());
         this.set({ clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+        const b = this.barrier;
+        if (b && m.client_time === b.clientTime) {
+          this.barrier = null;
+          for (const id of b.rooms) this.dispatchRoom(id, { type: "confirmed" });
+        }
         return;
       }
       case "snapshot":
@@ -334,6 +530,7 @@ export class GavelClient {
           auction: m.auction,
           recent_bids: m.recent_bids,
           resync: m.resync,
+          live: true,
         });
         this.dispatchLobby({ type: "view", auction: m.auction }, false);
         if (this.state.roomErrors[m.auction.id]) {
@@ -379,8 +576,27 @@ export class GavelClient {
         return;
       }
       case "error": {
+        if (m.code === "token_expired") {
+          // The socket is watch-only now. A bid refused for it was not decided: it waits
+          // for the fresh token and goes out again with the same request_id.
+          this.awaitingAuth = true;
+          if (m.request_id) this.holdBid(m.request_id, { queued: true });
+          void this.refresh();
+          return;
+        }
+        if (m.request_id && m.code === "outcome_unknown") {
+          // It may have been decided: never say lost or placed; ask again with the same id.
+          this.holdBid(m.request_id, { uncertain: true, sentAt: Date.now() });
+          return;
+        }
         if (m.request_id) {
           this.resolveBid(m.request_id, { state: "error", errorCode: m.code, serverMessage: m.message });
+          return;
+        }
+        if (m.code === "unauthorized" && this.authSent) {
+          // The fresh token was refused: the session cannot go on.
+          this.authSent = false;
+          this.sessionEnded();
           return;
         }
         if (m.auction_id && m.code === "not_found") {
@@ -449,7 +665,11 @@ export class GavelClient {
           errorCode: "no_answer",
           serverMessage: "No answer from the server.",
         });
-      } else if (this.conn.status === "open" && (attempt.queued || now - attempt.sentAt > BID_RETRY_MS)) {
+      } else if (
+        this.conn.status === "open" &&
+        !this.awaitingAuth &&
+        (attempt.queued || now - attempt.sentAt > (attempt.uncertain ? UNKNOWN_RETRY_MS : BID_RETRY_MS))
+      ) {
         this.sendBid(attempt);
       }
     }

@@ -2,7 +2,7 @@
 
 import type { BidAttempt } from "./client";
 import { formatMoney } from "./money";
-import type { AuctionView } from "./types";
+import type { AuctionView, BidView, SoftClose } from "./types";
 
 /** Remaining time: "2d 03:04:05", "1:02:03", "04:59". Rounds up so "00:00" means over. */
 export function formatRemaining(ms: number): string {
@@ -34,20 +34,25 @@ export function spokenRemaining(ms: number): string {
   return parts.join(" ") || "0 seconds";
 }
 
-/** A duration like "30 s", "2 min", "1 min 30 s". */
+/** A duration like "30 s", "2 min", "1 min 30 s", "2 h 5 min", "1 day". */
 export function formatDuration(ms: number): string {
   const total = Math.round(ms / 1000);
-  const m = Math.floor(total / 60);
+  const d = Math.floor(total / 86400);
+  const h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
-  if (m && s) return `${m} min ${s} s`;
-  if (m) return `${m} min`;
-  return `${s} s`;
+  const parts: string[] = [];
+  if (d) parts.push(`${d} day${d === 1 ? "" : "s"}`);
+  if (h) parts.push(`${h} h`);
+  if (m) parts.push(`${m} min`);
+  if (s || parts.length === 0) parts.push(`${s} s`);
+  return parts.join(" ");
 }
 
 /** A server timestamp shown on the local wall clock (corrected by the clock offset). */
 export function formatLocalTime(serverMs: number, offset: number | null): string {
   const local = new Date(serverMs - (offset ?? 0));
-  return local.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return local.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
 }
 
 export function formatLocalDateTime(serverMs: number, offset: number | null): string {
@@ -58,7 +63,21 @@ export function formatLocalDateTime(serverMs: number, offset: number | null): st
     hour: "2-digit",
     minute: "2-digit",
     second: "2-digit",
+    timeZoneName: "short",
   });
+}
+
+/** The soft-close rule in the words of docs/rules.md ("Soft close"), for one auction. */
+export function softCloseRule(sc: SoftClose): string {
+  if (sc.max_extension_ms === 0) return "Soft close is off for this auction (its cap is 0): the end does not move.";
+  const cap =
+    sc.max_extension_ms === null || sc.max_extension_ms === undefined
+      ? ""
+      : `, never more than ${formatDuration(sc.max_extension_ms)} past the original end`;
+  return (
+    `Soft close: a bid that moves the price in the last ${formatDuration(sc.window_ms)} before the end ` +
+    `moves the end to ${formatDuration(sc.extend_ms)} after that bid${cap}.`
+  );
 }
 
 export function closingReasonText(reason: string): string {
@@ -80,17 +99,49 @@ export interface OutcomeText {
   tone: "ok" | "warn" | "bad" | "info";
   title: string;
   detail: string;
-  /** Offer a one-click re-bid at this amount. */
-  rebid?: { amount: number; expectedSeq?: number };
+}
+
+/**
+ * Whether the answer to a bid still describes the auction as it is. Once the auction has
+ * moved on (another bid, a proxy's answer), the standing ("You are winning" / "You have
+ * been outbid") is the one current message and the old answer is no longer shown.
+ */
+export function answerIsCurrent(b: BidAttempt, current: AuctionView | null | undefined): boolean {
+  if (b.state !== "done") return true;
+  if (!current || !b.auction) return true;
+  if (current.status === "closed" && b.auction.status !== "closed") return false;
+  return b.auction.seq >= current.seq;
+}
+
+/**
+ * The answer was `outbid` because a standing maximum answered the bid at once: the decision
+ * moved the auction (its seq passed the one the bidder saw) to a price at or above the bid.
+ * `entry` is the history entry at the answer's seq, when the room has it: a proxy's answer
+ * is an `auto` entry.
+ */
+export function outbidByProxy(b: BidAttempt, entry?: BidView): boolean {
+  const a = b.auction;
+  if (b.outcome !== "outbid" || b.kind === "buy_now" || !a || a.price === null) return false;
+  if (a.price < b.amount) return false;
+  if (b.seenSeq !== undefined && a.seq <= b.seenSeq) return false;
+  return entry === undefined || entry.kind === "auto";
 }
 
 /** The plain-words message for a bid attempt. */
-export function outcomeText(b: BidAttempt, currency: string, me: string | null, current?: AuctionView | null): OutcomeText {
+export function outcomeText(b: BidAttempt, currency: string, me: string | null, entry?: BidView): OutcomeText {
   const money = (n: number | null | undefined) => formatMoney(n ?? null, currency);
   const a = b.auction ?? null;
   const amount = money(b.amount);
   const what = b.kind === "max" ? `maximum bid of ${amount}` : b.kind === "buy_now" ? `Buy now at ${amount}` : `bid of ${amount}`;
   if (b.state === "pending") {
+    if (b.uncertain) {
+      return {
+        tone: "info",
+        title: `Checking whether your ${what} was placed…`,
+        detail:
+          "The server's answer was lost on the way. We are asking again with the same request, so the bid is placed at most once; its real outcome follows.",
+      };
+    }
     return b.queued
       ? {
           tone: "info",
@@ -104,14 +155,15 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
       case "rate_limited":
         return { tone: "warn", title: "Slow down", detail: "You are bidding too fast. Wait a moment and try again." };
       case "unauthorized":
-        return { tone: "bad", title: "Not signed in", detail: "Your session is not valid any more. Sign in again to bid." };
+      case "token_expired":
+        return { tone: "bad", title: "Not signed in", detail: "Your session is not valid any more. Sign in again to bid; this bid was not placed." };
       case "unavailable":
-        return { tone: "bad", title: "Bidding is paused", detail: "The server cannot take bids right now. Try again in a moment." };
+        return { tone: "bad", title: "Bidding is paused", detail: "The server cannot take bids right now, and this bid was not placed. Try again in a moment." };
       case "no_answer":
         return {
           tone: "bad",
           title: "No answer",
-          detail: "The server did not answer. Check the bid history to see whether your bid was placed.",
+          detail: "The server did not answer, so we cannot tell whether your bid was placed. Check the bid history.",
         };
       case "invalid_amount":
         return { tone: "bad", title: "Invalid amount", detail: b.serverMessage ?? "That amount cannot be used." };
@@ -121,24 +173,7 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
   }
   const price = a?.price ?? null;
   const minBid = a?.min_bid;
-  const rebid = a && a.status === "open" && minBid !== undefined ? { amount: minBid, expectedSeq: a.seq } : undefined;
-  // An accepted bid that has since been beaten: say so rather than "accepted".
-  if (
-    b.outcome === "accepted" &&
-    b.kind !== "buy_now" &&
-    current &&
-    current.status === "open" &&
-    current.leader &&
-    current.leader.id !== me &&
-    current.seq > (a?.seq ?? 0)
-  ) {
-    return {
-      tone: "warn",
-      title: "Outbid since your bid",
-      detail: `Your ${what} led, but someone has bid more since. The price is now ${money(current.price)}.`,
-      rebid: { amount: current.min_bid, expectedSeq: current.seq },
-    };
-  }
+  const next = minBid !== undefined ? ` The next bid must be at least ${money(minBid)}.` : "";
   switch (b.outcome) {
     case "accepted":
       if (b.kind === "max") {
@@ -154,14 +189,26 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
       if (b.kind === "buy_now") return { tone: "ok", title: "You bought it!", detail: `Bought now for ${amount}.` };
       return { tone: "ok", title: "Bid accepted", detail: `Your bid of ${amount} leads.` };
     case "outbid":
+      if (outbidByProxy(b, entry)) {
+        return {
+          tone: "warn",
+          title: "Outbid at once by another bidder's automatic bid",
+          detail:
+            `Another bidder had set a maximum above your ${what}, so the system bid for them at once ` +
+            `(shown as “auto” in the history). The price is now ${money(price)}.${next}`,
+        };
+      }
+      if (price !== null && price >= b.amount) {
+        return {
+          tone: "warn",
+          title: "Someone bid more first",
+          detail: `Another bid reached ${money(price)} before your ${what} arrived, so it was not placed.${next}`,
+        };
+      }
       return {
         tone: "warn",
-        title: "Outbid",
-        detail:
-          `Your ${what} was not enough` +
-          (price !== null ? `: the price is now ${money(price)}` : "") +
-          (minBid !== undefined ? `, the next bid must be at least ${money(minBid)}.` : "."),
-        rebid,
+        title: "Too low",
+        detail: `Your ${what} was below the minimum bid, so it was not placed.${next}`,
       };
     case "stale":
       // The auction moved on because of the user's own earlier bid (its update had not
@@ -183,7 +230,6 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
               ? ` ${a.leader.name} leads at ${money(price)}.`
               : ` The price is now ${money(price)}.`
             : ""),
-        rebid,
       };
     case "already_leading":
       return { tone: "info", title: "You are already winning", detail: "You have the highest bid; bidding again would only raise your own price." };

@@ -63,6 +63,44 @@ export function toInputValue(minor: number, currency: string): string {
   return minorToDecimalString(minor, currencyDigits(currency));
 }
 
+const NOT_A_NUMBER = "Enter a number, like 123.45.";
+
+const symbolCache = new Map<string, Set<string>>();
+
+/** The symbols a currency is written with in English and in the browser's locale ("$", "US$"). */
+export function currencySymbols(currency: string): Set<string> {
+  const code = currency.toUpperCase();
+  let set = symbolCache.get(code);
+  if (set) return set;
+  set = new Set<string>();
+  for (const locale of ["en-US", "en-GB", undefined]) {
+    for (const currencyDisplay of ["symbol", "narrowSymbol"] as const) {
+      try {
+        const parts = new Intl.NumberFormat(locale, { style: "currency", currency: code, currencyDisplay }).formatToParts(1);
+        const sym = parts.find((p) => p.type === "currency")?.value;
+        if (sym && !/^[A-Za-z]{3}$/.test(sym)) set.add(sym);
+      } catch {
+        // unknown currency: only its code is accepted
+      }
+    }
+  }
+  symbolCache.set(code, set);
+  return set;
+}
+
+/** Why a typed currency mark is not the auction's currency, or null when it is. */
+export function currencyMismatch(mark: string, currency: string): string | null {
+  const code = currency.toUpperCase();
+  if (/^[A-Za-z]{3}$/.test(mark)) {
+    const typed = mark.toUpperCase();
+    if (typed === code) return null;
+    return `This auction is in ${code}, not ${typed}. Enter the amount in ${code}.`;
+  }
+  if (/^[A-Za-z]+$/.test(mark)) return NOT_A_NUMBER;
+  if (currencySymbols(code).has(mark)) return null;
+  return `This auction is in ${code}; “${mark}” is not its currency. Enter the amount in ${code}.`;
+}
+
 export type ParseResult = { ok: true; minor: number } | { ok: false; error: string };
 
 /**
@@ -73,8 +111,19 @@ export type ParseResult = { ok: true; minor: number } | { ok: false; error: stri
 export function parseMoney(input: string, currency: string): ParseResult {
   const digits = currencyDigits(currency);
   let s = input.trim();
-  // Allow a leading currency symbol or code typed by habit ("$12", "USD 12", "€ 5").
-  s = s.replace(/^(?:[A-Za-z]{3}\s*|[^\d\s.,+-]\s*)/, "").trim();
+  if (s === "") return { ok: false, error: "Enter an amount." };
+  // Words, or anything without a digit, are one mistake with one message ("abc", "lots").
+  if (!/\d/.test(s)) return { ok: false, error: NOT_A_NUMBER };
+  // A currency code or symbol typed by habit ("$12", "USD 12", "12 €") is allowed only
+  // when it is the auction's own: "EUR 1000" in a USD auction is refused, never read as USD.
+  const leading = /^([^\d\s.,+-]+)\s*(.*)$/.exec(s);
+  const trailing = leading ? null : /^(.*?)\s*([^\d\s.,+-]+)$/.exec(s);
+  const mark = leading?.[1] ?? trailing?.[2];
+  if (mark !== undefined) {
+    const problem = currencyMismatch(mark, currency);
+    if (problem) return { ok: false, error: problem };
+    s = (leading ? leading[2] : trailing![1]).trim();
+  }
   if (s === "") return { ok: false, error: "Enter an amount." };
   if (s.startsWith("-")) return { ok: false, error: "The amount must be positive." };
   if (s.startsWith("+")) s = s.slice(1);
@@ -87,7 +136,7 @@ export function parseMoney(input: string, currency: string): ParseResult {
   }
   const m = /^(\d*)(?:\.(\d*))?$/.exec(s);
   if (!m || (m[1] === "" && (m[2] ?? "") === "")) {
-    return { ok: false, error: "Enter a number, like 123.45." };
+    return { ok: false, error: NOT_A_NUMBER };
   }
   const whole = m[1] || "0";
   let frac = m[2] ?? "";
@@ -131,4 +180,23 @@ export function validateBidInput(
     };
   }
   return parsed;
+}
+
+/** A bid this many increments above the minimum, or more … */
+export const CONFIRM_INCREMENTS = 10;
+/** … or more than this many times the current price, asks for a confirmation first. */
+export const CONFIRM_PRICE_FACTOR = 2;
+
+/**
+ * Whether an amount is far enough above the minimum that the bidder should confirm it
+ * (a mistyped 1,000,000): more than CONFIRM_INCREMENTS increments above the minimum bid, or
+ * more than CONFIRM_PRICE_FACTOR times the current price (the starting price before the
+ * first bid). docs/rules.md, "Large bids", documents the same rule.
+ */
+export function needsConfirmation(
+  amount: number,
+  a: { min_bid: number; increment: number; price: number | null; starting_price: number },
+): boolean {
+  const reference = a.price ?? a.starting_price;
+  return amount > a.min_bid + CONFIRM_INCREMENTS * a.increment || amount > CONFIRM_PRICE_FACTOR * reference;
 }

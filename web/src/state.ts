@@ -6,8 +6,8 @@
 
 import type { AuctionView, BidView, Closed, Update } from "./types";
 
-/** History entries kept in the room. */
-export const MAX_BIDS = 100;
+/** History entries kept in the room (live ones and older pages the user loaded). */
+export const MAX_BIDS = 2_000;
 
 /** Apply the fields present in an update to a view (no seq checks here). */
 export function applyUpdateFields(view: AuctionView, u: Update): AuctionView {
@@ -76,15 +76,33 @@ export interface RoomState {
   leaderNoticeVersion: number;
   /** The user's own proxy maximum, when they lead with one. */
   yourMax: number | null;
+  /**
+   * The state was confirmed on the current connection (a snapshot, or the answer to a ping
+   * sent after resubscribing). False from a lost connection until that confirmation.
+   */
+  live: boolean;
+  /** An older history page answered with no further page: everything is loaded. */
+  olderExhausted: boolean;
 }
 
+/** What the room shows about the user's standing. */
+export type Standing = "winning" | "outbid" | "won" | "lost" | "unconfirmed" | null;
+
 export type RoomAction =
-  | { type: "snapshot"; auction: AuctionView; recent_bids: BidView[]; resync: boolean }
+  | { type: "snapshot"; auction: AuctionView; recent_bids: BidView[]; resync: boolean; live?: boolean }
   | { type: "update"; update: Update }
   | { type: "closed"; closed: Closed }
   | { type: "watchers"; count: number }
   | { type: "participated" }
-  | { type: "your_max"; amount: number | null };
+  | { type: "your_max"; amount: number | null }
+  /** The connection was lost: what the room shows is the last known state. */
+  | { type: "unconfirmed" }
+  /** Everything sent before a barrier ping has arrived on the current connection. */
+  | { type: "confirmed" }
+  /** The signed-in user changed. */
+  | { type: "me"; me: string | null }
+  /** An older page of the history (GET .../bids?before_seq=). */
+  | { type: "older"; bids: BidView[]; next_before_seq: number | null };
 
 export function initialRoom(auctionId: string, me: string | null): RoomState {
   return {
@@ -100,7 +118,31 @@ export function initialRoom(auctionId: string, me: string | null): RoomState {
     leaderNotice: null,
     leaderNoticeVersion: 0,
     yourMax: null,
+    live: false,
+    olderExhausted: false,
   };
+}
+
+/** The room's state is confirmed live: synced on the current connection, no gap. */
+export function isConfirmed(s: RoomState): boolean {
+  return s.live && s.gapSince === null && !s.needSnapshot;
+}
+
+/** The standing shown to the user: never "winning" from a state that is not confirmed. */
+export function standing(s: RoomState): Standing {
+  const a = s.auction;
+  if (!a || !s.me || !s.participated) return null;
+  if (a.status === "closed") return a.closing?.winner?.id === s.me ? "won" : "lost";
+  if (!isConfirmed(s)) return "unconfirmed";
+  return s.leaderNotice;
+}
+
+/** The seq to ask older history from (before_seq), or null when it is all loaded. */
+export function olderCursor(s: RoomState): number | null {
+  const a = s.auction;
+  if (!a || s.olderExhausted || s.bids.length === 0) return null;
+  if (s.bids.length >= a.bid_count) return null;
+  return s.bids[s.bids.length - 1].seq;
 }
 
 function mergeBids(existing: BidView[], incoming: BidView[]): BidView[] {
@@ -151,6 +193,8 @@ export function roomReducer(s: RoomState, action: RoomAction): RoomState {
         needSnapshot: false,
         extension,
         yourMax,
+        live: action.live ?? s.live,
+        olderExhausted: action.resync ? false : s.olderExhausted,
       });
     }
     case "update": {
@@ -194,6 +238,18 @@ export function roomReducer(s: RoomState, action: RoomAction): RoomState {
     case "your_max":
       // The bid result is the authority on the user's own maximum.
       return withLeaderNotice({ ...s, yourMax: action.amount, participated: true });
+    case "unconfirmed":
+      return s.live ? { ...s, live: false } : s;
+    case "confirmed":
+      return s.live || !s.auction ? s : { ...s, live: true };
+    case "me":
+      if (action.me === s.me) return s;
+      return withLeaderNotice({ ...s, me: action.me, participated: false, leaderNotice: null, yourMax: null });
+    case "older": {
+      if (!s.auction) return s;
+      const bids = mergeBids(s.bids, action.bids);
+      return { ...s, bids, olderExhausted: action.next_before_seq === null };
+    }
   }
 }
 
@@ -287,4 +343,32 @@ export function filterAuctions(
     return sort === "ends_asc" ? d : -d;
   });
   return out;
+}
+
+export interface LobbySections {
+  /** Open auctions (by end time), then scheduled ones (by start time). */
+  live: AuctionView[];
+  /** Closed auctions, the most recently closed first. */
+  ended: AuctionView[];
+}
+
+/**
+ * The lobby's two sections after a filter: what can be bid on now or soon comes first;
+ * ended auctions are listed apart, below.
+ */
+export function lobbySections(
+  list: AuctionView[],
+  filter: LobbyFilter,
+  serverNow: number,
+  sort: "ends_asc" | "ends_desc" = "ends_asc",
+): LobbySections {
+  const filtered = filterAuctions(list, filter, serverNow, sort);
+  const open = filtered.filter((a) => effectiveStatus(a, serverNow) === "open");
+  const scheduled = filtered
+    .filter((a) => effectiveStatus(a, serverNow) === "scheduled")
+    .sort((a, b) => a.starts_at - b.starts_at || a.id.localeCompare(b.id));
+  const ended = filtered
+    .filter((a) => effectiveStatus(a, serverNow) === "closed")
+    .sort((a, b) => (b.closing?.closed_at ?? b.ends_at) - (a.closing?.closed_at ?? a.ends_at) || a.id.localeCompare(b.id));
+  return { live: [...open, ...scheduled], ended };
 }

@@ -119,7 +119,15 @@ export interface Limits {
 }
 
 export type ServerMessage =
-  | { type: "hello"; user: UserView | null; server_time: number; limits: Limits }
+  | {
+      type: "hello";
+      user: UserView | null;
+      server_time: number;
+      limits: Limits;
+      /** The server sends some frame at least this often (ms); absent on older servers. */
+      heartbeat_ms?: number;
+    }
+  | { type: "heartbeat"; server_time: number }
   | { type: "snapshot"; auction: AuctionView; server_time: number; recent_bids: BidView[]; resync: boolean }
   | ({ type: "update" } & Update)
   | ({ type: "bid_result" } & BidResult)

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { BidAttempt } from "../src/client";
-import { formatDuration, formatRemaining, outcomeText, spokenRemaining } from "../src/format";
+import {
+  answerIsCurrent,
+  formatDuration,
+  formatRemaining,
+  outbidByProxy,
+  outcomeText,
+  softCloseRule,
+  spokenRemaining,
+} from "../src/format";
 import type { AuctionView } from "../src/types";
 
 const view = (over: Partial<AuctionView> = {}): AuctionView => ({
@@ -51,6 +59,10 @@ describe("formatRemaining", () => {
     expect(spokenRemaining(61_000)).toBe("1 minute 1 second");
     expect(formatDuration(30_000)).toBe("30 s");
     expect(formatDuration(90_000)).toBe("1 min 30 s");
+    expect(formatDuration(600_000)).toBe("10 min");
+    expect(formatDuration(3_660_000)).toBe("1 h 1 min");
+    expect(formatDuration(86_400_000)).toBe("1 day");
+    expect(formatDuration(0)).toBe("0 s");
   });
 });
 
@@ -59,10 +71,12 @@ describe("outcomeText", () => {
     const stale = outcomeText(attempt({ outcome: "stale", auction: view() }), "USD", "u-alice");
     expect(stale.title).toBe("Someone bid first");
     expect(stale.detail).toContain("$120.00");
-    expect(stale.rebid).toEqual({ amount: 13000, expectedSeq: 5 });
-    const outbid = outcomeText(attempt({ outcome: "outbid", auction: view() }), "USD", "u-alice");
-    expect(outbid.title).toBe("Outbid");
-    expect(outbid.detail).toContain("at least $130.00");
+    const tooLow = outcomeText(attempt({ outcome: "outbid", amount: 12500, seenSeq: 5, auction: view() }), "USD", "u-alice");
+    expect(tooLow).toEqual({
+      tone: "warn",
+      title: "Too low",
+      detail: "Your bid of $125.00 was below the minimum bid, so it was not placed. The next bid must be at least $130.00.",
+    });
     expect(outcomeText(attempt({ outcome: "closed", auction: view({ status: "closed" }) }), "USD", "u-alice").title).toBe("Too late");
     expect(outcomeText(attempt({ outcome: "accepted", auction: view({ leader: { id: "u-alice", name: "A" } }) }), "USD", "u-alice").title).toBe(
       "Bid accepted",
@@ -74,14 +88,56 @@ describe("outcomeText", () => {
   it("does not call the user's own earlier bid 'someone'", () => {
     const t = outcomeText(attempt({ outcome: "stale", auction: view({ leader: { id: "u-alice", name: "Alice" } }) }), "USD", "u-alice");
     expect(t.title).toBe("You are already winning");
-    expect(t.rebid).toBeUndefined();
   });
 
-  it("turns an accepted bid into 'outbid since' once someone else leads", () => {
+  it("says when another bidder's maximum answered the bid at once", () => {
+    // Alice saw seq 4 and bid $110; Bob's maximum answered at $120 (seq 5, an auto entry).
+    const b = attempt({ outcome: "outbid", amount: 11000, seenSeq: 4, auction: view({ price: 12000, seq: 5 }) });
+    const auto = { seq: 5, bidder: { id: "u-bob", name: "Bob" }, amount: 12000, kind: "auto", at: 1 };
+    expect(outbidByProxy(b, auto)).toBe(true);
+    expect(outcomeText(b, "USD", "u-alice", auto)).toEqual({
+      tone: "warn",
+      title: "Outbid at once by another bidder's automatic bid",
+      detail:
+        "Another bidder had set a maximum above your bid of $110.00, so the system bid for them at once " +
+        "(shown as “auto” in the history). The price is now $120.00. The next bid must be at least $130.00.",
+    });
+    // A plain bid that got there first is not called automatic.
+    const plain = { ...auto, kind: "bid" };
+    expect(outbidByProxy(b, plain)).toBe(false);
+    expect(outcomeText(b, "USD", "u-alice", plain).title).toBe("Someone bid more first");
+    // Nothing moved: simply too low.
+    expect(outbidByProxy({ ...b, auction: view({ price: 12000, seq: 4 }) })).toBe(false);
+  });
+
+  it("keeps a bid answered outcome_unknown pending, never lost or placed", () => {
+    const t = outcomeText(attempt({ state: "pending", uncertain: true, queued: false }), "USD", "u-alice");
+    expect(t.tone).toBe("info");
+    expect(t.title).toBe("Checking whether your bid of $120.00 was placed…");
+    expect(t.detail).toContain("same request");
+  });
+});
+
+describe("answerIsCurrent", () => {
+  it("shows an answer only until the auction moves past it", () => {
     const accepted = attempt({ outcome: "accepted", auction: view({ leader: { id: "u-alice", name: "A" }, seq: 5 }) });
-    const now = view({ seq: 6, price: 13000, min_bid: 14000 });
-    const t = outcomeText(accepted, "USD", "u-alice", now);
-    expect(t.title).toBe("Outbid since your bid");
-    expect(t.rebid).toEqual({ amount: 14000, expectedSeq: 6 });
+    expect(answerIsCurrent(accepted, view({ seq: 5 }))).toBe(true);
+    expect(answerIsCurrent(accepted, view({ seq: 6, price: 13000 }))).toBe(false);
+    expect(answerIsCurrent(accepted, view({ seq: 5, status: "closed" }))).toBe(false);
+    expect(answerIsCurrent(attempt({ state: "pending" }), view({ seq: 9 }))).toBe(true);
+  });
+});
+
+describe("softCloseRule", () => {
+  it("says what docs/rules.md says: the end moves to a time after the bid, up to a cap", () => {
+    expect(softCloseRule({ window_ms: 30_000, extend_ms: 30_000, max_extension_ms: 600_000 })).toBe(
+      "Soft close: a bid that moves the price in the last 30 s before the end moves the end to 30 s after that bid, never more than 10 min past the original end.",
+    );
+    expect(softCloseRule({ window_ms: 120_000, extend_ms: 60_000 })).toBe(
+      "Soft close: a bid that moves the price in the last 2 min before the end moves the end to 1 min after that bid.",
+    );
+    expect(softCloseRule({ window_ms: 5_000, extend_ms: 10_000, max_extension_ms: 0 })).toBe(
+      "Soft close is off for this auction (its cap is 0): the end does not move.",
+    );
   });
 });

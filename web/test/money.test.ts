@@ -4,6 +4,7 @@ import {
   currencyDigits,
   formatMoney,
   minorToDecimalString,
+  needsConfirmation,
   parseMoney,
   toInputValue,
   validateBidInput,
@@ -85,5 +86,57 @@ describe("validateBidInput", () => {
       error: "The minimum bid is $120.00.",
     });
     expect(validateBidInput("x", "USD", 12000, "en-US").ok).toBe(false);
+  });
+});
+
+describe("currencies typed with the amount", () => {
+  it("accepts the auction's own code or symbol, before or after the number", () => {
+    expect(parseMoney("USD 1000200", "USD")).toEqual({ ok: true, minor: 100020000 });
+    expect(parseMoney("1000 usd", "USD")).toEqual({ ok: true, minor: 100000 });
+    expect(parseMoney("US$ 12", "USD")).toEqual({ ok: true, minor: 1200 });
+    expect(parseMoney("€12,50".replace(",", "."), "EUR")).toEqual({ ok: true, minor: 1250 });
+    expect(parseMoney("12 €", "EUR")).toEqual({ ok: true, minor: 1200 });
+    expect(parseMoney("£21.50", "GBP")).toEqual({ ok: true, minor: 2150 });
+    expect(parseMoney("¥1500", "JPY")).toEqual({ ok: true, minor: 1500 });
+  });
+  it("refuses another currency instead of reading it as the auction's", () => {
+    expect(parseMoney("EUR 1000200", "USD")).toEqual({
+      ok: false,
+      error: "This auction is in USD, not EUR. Enter the amount in USD.",
+    });
+    expect(parseMoney("1000 gbp", "USD")).toEqual({
+      ok: false,
+      error: "This auction is in USD, not GBP. Enter the amount in USD.",
+    });
+    expect(parseMoney("€1000", "USD")).toEqual({
+      ok: false,
+      error: "This auction is in USD; “€” is not its currency. Enter the amount in USD.",
+    });
+    expect(parseMoney("$5", "EUR").ok).toBe(false);
+  });
+  it("gives words one message whatever their length", () => {
+    const msg = { ok: false, error: "Enter a number, like 123.45." };
+    for (const word of ["abc", "lots", "x", "a lot", "twelve", "Infinity"]) expect(parseMoney(word, "USD"), word).toEqual(msg);
+  });
+});
+
+describe("needsConfirmation", () => {
+  // Price $500, increment $10, minimum $510.
+  const a = { min_bid: 51000, increment: 1000, price: 50000, starting_price: 10000 };
+  it("asks above ten increments over the minimum", () => {
+    expect(needsConfirmation(51000 + 10 * 1000, a)).toBe(false);
+    expect(needsConfirmation(51000 + 10 * 1000 + 1, a)).toBe(true);
+  });
+  it("asks above twice the price, whichever comes first", () => {
+    // Increment $100: ten increments would be $1,510, but twice the price is $1,000.
+    const big = { ...a, increment: 10000, min_bid: 60000 };
+    expect(needsConfirmation(100000, big)).toBe(false);
+    expect(needsConfirmation(100001, big)).toBe(true);
+  });
+  it("uses the starting price before the first bid", () => {
+    const fresh = { min_bid: 10000, increment: 1000, price: null, starting_price: 10000 };
+    expect(needsConfirmation(20000, fresh)).toBe(false);
+    expect(needsConfirmation(20001, fresh)).toBe(true);
+    expect(needsConfirmation(100000000, fresh)).toBe(true);
   });
 });

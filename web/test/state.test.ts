@@ -3,8 +3,12 @@ import {
   filterAuctions,
   initialLobby,
   initialRoom,
+  isConfirmed,
   lobbyReducer,
+  lobbySections,
+  olderCursor,
   roomReducer,
+  standing,
   type RoomState,
 } from "../src/state";
 import type { AuctionView, BidView, Update } from "../src/types";
@@ -270,5 +274,87 @@ describe("lobbyReducer", () => {
     expect(filterAuctions(list, "closed", now).map((x) => x.id)).toEqual(["done"]);
     // a scheduled auction whose start passed counts as open by the server clock
     expect(filterAuctions(list, "open", now + 2000).map((x) => x.id)).toContain("sched");
+  });
+});
+
+describe("what the room claims while not live", () => {
+  const liveSnap = (s: RoomState, a = view({ leader: bob })) =>
+    roomReducer(s, { type: "snapshot", auction: a, recent_bids: [bid(3, bob), bid(2)], resync: false, live: true });
+
+  it("never says 'winning' from a state the connection has not confirmed", () => {
+    let s = liveSnap(initialRoom("cam", "u-bob"));
+    expect(isConfirmed(s)).toBe(true);
+    expect(standing(s)).toBe("winning");
+    s = roomReducer(s, { type: "unconfirmed" });
+    expect(isConfirmed(s)).toBe(false);
+    expect(standing(s)).toBe("unconfirmed");
+    // The barrier's pong confirms it again.
+    s = roomReducer(s, { type: "confirmed" });
+    expect(standing(s)).toBe("winning");
+  });
+
+  it("is not confirmed by an HTTP snapshot, nor while a gap is open", () => {
+    let s = snap(initialRoom("cam", "u-bob"), view({ leader: bob }), [bid(3, bob)]);
+    expect(s.live).toBe(false);
+    expect(standing(s)).toBe("unconfirmed");
+    s = liveSnap(s, view({ leader: bob }));
+    expect(standing(s)).toBe("winning");
+    s = roomReducer(s, { type: "update", update: update(6, { price: 99000 }) });
+    expect(standing(s)).toBe("unconfirmed");
+    for (const seq of [4, 5, 6]) s = roomReducer(s, { type: "update", update: update(seq) });
+    expect(standing(s)).toBe("winning");
+  });
+
+  it("keeps a close final whatever the connection", () => {
+    let s = liveSnap(initialRoom("cam", "u-bob"));
+    s = roomReducer(s, {
+      type: "closed",
+      closed: { auction_id: "cam", seq: 4, reason: "ended", winner: bob, final_price: 11000, closed_at: 9, bid_count: 2, reserve_met: null },
+    });
+    s = roomReducer(s, { type: "unconfirmed" });
+    expect(standing(s)).toBe("won");
+  });
+
+  it("says nothing to a user who never bid, and forgets the standing when the user changes", () => {
+    let s = liveSnap(initialRoom("cam", "u-carol"));
+    expect(standing(s)).toBeNull();
+    s = roomReducer(s, { type: "me", me: "u-bob" });
+    expect(standing(s)).toBe("winning");
+    s = roomReducer(s, { type: "me", me: null });
+    expect(standing(s)).toBeNull();
+  });
+});
+
+describe("history pages", () => {
+  it("asks for older bids before the oldest one held, until the count is reached or the pages end", () => {
+    let s = snap(initialRoom("cam", null), view({ bid_count: 5, seq: 6 }), [bid(6), bid(5), bid(4)]);
+    expect(olderCursor(s)).toBe(4);
+    s = roomReducer(s, { type: "older", bids: [bid(3), bid(2)], next_before_seq: null });
+    expect(s.bids.map((b) => b.seq)).toEqual([6, 5, 4, 3, 2]);
+    expect(olderCursor(s)).toBeNull();
+    // A page that ends early (next_before_seq null) ends the paging even below the count.
+    let t = snap(initialRoom("cam", null), view({ bid_count: 9, seq: 10 }), [bid(10)]);
+    t = roomReducer(t, { type: "older", bids: [bid(9)], next_before_seq: null });
+    expect(olderCursor(t)).toBeNull();
+  });
+});
+
+describe("lobbySections", () => {
+  it("lists open auctions by end, then upcoming by start, and ended ones apart, most recent first", () => {
+    const now = 100_000;
+    const list = [
+      view({ id: "closed-old", status: "closed", ends_at: 50_000, closing: { reason: "ended", closed_at: 50_000, winner: null, final_price: null } }),
+      view({ id: "closed-new", status: "closed", ends_at: 60_000, closing: { reason: "ended", closed_at: 90_000, winner: null, final_price: null } }),
+      view({ id: "later", ends_at: 900_000 }),
+      view({ id: "sooner", ends_at: 200_000 }),
+      view({ id: "sched-b", status: "scheduled", starts_at: 500_000, ends_at: 600_000 }),
+      view({ id: "sched-a", status: "scheduled", starts_at: 300_000, ends_at: 2_000_000 }),
+    ];
+    const s = lobbySections(list, "all", now);
+    expect(s.live.map((a) => a.id)).toEqual(["sooner", "later", "sched-a", "sched-b"]);
+    expect(s.ended.map((a) => a.id)).toEqual(["closed-new", "closed-old"]);
+    expect(lobbySections(list, "all", now, "ends_desc").live.map((a) => a.id)).toEqual(["later", "sooner", "sched-a", "sched-b"]);
+    expect(lobbySections(list, "closed", now).live).toEqual([]);
+    expect(lobbySections(list.slice(0, 2), "all", now).live).toEqual([]);
   });
 });

@@ -3,11 +3,15 @@
 use crate::ids::{AuctionId, Bidder};
 use crate::money::{Currency, Money};
 use crate::names::named_enum;
+use crate::text;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Server UTC time in milliseconds since the Unix epoch.
 pub type Millis = i64;
+
+/// The longest an auction may last, and the farthest from now its start may be: 365 days.
+pub const MAX_SPAN_MS: Millis = 365 * 86_400_000;
 
 /// How much a new bid must exceed the current price by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,10 +100,21 @@ pub struct AuctionSpec {
 /// Why a spec cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("title must be 1 to 200 characters")]
+    #[error("title must be 1 to 200 characters, with a visible one")]
     Title,
+    #[error("title must not contain control characters (NUL, newline) or direction overrides")]
+    TitleControl,
     #[error("description must be at most 5000 characters")]
     Description,
+    #[error(
+        "description must not contain control characters other than tab and line breaks, \
+         nor direction overrides"
+    )]
+    DescriptionControl,
+    #[error("the reserve must be at least the starting price")]
+    Reserve,
+    #[error("starts_at must be within 365 days of now")]
+    Start,
     #[error("ends_at must be after starts_at")]
     Window,
     #[error("the auction may last at most 365 days")]
@@ -115,16 +130,25 @@ pub enum SpecError {
 impl AuctionSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         let title_len = self.title.trim().chars().count();
-        if title_len == 0 || title_len > 200 {
+        if title_len == 0 || title_len > 200 || !text::has_visible(&self.title) {
             return Err(SpecError::Title);
+        }
+        if text::has_control(&self.title) {
+            return Err(SpecError::TitleControl);
         }
         if self.description.chars().count() > 5000 {
             return Err(SpecError::Description);
         }
+        if text::has_control_except_layout(&self.description) {
+            return Err(SpecError::DescriptionControl);
+        }
+        if self.reserve.is_some_and(|r| r < self.starting_price) {
+            return Err(SpecError::Reserve);
+        }
         if self.ends_at <= self.starts_at {
             return Err(SpecError::Window);
         }
-        if self.ends_at.saturating_sub(self.starts_at) > 365 * 86_400_000 {
+        if self.ends_at.saturating_sub(self.starts_at) > MAX_SPAN_MS {
             return Err(SpecError::TooLong);
         }
         self.increment.validate()?;
@@ -247,8 +271,13 @@ impl Auction {
     }
 
     /// A new auction created at `now`: already `Open` if its start has come, so no
-    /// separate "opened" change follows its creation.
+    /// separate "opened" change follows its creation. Its start must be within
+    /// [`MAX_SPAN_MS`] of `now` (and its end within that of its start), so every time it will
+    /// ever hold stays far from the integer limits wherever it is stored.
     pub fn new_at(id: AuctionId, spec: AuctionSpec, now: Millis) -> Result<Self, SpecError> {
+        if spec.starts_at.abs_diff(now) > MAX_SPAN_MS as u64 {
+            return Err(SpecError::Start);
+        }
         let mut a = Auction::new(id, spec)?;
         if now >= a.spec.starts_at {
             a.state.status = Status::Open;
@@ -312,5 +341,89 @@ mod tests {
             soft_close: None,
         };
         assert_eq!(spec.validate(), Err(SpecError::TooLong));
+    }
+
+    fn lot() -> AuctionSpec {
+        AuctionSpec {
+            title: "Lot".into(),
+            description: String::new(),
+            currency: Currency::parse("USD").unwrap(),
+            starting_price: Money::new(100).unwrap(),
+            increment: IncrementPolicy::Fixed {
+                amount: Money::new(1).unwrap(),
+            },
+            starts_at: NOW,
+            ends_at: NOW + 1000,
+            reserve: None,
+            buy_now: None,
+            soft_close: None,
+        }
+    }
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn id() -> AuctionId {
+        AuctionId::parse("lot").unwrap()
+    }
+
+    #[test]
+    fn a_start_more_than_a_year_from_now_is_refused() {
+        let far = AuctionSpec {
+            starts_at: 9_223_372_036_854_775_797,
+            ends_at: i64::MAX,
+            ..lot()
+        };
+        assert_eq!(Auction::new_at(id(), far, NOW), Err(SpecError::Start));
+        let long_ago = AuctionSpec {
+            starts_at: NOW - MAX_SPAN_MS - 1,
+            ..lot()
+        };
+        assert_eq!(Auction::new_at(id(), long_ago, NOW), Err(SpecError::Start));
+        let in_a_year = AuctionSpec {
+            starts_at: NOW + MAX_SPAN_MS,
+            ends_at: NOW + 2 * MAX_SPAN_MS,
+            ..lot()
+        };
+        assert!(Auction::new_at(id(), in_a_year, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_reserve_below_the_starting_price_is_refused() {
+        let low = AuctionSpec {
+            reserve: Some(Money::new(99).unwrap()),
+            ..lot()
+        };
+        assert_eq!(low.validate(), Err(SpecError::Reserve));
+        let equal = AuctionSpec {
+            reserve: Some(Money::new(100).unwrap()),
+            ..lot()
+        };
+        assert_eq!(equal.validate(), Ok(()));
+    }
+
+    #[test]
+    fn titles_refuse_controls_overrides_and_invisible_text() {
+        for title in ["a\u{0}b", "two\nlines", "Rolex \u{202E}ekaf", "tab\there"] {
+            let spec = AuctionSpec {
+                title: title.into(),
+                ..lot()
+            };
+            assert_eq!(spec.validate(), Err(SpecError::TitleControl), "{title:?}");
+        }
+        let invisible = AuctionSpec {
+            title: "\u{200B}\u{200D}".into(),
+            ..lot()
+        };
+        assert_eq!(invisible.validate(), Err(SpecError::Title));
+        let described = AuctionSpec {
+            description: "Line one\nLine two".into(),
+            ..lot()
+        };
+        assert_eq!(described.validate(), Ok(()));
+        let hidden = AuctionSpec {
+            description: "\u{202E}".into(),
+            ..lot()
+        };
+        assert_eq!(hidden.validate(), Err(SpecError::DescriptionControl));
     }
 }

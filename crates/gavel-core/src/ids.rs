@@ -6,18 +6,21 @@ use std::sync::Arc;
 
 /// Validation failure for an identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{what} must be 1 to {max} characters of A-Z a-z 0-9 - _ . : (got {got:?})")]
+#[error("{what} must be 1 to {max} characters of A-Z a-z 0-9 - _ . :, not only dots (got {got:?})")]
 pub struct IdError {
     pub what: &'static str,
     pub max: usize,
     pub got: String,
 }
 
+/// Ids end up in URL paths and file-like keys, where `.` and `..` mean "here" and "up":
+/// an id made only of dots is refused.
 fn valid_id(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && !s.bytes().all(|b| b == b'.')
 }
 
 /// An identifier is copied into every decision, reply, record and update it appears in, so
@@ -110,5 +113,9 @@ mod tests {
         assert!(AuctionId::parse("a b").is_err());
         assert!(AuctionId::parse("a/b").is_err());
         assert!(AuctionId::parse("auction-1_x.y:z").is_ok());
+        assert!(AuctionId::parse(".").is_err());
+        assert!(AuctionId::parse("..").is_err());
+        assert!(RequestId::parse("...").is_err());
+        assert!(AuctionId::parse(".a.").is_ok());
     }
 }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod money;
 pub mod names;
 pub mod rules;
+pub mod text;
 
 pub use auction::{
     Auction, AuctionSpec, AuctionState, CloseReason, Closing, IncrementBand, IncrementPolicy,

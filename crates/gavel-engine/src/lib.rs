@@ -187,6 +187,16 @@ pub trait Engine: Send + Sync + 'static {
         req: BidRequest,
     ) -> Result<BidReply, EngineError>;
 
+    /// The stored first reply to (bidder, request id) on an auction, if the engine still
+    /// holds it (released once durable, like the reply itself). Decides nothing: the edge
+    /// asks before refusing a bid as rate-limited, so a retry always gets its first answer.
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<BidReply>, EngineError>;
+
     /// The latest durable state of one auction.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError>;
 

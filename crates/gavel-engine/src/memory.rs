@@ -618,8 +618,14 @@ impl Engine for MemoryEngine {
                 // Taking a queue slot is synchronous, so it may happen under the lock.
                 let permit = self.reserve_commit()?;
                 let now = self.inner.decision_time();
-                let decision = rules::place_bid(&live.auction, &req, now);
-                let decided_at = decision.decided_at(&live.auction);
+                #[cfg(feature = "broken-cas")]
+                let stale = broken::stale_copy(&slot);
+                #[cfg(feature = "broken-cas")]
+                let base = stale.as_ref().unwrap_or(&live.auction);
+                #[cfg(not(feature = "broken-cas"))]
+                let base = &live.auction;
+                let decision = rules::place_bid(base, &req, now);
+                let decided_at = decision.decided_at(base);
                 if let Some(change) = decision.change {
                     let change = Arc::new(change);
                     let moved = self.inner.keys(&live.auction) != self.inner.keys(&change.auction);
@@ -664,6 +670,39 @@ impl Engine for MemoryEngine {
         metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
             .increment(1);
         Ok(reply)
+    }
+
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<BidReply>, EngineError> {
+        let Some(slot) = self.hot(id) else {
+            // Released after its retention: the archive holds the accepted answers.
+            let Some(auction) = self.archived(id).await? else {
+                return Ok(None);
+            };
+            let stored = self
+                .inner
+                .shared
+                .archive
+                .reply(id, bidder, request_id)
+                .await
+                .map_err(storage)?;
+            return Ok(stored.map(|r| stored_reply(&auction, r.state).reply.clone()));
+        };
+        let stored = slot
+            .live
+            .lock()
+            .requests
+            .get(&(bidder.clone(), request_id.clone()))
+            .cloned();
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        self.wait_durable(&slot, stored.decided_at).await?;
+        Ok(Some(stored.reply.clone()))
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
@@ -843,5 +882,26 @@ pub fn outcome_label(outcome: &Result<(), Rejection>) -> &'static str {
     match outcome {
         Ok(()) => "accepted",
         Err(r) => r.code(),
+    }
+}
+
+/// Tests only (feature `broken-cas`, never in the product): a switch that makes `place_bid`
+/// decide on the last committed state instead of the live one, as an engine without its
+/// compare-and-swap would, so a test can prove the linearizability checker fails.
+#[cfg(feature = "broken-cas")]
+pub mod broken {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static SKIP_CAS: AtomicBool = AtomicBool::new(false);
+
+    /// Breaks (or mends) every memory engine in this process.
+    pub fn skip_compare_and_swap(on: bool) {
+        SKIP_CAS.store(on, Ordering::SeqCst);
+    }
+
+    pub(super) fn stale_copy(slot: &super::Slot) -> Option<gavel_core::Auction> {
+        SKIP_CAS
+            .load(Ordering::Relaxed)
+            .then(|| slot.confirmed.lock().auction.clone())
     }
 }

@@ -80,6 +80,8 @@ error_codes! {
     Unauthorized => "unauthorized", 401;
     /// The token has expired: sign in again, or refresh it before it expires.
     TokenExpired => "token_expired", 401;
+    /// The token was issued for, or is valid only from, a time still in the future.
+    TokenNotYetValid => "token_not_yet_valid", 401;
     /// Signed in, but not allowed to do this (not an admin, or a wrong admin token).
     Forbidden => "forbidden", 403;
     /// The raw admin token may administer auctions but not bid.

@@ -56,6 +56,14 @@ pub enum ServerMessage {
         server_time: i64,
         /// Limits the server enforces on this connection.
         limits: Limits,
+        /// The longest the server stays silent: after this many milliseconds without any
+        /// other message it sends a `heartbeat` (0: no heartbeats). A client that hears
+        /// nothing for a few intervals may take the connection as dead.
+        heartbeat_ms: u64,
+    },
+    /// Sent when the connection has been sent nothing for `heartbeat_ms`.
+    Heartbeat {
+        server_time: i64,
     },
     /// Full state of one auction: on subscribe, on resync and after conflation.
     Snapshot {

@@ -1,13 +1,13 @@
 //! Turns a bid from the wire (HTTP or WebSocket) into an engine call and back.
 
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::views;
 use crate::AppState;
 use axum::http::StatusCode;
 use gavel_core::{
     outcome_code, AuctionId, BidKind, BidRequest, Bidder, BidderId, Money, RequestId,
 };
-use gavel_engine::EngineError;
+use gavel_engine::{BidReply, EngineError};
 use gavel_protocol::{parse_amount, BidResult, ErrorCode};
 use serde_json::Value;
 
@@ -83,24 +83,50 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
         },
         http_status: StatusCode::NOT_FOUND,
     };
+    if who.credential == Credential::AdminToken {
+        return Err(BidError::new(
+            ErrorCode::AdminCannotBid,
+            "the admin token administers auctions but cannot bid: sign in as a user to bid",
+        ));
+    }
+    if who.expires_at().is_some_and(|e| state.engine.now() >= e) {
+        return Err(BidError::new(
+            ErrorCode::TokenExpired,
+            "your session has expired: refresh or sign in again to bid",
+        ));
+    }
     let Ok(auction_id) = AuctionId::parse(raw.auction_id) else {
         return Ok(not_found());
     };
-    if !state.limits.allow_bid(&who.id) {
-        metrics::counter!("gavel_bids_rate_limited_total").increment(1);
-        return Err(BidError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "too many bids: at most {} per second",
-                state.config.bids_per_second
-            ),
-        ));
-    }
     let bidder = Bidder {
         id: BidderId::parse(who.id.as_str())
             .map_err(|e| BidError::new(ErrorCode::Unauthorized, e.to_string()))?,
         name: who.name.as_str().into(),
     };
+    if !state.limits.allow_bid(&who.id) {
+        // A retry of a request already decided is not a new bid: it gets its first answer
+        // whatever the rate, so a client retrying after a lost answer is never told
+        // `rate_limited` about a bid that was placed.
+        let replayed = match state
+            .engine
+            .replay(&auction_id, &bidder.id, &request_id)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Err(engine_error(e, &auction_id)),
+        };
+        let Some(reply) = replayed else {
+            metrics::counter!("gavel_bids_rate_limited_total").increment(1);
+            return Err(BidError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many bids: at most {} per second",
+                    state.config.bids_per_second
+                ),
+            ));
+        };
+        return Ok(answer(state, &bidder.id, &request_id, reply));
+    }
     let req_bidder = bidder.id.clone();
     let req = BidRequest {
         bidder,
@@ -114,27 +140,39 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
             metrics::histogram!("gavel_bid_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
             tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_code(&reply.outcome), "bid decided");
-            Ok(Answer {
-                result: views::bid_result(&request_id, &reply, &req_bidder, state.engine.now()),
-                http_status: if reply.outcome.is_ok() {
-                    StatusCode::OK
-                } else {
-                    StatusCode::CONFLICT
-                },
-            })
+            Ok(answer(state, &req_bidder, &request_id, reply))
         }
         Err(EngineError::NotFound) => Ok(not_found()),
-        Err(EngineError::Unavailable(cause)) => Err(BidError::new(
+        Err(e) => Err(engine_error(e, &auction_id)),
+    }
+}
+
+/// The answer to a decided bid (or a replayed one), as `bidder` may see it.
+fn answer(state: &AppState, bidder: &BidderId, request_id: &RequestId, reply: BidReply) -> Answer {
+    Answer {
+        result: views::bid_result(request_id, &reply, bidder, state.engine.now()),
+        http_status: if reply.outcome.is_ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::CONFLICT
+        },
+    }
+}
+
+/// An engine failure as the bidder's error (nothing decided, or outcome unknown).
+fn engine_error(e: EngineError, auction_id: &AuctionId) -> BidError {
+    match e {
+        EngineError::Unavailable(cause) => BidError::new(
             ErrorCode::Unavailable,
             format!("{cause}; nothing was decided, so retrying is safe"),
-        )),
-        Err(EngineError::OutcomeUnknown(cause)) => {
+        ),
+        EngineError::OutcomeUnknown(cause) => {
             tracing::warn!(error = %cause, auction = %auction_id, "bid outcome unknown");
-            Err(BidError::new(ErrorCode::OutcomeUnknown, format!("{cause}; the bid may have been decided: retry with the same request_id to learn its outcome")))
+            BidError::new(ErrorCode::OutcomeUnknown, format!("{cause}; the bid may have been decided: retry with the same request_id to learn its outcome"))
         }
-        Err(e) => {
+        e => {
             tracing::error!(error = %e, "bid failed");
-            Err(BidError::new(ErrorCode::Internal, "internal error"))
+            BidError::new(ErrorCode::Internal, "internal error")
         }
     }
 }

@@ -86,13 +86,42 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_SESSIONS_PER_MINUTE_PER_IP", default_value_t = 120)]
     pub sessions_per_minute_per_ip: u32,
 
-    /// WebSocket connections per client IP address (0: unlimited).
+    /// Failed admin-token attempts (HTTP bearer, WebSocket `auth`, admin sign-in) per client
+    /// IP address per minute; past it, that address gets `rate_limited` (0: unlimited).
+    #[arg(
+        long,
+        env = "GAVEL_AUTH_FAILURES_PER_MINUTE_PER_IP",
+        default_value_t = 10
+    )]
+    pub auth_failures_per_minute_per_ip: u32,
+
+    /// Connections (HTTP and WebSocket) per client IP address (0: unlimited).
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
 
-    /// WebSocket connections in total.
+    /// Seconds an HTTP client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    #[arg(long, env = "GAVEL_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds an HTTP client has to send a request's body.
+    #[arg(long, env = "GAVEL_HTTP_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_body_timeout_secs: u64,
+
+    /// A WebSocket client that has sent nothing for this many seconds is pinged, and closed
+    /// if it does not answer within as long again (a client stalled in the middle of a
+    /// frame cannot answer).
+    #[arg(long, env = "GAVEL_CLIENT_TIMEOUT_SECS", default_value_t = 30)]
+    pub client_timeout_secs: u64,
+
+    /// Connections (HTTP and WebSocket) in total.
     #[arg(long, env = "GAVEL_MAX_CONNECTIONS", default_value_t = 200_000)]
     pub max_connections: usize,
+
+    /// A WebSocket connection sent nothing for this many milliseconds gets a `heartbeat`
+    /// (announced in `hello`; 0: none), so clients can tell a quiet auction from a dead link.
+    #[arg(long, env = "GAVEL_HEARTBEAT_MS", default_value_t = 1000)]
+    pub heartbeat_ms: u64,
 
     /// Seconds a client's socket may accept nothing before it is closed as too slow.
     #[arg(long, env = "GAVEL_SLOW_CLIENT_SECS", default_value_t = 10)]

@@ -25,7 +25,6 @@ use fanout::Hub;
 use gavel_archive::Archive;
 use gavel_engine::{Clock, Engine};
 use limits::Limits;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -67,7 +66,12 @@ pub async fn run_with_clock(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let secret = Auth::load_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let auth = Auth::new(&secret, config.admin_token.clone(), config.session_ttl_secs);
+    let auth = Auth::new(
+        &secret,
+        config.admin_token.clone(),
+        config.session_ttl_secs,
+        config.auth_failures_per_minute_per_ip,
+    )?;
     let background = CancellationToken::new();
     let backends::Backends {
         engine,
@@ -105,12 +109,7 @@ pub async fn run_with_clock(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gavel listening");
     let app = http::router(state.clone()).layer(telemetry::trace_layer());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await?;
+    http::serve::run(listener, app, state.clone(), shutdown.clone()).await?;
     // Every connection has been told to close; give them a moment to send their frames.
     state.tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;
@@ -145,6 +144,7 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
         state.hub.sweep();
         if n.is_multiple_of(60) {
             state.limits.housekeeping();
+            state.auth.housekeeping();
         }
         if n.is_multiple_of(10) {
             state.metrics.run_upkeep();

@@ -1,4 +1,5 @@
-//! Abuse limits: bids per user per second, WebSocket connections per IP and in total.
+//! Abuse limits: bids per user per second (per node), connections (HTTP and WebSocket) per IP
+//! and in total.
 
 use governor::{clock::DefaultClock, state::keyed::DefaultKeyedStateStore, Quota, RateLimiter};
 use parking_lot::Mutex;
@@ -31,6 +32,13 @@ pub struct ConnectionSlot {
     counts: Arc<Mutex<ConnectionCounts>>,
 }
 
+impl ConnectionSlot {
+    /// The client address the slot is held for.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut c = self.counts.lock();
@@ -41,7 +49,7 @@ impl Drop for ConnectionSlot {
                 c.by_ip.remove(&self.ip);
             }
         }
-        metrics::gauge!("gavel_ws_connections").set(c.total as f64);
+        metrics::gauge!("gavel_connections").set(c.total as f64);
     }
 }
 
@@ -90,7 +98,7 @@ impl Limits {
         }
         c.total += 1;
         *c.by_ip.entry(ip).or_default() += 1;
-        metrics::gauge!("gavel_ws_connections").set(c.total as f64);
+        metrics::gauge!("gavel_connections").set(c.total as f64);
         Some(ConnectionSlot {
             ip,
             counts: self.connections.clone(),

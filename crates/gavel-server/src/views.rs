@@ -188,13 +188,17 @@ pub fn outcome_message(outcome: &Result<(), Rejection>, a: &Auction, viewer: &Bi
             ),
             (None, None) => format!("Your bid of {} leads.", fmt(price)),
         },
-        Err(Rejection::Outbid { min_bid }) => format!(
-            "Outbid: the price is {}; the next bid must be at least {}.",
-            a.state
-                .price
-                .map_or("none".into(), |p| fmt(p.minor_units())),
-            fmt(min_bid.minor_units())
-        ),
+        Err(Rejection::Outbid { min_bid }) => match a.state.price {
+            Some(price) => format!(
+                "Outbid: the price is {}; the next bid must be at least {}.",
+                fmt(price.minor_units()),
+                fmt(min_bid.minor_units())
+            ),
+            None => format!(
+                "Too low: nobody has bid yet, and the first bid must be at least {}.",
+                fmt(min_bid.minor_units())
+            ),
+        },
         Err(Rejection::Stale { seq }) => {
             format!("The auction moved on (now at seq {seq}): check the new price and bid again.")
         }

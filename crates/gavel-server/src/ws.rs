@@ -9,9 +9,10 @@
 //! connection that only watches holds none): each is decided at once and answered when its
 //! group commit lands, without a task, a queue or a cross-thread hand-off per bid.
 
-use crate::auth::Principal;
+use crate::auth::{AuthError, Principal};
 use crate::bidding::{self, RawBid};
 use crate::fanout::{SharedFrame, Start, Watch};
+use crate::http::serve::SlotHandoff;
 use crate::http::session::user_view;
 use crate::http::{ApiError, Query};
 use crate::limits::ConnectionSlot;
@@ -20,6 +21,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
@@ -31,6 +33,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -38,6 +41,8 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 /// Close codes (RFC 6455).
 const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
 const POLICY_VIOLATION: u16 = 1008;
 const MESSAGE_TOO_BIG: u16 = 1009;
 
@@ -53,13 +58,20 @@ pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<WsQuery>,
+    handoff: Option<Extension<SlotHandoff>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
     };
-    let Some(slot) = state.limits.connect(addr.ip()) else {
+    // The connection's slot (taken when it was accepted) goes with the upgrade; a router
+    // served some other way takes one here.
+    let slot = match handoff {
+        Some(Extension(h)) => h.take(),
+        None => state.limits.connect(addr.ip()),
+    };
+    let Some(slot) = slot else {
         metrics::counter!("gavel_ws_refused_total").increment(1);
         return ApiError::new(
             ErrorCode::TooManyConnections,
@@ -69,11 +81,11 @@ pub async fn upgrade(
     };
     // A bad token does not stop anyone from watching: the connection starts anonymous and
     // is told why (bidding needs a valid token).
-    let (user, token_refused) = match q.token.as_deref() {
-        None | Some("") => (None, false),
-        Some(t) => match state.auth.verify(t) {
-            Ok(p) => (Some(p), false),
-            Err(_) => (None, true),
+    let (user, refused) = match q.token.as_deref() {
+        None | Some("") => (None, None),
+        Some(t) => match state.auth.authenticate(t, addr.ip(), state.engine.now()) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
         },
     };
     // Messages up to our limit are read whole and refused politely with 1009; the
@@ -91,6 +103,10 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             let conn = Conn {
                 shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+                timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+                last_sent: Instant::now(),
+                last_received: Instant::now(),
+                pinged: false,
                 state,
                 socket,
                 user: user.map(Box::new),
@@ -104,7 +120,7 @@ pub async fn upgrade(
             // Boxed, and served through `&mut`: the task holds one pointer and the box one
             // copy of the connection's state (a by-value `self` would be stored twice).
             let mut conn = conn;
-            Box::pin(async move { conn.serve(token_refused).await })
+            Box::pin(async move { conn.serve(refused).await })
         })
 }
 
@@ -183,8 +199,24 @@ fn not_found(auction_id: &str) -> Utf8Bytes {
     })
 }
 
+/// The `error` for a token that was refused (the connection stays, anonymous).
+fn refused(e: &AuthError) -> Utf8Bytes {
+    let message = match e {
+        AuthError::Expired => {
+            "your session has expired: you can watch; send auth with a fresh token to bid"
+        }
+        AuthError::RateLimited => {
+            "too many failed sign-ins from this address; try again in a minute"
+        }
+        AuthError::NotYetValid => "the token is not valid yet: you can watch, but not bid",
+        _ => "invalid token: you can watch, but sign in again to bid",
+    };
+    error(e.code(), message, None)
+}
+
 fn hello(state: &AppState, user: Option<&Principal>) -> Utf8Bytes {
     text(&ServerMessage::Hello {
+        heartbeat_ms: state.config.heartbeat_ms,
         user: user.map(user_view),
         server_time: state.engine.now(),
         limits: Limits {
@@ -203,6 +235,8 @@ enum Input {
     BidAnswer(Utf8Bytes),
     Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
     Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
+    /// A heartbeat or the session's expiry may be due.
+    Timer,
     Shutdown,
 }
 
@@ -250,6 +284,15 @@ struct Conn {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Boxed: most watchers never sign in, and this struct is in every connection.
     user: Option<Box<Principal>>,
+    /// Fires when a heartbeat or the session's expiry may be due (one timer for both; it is
+    /// not reset by every write, `last_sent` is checked when it fires).
+    timer: Pin<Box<Sleep>>,
+    /// When the last frame was written.
+    last_sent: Instant,
+    /// When the client last sent anything (a message, a ping or a pong).
+    last_received: Instant,
+    /// Whether the client has been pinged since it last sent anything.
+    pinged: bool,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
     /// The subscribed rooms, keyed by auction.
@@ -265,8 +308,8 @@ struct Conn {
 impl Conn {
     /// Serves the connection until it ends; its subscriptions leave their rooms when the
     /// connection (and with it each `Watch`) is dropped.
-    async fn serve(&mut self, token_refused: bool) {
-        let outcome = self.run(token_refused).await;
+    async fn serve(&mut self, refused: Option<AuthError>) {
+        let outcome = self.run(refused).await;
         if outcome == Err(ErrorCode::TooSlow) {
             metrics::counter!("gavel_ws_too_slow_total").increment(1);
             tracing::info!("closing a client that cannot keep up");
@@ -279,16 +322,13 @@ impl Conn {
         }
     }
 
-    async fn run(&mut self, token_refused: bool) -> Result<(), ErrorCode> {
+    async fn run(&mut self, refused: Option<AuthError>) -> Result<(), ErrorCode> {
         self.push(hello(&self.state, self.user.as_deref()));
-        if token_refused {
-            self.push(error(
-                ErrorCode::Unauthorized,
-                "invalid or expired token: you can watch, but sign in again to bid",
-                None,
-            ));
+        if let Some(e) = refused {
+            self.push(self::refused(&e));
         }
         self.flush().await?;
+        self.arm_timer();
         loop {
             let input = self.next().await;
             let mut flow = self.handle(input).await;
@@ -328,7 +368,73 @@ impl Conn {
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
             Some(item) = lobby => Input::Lobby(item),
+            () = &mut self.timer => Input::Timer,
         }
+    }
+
+    /// Sets the timer to the next heartbeat (from the last write) or the session's expiry,
+    /// whichever comes first; far away when neither applies.
+    fn arm_timer(&mut self) {
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let heartbeat = match self.state.config.heartbeat_ms {
+            0 => far,
+            ms => self.last_sent + Duration::from_millis(ms),
+        };
+        let quiet = Duration::from_secs(self.state.config.client_timeout_secs.max(1));
+        let probe = match self.pinged {
+            false => self.last_received + quiet,
+            true => self.last_received + 2 * quiet,
+        };
+        let expiry = match self.user.as_ref().and_then(|u| u.expires_at()) {
+            None => far,
+            Some(at) => {
+                let left = at.saturating_sub(self.state.engine.now()).max(0) as u64;
+                Instant::now() + Duration::from_millis(left)
+            }
+        };
+        self.timer.as_mut().reset(heartbeat.min(expiry).min(probe));
+    }
+
+    /// Ends a session whose token has expired (the connection stays, watch-only), sends a
+    /// heartbeat if nothing else was sent for a whole interval, pings a client that has
+    /// been quiet, and closes one that did not answer the ping: a client stalled in the
+    /// middle of a frame cannot (a control frame cannot cut into a frame), and it holds
+    /// the frame's buffer until it is closed.
+    fn on_timer(&mut self) -> Flow {
+        let quiet = Duration::from_secs(self.state.config.client_timeout_secs.max(1));
+        let silent = self.last_received.elapsed();
+        if self.pinged && silent >= 2 * quiet {
+            metrics::counter!("gavel_ws_stalled_total").increment(1);
+            tracing::debug!("closing a client that did not answer a ping");
+            return self.close(POLICY_VIOLATION, "no answer to ping");
+        }
+        if !self.pinged && silent >= quiet {
+            self.pinged = true;
+            self.outbox.push(Message::Ping(Default::default()));
+        }
+        let expired = self
+            .user
+            .as_ref()
+            .and_then(|u| u.expires_at())
+            .is_some_and(|at| self.state.engine.now() >= at);
+        if expired {
+            self.user = None;
+            self.push(refused(&AuthError::Expired));
+        }
+        let hb = self.state.config.heartbeat_ms;
+        if self.outbox.is_empty() && hb > 0 && self.last_sent.elapsed() >= Duration::from_millis(hb)
+        {
+            let beat = text(&ServerMessage::Heartbeat {
+                server_time: self.state.engine.now(),
+            });
+            self.push(beat);
+        }
+        if !self.outbox.is_empty() {
+            // Counted from the write this flush is about to do.
+            self.last_sent = Instant::now();
+        }
+        self.arm_timer();
+        Flow::Continue
     }
 
     /// Queues a text message for the next flush.
@@ -353,6 +459,7 @@ impl Conn {
             socket.flush().await
         };
         let written = tokio::time::timeout(limit, write).await;
+        self.last_sent = Instant::now();
         // Released after every flush: an idle watcher then holds no outbox at all (0.2 KiB
         // each), and an active one pays one allocation per flush, beside a system call.
         self.outbox = Vec::new();
@@ -375,6 +482,10 @@ impl Conn {
     }
 
     async fn handle(&mut self, input: Input) -> Flow {
+        if let Input::Client(Some(Ok(_))) = input {
+            self.last_received = Instant::now();
+            self.pinged = false;
+        }
         match input {
             Input::Shutdown => return self.close(GOING_AWAY, "server shutting down"),
             Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => return Flow::Stop,
@@ -394,16 +505,22 @@ impl Conn {
             // Ping/Pong are answered by the WebSocket layer.
             Input::Client(Some(Ok(_))) => {}
             Input::Client(Some(Err(e))) => {
-                let too_big = e
-                    .into_inner()
-                    .downcast::<tungstenite::Error>()
-                    .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
-                if too_big {
-                    return self.refuse_too_large();
-                }
-                return Flow::Stop;
+                // A protocol violation is answered with its close code (RFC 6455 7.4.1)
+                // rather than a dropped connection, so the client can tell what it did.
+                return match e.into_inner().downcast::<tungstenite::Error>().map(|e| *e) {
+                    Ok(tungstenite::Error::Capacity(_)) => self.refuse_too_large(),
+                    Ok(tungstenite::Error::Utf8(_)) => {
+                        self.close(INVALID_PAYLOAD, "text frames must be valid UTF-8")
+                    }
+                    Ok(tungstenite::Error::Protocol(p)) => {
+                        tracing::debug!(error = %p, "WebSocket protocol violation");
+                        self.close(PROTOCOL_ERROR, "protocol error")
+                    }
+                    _ => Flow::Stop,
+                };
             }
             Input::BidAnswer(t) => self.push(t),
+            Input::Timer => return self.on_timer(),
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
@@ -468,18 +585,22 @@ impl Conn {
                 });
                 self.push(pong)
             }
-            ClientMessage::Auth { token } => match self.state.auth.verify(&token) {
-                Ok(p) => {
-                    let hello = hello(&self.state, Some(&p));
-                    self.user = Some(Box::new(p));
-                    self.push(hello)
+            ClientMessage::Auth { token } => {
+                let ip = self._slot.ip();
+                let now = self.state.engine.now();
+                // A failed `auth` leaves the connection anonymous: it never keeps an
+                // identity the client no longer proves.
+                self.user = None;
+                match self.state.auth.authenticate(&token, ip, now) {
+                    Ok(p) => {
+                        let hello = hello(&self.state, Some(&p));
+                        self.user = Some(Box::new(p));
+                        self.push(hello)
+                    }
+                    Err(e) => self.push(refused(&e)),
                 }
-                Err(_) => self.push(error(
-                    ErrorCode::Unauthorized,
-                    "invalid or expired token",
-                    None,
-                )),
-            },
+                self.arm_timer();
+            }
             ClientMessage::Subscribe {
                 auction_id,
                 since_seq,

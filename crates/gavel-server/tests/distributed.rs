@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const ADMIN: &str = "admin-secret";
+const ADMIN: &str = "distributed-admin-token";
 const LIMIT: Duration = Duration::from_secs(150);
 
 fn redis_url() -> String {
@@ -105,7 +105,7 @@ impl Deployment {
             .args(["--database-schema", &self.schema])
             .args(["--node-id", name])
             .args(["--admin-token", ADMIN])
-            .args(["--jwt-secret", "distributed-test-secret"])
+            .args(["--jwt-secret", "distributed-test-secret-0123456789abcdef"])
             .args(["--bids-per-second", "100000"])
             .args(["--max-connections-per-ip", "0"])
             .args(["--sessions-per-minute-per-ip", "0"])

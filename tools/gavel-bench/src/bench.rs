@@ -96,13 +96,25 @@ impl Bench {
             .clone()
             .or_else(|| spawned.as_ref().map(|s| s.archive()));
         let api = Api::new(admin);
-        let ids = create_auctions(&api, &servers[0], &run, auctions).await?;
+        let recorder = match &opts.record {
+            Some(path) => Some(Arc::new(
+                gavel_check::Recorder::to_file(
+                    path,
+                    opts.record_clock_skew_ms,
+                    Some(std::env::args().collect::<Vec<_>>().join(" ")),
+                )
+                .with_context(|| format!("creating {}", path.display()))?,
+            )),
+            None => None,
+        };
+        let ids = create_auctions(&api, &servers[0], &run, auctions, recorder.as_deref()).await?;
         let ctx = Arc::new(Ctx::new(
             run,
             servers,
             ids,
             opts.source_base,
             opts.conns_per_source,
+            recorder,
         ));
         let mut b = Bench {
             ctx,
@@ -397,6 +409,7 @@ async fn create_auctions(
     server: &Server,
     run: &str,
     n: usize,
+    recorder: Option<&gavel_check::Recorder>,
 ) -> anyhow::Result<Vec<String>> {
     let ids: Vec<String> = (0..n).map(|i| format!("bench-{run}-{i}")).collect();
     let results: Vec<anyhow::Result<_>> = futures::stream::iter(ids.iter().cloned())
@@ -411,7 +424,12 @@ async fn create_auctions(
                 duration_ms: Some(3 * 3600 * 1000),
                 ..CreateAuction::default()
             };
-            api.create_auction(server, &body).await
+            let sent = gavel_check::record::now_us();
+            let view = api.create_auction(server, &body).await?;
+            if let Some(rec) = recorder {
+                crate::record::create(rec, 0, &body, sent, &view);
+            }
+            anyhow::Ok(view)
         })
         .buffer_unordered(16)
         .collect()

@@ -10,7 +10,7 @@ use crate::target::Api;
 use crate::watcher;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use gavel_protocol::ClientMessage;
+use gavel_protocol::{ClientMessage, UserRef};
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -31,6 +31,8 @@ pub struct Job {
 pub struct Bidder {
     pub server: usize,
     pub token: String,
+    /// Who the server knows this bidder as (for the recorded history).
+    pub user: UserRef,
     tx: mpsc::UnboundedSender<Job>,
 }
 
@@ -42,11 +44,16 @@ pub async fn start(ctx: Arc<Ctx>, api: &Api, id: usize, server: usize) -> anyhow
     let ws = watcher::open(&ctx, server, &format!("?token={}", session.token)).await?;
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::unbounded_channel();
+    let user = UserRef {
+        id: session.user.id,
+        name: session.user.name,
+    };
     tokio::spawn(writer(ctx.clone(), id, sink, rx));
-    tokio::spawn(reader(ctx, id, stream));
+    tokio::spawn(reader(ctx, id, server, user.clone(), stream));
     Ok(Bidder {
         server,
         token: session.token,
+        user,
         tx,
     })
 }
@@ -67,6 +74,11 @@ async fn writer(ctx: Arc<Ctx>, id: usize, mut sink: Sink, mut rx: mpsc::Unbounde
                 kind: None,
             };
             let text = serde_json::to_string(&msg).expect("client messages serialize");
+            if ctx.recorder.is_some() {
+                let now = gavel_check::record::now_us();
+                ctx.ledger
+                    .with(j.idx, |b| b.sent_wall_us.store(now, Ordering::Relaxed));
+            }
             let lag = ctx.now_us().saturating_sub(j.at_us);
             ctx.rec.with(id, |t| {
                 t.sent += 1;
@@ -100,7 +112,7 @@ struct Answer<'a> {
     code: Option<Cow<'a, str>>,
 }
 
-async fn reader(ctx: Arc<Ctx>, id: usize, mut stream: Stream) {
+async fn reader(ctx: Arc<Ctx>, id: usize, server: usize, user: UserRef, mut stream: Stream) {
     while let Some(msg) = stream.next().await {
         let text = match msg {
             Ok(Message::Text(t)) => t,
@@ -158,6 +170,10 @@ async fn reader(ctx: Arc<Ctx>, id: usize, mut stream: Stream) {
                 .report(|| format!("bidder {id}: answer for unknown request id {rid}"));
             continue;
         };
+        if ctx.recorder.is_some() {
+            let received = gavel_check::record::now_us();
+            crate::record::ws_answer(&ctx, idx, &user, server, received, text.as_str());
+        }
         let at = ctx.ledger.with(idx, |b| {
             b.outcome.store(code, Ordering::Relaxed);
             b.at_us

@@ -4,6 +4,7 @@
 use crate::bench::Bench;
 use crate::ctx::outcome;
 use crate::report::{ArchiveCheck, Checks};
+use gavel_check::history::Answer;
 use gavel_protocol::{AuctionView, PlaceBid};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -33,6 +34,18 @@ impl Bench {
             Some(Err(e)) => self.notes.push(format!("archive not checked: {e}")),
             None => {}
         }
+        if let (Some(rec), Some(path)) = (&self.ctx.recorder, &self.opts.record) {
+            match rec.finish() {
+                Ok(()) => self.notes.push(format!(
+                    "history recorded in {} (check it with gavel-check)",
+                    path.display()
+                )),
+                Err(e) => self
+                    .ctx
+                    .violations
+                    .report(|| format!("writing the history to {}: {e}", path.display())),
+            }
+        }
         checks.violations = self.ctx.violations.count();
         checks.violation_samples = self.ctx.violations.samples();
         checks.events = self.ctx.events.snapshot();
@@ -46,7 +59,14 @@ impl Bench {
         let unknown = self
             .ctx
             .ledger
-            .with_outcome(all, &[outcome::PENDING, outcome::UNKNOWN]);
+            .with_outcome(all.clone(), &[outcome::PENDING, outcome::UNKNOWN]);
+        // The history records the WebSocket attempts that never got an answer as lost.
+        for idx in self.ctx.ledger.with_outcome(all, &[outcome::PENDING]) {
+            if let Some(b) = self.ctx.ledger.with(idx, |b| b.bidder) {
+                let b = &self.bidders[b as usize];
+                crate::record::ws_lost(&self.ctx, idx, &b.user, b.server);
+            }
+        }
         for idx in unknown {
             let Some((auction, amount, bidder)) = self
                 .ctx
@@ -64,8 +84,11 @@ impl Bench {
             };
             let server = &self.ctx.servers[b.server];
             let id = &self.ctx.auctions[auction as usize];
-            match self.api.bid(server, &b.token, id, &body).await {
-                Ok(r) => {
+            let sent = gavel_check::record::now_us();
+            let answer = self.api.bid(server, &b.token, id, &body).await;
+            crate::record::http_attempt(&self.ctx, idx, &b.user, b.server, sent, answer.clone());
+            match answer {
+                Answer::Ok(r) => {
                     let code = if r.outcome == "accepted" {
                         outcome::ACCEPTED
                     } else {
@@ -76,15 +99,16 @@ impl Bench {
                         .with(idx, |b| b.outcome.store(code, Ordering::Relaxed));
                     checks.unknown_resolved += 1;
                 }
-                Err(_) => checks.unknown_unresolved += 1,
+                _ => checks.unknown_unresolved += 1,
             }
         }
     }
 
     async fn server_states(&self) -> Vec<HashMap<String, AuctionView>> {
         let mut out = Vec::new();
-        for s in &self.ctx.servers {
-            let map = match self.api.list(s).await {
+        for (node, s) in self.ctx.servers.iter().enumerate() {
+            let sent = gavel_check::record::now_us();
+            let map: HashMap<String, AuctionView> = match self.api.list(s).await {
                 Ok(l) => l
                     .auctions
                     .into_iter()
@@ -98,6 +122,7 @@ impl Bench {
                     HashMap::new()
                 }
             };
+            crate::record::views(&self.ctx, node, sent, map.values());
             out.push(map);
         }
         out

@@ -135,6 +135,16 @@ pub struct Opts {
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 
+    /// Write the run's history (every creation, bid attempt and end-of-run read, JSON Lines)
+    /// to this file, for `gavel-check FILE`. Costs the tool a full parse of every answer.
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<PathBuf>,
+
+    /// The most the servers' clocks may differ from this machine's (ms), written into the
+    /// recorded history. 0 fits servers on this machine; raise it for remote ones.
+    #[arg(long, default_value_t = 0)]
+    pub record_clock_skew_ms: i64,
+
     /// A label stored in the report (e.g. the command's purpose).
     #[arg(long)]
     pub label: Option<String>,

@@ -7,7 +7,8 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -33,6 +34,10 @@ pub struct BidRecord {
     pub amount: i64,
     pub bidder: u32,
     pub outcome: AtomicU8,
+    /// With `--record`: when it was written to its socket (system clock, µs; 0 = not yet).
+    pub sent_wall_us: AtomicI64,
+    /// With `--record`: its WebSocket attempt is in the history.
+    pub recorded: AtomicBool,
 }
 
 /// Every bid of the run, and for each (auction, amount) when the first such bid was due: a
@@ -58,6 +63,8 @@ impl Ledger {
                 amount,
                 bidder,
                 outcome: AtomicU8::new(outcome::PENDING),
+                sent_wall_us: AtomicI64::new(0),
+                recorded: AtomicBool::new(false),
             });
         }
         start..bids.len() as u32
@@ -118,6 +125,8 @@ pub struct Ctx {
     pub subscribed: AtomicU64,
     /// Set when the tool closes its connections on purpose.
     pub stopping: AtomicBool,
+    /// `--record`: the history being written.
+    pub recorder: Option<Arc<gavel_check::Recorder>>,
 }
 
 impl Ctx {
@@ -127,6 +136,7 @@ impl Ctx {
         auctions: Vec<String>,
         source_base: Ipv4Addr,
         conns_per_source: usize,
+        recorder: Option<Arc<gavel_check::Recorder>>,
     ) -> Self {
         let index = auctions
             .iter()
@@ -156,6 +166,7 @@ impl Ctx {
             open: AtomicU64::new(0),
             subscribed: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            recorder,
         }
     }
 

@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod ctx;
 mod floor;
+mod record;
 mod render;
 mod report;
 mod scenario;

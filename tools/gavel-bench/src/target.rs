@@ -2,6 +2,7 @@
 //! calls the tool makes to them (sign-in, auction creation, state, metrics, bid retries).
 
 use anyhow::{bail, Context};
+use gavel_check::history::Answer;
 use gavel_protocol::{
     AuctionList, AuctionView, BidResult, CreateAuction, ErrorBody, PlaceBid, SessionRequest,
     SessionResponse,
@@ -201,22 +202,40 @@ impl Api {
     }
 
     /// Re-sends a bid with its original request id: the server answers the first decision
-    /// again (or decides it now if it never was).
+    /// again (or decides it now if it never was). The answer as a client sees it: a result,
+    /// an error body, or nothing readable.
     pub async fn bid(
         &self,
         s: &Server,
         token: &str,
         auction: &str,
         body: &PlaceBid,
-    ) -> anyhow::Result<BidResult> {
-        let r = self
+    ) -> Answer<BidResult> {
+        let sent = self
             .http
             .post(format!("{}/api/auctions/{auction}/bids", s.base))
             .bearer_auth(token)
             .json(body)
             .send()
-            .await?;
-        json_or_error(r).await
+            .await;
+        let r = match sent {
+            Ok(r) => r,
+            Err(e) => return Answer::Lost(format!("request failed: {e}")),
+        };
+        let status = r.status();
+        let body = match r.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Answer::Lost(format!("{status}: reading the body: {e}")),
+        };
+        if let Ok(result) = serde_json::from_slice::<BidResult>(&body) {
+            return Answer::Ok(result);
+        }
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if v["error"].is_object() => {
+                Answer::Error(crate::record::error_detail(&v["error"]))
+            }
+            _ => Answer::Lost(format!("{status}: {}", String::from_utf8_lossy(&body))),
+        }
     }
 
     /// Prometheus counters and gauges, summed over their labels.

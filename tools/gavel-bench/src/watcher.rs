@@ -301,6 +301,7 @@ mod tests {
             vec!["bench-r1-0".into()],
             std::net::Ipv4Addr::LOCALHOST,
             25_000,
+            None,
         )
     }
 

@@ -1,17 +1,27 @@
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import type { BidAttempt } from "../client";
 import {
+  answerIsCurrent,
   closingReasonText,
   formatDuration,
   formatLocalDateTime,
   formatLocalTime,
   outcomeText,
+  softCloseRule,
 } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
-import { formatMoney, parseMoney, validateBidInput } from "../money";
-import type { RoomState } from "../state";
-import type { AuctionView, BidView } from "../types";
+import {
+  CONFIRM_INCREMENTS,
+  CONFIRM_PRICE_FACTOR,
+  formatMoney,
+  needsConfirmation,
+  parseMoney,
+  validateBidInput,
+} from "../money";
+import { isConfirmed, olderCursor, standing, type RoomState } from "../state";
+import type { AuctionView, BidKind } from "../types";
 import { Countdown } from "./Countdown";
+import { SignInForm } from "./SignIn";
 
 export function AuctionRoom({ id }: { id: string }) {
   const client = useClient();
@@ -52,8 +62,15 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
   const s = useClientState();
   const me = s.session?.user.id ?? null;
   const closed = a.status === "closed";
+  const live = isConfirmed(room) && s.conn.status === "open";
   return (
-    <article className={`room${closed ? " room-closed" : ""}`} aria-labelledby="room-title" data-testid="auction-room" data-seq={a.seq}>
+    <article
+      className={`room${closed ? " room-closed" : ""}${!live && !closed ? " room-stale" : ""}`}
+      aria-labelledby="room-title"
+      data-testid="auction-room"
+      data-seq={a.seq}
+      data-live={live ? "true" : "false"}
+    >
       <div className="room-head">
         <a className="back" href="#/">
           ← All auctions
@@ -71,11 +88,11 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
 
       <div className="room-grid">
         <div className="room-main">
-          <PricePanel room={room} auction={a} me={me} />
-          {!closed && <BidPanel room={room} auction={a} />}
+          <PricePanel room={room} auction={a} me={me} live={live} />
+          {!closed && <BidPanel room={room} auction={a} live={live} />}
         </div>
-        <aside className="room-side" aria-label="Bid history">
-          <History bids={room.bids} auction={a} me={me} />
+        <aside className="room-side" aria-label="Bid history and details">
+          <History room={room} auction={a} me={me} />
           <Details auction={a} />
         </aside>
       </div>
@@ -93,8 +110,9 @@ function Watchers({ count }: { count: number | null }) {
   );
 }
 
-function PricePanel({ room, auction: a, me }: { room: RoomState; auction: AuctionView; me: string | null }) {
+function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: AuctionView; me: string | null; live: boolean }) {
   const s = useClientState();
+  const client = useClient();
   const now = useServerNow();
   const closed = a.status === "closed";
   const extendedBy = a.ends_at - a.original_ends_at;
@@ -106,27 +124,53 @@ function PricePanel({ room, auction: a, me }: { room: RoomState; auction: Auctio
   }, [ext?.seq]);
   const extFresh = ext && extSeenAt !== null && Date.now() - extSeenAt < 15_000;
 
-  const priceLabel = closed ? "Final price" : a.price === null ? "Starting price" : "Current price";
-  const priceValue = closed ? (a.closing?.final_price ?? a.price) : (a.price ?? a.starting_price);
+  // One closed state everywhere: the final price is the closing's, or there is none.
+  const finalPrice = a.closing?.final_price ?? null;
+  const priceLabel = closed ? "Final price" : !live ? "Last known price" : a.price === null ? "Starting price" : "Current price";
   const leaderIsMe = a.leader?.id === me;
-  void now;
+  const st = standing(room);
+
+  let priceText: string;
+  if (closed) priceText = finalPrice === null ? "No sale" : formatMoney(finalPrice, a.currency);
+  else priceText = formatMoney(a.price ?? a.starting_price, a.currency);
 
   return (
-    <section className="price-panel" aria-label="Price and time">
+    <section className="price-panel" aria-label="Price and time" data-live={live ? "true" : "false"}>
+      {!closed && !live && (
+        <p className="notice notice-stale" role="status" data-testid="live-notice">
+          {s.conn.status === "connecting" ? (
+            <>
+              <strong>Connecting…</strong> The price shown is not live yet.
+            </>
+          ) : (
+            <>
+              <strong>Not live — connection lost.</strong> This is the last state we received; it may have changed.
+              Bidding resumes as soon as the live state is back.
+            </>
+          )}
+        </p>
+      )}
       <div className="price-row">
         <div className="price-block">
           <span className="price-label">{priceLabel}</span>
           <span className="price-big" data-testid="price" aria-live="polite" aria-atomic="true" key={a.seq}>
-            {closed && priceValue === null ? "No sale" : formatMoney(priceValue, a.currency)}
+            {priceText}
           </span>
           <span className="leader-line" data-testid="leader">
-            {a.leader
-              ? closed
-                ? null
-                : <>Leader: <strong>{leaderIsMe ? `${a.leader.name} (you)` : a.leader.name}</strong></>
-              : closed
-                ? null
-                : "No bids yet — be the first!"}
+            {closed ? (
+              finalPrice === null && a.bid_count > 0 && a.price !== null && a.closing?.reason !== "cancelled" ? (
+                <>
+                  Highest bid: <strong data-testid="highest-bid">{formatMoney(a.price, a.currency)}</strong> (not sold)
+                </>
+              ) : null
+            ) : a.leader ? (
+              <>
+                {live ? "Leader" : "Last known leader"}:{" "}
+                <strong>{leaderIsMe ? `${a.leader.name} (you)` : a.leader.name}</strong>
+              </>
+            ) : (
+              "No bids yet — be the first!"
+            )}
           </span>
           <span className="bid-count" data-testid="bid-count">
             {a.bid_count} bid{a.bid_count === 1 ? "" : "s"}
@@ -135,7 +179,7 @@ function PricePanel({ room, auction: a, me }: { room: RoomState; auction: Auctio
         <div className="time-block">
           <Countdown auction={a} big />
           {!closed && (
-            <span className="ends-at">
+            <span className="ends-at" data-testid="ends-at">
               {a.status === "scheduled" && now < a.starts_at
                 ? `Opens ${formatLocalDateTime(a.starts_at, s.clockOffset)}`
                 : `Ends ${formatLocalTime(a.ends_at, s.clockOffset)}`}
@@ -143,38 +187,50 @@ function PricePanel({ room, auction: a, me }: { room: RoomState; auction: Auctio
           )}
           {extendedBy > 0 && (
             <span className="extended" data-testid="extended-total">
-              Extended by {formatDuration(extendedBy)} (late bids add time)
+              Extended by {formatDuration(extendedBy)} in total (soft close)
             </span>
           )}
         </div>
       </div>
 
-      {room.leaderNotice && (
-        <p
-          key={room.leaderNoticeVersion}
-          className={`leader-notice leader-${room.leaderNotice}${closed ? " leader-final" : ""}`}
+      {st && st !== "unconfirmed" && (
+        <div
+          key={`${room.leaderNoticeVersion}-${st}`}
+          className={`leader-notice leader-${st === "won" ? "winning" : st === "lost" ? "outbid" : st}${closed ? " leader-final" : ""}`}
           role="status"
           aria-live="assertive"
           data-testid="leader-notice"
-          data-state={room.leaderNotice}
+          data-state={st === "won" ? "winning" : st === "lost" ? "outbid" : st}
         >
-          {closed
-            ? room.leaderNotice === "winning"
+          <span>
+            {st === "won"
               ? "You won this auction!"
-              : "You did not win this auction."
-            : room.leaderNotice === "winning"
-              ? "You are winning"
-              : "You have been outbid"}
-          {!closed && room.leaderNotice === "winning" && room.yourMax !== null && (
-            <span className="your-max"> · your maximum {formatMoney(room.yourMax, a.currency)}</span>
+              : st === "lost"
+                ? "You did not win this auction."
+                : st === "winning"
+                  ? "You are winning"
+                  : "You have been outbid"}
+            {st === "winning" && room.yourMax !== null && (
+              <span className="your-max"> · your maximum {formatMoney(room.yourMax, a.currency)}</span>
+            )}
+          </span>
+          {st === "outbid" && a.status === "open" && (
+            <button
+              type="button"
+              className="btn btn-primary"
+              data-testid="rebid"
+              onClick={() => client.bidOrSignIn({ auctionId: a.id, amount: a.min_bid, kind: "plain", expectedSeq: a.seq })}
+            >
+              Bid {formatMoney(a.min_bid, a.currency)} now
+            </button>
           )}
-        </p>
+        </div>
       )}
 
       {extFresh && ext && !closed && (
         <p className="notice notice-ext" role="status" data-testid="extension-notice" key={`ext-${ext.seq}`}>
-          Time extended! A late bid moved the end by {formatDuration(ext.to - ext.from)}, to{" "}
-          {formatLocalTime(ext.to, s.clockOffset)}.
+          Time extended! A bid in the last {a.soft_close ? formatDuration(a.soft_close.window_ms) : "moments"} moved the end
+          to {formatLocalTime(ext.to, s.clockOffset)}.
         </p>
       )}
 
@@ -189,12 +245,12 @@ function PricePanel({ room, auction: a, me }: { room: RoomState; auction: Auctio
           </span>
         )}
         {a.status === "scheduled" && now < a.starts_at && <span className="badge badge-scheduled">Not open yet</span>}
-        {a.soft_close && !closed && (
-          <span className="badge badge-muted" title="Anti-sniping">
-            Soft close: a bid in the last {formatDuration(a.soft_close.window_ms)} adds {formatDuration(a.soft_close.extend_ms)}
-          </span>
-        )}
       </div>
+      {a.soft_close && !closed && (
+        <p className="hint soft-close-rule" data-testid="soft-close-rule">
+          {softCloseRule(a.soft_close)}
+        </p>
+      )}
     </section>
   );
 }
@@ -212,15 +268,15 @@ function ClosedBanner({ auction: a, me }: { auction: AuctionView; me: string | n
   } else if (winner && price !== null) {
     headline = winner.id === me ? `You won! ${formatMoney(price, a.currency)}` : `Sold to ${winner.name}`;
     detail = `${winner.id === me ? "You won" : `${winner.name} won`} for ${formatMoney(price, a.currency)}. ${closingReasonText(c?.reason ?? "ended")}.`;
-  } else if (a.has_reserve && a.reserve_met === false && a.bid_count > 0) {
+  } else if (a.has_reserve && a.bid_count > 0) {
     headline = "Not sold: reserve not met";
-    detail = "The highest bid stayed below the seller's reserve price, so there is no winner.";
+    detail = `The highest bid${a.price !== null ? `, ${formatMoney(a.price, a.currency)},` : ""} stayed below the seller's reserve price, so there is no winner.`;
   } else {
     headline = "Ended without a winner";
     detail = a.bid_count === 0 ? "Nobody bid on this auction." : closingReasonText(c?.reason ?? "ended") + ".";
   }
   return (
-    <div className={`closed-banner${winner?.id === me ? " closed-banner-won" : ""}`} role="alert" data-testid="closed-banner">
+    <div className={`closed-banner${winner && winner.id === me ? " closed-banner-won" : ""}`} role="alert" data-testid="closed-banner">
       <span className="hammer" aria-hidden="true" />
       <div>
         <p className="closed-headline" data-testid="closed-headline">
@@ -232,14 +288,14 @@ function ClosedBanner({ auction: a, me }: { auction: AuctionView; me: string | n
         </p>
         <p className="closed-winner" data-testid="winner" data-winner-id={winner?.id ?? ""}>
           Winner: <strong>{winner ? winner.name : "none"}</strong> · Final price:{" "}
-          <strong data-testid="final-price">{price !== null ? formatMoney(price, a.currency) : "—"}</strong>
+          <strong data-testid="final-price">{price !== null ? formatMoney(price, a.currency) : "none (not sold)"}</strong>
         </p>
       </div>
     </div>
   );
 }
 
-function BidPanel({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
+function BidPanel({ room, auction: a, live }: { room: RoomState; auction: AuctionView; live: boolean }) {
   const client = useClient();
   const s = useClientState();
   const now = useServerNow();
@@ -248,19 +304,20 @@ function BidPanel({ room, auction: a }: { room: RoomState; auction: AuctionView 
   const notOpen = a.status === "scheduled" && now < a.starts_at;
   const me = s.session?.user.id ?? null;
   const leaderIsMe = a.leader?.id === me;
-  const connOk = s.conn.status === "open";
+  const blocked = notOpen || !live;
+  const signInHere = s.signInFor?.auctionId === a.id && !s.session;
 
   const quick = [1, 2, 5].map((n) => ({ n, amount: a.min_bid + (n - 1) * a.increment }));
 
-  function bid(amount: number, kind: "plain" | "max" | "buy_now" = "plain", expectedSeq?: number) {
-    client.placeBid(a.id, amount, kind, expectedSeq);
+  function bid(amount: number, kind: BidKind = "plain", expectedSeq?: number) {
+    client.bidOrSignIn({ auctionId: a.id, amount, kind, expectedSeq });
   }
 
   return (
-    <section className="bid-panel" aria-label="Place a bid">
-      {!connOk && (
-        <p className="notice notice-warn" role="status">
-          Connection lost — reconnecting. Bids you place are sent when it is back, never twice.
+    <section className="bid-panel" aria-label="Place a bid" data-live={live ? "true" : "false"}>
+      {!live && (
+        <p className="notice notice-warn" role="status" data-testid="bid-not-live">
+          Bidding is paused until the connection is back and the price is confirmed.
         </p>
       )}
       {notOpen && (
@@ -268,18 +325,38 @@ function BidPanel({ room, auction: a }: { room: RoomState; auction: AuctionView 
           Bidding opens when the auction starts.
         </p>
       )}
+      {!s.session && !signInHere && (
+        <p className="hint" data-testid="visitor-hint">
+          You are watching as a visitor. Choose a bid and we ask for your name first.
+        </p>
+      )}
+      {signInHere && s.signInFor && (
+        <div className="signin-inline" role="group" aria-labelledby="signin-bid-title" data-testid="signin-for-bid">
+          <h2 id="signin-bid-title" className="side-title">
+            Sign in to bid {formatMoney(s.signInFor.amount, a.currency)}
+            {s.signInFor.kind === "max" ? " (maximum)" : ""}
+          </h2>
+          <SignInForm
+            compact
+            submitLabel={`Sign in and bid ${formatMoney(s.signInFor.amount, a.currency)}`}
+            onSignedIn={(session) => client.signedInForBid(session)}
+            onCancel={() => client.cancelSignIn()}
+          />
+        </div>
+      )}
       <p className="min-bid">
         Minimum bid: <strong data-testid="min-bid">{formatMoney(a.min_bid, a.currency)}</strong>
         <span className="muted"> · increment {formatMoney(a.increment, a.currency)}</span>
       </p>
-      <div className="quick-bids" role="group" aria-label="Quick bids">
+      <div className="quick-bids" role="group" aria-label={live ? "Quick bids" : "Quick bids (not live)"}>
         {quick.map((q) => (
           <button
             key={q.n}
             type="button"
             className="btn btn-bid"
-            disabled={notOpen}
-            aria-label={`Quick bid +${q.n}: ${formatMoney(q.amount, a.currency)}`}
+            disabled={blocked}
+            data-live={live ? "true" : "false"}
+            aria-label={`Quick bid +${q.n}: ${formatMoney(q.amount, a.currency)}${live ? "" : " (not live)"}`}
             data-testid={`quick-bid-${q.n}`}
             onClick={() => bid(q.amount, "plain", a.seq)}
           >
@@ -289,37 +366,29 @@ function BidPanel({ room, auction: a }: { room: RoomState; auction: AuctionView 
         ))}
       </div>
 
-      <BidOutcome attempt={attempt} auction={a} onRebid={(amount, seq) => bid(amount, "plain", seq)} />
+      <BidOutcome attempt={attempt} auction={a} room={room} />
 
       {/* A typed amount is what the user is willing to pay: no expected_seq, so it counts as
           long as it still reaches the minimum (quick bids are relative to the price seen). */}
-      <CustomBid auction={a} disabled={notOpen} onBid={(amount) => bid(amount, "plain")} />
-      <MaxBid auction={a} disabled={notOpen} yourMax={leaderIsMe ? room.yourMax : null} onBid={(amount) => bid(amount, "max")} />
+      <CustomBid auction={a} disabled={blocked} onBid={(amount) => bid(amount, "plain")} />
+      <MaxBid auction={a} disabled={blocked} yourMax={leaderIsMe ? room.yourMax : null} onBid={(amount) => bid(amount, "max")} />
       {a.buy_now !== null && a.buy_now_available && (
-        <BuyNow auction={a} disabled={notOpen || pending} onBuy={() => bid(a.buy_now!, "buy_now")} />
+        <BuyNow auction={a} disabled={blocked || pending} onBuy={() => bid(a.buy_now!, "buy_now")} />
       )}
     </section>
   );
 }
 
-function BidOutcome({
-  attempt,
-  auction: a,
-  onRebid,
-}: {
-  attempt: BidAttempt | undefined;
-  auction: AuctionView;
-  onRebid: (amount: number, expectedSeq?: number) => void;
-}) {
+function BidOutcome({ attempt, auction: a, room }: { attempt: BidAttempt | undefined; auction: AuctionView; room: RoomState }) {
   const s = useClientState();
   const me = s.session?.user.id ?? null;
-  if (!attempt) return <div className="outcome-slot" data-testid="bid-outcome" data-state="none" role="status" aria-live="polite" />;
-  const t = outcomeText(attempt, a.currency, me, a);
-  const rebid = t.rebid && a.status === "open" ? t.rebid : undefined;
-  // Prefer the newest minimum we know (the room may be ahead of the answer).
-  const roomIsNewer = rebid !== undefined && a.seq >= (rebid.expectedSeq ?? 0);
-  const rebidAmount = rebid ? (roomIsNewer ? a.min_bid : rebid.amount) : 0;
-  const rebidSeq = rebid ? (roomIsNewer ? a.seq : rebid.expectedSeq) : undefined;
+  // Only the answer that still describes the auction is shown; an older one gives way to the
+  // standing above ("You are winning" / "You have been outbid").
+  if (!attempt || !answerIsCurrent(attempt, a)) {
+    return <div className="outcome-slot" data-testid="bid-outcome" data-state="none" role="status" aria-live="polite" />;
+  }
+  const answerSeq = attempt.auction?.seq;
+  const t = outcomeText(attempt, a.currency, me, room.bids.find((b) => b.seq === answerSeq));
   return (
     <div
       className={`outcome outcome-${t.tone}`}
@@ -327,38 +396,76 @@ function BidOutcome({
       aria-live="polite"
       data-testid="bid-outcome"
       data-state={attempt.state}
+      data-uncertain={attempt.uncertain && attempt.state === "pending" ? "true" : undefined}
       data-outcome={attempt.outcome ?? attempt.errorCode ?? ""}
       key={attempt.requestId + attempt.state}
     >
       <p className="outcome-title">{t.title}</p>
       {t.detail && <p className="outcome-detail">{t.detail}</p>}
-      {rebid && (
-        <button
-          type="button"
-          className="btn btn-primary"
-          data-testid="rebid"
-          onClick={() => onRebid(rebidAmount, rebidSeq)}
-        >
-          Bid {formatMoney(rebidAmount, a.currency)} now
+    </div>
+  );
+}
+
+/** A large amount waits here for a second click (docs/rules.md, "Large bids"). */
+function ConfirmLarge({
+  amount,
+  auction: a,
+  what,
+  onConfirm,
+  onCancel,
+}: {
+  amount: number;
+  auction: AuctionView;
+  what: string;
+  onConfirm: () => void;
+  onCancel: () => void;
+}) {
+  const ref = useRef<HTMLButtonElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  const steps = Math.floor((amount - a.min_bid) / Math.max(1, a.increment));
+  return (
+    <div className="confirm-large" role="alertdialog" aria-labelledby="confirm-large-q" data-testid="confirm-large">
+      <p id="confirm-large-q" className="confirm-q">
+        Are you sure? Your {what} of <strong>{formatMoney(amount, a.currency)}</strong> is far above the minimum bid of{" "}
+        {formatMoney(a.min_bid, a.currency)} ({steps.toLocaleString("en-US")} increments more).
+      </p>
+      <p className="hint">
+        We ask for a confirmation when a bid is more than {CONFIRM_INCREMENTS} increments above the minimum or more than{" "}
+        {CONFIRM_PRICE_FACTOR}× the current price.
+      </p>
+      <div className="confirm-actions">
+        <button ref={ref} type="button" className="btn btn-primary" data-testid="confirm-large-yes" onClick={onConfirm}>
+          Yes, bid {formatMoney(amount, a.currency)}
         </button>
-      )}
+        <button type="button" className="btn" onClick={onCancel}>
+          Change the amount
+        </button>
+      </div>
     </div>
   );
 }
 
 function CustomBid({ auction: a, disabled, onBid }: { auction: AuctionView; disabled: boolean; onBid: (n: number) => void }) {
   const [value, setValue] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<{ text: string; minBid: number } | null>(null);
+  const [confirm, setConfirm] = useState<number | null>(null);
   const errId = useId();
   const inputId = useId();
+  // An error about the minimum is about the minimum it was checked against: once the
+  // minimum moves it is no longer true, so it goes.
+  const shownError = error && error.minBid === a.min_bid ? error.text : null;
   function submit(e: FormEvent) {
     e.preventDefault();
     const r = validateBidInput(value, a.currency, a.min_bid);
     if (!r.ok) {
-      setError(r.error);
+      setError({ text: r.error, minBid: a.min_bid });
       return;
     }
     setError(null);
+    if (needsConfirmation(r.minor, a)) {
+      setConfirm(r.minor);
+      return;
+    }
     setValue("");
     onBid(r.minor);
   }
@@ -376,20 +483,34 @@ function CustomBid({ auction: a, disabled, onBid }: { auction: AuctionView; disa
           value={value}
           onChange={(e) => {
             setValue(e.target.value);
+            setConfirm(null);
             if (error) setError(null);
           }}
-          aria-invalid={error ? true : undefined}
-          aria-describedby={error ? errId : undefined}
+          aria-invalid={shownError ? true : undefined}
+          aria-describedby={shownError ? errId : undefined}
           data-testid="custom-amount"
         />
         <button type="submit" className="btn btn-primary" disabled={disabled}>
           Place bid
         </button>
       </div>
-      {error && (
+      {shownError && (
         <p id={errId} className="field-error" role="alert" data-testid="custom-error">
-          {error}
+          {shownError}
         </p>
+      )}
+      {confirm !== null && !disabled && (
+        <ConfirmLarge
+          amount={confirm}
+          auction={a}
+          what="bid"
+          onConfirm={() => {
+            setConfirm(null);
+            setValue("");
+            onBid(confirm);
+          }}
+          onCancel={() => setConfirm(null)}
+        />
       )}
     </form>
   );
@@ -407,26 +528,28 @@ function MaxBid({
   onBid: (n: number) => void;
 }) {
   const [value, setValue] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<{ text: string; minBid: number; yourMax: number | null } | null>(null);
+  const [confirm, setConfirm] = useState<number | null>(null);
   const errId = useId();
   const inputId = useId();
   const helpId = useId();
+  const shownError = error && error.minBid === a.min_bid && error.yourMax === yourMax ? error.text : null;
   function submit(e: FormEvent) {
     e.preventDefault();
+    const fail = (text: string) => setError({ text, minBid: a.min_bid, yourMax });
     const r = parseMoney(value, a.currency);
-    if (!r.ok) {
-      setError(r.error);
-      return;
-    }
+    if (!r.ok) return fail(r.error);
     if (yourMax !== null && r.minor <= yourMax) {
-      setError(`Your new maximum must be more than your current one (${formatMoney(yourMax, a.currency)}).`);
-      return;
+      return fail(`Your new maximum must be more than your current one (${formatMoney(yourMax, a.currency)}).`);
     }
     if (yourMax === null && r.minor < a.min_bid) {
-      setError(`Your maximum must be at least the minimum bid, ${formatMoney(a.min_bid, a.currency)}.`);
-      return;
+      return fail(`Your maximum must be at least the minimum bid, ${formatMoney(a.min_bid, a.currency)}.`);
     }
     setError(null);
+    if (needsConfirmation(r.minor, a)) {
+      setConfirm(r.minor);
+      return;
+    }
     setValue("");
     onBid(r.minor);
   }
@@ -452,20 +575,34 @@ function MaxBid({
           value={value}
           onChange={(e) => {
             setValue(e.target.value);
+            setConfirm(null);
             if (error) setError(null);
           }}
-          aria-invalid={error ? true : undefined}
-          aria-describedby={error ? `${errId} ${helpId}` : helpId}
+          aria-invalid={shownError ? true : undefined}
+          aria-describedby={shownError ? `${errId} ${helpId}` : helpId}
           data-testid="max-amount"
         />
         <button type="submit" className="btn" disabled={disabled}>
           {yourMax !== null ? "Raise maximum" : "Set maximum"}
         </button>
       </div>
-      {error && (
+      {shownError && (
         <p id={errId} className="field-error" role="alert" data-testid="max-error">
-          {error}
+          {shownError}
         </p>
+      )}
+      {confirm !== null && !disabled && (
+        <ConfirmLarge
+          amount={confirm}
+          auction={a}
+          what="maximum"
+          onConfirm={() => {
+            setConfirm(null);
+            setValue("");
+            onBid(confirm);
+          }}
+          onCancel={() => setConfirm(null)}
+        />
       )}
     </form>
   );
@@ -504,15 +641,46 @@ function BuyNow({ auction: a, disabled, onBuy }: { auction: AuctionView; disable
   );
 }
 
-function History({ bids, auction: a, me }: { bids: BidView[]; auction: AuctionView; me: string | null }) {
+function History({ room, auction: a, me }: { room: RoomState; auction: AuctionView; me: string | null }) {
   const s = useClientState();
+  const client = useClient();
+  const bids = room.bids;
+  const cursor = olderCursor(room);
+  const [loading, setLoading] = useState(false);
+  const [failed, setFailed] = useState(false);
+  const hasAuto = bids.some((b) => b.kind === "auto");
+  async function loadOlder() {
+    if (cursor === null) return;
+    setLoading(true);
+    setFailed(false);
+    try {
+      await client.loadOlder(a.id, cursor);
+    } catch {
+      setFailed(true);
+    } finally {
+      setLoading(false);
+    }
+  }
   return (
-    <section className="history">
-      <h2 className="side-title">Bid history</h2>
+    <section className="history" aria-labelledby="history-title">
+      <h2 id="history-title" className="side-title">
+        Bid history <span className="muted history-count" data-testid="history-count">
+          {a.bid_count === 0
+            ? ""
+            : bids.length >= a.bid_count
+              ? `· all ${a.bid_count} bid${a.bid_count === 1 ? "" : "s"}`
+              : `· showing ${bids.length} of ${a.bid_count} bids`}
+        </span>
+      </h2>
       {bids.length === 0 ? (
         <p className="muted">No bids yet.</p>
       ) : (
-        <ol className="history-list" aria-label="Bids, newest first" data-testid="bid-history">
+        <ol
+          className="history-list"
+          aria-label="Bids, newest first"
+          data-testid="bid-history"
+          tabIndex={0}
+        >
           {bids.map((b, i) => (
             <li key={b.seq} className={`${i === 0 ? "history-top" : ""}${b.bidder.id === me ? " history-mine" : ""}`}>
               <span className="h-name">
@@ -521,7 +689,11 @@ function History({ bids, auction: a, me }: { bids: BidView[]; auction: AuctionVi
               </span>
               <span className="h-amount">{formatMoney(b.amount, a.currency)}</span>
               <span className="h-meta">
-                {b.kind === "auto" && <span className="tag">auto</span>}
+                {b.kind === "auto" && (
+                  <span className="tag" title="Placed automatically by this bidder's maximum bid">
+                    auto
+                  </span>
+                )}
                 {b.kind === "buy_now" && <span className="tag tag-buy">buy now</span>}
                 <time dateTime={new Date(b.at).toISOString()}>{formatLocalTime(b.at, s.clockOffset)}</time>
               </span>
@@ -529,12 +701,29 @@ function History({ bids, auction: a, me }: { bids: BidView[]; auction: AuctionVi
           ))}
         </ol>
       )}
+      {cursor !== null && (
+        <button type="button" className="btn btn-block load-older" data-testid="load-older" disabled={loading} onClick={loadOlder}>
+          {loading ? "Loading older bids…" : "Load older bids"}
+        </button>
+      )}
+      {failed && (
+        <p className="field-error" role="alert">
+          Could not load older bids. Try again.
+        </p>
+      )}
+      {hasAuto && (
+        <p className="hint" data-testid="auto-legend">
+          <span className="tag">auto</span> A bid the system placed for a bidder's maximum (automatic bidding): it bids
+          only as far as needed to keep them in the lead, one increment above the competing bid.
+        </p>
+      )}
     </section>
   );
 }
 
 function Details({ auction: a }: { auction: AuctionView }) {
   const s = useClientState();
+  const closed = a.status === "closed";
   return (
     <section className="details">
       <h2 className="side-title">Details</h2>
@@ -556,10 +745,18 @@ function Details({ auction: a }: { auction: AuctionView }) {
           </>
         )}
         <dt>Reserve</dt>
-        <dd>{a.has_reserve ? (a.reserve_met ? "Met" : "Not met yet") : "None"}</dd>
+        <dd data-testid="details-reserve">
+          {!a.has_reserve ? "None" : a.reserve_met ? "Met" : closed ? "Not met" : "Not met yet"}
+        </dd>
+        {a.soft_close && (
+          <>
+            <dt>Soft close</dt>
+            <dd>{softCloseRule(a.soft_close)}</dd>
+          </>
+        )}
         <dt>Started</dt>
         <dd>{formatLocalDateTime(a.starts_at, s.clockOffset)}</dd>
-        <dt>{a.status === "closed" ? "Ended" : "Ends"}</dt>
+        <dt>{closed ? "Ended" : "Ends"}</dt>
         <dd>{formatLocalDateTime(a.closing?.closed_at ?? a.ends_at, s.clockOffset)}</dd>
       </dl>
     </section>

@@ -20,12 +20,19 @@ export function Auctioneer() {
       <section className="admin-denied">
         <h1>Auctioneers only</h1>
         <p>
-          This page is for the auctioneer. Sign out and sign in again with the admin token to create and manage
-          auctions.
+          This page is for the auctioneer. Sign in with the admin token to create and manage auctions
+          {s.session ? " (sign out first)" : ""}.
         </p>
-        <a className="btn" href="#/">
-          Back to the auctions
-        </a>
+        <p className="actions">
+          {!s.session && (
+            <a className="btn btn-primary" href="#/signin?next=%23%2Fadmin">
+              Sign in
+            </a>
+          )}
+          <a className="btn" href="#/">
+            Back to the auctions
+          </a>
+        </p>
       </section>
     );
   }

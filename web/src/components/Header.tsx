@@ -13,18 +13,16 @@ export function Header({ route }: { route: Route }) {
         </span>
         <span className="brand-name">Gavel</span>
       </a>
-      {user && (
-        <nav aria-label="Main" className="nav">
-          <a href="#/" aria-current={route.page === "lobby" ? "page" : undefined}>
-            Auctions
-          </a>
-          {user.role === "admin" && (
+      <nav aria-label="Main" className="nav">
+        <a href="#/" aria-current={route.page === "lobby" ? "page" : undefined}>
+          Auctions
+        </a>
+        {user && user.role === "admin" && (
             <a href="#/admin" aria-current={route.page === "admin" ? "page" : undefined}>
-              Auctioneer
-            </a>
-          )}
-        </nav>
-      )}
+            Auctioneer
+          </a>
+        )}
+      </nav>
       <div className="topbar-right">
         <ConnectionIndicator />
         {user && (
@@ -39,6 +37,15 @@ export function Header({ route }: { route: Route }) {
               Sign out
             </button>
           </div>
+        )}
+        {!user && route.page !== "signin" && (
+          <a
+            className="btn btn-ghost btn-small"
+            data-testid="signin-link"
+            href={`#/signin?next=${encodeURIComponent(location.hash || "#/")}`}
+          >
+            Sign in
+          </a>
         )}
       </div>
     </header>

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { statusLabel } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney } from "../money";
-import { filterAuctions, type LobbyFilter } from "../state";
+import { filterAuctions, lobbySections, type LobbyFilter } from "../state";
 import type { AuctionView } from "../types";
 import { Countdown } from "./Countdown";
 
@@ -31,7 +31,9 @@ export function Lobby() {
 
   const all = useMemo(() => Object.values(s.lobby.auctions), [s.lobby.auctions]);
   // Re-filter with the ticking clock so "ending soon" and "open" follow time.
-  const list = filterAuctions(all, filter, now, sort);
+  const sections = lobbySections(all, filter, now, sort);
+  const showLive = filter !== "closed";
+  const showEnded = filter === "all" || filter === "closed";
   const counts = useMemo(() => {
     const c: Record<string, number> = {};
     for (const f of FILTERS) c[f.id] = filterAuctions(all, f.id, now).length;
@@ -69,28 +71,68 @@ export function Lobby() {
           </label>
         </div>
       </div>
+      {s.lobby.loaded && s.conn.status !== "open" && (
+        <p className="notice notice-stale" role="status" data-testid="lobby-not-live">
+          <strong>Not live — {s.conn.status === "connecting" ? "connecting" : "connection lost"}.</strong> Prices and
+          leaders below are the last ones received.
+        </p>
+      )}
       {!s.lobby.loaded ? (
         <p className="empty" role="status">
           {s.conn.status === "open" ? "Loading auctions…" : "Connecting to the auction house…"}
         </p>
-      ) : list.length === 0 ? (
-        <p className="empty" role="status">
-          {all.length === 0
-            ? s.session?.user.role === "admin"
-              ? "No auctions yet. Create one on the Auctioneer page."
-              : "No auctions yet. Check back soon."
-            : "No auctions match this filter."}
+      ) : all.length === 0 ? (
+        <p className="empty" role="status" data-testid="lobby-empty">
+          {s.session?.user.role === "admin"
+            ? "No auctions yet. Create one on the Auctioneer page."
+            : "No auctions yet. Check back soon."}
         </p>
       ) : (
-        <ul className="cards" aria-label="Auction list">
-          {list.map((a) => (
-            <li key={a.id}>
-              <AuctionCard auction={a} now={now} me={me} />
-            </li>
-          ))}
-        </ul>
+        <>
+          {showLive && (
+            <section className="lobby-section" aria-labelledby="live-title" data-testid="lobby-live">
+              <h2 id="live-title" className="section-title">
+                {filter === "scheduled" ? "Upcoming" : filter === "all" ? "Open and upcoming" : FILTERS.find((f) => f.id === filter)?.label}
+              </h2>
+              {sections.live.length === 0 ? (
+                <p className="empty" role="status" data-testid="nothing-live">
+                  {filter === "all"
+                    ? "Nothing live right now. New auctions appear here as soon as they are created."
+                    : "No auctions match this filter."}
+                </p>
+              ) : (
+                <CardList list={sections.live} now={now} me={me} label="Open and upcoming auctions" />
+              )}
+            </section>
+          )}
+          {showEnded && sections.ended.length > 0 && (
+            <section className="lobby-section lobby-ended" aria-labelledby="ended-title" data-testid="lobby-ended">
+              <h2 id="ended-title" className="section-title">
+                Ended
+              </h2>
+              <CardList list={sections.ended} now={now} me={me} label="Ended auctions" />
+            </section>
+          )}
+          {filter === "closed" && sections.ended.length === 0 && (
+            <p className="empty" role="status">
+              No auctions have ended yet.
+            </p>
+          )}
+        </>
       )}
     </section>
+  );
+}
+
+function CardList({ list, now, me, label }: { list: AuctionView[]; now: number; me: string | null; label: string }) {
+  return (
+    <ul className="cards" aria-label={label}>
+      {list.map((a) => (
+        <li key={a.id}>
+          <AuctionCard auction={a} now={now} me={me} />
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -122,7 +164,9 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
         </span>
         <span className="card-price-value" data-testid="card-price">
           {a.status === "closed"
-            ? formatMoney(a.closing?.final_price ?? null, a.currency)
+            ? a.closing?.final_price != null
+              ? formatMoney(a.closing.final_price, a.currency)
+              : "No sale"
             : formatMoney(a.price ?? a.starting_price, a.currency)}
         </span>
       </div>

@@ -32,8 +32,8 @@ pub use log::{ChangeLog, LogEntry};
 use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
 use gavel_core::{
-    Auction, AuctionId, AuctionSpec, BidEntry, BidKind, BidRequest, Millis, Rejection, RequestId,
-    Status,
+    Auction, AuctionId, AuctionSpec, BidEntry, BidKind, BidRequest, BidderId, Millis, Rejection,
+    RequestId, Status,
 };
 use parking_lot::{Mutex, RwLock};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -573,6 +573,29 @@ impl Engine for RedisEngine {
         metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
             .increment(1);
         Ok(reply)
+    }
+
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<BidReply>, EngineError> {
+        // The record `place_bid.lua` wrote with the first reply: written by Redis, so durable.
+        let i = &self.inner;
+        let stored: Option<String> = redis::cmd("GET")
+            .arg(i.keys.request(id, bidder, request_id))
+            .query_async(&mut i.cmd.clone())
+            .await
+            .map_err(map_err)?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let reply = WireReply::parse(&stored).map_err(corrupt)?;
+        Ok(Some(BidReply {
+            outcome: reply.outcome().map_err(corrupt)?,
+            auction: i.auction_from(id, &reply.st).await?,
+        }))
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {

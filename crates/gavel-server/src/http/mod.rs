@@ -2,6 +2,7 @@
 
 mod assets;
 mod auctions;
+pub mod serve;
 pub(crate) mod session;
 mod stats;
 
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, TimeResponse};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -22,6 +24,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/time", get(time))
         .route("/api/session", post(session::create))
+        .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/auctions", get(auctions::list).post(auctions::create))
         .route("/api/auctions/{id}", get(auctions::get_one))
@@ -158,10 +161,13 @@ impl RequestBody for gavel_protocol::PlaceBid {
 /// if it is not this body (unknown or repeated fields included).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<T> {
+impl<T: RequestBody> axum::extract::FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
         let too_large = || {
             ApiError::new(
                 ErrorCode::BodyTooLarge,
@@ -177,8 +183,20 @@ impl<S: Send + Sync, T: RequestBody> axum::extract::FromRequest<S> for JsonBody<
         if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(too_large());
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        // A client that stops sending its body holds a connection: it gets a deadline.
+        let limit = Duration::from_secs(state.config.http_body_timeout_secs.max(1));
+        let read = axum::body::Bytes::from_request(req, state);
+        let bytes = tokio::time::timeout(limit, read)
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::RequestTimeout,
+                    format!(
+                        "the request body did not arrive within {}s",
+                        limit.as_secs()
+                    ),
+                )
+            })?
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     too_large()
@@ -225,6 +243,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Secret(_) | AuthError::Weak(_) => ApiError::internal(e),
+            AuthError::Invalid => ApiError::new(e.code(), "invalid token: sign in again"),
+            _ => ApiError::new(e.code(), e.to_string()),
+        }
+    }
+}
+
+/// The peer's address (the server is always served with connect info).
+pub fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip())
+}
+
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
         .headers
@@ -248,10 +284,12 @@ impl FromRequestParts<Arc<AppState>> for User {
         let token = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized("sign in first: send Authorization: Bearer <token>")
         })?;
-        state.auth.verify(token).map(User).map_err(|e| match e {
-            AuthError::Missing => ApiError::unauthorized("missing token"),
-            _ => ApiError::unauthorized("invalid or expired token"),
-        })
+        let ip = client_ip(parts);
+        state
+            .auth
+            .authenticate(token, ip, state.engine.now())
+            .map(User)
+            .map_err(ApiError::from)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Guest sign-in and "who am I".
 
 use super::{ApiError, JsonBody, User};
-use crate::auth::{Principal, Role};
+use crate::auth::{AuthError, Credential, Principal, Role};
 use crate::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::Json;
@@ -28,16 +28,16 @@ pub async fn create(
             "too many sign-ins from this address; try again in a minute",
         ));
     }
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 40 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidName,
-            "name must be 1 to 40 printable characters",
-        ));
-    }
+    let name = gavel_core::text::display_name(&req.name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))?;
     let role = match req.admin_token.as_deref() {
-        Some(t) if state.auth.is_admin_token(t) => Role::Admin,
-        Some(_) => return Err(ApiError::new(ErrorCode::Forbidden, "wrong admin token")),
+        Some(t) => match state.auth.check_admin_token(t, addr.ip()) {
+            Ok(()) => Role::Admin,
+            Err(AuthError::Invalid) => {
+                return Err(ApiError::new(ErrorCode::Forbidden, "wrong admin token"))
+            }
+            Err(e) => return Err(e.into()),
+        },
         None if !state.config.guest_sessions => {
             return Err(ApiError::new(
                 ErrorCode::GuestSessionsDisabled,
@@ -48,16 +48,37 @@ pub async fn create(
     };
     let principal = Principal {
         id: format!("u-{}", uuid::Uuid::now_v7().simple()),
-        name: name.to_string(),
+        name,
         role,
+        credential: Credential::Session { expires_at: 0 },
     };
-    let (token, expires_at) = state.auth.issue(&principal, state.engine.now());
     tracing::info!(user = %principal.id, role = role.as_str(), "session created");
-    Ok(Json(SessionResponse {
+    Ok(Json(issue(&state, &principal)))
+}
+
+/// `POST /api/session/refresh`: a valid (not yet expired) session token buys a new one for
+/// the same user, with a new expiry. The raw admin token is not a session and cannot be.
+pub async fn refresh(
+    State(state): State<Arc<AppState>>,
+    User(p): User,
+) -> Result<Json<SessionResponse>, ApiError> {
+    if p.credential == Credential::AdminToken {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the admin token is not a session: sign in with it (POST /api/session) instead",
+        ));
+    }
+    tracing::debug!(user = %p.id, "session refreshed");
+    Ok(Json(issue(&state, &p)))
+}
+
+fn issue(state: &AppState, p: &Principal) -> SessionResponse {
+    let (token, expires_at) = state.auth.issue(p, state.engine.now());
+    SessionResponse {
         token,
-        user: user_view(&principal),
+        user: user_view(p),
         expires_at,
-    }))
+    }
 }
 
 pub async fn me(User(p): User) -> Json<UserView> {

@@ -196,3 +196,96 @@ async fn proxy_bidders_fight_and_watchers_see_each_step() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bid_below_the_starting_price_is_told_the_minimum_in_words() {
+    let app = spawn_app().await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Alice").await;
+    let bids = format!("/api/auctions/{id}/bids");
+    let (s, r) = app
+        .post(
+            &bids,
+            Some(&t),
+            json!({"amount": 5000, "request_id": "low"}),
+        )
+        .await;
+    assert_eq!((s, r["outcome"].as_str()), (409, Some("outbid")), "{r}");
+    assert_eq!(
+        r["message"],
+        "Too low: nobody has bid yet, and the first bid must be at least USD 100.00."
+    );
+    app.post(
+        &bids,
+        Some(&t),
+        json!({"amount": 10000, "request_id": "first"}),
+    )
+    .await;
+    let (bob, _) = app.session("Bob").await;
+    let (_, r) = app
+        .post(
+            &bids,
+            Some(&bob),
+            json!({"amount": 10500, "request_id": "b"}),
+        )
+        .await;
+    assert_eq!(
+        r["message"],
+        "Outbid: the price is USD 100.00; the next bid must be at least USD 110.00."
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_over_the_rate_limit_gets_its_first_answer_not_rate_limited() {
+    let app = spawn_app_with(|c| c.bids_per_second = 1).await;
+    let a = app.create_auction(json!({})).await;
+    let id = a["id"].as_str().unwrap();
+    let (t, _) = app.session("Alice").await;
+    let bids = format!("/api/auctions/{id}/bids");
+    let first = app
+        .post(
+            &bids,
+            Some(&t),
+            json!({"amount": 10000, "request_id": "r1"}),
+        )
+        .await;
+    assert_eq!(
+        (first.0, first.1["outcome"].as_str()),
+        (200, Some("accepted"))
+    );
+    // Spend the burst (twice the rate) until the limiter refuses a new request.
+    let mut n = 0;
+    loop {
+        n += 1;
+        let (s, r) = app
+            .post(
+                &bids,
+                Some(&t),
+                json!({"amount": 20000 + n, "request_id": format!("x{n}")}),
+            )
+            .await;
+        if s == 429 {
+            assert_eq!(r["error"]["code"], "rate_limited");
+            break;
+        }
+        assert!(n < 10, "never limited");
+    }
+    // The retry of r1, over the limit, is answered exactly as the first time.
+    let again = app
+        .post(
+            &bids,
+            Some(&t),
+            json!({"amount": 10000, "request_id": "r1"}),
+        )
+        .await;
+    assert_eq!(again, first);
+    // And over WebSocket.
+    let mut ws = app.ws(Some(&t)).await;
+    let r = ws.bid(id, json!(10000), "r1").await;
+    let mut expected = first.1.clone();
+    expected["type"] = json!("bid_result");
+    assert_eq!(r, expected);
+    app.stop().await;
+}

@@ -33,7 +33,7 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Server {
         .arg(data_dir)
         .args([
             "--admin-token",
-            "kill-test-admin",
+            "kill-test-admin-token",
             "--bids-per-second",
             "10000",
         ])
@@ -70,7 +70,7 @@ async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{}/api/auctions", server.base))
-        .bearer_auth("kill-test-admin")
+        .bearer_auth("kill-test-admin-token")
         .json(&json!({"title": "Durable", "starting_price": 100, "increment": 1, "duration_ms": 600000}))
         .send()
         .await

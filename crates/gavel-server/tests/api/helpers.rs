@@ -186,6 +186,11 @@ impl TestApp {
     }
 }
 
+/// Messages the server sends on its own, which most tests look past.
+fn is_background(v: &Value) -> bool {
+    v["type"] == "watchers" || v["type"] == "heartbeat"
+}
+
 pub struct Ws {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
@@ -205,11 +210,11 @@ impl Ws {
             .expect("send");
     }
 
-    /// The next JSON message (skipping `watchers` counts), failing after 5 s.
+    /// The next JSON message (skipping `watchers` counts and heartbeats), failing after 5 s.
     pub async fn recv(&mut self) -> Value {
         loop {
             let v = self.recv_any().await;
-            if v["type"] != "watchers" {
+            if !is_background(&v) {
                 return v;
             }
         }
@@ -240,7 +245,7 @@ impl Ws {
         }
     }
 
-    /// Whether a message arrives within `ms` (skipping `watchers`).
+    /// Whether a message arrives within `ms` (skipping `watchers` and heartbeats).
     pub async fn try_recv(&mut self, ms: u64) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
         loop {
@@ -248,7 +253,7 @@ impl Ws {
             match tokio::time::timeout(left, self.stream.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => {
                     let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] != "watchers" {
+                    if !is_background(&v) {
                         return Some(v);
                     }
                 }

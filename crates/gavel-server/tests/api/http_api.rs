@@ -7,8 +7,11 @@ use serde_json::json;
 async fn list_filter_read_history_time_health_and_metrics() {
     let app = spawn_app().await;
     let open = app.create_auction(json!({})).await;
+    let now = app.get("/api/time").await.1["server_time"]
+        .as_i64()
+        .unwrap();
     let later = app
-        .create_auction(json!({"starts_at": 4_000_000_000_000i64, "duration_ms": 60000}))
+        .create_auction(json!({"starts_at": now + 30 * 86_400_000, "duration_ms": 60000}))
         .await;
     let (s, list) = app.get("/api/auctions").await;
     assert_eq!(s, 200);

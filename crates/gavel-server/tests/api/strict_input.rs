@@ -174,3 +174,74 @@ async fn every_http_error_is_the_documented_json_error() {
     assert_error("/ws without an upgrade", r, 400, "bad_request");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misleading_names_titles_ids_and_times_are_refused_with_typed_errors() {
+    let app = spawn_app().await;
+    for name in [
+        "Admin",
+        "aDMIN",
+        "Аdmin",
+        "Ａｄｍｉｎ",
+        "\u{200B}\u{200D}",
+        "Bob\u{202E}nimdA",
+        "two\nlines",
+        "nul\u{0}",
+    ] {
+        let r = app.post("/api/session", None, json!({"name": name})).await;
+        assert_error(&format!("name {name:?}"), r, 400, "invalid_name");
+    }
+    let base =
+        json!({"title": "Lot", "starting_price": 10000, "increment": 100, "duration_ms": 60000});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let now = app.get("/api/time").await.1["server_time"]
+        .as_i64()
+        .unwrap();
+    for (what, body) in [
+        ("id .", with("id", json!("."))),
+        ("id ..", with("id", json!(".."))),
+        ("reserve below the start", with("reserve", json!(9999))),
+        ("NUL in the title", with("title", json!("Lot\u{0}"))),
+        ("newline in the title", with("title", json!("Lot\n2"))),
+        (
+            "override in the title",
+            with("title", json!("Rolex \u{202E}ekaf")),
+        ),
+        ("invisible title", with("title", json!("\u{200B}"))),
+        (
+            "override in the description",
+            with("description", json!("\u{202E}")),
+        ),
+        (
+            "far-future start",
+            with("starts_at", json!(9_223_372_036_854_775_797i64)),
+        ),
+        (
+            "start in two years",
+            with("starts_at", json!(now + 2 * 365 * 86_400_000)),
+        ),
+        (
+            "a duration over a year",
+            with("duration_ms", json!(366 * 86_400_000i64)),
+        ),
+        ("a huge duration", with("duration_ms", json!(i64::MAX))),
+    ] {
+        let r = app.post("/api/auctions", Some(ADMIN), body).await;
+        assert_error(what, r, 422, "invalid_auction");
+    }
+    let mut far = base.clone();
+    far["starts_at"] = json!(9_223_372_036_854_775_797i64);
+    far["duration_ms"] = json!(100);
+    let r = app.post("/api/auctions", Some(ADMIN), far).await;
+    assert_error("issue 10 item 13", r, 422, "invalid_auction");
+    // Nothing was created by any of it; a description may still break lines.
+    let (_, list) = app.get("/api/auctions").await;
+    assert_eq!(list["auctions"].as_array().unwrap().len(), 0, "{list}");
+    app.create_auction(json!({"description": "Line one\nLine two", "reserve": 10000}))
+        .await;
+    app.stop().await;
+}

@@ -1,0 +1,159 @@
+//! The accept loop: every TCP connection, HTTP or WebSocket, holds a connection slot of its
+//! client address, and a plain HTTP connection has read deadlines.
+//!
+//! `axum::serve` has neither: a client sending half a request line held a descriptor
+//! forever, and only WebSockets were counted per address. Here each accepted socket first
+//! takes a slot from [`Limits::connect`] (over the cap it is answered `429
+//! too_many_connections` and closed), then is served by hyper with a header read timeout
+//! (which also closes an idle keep-alive connection: hyper starts it whenever it waits for
+//! a request head). Bodies have their own deadline where they are read (`JsonBody`). A
+//! WebSocket upgrade takes the connection's slot with it (see [`SlotHandoff`]), so an
+//! upgraded connection is counted once, for as long as it lives.
+
+use crate::limits::ConnectionSlot;
+use crate::AppState;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// The connection's slot, in every request's extensions until a WebSocket upgrade takes it.
+#[derive(Clone)]
+pub struct SlotHandoff(Arc<Mutex<Option<ConnectionSlot>>>);
+
+impl SlotHandoff {
+    /// Takes the slot (once): the upgraded connection holds it from now on.
+    pub fn take(&self) -> Option<ConnectionSlot> {
+        self.0.lock().take()
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets open HTTP exchanges finish
+/// (bounded) and returns.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: not fatal.
+                    metrics::counter!("gavel_accept_errors_total").increment(1);
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let Some(slot) = state.limits.connect(addr.ip()) else {
+            metrics::counter!("gavel_connections_refused_total").increment(1);
+            connections.spawn(refuse(tcp));
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        connections.spawn(serve_one(
+            tcp,
+            addr,
+            slot,
+            app.clone(),
+            state.clone(),
+            shutdown.clone(),
+        ));
+    }
+    connections.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
+    Ok(())
+}
+
+async fn serve_one(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    slot: ConnectionSlot,
+    app: Router,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) {
+    let handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot))));
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(addr));
+        req.extensions_mut().insert(handoff.clone());
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(
+            state.config.http_header_timeout_secs.max(1),
+        ))
+        .keep_alive(true);
+    let conn = http
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        }
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        }
+    }
+}
+
+/// Answers a connection over the per-address or total cap with a JSON 429, then closes it.
+async fn refuse(mut tcp: TcpStream) {
+    let body = serde_json::to_string(&ErrorBody {
+        error: ErrorDetail {
+            code: ErrorCode::TooManyConnections,
+            message: "too many connections from this address".into(),
+        },
+    })
+    .expect("an error body always serializes");
+    let response = format!(
+        "HTTP/1.1 {} Too Many Requests\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        ErrorCode::TooManyConnections.http_status(),
+        body.len()
+    );
+    let write = async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await
+    };
+    if tokio::time::timeout(Duration::from_secs(1), write)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Read what the client already sent before closing: closing with unread bytes resets
+    // the connection, and the client may then never see the answer.
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+}

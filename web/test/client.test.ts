@@ -1,0 +1,238 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { GavelClient, refreshDelay } from "../src/client";
+import type { SocketLike } from "../src/connection";
+import type { AuctionView, Session } from "../src/types";
+
+describe("refreshDelay", () => {
+  it("refreshes when a fifth of the token's life is left, at most a minute before expiry", () => {
+    expect(refreshDelay(10_000)).toBe(8_000);
+    expect(refreshDelay(100_000)).toBe(80_000);
+    expect(refreshDelay(24 * 3600_000)).toBe(24 * 3600_000 - 60_000);
+    expect(refreshDelay(0)).toBe(0);
+    expect(refreshDelay(-5_000)).toBe(0);
+  });
+});
+
+class FakeSocket implements SocketLike {
+  readyState = 0;
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: unknown) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  sent: { type: string; [k: string]: unknown }[] = [];
+  closed = false;
+  constructor(readonly url: string) {}
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.closed = true;
+  }
+  frame(msg: object) {
+    this.readyState = 1;
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+  hello(user: object | null = null) {
+    this.frame({ type: "hello", user, server_time: Date.now(), heartbeat_ms: 1_000, limits: { max_message_bytes: 4096, max_subscriptions: 100, bids_per_second: 10 } });
+  }
+  last(type: string) {
+    return [...this.sent].reverse().find((m) => m.type === type);
+  }
+}
+
+const alice = { id: "u-alice", name: "Alice", role: "bidder" };
+const view = (over: Partial<AuctionView> = {}): AuctionView => ({
+  id: "cam",
+  title: "Camera",
+  description: "",
+  currency: "USD",
+  starting_price: 10000,
+  increment: 1000,
+  starts_at: 0,
+  ends_at: Date.now() + 600_000,
+  original_ends_at: Date.now() + 600_000,
+  status: "open",
+  price: 11000,
+  leader: { id: "u-alice", name: "Alice" },
+  bid_count: 1,
+  seq: 2,
+  min_bid: 12000,
+  has_reserve: false,
+  reserve_met: null,
+  buy_now: null,
+  buy_now_available: false,
+  closing: null,
+  ...over,
+});
+
+describe("GavelClient against a fake server", () => {
+  let sockets: FakeSocket[];
+  let fetches: { url: string; init: RequestInit }[];
+  let refreshAnswer: () => Response;
+
+  function client(session: Session | null) {
+    const c = new GavelClient(session, {
+      socket: (url) => {
+        const s = new FakeSocket(url);
+        sockets.push(s);
+        return s;
+      },
+      online: () => true,
+      baseDelayMs: 100,
+      maxDelayMs: 100,
+    });
+    c.start();
+    return c;
+  }
+  const ws = () => sockets[sockets.length - 1];
+
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.stubGlobal("location", { protocol: "http:", host: "test" });
+    sockets = [];
+    fetches = [];
+    refreshAnswer = () => new Response(JSON.stringify({ error: { code: "unauthorized", message: "no" } }), { status: 401 });
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init: RequestInit) => {
+        fetches.push({ url, init });
+        if (url === "/api/session/refresh") return refreshAnswer();
+        return new Promise<Response>(() => {}); // HTTP reads stay unanswered: the socket is the source
+      }),
+    );
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.unstubAllGlobals();
+  });
+
+  it("confirms a room only after the resubscribe's barrier pong, and unconfirms it when the socket dies", () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    c.watchAuction("cam");
+    ws().hello(alice);
+    expect(ws().last("subscribe")).toEqual({ type: "subscribe", auction_id: "cam" });
+    ws().frame({ type: "snapshot", auction: view(), server_time: Date.now(), recent_bids: [], resync: false });
+    expect(c.getState().rooms.cam.live).toBe(true);
+    // Silence: dead within 2.5 heartbeats; the room is no longer confirmed.
+    vi.advanceTimersByTime(2_750);
+    expect(c.getState().conn.status).toBe("reconnecting");
+    expect(c.getState().rooms.cam.live).toBe(false);
+    // A new socket: subscribe from the seq held, then a ping; only its pong confirms.
+    vi.advanceTimersByTime(200);
+    ws().hello(alice);
+    expect(ws().sent.map((m) => m.type).slice(0, 2)).toEqual(["subscribe", "ping"]);
+    expect(ws().sent[0]).toEqual({ type: "subscribe", auction_id: "cam", since_seq: 2 });
+    expect(c.getState().rooms.cam.live).toBe(false);
+    const barrier = ws().sent[1].client_time as number;
+    ws().frame({ type: "pong", client_time: barrier - 1, server_time: Date.now() }); // another ping's pong
+    expect(c.getState().rooms.cam.live).toBe(false);
+    ws().frame({ type: "pong", client_time: barrier, server_time: Date.now() });
+    expect(c.getState().rooms.cam.live).toBe(true);
+    c.stop();
+  });
+
+  it("keeps a bid answered outcome_unknown pending and asks again with the same request id", () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "outcome_unknown", message: "unknown", request_id: first.request_id });
+    let shown = c.getState().bids.cam;
+    expect(shown.state).toBe("pending");
+    expect(shown.uncertain).toBe(true);
+    vi.advanceTimersByTime(1_300);
+    const bids = ws().sent.filter((m) => m.type === "bid");
+    expect(bids.length).toBe(2);
+    expect(bids[1]).toEqual(first);
+    ws().frame({ type: "bid_result", request_id: first.request_id, auction_id: "cam", outcome: "accepted", message: "ok", auction: view({ seq: 3, price: 12000 }) });
+    shown = c.getState().bids.cam;
+    expect(shown.state).toBe("done");
+    expect(shown.outcome).toBe("accepted");
+    c.stop();
+  });
+
+  it("refreshes the token before it expires and hands the fresh one to the socket", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 10_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 10_000 }), { status: 200 });
+    for (let i = 0; i < 79; i++) {
+      await vi.advanceTimersByTimeAsync(100);
+      ws().frame({ type: "heartbeat", server_time: Date.now() });
+    }
+    expect(sockets.length).toBe(1);
+    expect(fetches.filter((f) => f.url === "/api/session/refresh")).toEqual([]);
+    await vi.advanceTimersByTimeAsync(200);
+    const refresh = fetches.find((f) => f.url === "/api/session/refresh")!;
+    expect((refresh.init.headers as Record<string, string>).Authorization).toBe("Bearer t1");
+    expect(refresh.init.method).toBe("POST");
+    expect(c.getState().session?.token).toBe("t2");
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    // A reconnect uses the fresh token.
+    ws().hello(alice); // the answer to auth
+    expect(c.getState().conn.status).toBe("open");
+    c.stop();
+  });
+
+  it("after token_expired, re-authenticates and sends the held bid again with its request id", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "token_expired", message: "expired", request_id: first.request_id });
+    expect(c.getState().bids.cam.state).toBe("pending");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    // Nothing is sent before the server accepts the fresh token.
+    vi.advanceTimersByTime(1_000);
+    expect(ws().sent.filter((m) => m.type === "bid").length).toBe(1);
+    ws().hello(alice);
+    const bids = ws().sent.filter((m) => m.type === "bid");
+    expect(bids.length).toBe(2);
+    expect(bids[1]).toEqual(first);
+    c.stop();
+  });
+
+  it("when the session cannot be renewed, says so and never claims the held bid was placed", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "token_expired", message: "expired", request_id: first.request_id });
+    await vi.advanceTimersByTimeAsync(10);
+    const st = c.getState();
+    expect(st.session).toBeNull();
+    expect(st.sessionProblem).toBe("Your session has expired, Alice. Please sign in again to bid.");
+    expect(st.bids.cam.state).toBe("error");
+    expect(st.bids.cam.errorCode).toBe("token_expired");
+    c.stop();
+  });
+
+  it("when the server does not know the token, still watches, holds bids and renews the session", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    c.watchAuction("cam");
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    c.placeBid("cam", 12000, "plain", 2);
+    ws().hello(null);
+    expect(ws().last("subscribe")).toEqual({ type: "subscribe", auction_id: "cam" });
+    expect(ws().sent.filter((m) => m.type === "bid")).toEqual([]);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().hello(alice);
+    expect(ws().sent.filter((m) => m.type === "bid").length).toBe(1);
+    expect(c.getState().session?.token).toBe("t2");
+    c.stop();
+  });
+
+  it("a refused fresh token ends the session", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    await c.refresh();
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().frame({ type: "error", code: "unauthorized", message: "invalid or expired token" });
+    expect(c.getState().session).toBeNull();
+    expect(c.getState().sessionProblem).toContain("Your session has expired, Alice.");
+    c.stop();
+  });
+});
