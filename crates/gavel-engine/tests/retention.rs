@@ -38,6 +38,8 @@ struct Answers {
     view: gavel_core::Auction,
     recent: Vec<gavel_core::BidEntry>,
     retries: Vec<BidReply>,
+    /// `Engine::replay` of each accepted request (what a rate-limited retry gets).
+    replays: Vec<Option<BidReply>>,
     new_bid: BidReply,
     admin: Result<gavel_core::Auction, Rejection>,
 }
@@ -45,10 +47,13 @@ struct Answers {
 async fn ask(h: &Harness, id: &AuctionId, accepted: &[(&str, BidRequest)]) -> Answers {
     let e = &h.engine;
     let mut retries = Vec::new();
+    let mut replays = Vec::new();
     for (r, req) in accepted {
+        replays.push(e.replay(id, &req.bidder.id, &rid(r)).await.unwrap());
         retries.push(e.place_bid(id, &rid(r), req.clone()).await.unwrap());
     }
     Answers {
+        replays,
         view: e.auction(id).await.unwrap().expect("still readable"),
         recent: e.recent_bids(id, 100).await.unwrap(),
         retries,
@@ -98,6 +103,10 @@ async fn a_closed_auction_leaves_memory_after_its_retention_and_answers_the_same
     h.engine.advance().await.unwrap();
     let while_hot = ask(&h, &a.id, &accepted).await;
     assert_eq!(while_hot.retries, first, "retries get their first answers");
+    assert_eq!(
+        while_hot.replays,
+        first.iter().cloned().map(Some).collect::<Vec<_>>()
+    );
     assert_eq!(while_hot.new_bid.outcome, Err(Rejection::Closed));
     assert_eq!(while_hot.admin, Err(Rejection::Closed));
     assert_eq!(
