@@ -246,8 +246,9 @@ impl Drop for Node {
 }
 
 async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
+    // "Admin" asks for the admin role; the name itself is reserved for the operator.
     let body = if name == "Admin" {
-        json!({"name": name, "admin_token": ADMIN})
+        json!({"name": "Lot Manager", "admin_token": ADMIN})
     } else {
         json!({"name": name})
     };
