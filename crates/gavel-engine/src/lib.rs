@@ -174,6 +174,12 @@ pub type ChangeFeed = mpsc::Receiver<ChangeNotice>;
 ///   they report is durable (embedded: committed to the archive; Redis: written by Redis).
 /// - Every committed change reaches the change feed exactly once per node, in `seq` order
 ///   per auction (the Redis engine may skip ahead; consumers resync on a gap).
+/// - A repeat's reply is the first one: the auction as of the seq it was decided at, never
+///   the current state, and never another bidder's proxy maximum ([`as_seen_by`]).
+/// - The decision clock never goes back: no decision uses a time earlier than one already
+///   used (`the_decision_clock_never_steps_back`; the Redis engine is to follow).
+/// - A closed auction stays readable (view, history, `closed` for a new bid, the first
+///   answer for a retried accepted request) after its hot state leaves the authority.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// Adds a new auction (validated by `Auction::new`).
@@ -221,6 +227,8 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Opens and closes every auction whose start or end time has passed at the
     /// authority's clock. Safe to run on every node at once: each transition happens once.
+    /// The memory engine also releases here the closed auctions whose retention has passed
+    /// (their reads then come from the archive).
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError>;
 
     /// The earliest start or end time still to be acted on by `advance`, if any.
