@@ -86,7 +86,9 @@ async fn distributed(
     let archive = gavel_archive::build_postgres(database, config.database_schema.as_deref())
         .await
         .context("opening the PostgreSQL archive (--database)")?;
-    let engine = RedisEngine::connect(RedisConfig::new(redis, config.redis_prefix.clone()))
+    let mut redis_config = RedisConfig::new(redis, config.redis_prefix.clone());
+    redis_config.allow_eviction = config.allow_redis_eviction;
+    let engine = RedisEngine::connect(redis_config)
         .await
         .context("connecting to Redis (--redis)")?;
     let node = config.node_id.clone().unwrap_or_else(|| {

@@ -153,6 +153,12 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_REDIS_PREFIX", default_value = "gavel")]
     pub redis_prefix: String,
 
+    /// Distributed mode: start even when Redis's `maxmemory-policy` is not `noeviction`.
+    /// Any other policy lets Redis delete Gavel's keys under memory pressure (auction
+    /// state, change logs, idempotency records), so by default such a Redis is refused.
+    #[arg(long, env = "GAVEL_ALLOW_REDIS_EVICTION")]
+    pub allow_redis_eviction: bool,
+
     /// Distributed mode: PostgreSQL schema for the archive (created if missing). Unset:
     /// the connection's default (`public`).
     #[arg(long, env = "GAVEL_DATABASE_SCHEMA")]

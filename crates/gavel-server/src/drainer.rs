@@ -238,6 +238,8 @@ impl Drainer {
             .chain(self.dead.iter().map(|(e, _)| e))
             .map(|e| (e.auction.clone(), e.entry_id.clone()))
             .collect();
+        // One warning per auction, not per entry: a stuck auction may hold thousands.
+        let mut not_yet: Vec<(AuctionId, usize, String)> = Vec::new();
         for e in entries {
             if !known.insert((e.auction.clone(), e.entry_id.clone())) {
                 continue;
@@ -253,10 +255,16 @@ impl Drainer {
                 }
                 Err(DecodeError::Transient(error)) => {
                     metrics::counter!("gavel_drainer_decode_retries_total").increment(1);
-                    tracing::warn!(auction = %e.auction, entry = %e.entry_id, %error, "cannot decode a change-log entry yet; it stays pending and is read again");
+                    match not_yet.iter_mut().find(|(a, ..)| *a == e.auction) {
+                        Some((_, n, _)) => *n += 1,
+                        None => not_yet.push((e.auction.clone(), 1, error.to_string())),
+                    }
                     self.schedule_retry(e.auction);
                 }
             }
+        }
+        for (auction, entries, error) in not_yet {
+            tracing::warn!(%auction, entries, %error, retry_in_ms = self.retry_backoff.as_millis() as u64, "cannot decode change-log entries yet; they stay pending and are read again");
         }
     }
 

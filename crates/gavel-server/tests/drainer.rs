@@ -305,6 +305,14 @@ async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_
             2,
             "{log}"
         );
+        // A node starting later says that dead letters wait.
+        drop(node);
+        let next = d.node().await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !next.log_text().contains("change-log entries wait in dead-letter streams") {
+            assert!(Instant::now() < deadline, "{}", next.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await
     .expect("bounded in time");

@@ -21,6 +21,7 @@
 //! with resync on reconnect), `log.rs` (what the drainer reads), `wire.rs` (the string-only
 //! JSON the scripts speak).
 
+pub mod eviction;
 mod feed;
 pub mod keys;
 pub mod log;
@@ -70,6 +71,8 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// How long a request's first reply is kept for repeats.
     pub request_ttl: Duration,
+    /// Start even if Redis's `maxmemory-policy` may evict Gavel's keys (see `eviction.rs`).
+    pub allow_eviction: bool,
 }
 
 impl RedisConfig {
@@ -80,6 +83,7 @@ impl RedisConfig {
             test_clock: None,
             response_timeout: Duration::from_secs(5),
             request_ttl: Duration::from_secs(24 * 3600),
+            allow_eviction: false,
         }
     }
 }
@@ -206,6 +210,7 @@ impl RedisEngine {
         )
         .await
         .map_err(map_err)?;
+        eviction::check(&cmd, config.allow_eviction).await?;
         let (tx, rx) = mpsc::channel(CHANGE_FEED);
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {

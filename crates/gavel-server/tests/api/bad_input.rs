@@ -366,6 +366,14 @@ async fn guest_sign_in_can_be_switched_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bids_waiting_for_their_commit_are_capped_per_connection() {
+    if !only_in(
+        Mode::Embedded,
+        "it holds 32 bids waiting with a one-second group-commit window; a distributed node \
+         has none (Redis answers each bid at once), so how many wait depends on timing \
+         (seen: 33 decided and 7 refused instead of 32 and 8)",
+    ) {
+        return;
+    }
     // A one-second batch window keeps every bid waiting for its commit while all are sent.
     let app = spawn_app_with(|c| {
         c.bids_per_second = 1_000_000;

@@ -10,7 +10,7 @@ async fn two_users_bidding_the_same_amount_at_once_get_exactly_one_acceptance() 
     let id = a["id"].as_str().unwrap();
     // Someone bids $100, so both A and B see $100 and the same seq.
     let (seed, _) = app.session("Seeder").await;
-    let (s, _) = app
+    let (s, seeded) = app
         .post(
             &format!("/api/auctions/{id}/bids"),
             Some(&seed),
@@ -18,19 +18,16 @@ async fn two_users_bidding_the_same_amount_at_once_get_exactly_one_acceptance() 
         )
         .await;
     assert_eq!(s, 200);
+    let seq = seeded["auction"]["seq"].as_u64().unwrap();
 
     let (ta, _) = app.session("Alice").await;
     let (tb, _) = app.session("Bob").await;
     let mut wa = app.ws(Some(&ta)).await;
     let mut wb = app.ws(Some(&tb)).await;
     let mut watcher = app.ws(None).await;
-    let sa = wa.subscribe(id).await;
-    let sb = wb.subscribe(id).await;
-    let sw = watcher.subscribe(id).await;
-    assert_eq!(sa["auction"]["price"], 10000);
-    let seq = sa["auction"]["seq"].as_u64().unwrap();
-    assert_eq!(sb["auction"]["seq"], seq);
-    assert_eq!(sw["auction"]["seq"], seq);
+    for w in [&mut wa, &mut wb, &mut watcher] {
+        assert_eq!(w.subscribe_until(id, seq).await, (seq, json!(10000)));
+    }
 
     let bid = |rid: &str| json!({"type": "bid", "auction_id": id, "amount": 11000, "request_id": rid, "expected_seq": seq});
     // Both send before either reads anything.

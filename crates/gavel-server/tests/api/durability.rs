@@ -1,5 +1,7 @@
-//! A confirmed bid survives `kill -9` of the server process.
+//! A confirmed bid survives `kill -9` of the server process (embedded: the SQLite archive;
+//! distributed: Redis, with the node's drainer killed mid-stream too).
 
+use crate::helpers::{Isolation, Mode, MODE};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -25,7 +27,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(data_dir: &std::path::Path, port: u16) -> Server {
+/// Starts `gavel serve`; `backends` are the distributed mode's flags (none: embedded).
+async fn start(data_dir: &std::path::Path, port: u16, backends: &[String]) -> Server {
     #[allow(clippy::zombie_processes)] // `Server`'s Drop kills and waits for it.
     let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -37,6 +40,7 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Server {
             "--bids-per-second",
             "10000",
         ])
+        .args(backends)
         .env("RUST_LOG", "warn")
         .env_remove("REDIS_URL")
         .env_remove("DATABASE_URL")
@@ -66,7 +70,15 @@ async fn start(data_dir: &std::path::Path, port: u16) -> Server {
 async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start(dir.path(), port).await;
+    let isolation = match MODE {
+        Mode::Embedded => None,
+        Mode::Distributed => Some(Isolation::new().await),
+    };
+    let backends = isolation
+        .as_ref()
+        .map(Isolation::serve_args)
+        .unwrap_or_default();
+    let mut server = start(dir.path(), port, &backends).await;
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{}/api/auctions", server.base))
@@ -138,8 +150,13 @@ async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
     }
     let confirmed = confirmed.lock().clone();
     assert!(confirmed.len() >= 50);
+    assert_eq!(
+        dir.path().join("gavel.db").exists(),
+        MODE == Mode::Embedded,
+        "the bids were kept by the backends of this mode"
+    );
 
-    let server = start(dir.path(), port).await;
+    let server = start(dir.path(), port, &backends).await;
     let view: Value = http
         .get(format!("{}/api/auctions/{id}", server.base))
         .send()

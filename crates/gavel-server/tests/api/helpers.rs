@@ -1,4 +1,13 @@
 //! Test helpers: a real server on 127.0.0.1:0 with its own data directory, and clients.
+//!
+//! Every test module runs twice: in embedded mode (target `api`, `tests/api/main.rs`) and
+//! against a distributed node (target `api_distributed`, which includes the same modules),
+//! chosen by [`MODE`]. A distributed node here is the same `gavel_server::run` on the local
+//! Redis (`REDIS_URL`, default 127.0.0.1:6379) and PostgreSQL (`DATABASE_URL`, default
+//! postgres://postgres@127.0.0.1:5432/test), with its own key prefix and schema (removed
+//! when the test's [`TestApp`] goes) and a 100 ms drain interval, so the drainer runs
+//! during the tests. A module added to `main.rs` runs in both modes with no other change;
+//! a test that only makes sense in one mode starts with [`only_in`] and says why.
 
 use futures::{SinkExt, StreamExt};
 use gavel_server::config::ServeConfig;
@@ -12,6 +21,114 @@ use tokio_util::sync::CancellationToken;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// Which backends the server under test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // each target builds one of them
+pub enum Mode {
+    /// Memory engine + SQLite in the data directory.
+    Embedded,
+    /// Redis engine + PostgreSQL archive + drainer.
+    Distributed,
+}
+
+/// The mode of this test target (set by its crate root).
+pub const MODE: Mode = crate::MODE;
+
+/// For a test that only makes sense in `mode`: `false` (and the reason on stderr) in the
+/// other mode, where the test then returns at once.
+pub fn only_in(mode: Mode, why: &str) -> bool {
+    if MODE != mode {
+        eprintln!("only in {mode:?} mode: {why}");
+    }
+    MODE == mode
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A distributed test's Redis key prefix and PostgreSQL schema, removed when dropped.
+pub struct Isolation {
+    pub prefix: String,
+    pub schema: String,
+}
+
+impl Isolation {
+    pub async fn new() -> Self {
+        Isolation {
+            prefix: gavel_engine::conformance::redis_test_prefix(&redis_url(), "gapi").await,
+            schema: format!("gapi_{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// The flags that put a `gavel serve` process on this prefix and schema.
+    pub fn serve_args(&self) -> Vec<String> {
+        [
+            "--redis",
+            &redis_url(),
+            "--database",
+            &database_url(),
+            "--redis-prefix",
+            &self.prefix,
+            "--database-schema",
+            &self.schema,
+            "--drain-interval-ms",
+            "100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn configure(&self, config: &mut ServeConfig) {
+        config.redis = Some(redis_url());
+        config.database = Some(database_url());
+        config.redis_prefix = self.prefix.clone();
+        config.database_schema = Some(self.schema.clone());
+        config.drain_interval_ms = 100;
+    }
+}
+
+impl Drop for Isolation {
+    fn drop(&mut self) {
+        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
+        // Its own thread and runtime: this may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{prefix}:*"))
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
+                }
+            }
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
@@ -21,6 +138,8 @@ pub struct TestApp {
     pub _data_dir: tempfile::TempDir,
     /// The configuration it runs with, for a restart on the same data directory.
     pub config: ServeConfig,
+    /// Distributed mode: the test's prefix and schema (removed when dropped).
+    pub isolation: Option<Isolation>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -65,14 +184,22 @@ async fn spawn_app_on(
     let mut config = ServeConfig::for_data_dir(data_dir.path().to_path_buf());
     config.admin_token = Some(ADMIN.into());
     config.bids_per_second = 1000;
+    let isolation = match MODE {
+        Mode::Embedded => None,
+        Mode::Distributed => Some(Isolation::new().await),
+    };
+    if let Some(i) = &isolation {
+        i.configure(&mut config);
+    }
     configure(&mut config);
-    start_on(listener, config, data_dir)
+    start_on(listener, config, data_dir, isolation)
 }
 
 fn start_on(
     listener: tokio::net::TcpListener,
     config: ServeConfig,
     data_dir: tempfile::TempDir,
+    isolation: Option<Isolation>,
 ) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -88,6 +215,7 @@ fn start_on(
         handle,
         _data_dir: data_dir,
         config,
+        isolation,
     }
 }
 
@@ -182,7 +310,8 @@ impl TestApp {
             .expect("the server task did not panic")
             .expect("the server stopped cleanly");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        start_on(listener, self.config, self._data_dir)
+        // The same data directory, and in distributed mode the same prefix and schema.
+        start_on(listener, self.config, self._data_dir, self.isolation)
     }
 }
 
@@ -270,6 +399,24 @@ impl Ws {
         self.send(json!({"type": "subscribe", "auction_id": auction_id}))
             .await;
         self.recv_type("snapshot").await
+    }
+
+    /// Subscribes and reads until this watcher's view of the auction has reached `seq`;
+    /// returns the view's (seq, price). A distributed node's hub hears of a change through
+    /// Redis Pub/Sub, a moment after the node answered the request that made it, so a
+    /// snapshot right after that answer may be one change behind; the update follows.
+    pub async fn subscribe_until(&mut self, auction_id: &str, seq: u64) -> (u64, Value) {
+        let snapshot = self.subscribe(auction_id).await;
+        let mut view = (
+            snapshot["auction"]["seq"].as_u64().unwrap(),
+            snapshot["auction"]["price"].clone(),
+        );
+        while view.0 < seq {
+            let m = self.recv_type_or_error("update").await;
+            assert_eq!(m["type"], "update", "{m}");
+            view = (m["seq"].as_u64().unwrap(), m["price"].clone());
+        }
+        view
     }
 
     pub async fn bid(&mut self, auction_id: &str, amount: Value, request_id: &str) -> Value {

@@ -56,6 +56,22 @@ async fn seed(app: &TestApp, tag: &str, n: i64, scheduled: &[i64], closed: &[i64
             .await;
         assert_eq!(status, 200, "{body}");
     }
+    // In distributed mode closed auctions are listed from PostgreSQL once the drainer has
+    // archived their close (100 ms drain interval in these tests); embedded: at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, page) = app.get("/api/auctions?status=closed&limit=200").await;
+        let listed = page["auctions"].as_array().unwrap().len();
+        if listed == closed.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listed} of {} closed auctions listed",
+            closed.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn ids(tag: &str, minutes: &[i64]) -> Vec<String> {
