@@ -78,14 +78,12 @@ pub enum ServerMessage {
     Update(Update),
     BidResult(BidResult),
     Closed(Closed),
-    /// Lobby subscription: the live auctions (scheduled or open) by end time, then the
-    /// most recently closed ones in their own list. Both are bounded (`docs/protocol.md`);
+    /// Lobby subscription: the live auctions (scheduled or open) by end time, then the most
+    /// recently closed ones, newest first. Both parts are bounded (`docs/protocol.md`);
     /// `GET /api/auctions` pages through everything.
     Lobby {
         auctions: Vec<AuctionView>,
-        #[serde(default)]
-        closed: Vec<AuctionView>,
-        /// More live auctions exist than `auctions` holds.
+        /// More live auctions exist than the lobby lists.
         #[serde(default)]
         more: bool,
         server_time: i64,

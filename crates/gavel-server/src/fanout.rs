@@ -459,8 +459,8 @@ impl Hub {
         }
     }
 
-    /// The lobby (the first [`LOBBY_LIVE`] live auctions by end time, the last
-    /// [`LOBBY_CLOSED`] closed ones) and a receiver for every auction's changes. The message
+    /// The lobby (the first [`LOBBY_LIVE`] live auctions by end time, then the last
+    /// [`LOBBY_CLOSED`] closed ones, newest first) and a receiver for every auction's changes. The message
     /// is encoded once and the same buffer handed to every subscriber until a change or
     /// [`LOBBY_MAX_AGE`] makes it stale, so a thousand `subscribe_lobby` cost one lobby.
     pub async fn lobby(
@@ -487,10 +487,12 @@ impl Hub {
                 .map_err(|e| EngineError::Unavailable(Cause::new("archive", e)))?,
             None => Vec::new(),
         };
-        let view = |a: &Auction| views::auction_view(a, now, None);
         let text = encode(&ServerMessage::Lobby {
-            auctions: live.iter().map(view).collect(),
-            closed: closed.iter().map(view).collect(),
+            auctions: live
+                .iter()
+                .chain(&closed)
+                .map(|a| views::auction_view(a, now, None))
+                .collect(),
             more,
             server_time: now,
         });

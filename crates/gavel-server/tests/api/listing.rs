@@ -168,20 +168,24 @@ async fn the_lobby_lists_live_auctions_first_and_closed_ones_in_their_own_sectio
     let mut ws = app.ws(None).await;
     ws.send(json!({"type": "subscribe_lobby"})).await;
     let lobby = ws.recv_type("lobby").await;
-    let listed = |key: &str| -> Vec<String> {
-        lobby[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let listed: Vec<String> = lobby["auctions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(
-        listed("auctions"),
-        ids("y", &[1, 3, 4]),
-        "live, by end time"
+        listed,
+        ids("y", &[1, 3, 4, 2]),
+        "live by end time, then the closed ones"
     );
-    assert_eq!(listed("closed"), ids("y", &[2]));
+    let statuses: Vec<&str> = lobby["auctions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["open", "scheduled", "open", "closed"]);
     assert_eq!(lobby["more"], false);
     assert_eq!(ws.recv().await["type"], "ok");
 
