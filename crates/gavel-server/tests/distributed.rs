@@ -246,9 +246,9 @@ impl Drop for Node {
 }
 
 async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
-    // "Admin" asks for the admin role; the name itself is reserved for the operator.
+    // "Admin" asks for an admin session; the name itself is reserved (not a display name).
     let body = if name == "Admin" {
-        json!({"name": "Lot Manager", "admin_token": ADMIN})
+        json!({"name": "Ops", "admin_token": ADMIN})
     } else {
         json!({"name": name})
     };
@@ -261,7 +261,10 @@ async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
         .json()
         .await
         .unwrap();
-    r["token"].as_str().expect("a token").to_string()
+    r["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a token: {r}"))
+        .to_string()
 }
 
 async fn create_auction(http: &reqwest::Client, node: &Node, starting_price: i64) -> String {
