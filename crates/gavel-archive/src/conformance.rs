@@ -13,10 +13,10 @@
 //! are compared as differences of [`Archive::stats`], so backends may share one database
 //! between tests. Compiled for this crate's own tests and with the `conformance` feature.
 
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
 use fixture::Fixture;
-use gavel_core::{AuctionId, CloseReason, Event};
+use gavel_core::{AuctionId, BidderId, CloseReason, Event, RequestId};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -47,8 +47,10 @@ macro_rules! archive_conformance_tests {
             closing_stores_the_result_with_the_admin,
             a_buy_now_bid_stores_the_bid_and_the_result,
             history_pages_newest_first_with_before_seq_and_limit,
-            recent_requests_lists_stored_request_ids_with_their_seq,
+            accepted_requests_store_their_reply_once,
             a_batch_of_100_bids_is_one_transaction,
+            closed_auctions_page_newest_closed_first,
+            load_hot_reads_live_and_recently_closed_auctions,
             an_empty_batch_is_a_no_op,
             readers_see_whole_batches_while_writing
         );
@@ -135,11 +137,12 @@ pub async fn an_unknown_auction_is_none_and_has_no_history(archive: &dyn Archive
     let ghost = Fixture::new("ghost");
     assert_eq!(archive.auction(ghost.id()).await.unwrap(), None);
     assert!(archive.bids(ghost.id(), None, 10).await.unwrap().is_empty());
-    assert!(archive
-        .recent_requests(ghost.id())
-        .await
-        .unwrap()
-        .is_empty());
+    let alice = BidderId::parse("alice").unwrap();
+    let request = RequestId::parse("req-1").unwrap();
+    assert_eq!(
+        archive.reply(ghost.id(), &alice, &request).await.unwrap(),
+        None
+    );
 }
 
 pub async fn creating_a_taken_id_fails_with_already_exists(archive: &dyn Archive) {
@@ -417,33 +420,256 @@ pub async fn history_pages_newest_first_with_before_seq_and_limit(archive: &dyn 
         .all(|b| a.bidders().contains(&b.bidder.id.as_str())));
 }
 
-pub async fn recent_requests_lists_stored_request_ids_with_their_seq(archive: &dyn Archive) {
-    let mut a = Fixture::new("requests");
-    let mut other = Fixture::new("requests-other");
+/// The reply a change stores for its request (see [`ArchivedChange::request_id`]).
+fn expected_reply(
+    change: &ArchivedChange,
+) -> (AuctionId, BidderId, RequestId, gavel_core::AuctionState) {
+    let a = &change.auction;
+    (
+        a.id.clone(),
+        a.state
+            .leader
+            .clone()
+            .expect("an accepted request leads")
+            .id,
+        change.request_id.clone().expect("made by a request"),
+        a.state.clone(),
+    )
+}
+
+fn key_of(r: &StoredReply) -> (AuctionId, BidderId, RequestId, gavel_core::AuctionState) {
+    (
+        r.auction_id.clone(),
+        r.bidder.clone(),
+        r.request_id.clone(),
+        r.state.clone(),
+    )
+}
+
+pub async fn accepted_requests_store_their_reply_once(archive: &dyn Archive) {
+    let mut a = Fixture::new("replies");
     archive.create_auction(a.auction()).await.unwrap();
-    archive.create_auction(other.auction()).await.unwrap();
     let open = a.open();
     let mut anonymous = a.bid();
     anonymous.request_id = None; // e.g. a change the engine made on its own
-    let batch = vec![open, anonymous, a.bid(), a.bid(), other.open(), other.bid()];
+    let plain = a.bid();
+    let max = a.max("carol", 9_000);
+    let raised = a.max("carol", 12_000);
+    assert!(
+        matches!(raised.event, Event::MaxRaised),
+        "{:?}",
+        raised.event
+    );
+    let mut b = Fixture::new("replies-buy");
+    archive.create_auction(b.auction()).await.unwrap();
+    let b_open = b.open();
+    let bought = b.buy_now("dave");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 60_000;
+    let batch = vec![
+        open,
+        anonymous.clone(),
+        plain.clone(),
+        max.clone(),
+        raised.clone(),
+        b_open,
+        bought.clone(),
+    ];
     archive.record_batch(&batch).await.unwrap();
 
-    let mut got = archive.recent_requests(a.id()).await.unwrap();
-    got.sort_by_key(|(_, _, seq)| *seq);
-    let expected: Vec<_> = batch[2..4]
+    for change in [&plain, &max, &raised, &bought] {
+        let (id, bidder, request, state) = expected_reply(change);
+        let got = archive
+            .reply(&id, &bidder, &request)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no reply stored for {request}"));
+        assert_eq!(key_of(&got), (id, bidder, request, state));
+    }
+    let raised_state = expected_reply(&raised).3;
+    assert_eq!(
+        raised_state.leader_max.map(|m| m.minor_units()),
+        Some(12_000),
+        "a max raise is stored with the raiser's own maximum"
+    );
+    // A request id is the requester's: another bidder's identical id has no reply.
+    let (id, _, request, _) = expected_reply(&max);
+    let alice = BidderId::parse("alice").unwrap();
+    assert_eq!(archive.reply(&id, &alice, &request).await.unwrap(), None);
+
+    // Redelivery (even of a different state under the same request) keeps the first reply.
+    let mut again = raised.clone();
+    again.auction.state.bid_count += 100;
+    archive.record_batch(&[again]).await.unwrap();
+    let (id, bidder, request, state) = expected_reply(&raised);
+    let got = archive
+        .reply(&id, &bidder, &request)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.state, state, "the first reply stays");
+
+    let recent: Vec<_> = archive
+        .replies_since(since)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.auction_id == *a.id())
+        .map(|r| key_of(&r))
+        .collect();
+    let expected: Vec<_> = [&plain, &max, &raised]
+        .into_iter()
+        .map(expected_reply)
+        .collect();
+    assert_eq!(recent, expected, "every reply of the window, in order");
+    let future = since + 3_600_000;
+    assert!(
+        archive
+            .replies_since(future)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.auction_id != *a.id() && r.auction_id != *b.id()),
+        "replies stored before `since` are left out"
+    );
+}
+
+/// Every closed auction, paged through `closed_auctions` `page` at a time, as
+/// `(closed_at, id)`.
+async fn all_closed(archive: &dyn Archive, page: u32) -> Vec<(i64, AuctionId)> {
+    let mut out: Vec<(i64, AuctionId)> = Vec::new();
+    loop {
+        let cursor = out.last().cloned();
+        let got = archive.closed_auctions(cursor, page).await.unwrap();
+        assert!(got.len() <= page as usize, "a page holds at most `limit`");
+        if got.is_empty() {
+            return out;
+        }
+        for a in got {
+            let closing = a.state.closing.expect("only closed auctions are listed");
+            out.push((closing.closed_at, a.id));
+        }
+    }
+}
+
+pub async fn closed_auctions_page_newest_closed_first(archive: &dyn Archive) {
+    let mut live = Fixture::new("list-live");
+    let mut closed: Vec<Fixture> = (0..5)
+        .map(|i| Fixture::new(&format!("list-c{i}")))
+        .collect();
+    archive.create_auction(live.auction()).await.unwrap();
+    let mut batch = vec![live.open(), live.bid()];
+    // Closed at 10, 20, 20, 30 and 40 s after the start: one tie, broken by id.
+    for (f, at) in closed
+        .iter_mut()
+        .zip([10_000, 20_000, 20_000, 30_000, 40_000])
+    {
+        archive.create_auction(f.auction()).await.unwrap();
+        batch.push(f.open());
+        batch.push(f.at(at).end_early("admin-1"));
+    }
+    archive.record_batch(&batch).await.unwrap();
+
+    let mine: Vec<(i64, AuctionId)> = all_closed(archive, 2)
+        .await
+        .into_iter()
+        .filter(|(_, id)| closed.iter().any(|f| f.id() == id) || id == live.id())
+        .collect();
+    let mut expected: Vec<(i64, AuctionId)> = closed
         .iter()
-        .map(|c| {
-            let Event::Bid { entry, .. } = &c.event else {
-                unreachable!()
-            };
-            (
-                entry.bidder.id.clone(),
-                c.request_id.clone().unwrap(),
-                entry.seq,
-            )
+        .map(|f| {
+            let c = f.auction().state.closing.clone().unwrap();
+            (c.closed_at, f.id().clone())
         })
         .collect();
-    assert_eq!(got, expected);
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        mine, expected,
+        "newest closed first, ties by id, each once, no live one"
+    );
+    let first = archive.closed_auctions(None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        archive.closed_auctions(None, 0).await.unwrap(),
+        vec![],
+        "a zero limit is an empty page"
+    );
+    // The stored auctions are whole (spec and state), as `auction` returns them.
+    let newest = closed
+        .iter()
+        .max_by_key(|f| f.auction().state.closing.clone().unwrap().closed_at)
+        .unwrap();
+    let listed = archive
+        .closed_auctions(
+            Some((
+                newest.auction().state.closing.clone().unwrap().closed_at + 1,
+                newest.id().clone(),
+            )),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.first().map(|a| &a.id), Some(newest.id()));
+    assert_eq!(&listed[0], newest.auction());
+}
+
+pub async fn load_hot_reads_live_and_recently_closed_auctions(archive: &dyn Archive) {
+    let mut live = Fixture::new("hot-live");
+    let mut scheduled = Fixture::new("hot-scheduled");
+    let mut old = Fixture::new("hot-old");
+    let mut recent = Fixture::new("hot-recent");
+    for f in [&live, &scheduled, &old, &recent] {
+        archive.create_auction(f.auction()).await.unwrap();
+    }
+    let batch = vec![
+        live.open(),
+        live.bid(),
+        old.open(),
+        old.at(1_000).cancel("admin-1"),
+        recent.open(),
+        recent.at(50_000).end_early("admin-1"),
+    ];
+    archive.record_batch(&batch).await.unwrap();
+    let _ = &mut scheduled;
+    let since = recent.auction().state.closing.clone().unwrap().closed_at;
+    let hot = archive.load_hot(since).await.unwrap();
+    let find = |f: &Fixture| {
+        hot.iter()
+            .filter(|a| a.id == *f.id())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        find(&live),
+        vec![live.auction().clone()],
+        "a live auction is hot"
+    );
+    assert_eq!(
+        find(&scheduled),
+        vec![scheduled.auction().clone()],
+        "so is a scheduled one"
+    );
+    assert_eq!(
+        find(&recent),
+        vec![recent.auction().clone()],
+        "closed at `since`: still hot"
+    );
+    assert!(
+        find(&old).is_empty(),
+        "closed before `since`: left in the archive"
+    );
+    assert!(
+        archive
+            .load_hot(since + 1)
+            .await
+            .unwrap()
+            .iter()
+            .all(|a| a.id != *recent.id()),
+        "closed just before `since`"
+    );
 }
 
 pub async fn a_batch_of_100_bids_is_one_transaction(archive: &dyn Archive) {
@@ -519,11 +745,29 @@ pub async fn readers_see_whole_batches_while_writing(archive: &dyn Archive) {
     assert_eq!(history(archive, &id).await.len(), BATCHES * PER_BATCH);
 }
 
+/// The replies of one auction stored in the last hour.
+async fn mine(archive: &dyn Archive, id: &AuctionId) -> Vec<StoredReply> {
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    let mut replies: Vec<_> = archive
+        .replies_since(hour_ago)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.auction_id == *id)
+        .collect();
+    replies.sort_by_key(|r| r.state.seq);
+    replies
+}
+
 /// Drops the archive and opens the same store again: what was committed is all there.
 pub async fn everything_survives_a_reopen(harness: &dyn Harness) {
     let mut open = Fixture::new("reopen-open");
     let mut closed = Fixture::new("reopen-closed");
-    let expected_requests;
+    let expected_replies;
     {
         let archive = harness.open().await;
         archive.create_auction(open.auction()).await.unwrap();
@@ -540,8 +784,8 @@ pub async fn everything_survives_a_reopen(harness: &dyn Harness) {
             .record_batch(&[open.bid(), closed.cancel("admin-1")])
             .await
             .unwrap();
-        expected_requests = archive.recent_requests(open.id()).await.unwrap();
-        assert_eq!(expected_requests.len(), 3);
+        expected_replies = mine(&*archive, open.id()).await;
+        assert_eq!(expected_replies.len(), 3);
     }
 
     let archive = harness.open().await;
@@ -566,11 +810,7 @@ pub async fn everything_survives_a_reopen(harness: &dyn Harness) {
             .by,
         Some("admin-1".into())
     );
-    let mut requests = archive.recent_requests(open.id()).await.unwrap();
-    let mut expected = expected_requests;
-    requests.sort_by_key(|r| r.2);
-    expected.sort_by_key(|r| r.2);
-    assert_eq!(requests, expected);
+    assert_eq!(mine(&*archive, open.id()).await, expected_replies);
 
     // And it keeps working after the restart.
     archive.record_batch(&[open.bid()]).await.unwrap();

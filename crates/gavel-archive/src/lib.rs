@@ -13,7 +13,7 @@ mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use gavel_core::{Auction, AuctionId, BidEntry, Event, RequestId};
+use gavel_core::{Auction, AuctionId, AuctionState, BidEntry, BidderId, Event, Millis, RequestId};
 pub use std::path::Path;
 use std::sync::Arc;
 
@@ -26,11 +26,27 @@ pub struct ArchivedChange {
     /// Server-generated unique id of the bid (for `Event::Bid`): the archive's key, so a
     /// redelivered change is stored once.
     pub bid_id: Option<String>,
-    /// The request that caused the change, if a bid did. Stored with the bid row and
-    /// attributed to the entry's bidder (see [`Archive::recent_requests`]), so set it only
-    /// when the entry was placed *for* the requester, i.e. the request was accepted. A
-    /// rejected bid that triggered a proxy counter-bid belongs to someone else's entry.
+    /// The request that caused the change, set only when the request was **accepted** (a
+    /// bid, a buy-now, a leader raising their maximum). The requester then leads at this
+    /// seq, so the change is stored as that request's reply ([`StoredReply`]), attributed
+    /// to the leader. A rejected bid that triggered a proxy counter-bid must leave it
+    /// `None`: the change belongs to someone else.
     pub request_id: Option<RequestId>,
+}
+
+/// The first answer to an accepted request, as the archive keeps it: enough to give a
+/// retry exactly that answer again (after a restart, or once the auction's hot state has
+/// left the engine). The outcome is always "accepted".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredReply {
+    pub auction_id: AuctionId,
+    pub bidder: BidderId,
+    pub request_id: RequestId,
+    /// The auction's state right after the request was decided (its `seq` is the seq the
+    /// request was decided at). The requester led then, so a maximum in it is their own.
+    pub state: AuctionState,
+    /// When the archive stored it (server UTC ms).
+    pub stored_at: Millis,
 }
 
 /// Counters that let tests and benchmarks check the write amplification.
@@ -64,6 +80,8 @@ pub enum ArchiveError {
 /// - When `record_batch` returns `Ok`, the batch survives a crash of this process.
 /// - A change carrying a closing (`Event::Closed`, or the buy-now `Event::Bid`) stores the
 ///   auction's result once.
+/// - A change with a `request_id` stores that request's reply once: the first one stored
+///   is never replaced.
 ///
 /// Every implementation runs the suite in the `conformance` module (feature `conformance`).
 #[async_trait]
@@ -74,8 +92,22 @@ pub trait Archive: Send + Sync + 'static {
     /// Stores a batch of changes, in order, in one transaction.
     async fn record_batch(&self, changes: &[ArchivedChange]) -> Result<(), ArchiveError>;
 
-    /// Every auction with its latest stored state (used to rebuild the engine on start).
+    /// Every auction with its latest stored state. Reads the whole table: for tools and
+    /// tests, never on a request path or at start-up (see [`Archive::load_hot`]).
     async fn load_auctions(&self) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// What an engine keeps in memory: every auction not closed yet, and those closed at
+    /// or after `closed_since` (server ms). Served from indexes, not a scan.
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// Closed auctions, most recently closed first (by `closed_at`, then id, both
+    /// descending), starting strictly after `before` = `(closed_at, id)` of the last one
+    /// already seen. At most `limit`. Served from an index.
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError>;
 
     /// One auction's latest stored state.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError>;
@@ -88,12 +120,17 @@ pub trait Archive: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<BidEntry>, ArchiveError>;
 
-    /// Accepted request ids of a bidder's bids on still-open auctions, with their seq, so an
-    /// engine can keep answering retries after a restart.
-    async fn recent_requests(
+    /// Every reply stored at or after `since` (server ms), oldest first, so an engine can
+    /// keep answering retries across a restart.
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError>;
+
+    /// The stored reply to one request, if it was accepted.
+    async fn reply(
         &self,
         id: &AuctionId,
-    ) -> Result<Vec<(gavel_core::BidderId, RequestId, u64)>, ArchiveError>;
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError>;
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;

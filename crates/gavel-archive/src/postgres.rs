@@ -4,8 +4,8 @@
 //!
 //! `record_batch` turns the batch into rows with the same mapping as SQLite
 //! (`rows.rs`), then writes all of it with **one** SQL statement: the rows travel as
-//! arrays (`UNNEST($1::text[], …)`) into three data-modifying CTEs (auction upsert, bid
-//! insert, result insert). A single statement is its own transaction, so a batch is
+//! arrays (`UNNEST($1::text[], …)`) into four data-modifying CTEs (auction upsert, bid
+//! insert, result insert, reply insert). A single statement is its own transaction, so a batch is
 //! stored whole or not at all, and costs one round trip and one WAL flush however many
 //! bids it holds. [`ArchiveStats::batches`] counts these statements.
 //!
@@ -27,11 +27,11 @@
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, AuctionRow, BatchRows, StoredBid};
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, StoredBid};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,11 +45,23 @@ struct Migration {
 }
 
 /// Every migration, in order: versions 1, 2, 3, … without gaps.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "replies",
+        sql: include_str!("../migrations/postgres/002_replies.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "listing",
+        sql: include_str!("../migrations/postgres/003_listing.sql"),
+    },
+];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
 const POOL_SIZE: usize = 8;
@@ -58,8 +70,9 @@ const POOL_SIZE: usize = 8;
 /// `(auction, seq)` collisions out.
 const WRITE_BATCH: &str = "\
 WITH a_in AS (
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[])
-        AS t(id, spec, state, seq, status, ends_at)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                         $29::int8[])
+        AS t(id, spec, state, seq, status, ends_at, closed_at)
 ), b_in AS (
     SELECT * FROM UNNEST($7::text[], $8::text[], $9::int8[], $10::text[], $11::text[],
                          $12::int8[], $13::text[], $14::int8[], $15::text[])
@@ -68,19 +81,22 @@ WITH a_in AS (
     SELECT * FROM UNNEST($16::text[], $17::int8[], $18::text[], $19::text[], $20::text[],
                          $21::int8[], $22::int8[], $23::text[])
         AS t(auction_id, seq, reason, winner_id, winner_name, final_price, closed_at, by_admin)
+), p_in AS (
+    SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
+        AS t(auction_id, bidder_id, request_id, seq, state)
 ), upserted AS (
     -- A NULL spec: this archive wrote the row before (see `written`), so the spec is not
     -- sent again; the row's own spec stands in (a row that is somehow missing then fails
     -- NOT NULL, and the retry sends every spec).
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at)
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, closed_at)
     SELECT id, coalesce(spec::jsonb, (SELECT x.spec FROM auctions x WHERE x.id = a_in.id)),
-           state::jsonb, seq, status, ends_at FROM a_in
+           state::jsonb, seq, status, ends_at, closed_at FROM a_in
     -- Every node's drainer locks auction rows in id order, so two batches touching the
     -- same auctions wait for each other instead of deadlocking.
     ORDER BY id
     ON CONFLICT (id) DO UPDATE SET
         state = excluded.state, seq = excluded.seq, status = excluded.status,
-        ends_at = excluded.ends_at
+        ends_at = excluded.ends_at, closed_at = excluded.closed_at
     WHERE excluded.seq > auctions.seq
     RETURNING 1
 ), inserted AS (
@@ -95,10 +111,19 @@ WITH a_in AS (
     SELECT * FROM r_in
     ON CONFLICT (auction_id) DO NOTHING
     RETURNING 1
+), replies_in AS (
+    -- The first reply stored for a request stays.
+    INSERT INTO replies (auction_id, bidder_id, request_id, seq, state, stored_at)
+    SELECT auction_id, bidder_id, request_id, seq, state::jsonb,
+           (extract(epoch FROM clock_timestamp()) * 1000)::int8
+      FROM p_in
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM upserted) AS upserted,
        (SELECT count(*) FROM results_in) AS results,
+       (SELECT count(*) FROM replies_in) AS replies,
        (SELECT coalesce(json_agg(json_build_array(b.auction_id, b.seq, s.bid_id, b.bid_id)), '[]')::text
           FROM b_in b JOIN bids s ON s.auction_id = b.auction_id AND s.seq = b.seq
          WHERE s.bid_id <> b.bid_id) AS clashes";
@@ -306,6 +331,7 @@ impl PostgresArchive {
         let a_status = col(|x| x.status.to_string());
         let a_seq: Vec<i64> = a.iter().map(|x| x.seq).collect();
         let a_ends: Vec<i64> = a.iter().map(|x| x.ends_at).collect();
+        let a_closed: Vec<Option<i64>> = a.iter().map(|x| x.closed_at).collect();
         let b_id: Vec<&str> = b.iter().map(|x| x.bid_id.as_str()).collect();
         let b_auction: Vec<&str> = b.iter().map(|x| x.auction_id.as_str()).collect();
         let b_seq: Vec<i64> = b.iter().map(|x| x.seq).collect();
@@ -323,6 +349,12 @@ impl PostgresArchive {
         let r_price: Vec<Option<i64>> = r.iter().map(|x| x.final_price).collect();
         let r_at: Vec<i64> = r.iter().map(|x| x.closed_at).collect();
         let r_by: Vec<Option<&str>> = r.iter().map(|x| x.by_admin.as_deref()).collect();
+        let p = &rows.replies;
+        let p_auction: Vec<&str> = p.iter().map(|x| x.auction_id.as_str()).collect();
+        let p_bidder: Vec<&str> = p.iter().map(|x| x.bidder_id.as_str()).collect();
+        let p_request: Vec<&str> = p.iter().map(|x| x.request_id.as_str()).collect();
+        let p_seq: Vec<i64> = p.iter().map(|x| x.seq).collect();
+        let p_state: Vec<&str> = p.iter().map(|x| x.state.as_str()).collect();
         let stmt = conn.prepare_cached(WRITE_BATCH).await?;
         let row = conn
             .query_one(
@@ -330,7 +362,8 @@ impl PostgresArchive {
                 &[
                     &a_id, &a_spec, &a_state, &a_seq, &a_status, &a_ends, &b_id, &b_auction,
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
-                    &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by,
+                    &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
+                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed,
                 ],
             )
             .await?;
@@ -432,6 +465,55 @@ impl Archive for PostgresArchive {
             .collect()
     }
 
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT id, spec::text, state::text FROM auctions WHERE closed_at IS NULL
+                 UNION ALL
+                 SELECT id, spec::text, state::text FROM auctions WHERE closed_at >= $1",
+                &[&closed_since],
+            )
+            .await
+            .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let limit = i64::from(limit);
+        let rows = match before {
+            None => {
+                conn.query(
+                    "SELECT id, spec::text, state::text FROM auctions
+                     WHERE closed_at IS NOT NULL
+                     ORDER BY closed_at DESC, id DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await
+            }
+            Some((at, id)) => {
+                conn.query(
+                    "SELECT id, spec::text, state::text FROM auctions
+                     WHERE closed_at IS NOT NULL AND (closed_at, id) < ($1, $2)
+                     ORDER BY closed_at DESC, id DESC LIMIT $3",
+                    &[&at, &id.as_str(), &limit],
+                )
+                .await
+            }
+        }
+        .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {
         let conn = self.pool.get().await.map_err(PgError::from)?;
         let row = conn
@@ -476,30 +558,38 @@ impl Archive for PostgresArchive {
             .collect()
     }
 
-    async fn recent_requests(
-        &self,
-        id: &AuctionId,
-    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError> {
         let conn = self.pool.get().await.map_err(PgError::from)?;
         let rows = conn
             .query(
-                "SELECT bidder_id, request_id, seq FROM bids
-                 WHERE auction_id = $1 AND request_id IS NOT NULL ORDER BY seq",
-                &[&id.as_str()],
+                "SELECT auction_id, bidder_id, request_id, state::text, stored_at FROM replies
+                 WHERE stored_at >= $1 ORDER BY stored_at, auction_id, seq",
+                &[&since],
             )
             .await
             .map_err(PgError::from)?;
         rows.iter()
-            .map(|r| {
-                let seq: i64 = r.get(2);
-                let corrupt = || ArchiveError::Corrupt(format!("bid at seq {seq} of {id}"));
-                Ok((
-                    BidderId::parse(r.get::<_, String>(0)).map_err(|_| corrupt())?,
-                    RequestId::parse(r.get::<_, String>(1)).map_err(|_| corrupt())?,
-                    u64::try_from(seq).map_err(|_| corrupt())?,
-                ))
-            })
+            .map(|r| decode_reply(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect()
+    }
+
+    async fn reply(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let row = conn
+            .query_opt(
+                "SELECT auction_id, bidder_id, request_id, state::text, stored_at FROM replies
+                 WHERE auction_id = $1 AND bidder_id = $2 AND request_id = $3",
+                &[&id.as_str(), &bidder.as_str(), &request_id.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        row.map(|r| decode_reply(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .transpose()
     }
 
     fn stats(&self) -> ArchiveStats {

@@ -4,8 +4,10 @@
 //! `gavel-core` values) is the same for SQLite and PostgreSQL; only the SQL differs. Doing
 //! it before the blocking database work also keeps serialization off the writer's lock.
 
-use crate::{ArchiveError, ArchivedChange};
-use gavel_core::{Auction, AuctionId, BidEntry, Bidder, BidderId, Event, Money};
+use crate::{ArchiveError, ArchivedChange, StoredReply};
+use gavel_core::{
+    Auction, AuctionId, AuctionState, BidEntry, Bidder, BidderId, Event, Money, RequestId,
+};
 use std::collections::HashMap;
 
 /// The `auctions` row: spec and latest state as JSON, plus the columns queries need.
@@ -17,6 +19,8 @@ pub(crate) struct AuctionRow {
     pub seq: i64,
     pub status: &'static str,
     pub ends_at: i64,
+    /// When it closed (`None` while it has not).
+    pub closed_at: Option<i64>,
 }
 
 /// A `bids` row: one accepted, price-moving bid.
@@ -46,6 +50,16 @@ pub(crate) struct ResultRow {
     pub by_admin: Option<String>,
 }
 
+/// A `replies` row: the state an accepted request was answered with.
+#[derive(Debug)]
+pub(crate) struct ReplyRow {
+    pub auction_id: String,
+    pub bidder_id: String,
+    pub request_id: String,
+    pub seq: i64,
+    pub state: String,
+}
+
 /// Everything one `record_batch` writes.
 #[derive(Debug, Default)]
 pub(crate) struct BatchRows {
@@ -57,6 +71,8 @@ pub(crate) struct BatchRows {
     /// A result for every change that carries a closing: `Event::Closed`, and also the
     /// buy-now `Event::Bid` that ends an auction.
     pub results: Vec<ResultRow>,
+    /// One reply per change made by an accepted request, attributed to the leader.
+    pub replies: Vec<ReplyRow>,
 }
 
 impl BatchRows {
@@ -75,6 +91,9 @@ impl BatchRows {
                 .or_insert(change);
             if let Event::Bid { entry, .. } = &change.event {
                 rows.bids.push(bid_row(change, entry)?);
+            }
+            if let Some(reply) = reply_row(change)? {
+                rows.replies.push(reply);
             }
             if let Some(closing) = &a.state.closing {
                 rows.results.push(ResultRow {
@@ -108,6 +127,7 @@ impl AuctionRow {
             seq: to_i64(a.state.seq)?,
             status: a.state.status.as_str(),
             ends_at: a.state.ends_at,
+            closed_at: a.state.closing.as_ref().map(|c| c.closed_at),
         })
     }
 }
@@ -130,6 +150,45 @@ fn bid_row(change: &ArchivedChange, entry: &BidEntry) -> Result<BidRow, ArchiveE
         kind: entry.kind.as_str(),
         placed_at: entry.at,
         request_id: change.request_id.as_ref().map(|r| r.to_string()),
+    })
+}
+
+/// The reply stored for a change an accepted request made. The requester leads after an
+/// accepted request (see [`ArchivedChange::request_id`]); a change without a leader cannot
+/// be one, and is stored without a reply.
+fn reply_row(change: &ArchivedChange) -> Result<Option<ReplyRow>, ArchiveError> {
+    let (Some(request_id), Some(leader)) = (&change.request_id, &change.auction.state.leader)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ReplyRow {
+        auction_id: change.auction.id.to_string(),
+        bidder_id: leader.id.to_string(),
+        request_id: request_id.to_string(),
+        seq: to_i64(change.auction.state.seq)?,
+        state: to_json(&change.auction.state)?,
+    }))
+}
+
+/// A stored reply read back.
+pub(crate) fn decode_reply(
+    auction_id: &str,
+    bidder_id: String,
+    request_id: String,
+    state: &str,
+    stored_at: i64,
+) -> Result<StoredReply, ArchiveError> {
+    let corrupt = |what: &str| {
+        ArchiveError::Corrupt(format!(
+            "reply to {request_id:?} of {bidder_id:?} on {auction_id:?}: bad {what}"
+        ))
+    };
+    Ok(StoredReply {
+        auction_id: AuctionId::parse(auction_id).map_err(|_| corrupt("auction id"))?,
+        state: serde_json::from_str::<AuctionState>(state).map_err(|_| corrupt("state"))?,
+        bidder: BidderId::parse(bidder_id.as_str()).map_err(|_| corrupt("bidder id"))?,
+        request_id: RequestId::parse(request_id.as_str()).map_err(|_| corrupt("request id"))?,
+        stored_at,
     })
 }
 

@@ -36,10 +36,10 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, AuctionRow, BatchRows, BidRow, StoredBid};
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, StoredBid};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
-use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -177,18 +177,19 @@ impl Inner {
 }
 
 const INSERT_AUCTION: &str = "\
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at, closed_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// The state only moves forward: an older (or the same) seq leaves the row alone.
 const UPSERT_STATE: &str = "\
-    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at, closed_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (id) DO UPDATE SET
         state = excluded.state,
         seq = excluded.seq,
         status = excluded.status,
-        ends_at = excluded.ends_at
+        ends_at = excluded.ends_at,
+        closed_at = excluded.closed_at
     WHERE excluded.seq > auctions.seq";
 
 /// Skips a bid whose `bid_id` or `(auction_id, seq)` is already stored.
@@ -203,6 +204,12 @@ const INSERT_RESULT: &str = "\
                          closed_at, by_admin)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (auction_id) DO NOTHING";
+
+/// The first reply stored for a request stays.
+const INSERT_REPLY: &str = "\
+    INSERT INTO replies (auction_id, bidder_id, request_id, seq, state, stored_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT DO NOTHING";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -220,7 +227,8 @@ fn insert_auction(conn: &Connection, row: &AuctionRow) -> Result<(), SqliteError
             row.seq,
             row.status,
             row.ends_at,
-            now_ms()
+            now_ms(),
+            row.closed_at
         ],
     );
     match result {
@@ -247,7 +255,14 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
         let mut upsert = tx.prepare_cached(UPSERT_STATE)?;
         for a in &rows.auctions {
             upsert.execute(params![
-                a.id, a.spec, a.state, a.seq, a.status, a.ends_at, created_at
+                a.id,
+                a.spec,
+                a.state,
+                a.seq,
+                a.status,
+                a.ends_at,
+                created_at,
+                a.closed_at
             ])?;
         }
         let mut insert_bid = tx.prepare_cached(INSERT_BID)?;
@@ -281,6 +296,17 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
                 r.by_admin,
             ])?;
         }
+        let mut insert_reply = tx.prepare_cached(INSERT_REPLY)?;
+        for r in &rows.replies {
+            insert_reply.execute(params![
+                r.auction_id,
+                r.bidder_id,
+                r.request_id,
+                r.seq,
+                r.state,
+                created_at
+            ])?;
+        }
     }
     tx.commit()?;
     Ok(inserted)
@@ -304,6 +330,22 @@ fn warn_if_seq_clash(conn: &Connection, bid: &BidRow) -> Result<(), SqliteError>
         );
     }
     Ok(())
+}
+
+/// Decodes `(id, spec, state)` rows into auctions.
+fn decode_rows(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Auction>, SqliteError> {
+    let mut auctions = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, spec, state): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        auctions.push(decode_auction(&id, &spec, &state)?);
+    }
+    Ok(auctions)
+}
+
+type ReplyColumns = (String, String, String, String, i64);
+
+fn reply_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplyColumns> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 #[async_trait]
@@ -347,6 +389,53 @@ impl Archive for SqliteArchive {
                     let (id, spec, state) = row?;
                     auctions.push(decode_auction(&id, &spec, &state)?);
                 }
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        self.run(move |db| {
+            db.read(|conn| {
+                // Two index ranges (auctions_live, auctions_closed), never a table scan.
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, spec, state FROM auctions WHERE closed_at IS NULL
+                     UNION ALL
+                     SELECT id, spec, state FROM auctions WHERE closed_at >= ?1",
+                )?;
+                let auctions = decode_rows(stmt.query([closed_since])?)?;
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        let before = before.map(|(at, id)| (at, id.to_string()));
+        self.run(move |db| {
+            db.read(|conn| {
+                let auctions = match &before {
+                    None => decode_rows(
+                        conn.prepare_cached(
+                            "SELECT id, spec, state FROM auctions WHERE closed_at IS NOT NULL
+                             ORDER BY closed_at DESC, id DESC LIMIT ?1",
+                        )?
+                        .query([limit])?,
+                    )?,
+                    Some((at, id)) => decode_rows(
+                        conn.prepare_cached(
+                            "SELECT id, spec, state FROM auctions
+                             WHERE closed_at IS NOT NULL AND (closed_at, id) < (?1, ?2)
+                             ORDER BY closed_at DESC, id DESC LIMIT ?3",
+                        )?
+                        .query(params![at, id, limit])?,
+                    )?,
+                };
                 Ok(auctions)
             })
         })
@@ -407,35 +496,47 @@ impl Archive for SqliteArchive {
         .await
     }
 
-    async fn recent_requests(
-        &self,
-        id: &AuctionId,
-    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
-        let id = id.to_string();
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError> {
         self.run(move |db| {
             db.read(|conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT bidder_id, request_id, seq FROM bids
-                     WHERE auction_id = ?1 AND request_id IS NOT NULL ORDER BY seq",
+                    "SELECT auction_id, bidder_id, request_id, state, stored_at FROM replies
+                     WHERE stored_at >= ?1 ORDER BY stored_at, auction_id, seq",
                 )?;
-                let rows = stmt.query_map([&id], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })?;
+                let rows = stmt.query_map([since], reply_columns)?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let (bidder, request, seq) = row?;
-                    let corrupt = || ArchiveError::Corrupt(format!("bid at seq {seq} of {id}"));
-                    out.push((
-                        BidderId::parse(bidder).map_err(|_| corrupt())?,
-                        RequestId::parse(request).map_err(|_| corrupt())?,
-                        u64::try_from(seq).map_err(|_| corrupt())?,
-                    ));
+                    let (auction, bidder, request, state, at) = row?;
+                    out.push(decode_reply(&auction, bidder, request, &state, at)?);
                 }
                 Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn reply(
+        &self,
+        id: &AuctionId,
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError> {
+        let key = (id.to_string(), bidder.to_string(), request_id.to_string());
+        self.run(move |db| {
+            db.read(|conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT auction_id, bidder_id, request_id, state, stored_at FROM replies
+                         WHERE auction_id = ?1 AND bidder_id = ?2 AND request_id = ?3",
+                    )?
+                    .query_row(params![key.0, key.1, key.2], reply_columns)
+                    .optional()?;
+                match row {
+                    Some((auction, bidder, request, state, at)) => {
+                        Ok(Some(decode_reply(&auction, bidder, request, &state, at)?))
+                    }
+                    None => Ok(None),
+                }
             })
         })
         .await

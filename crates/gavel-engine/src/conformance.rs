@@ -311,7 +311,10 @@ pub async fn many_auctions_make_progress_together(h: Harness) {
 }
 
 pub async fn advance_closes_once_with_the_winner(h: Harness) {
-    let mut feed = h.engine.take_changes();
+    let mut feed = h
+        .engine
+        .take_changes()
+        .expect("a fresh engine hands out its change feed");
     h.clock.freeze_at(T0 + 1);
     let a = create(&h, spec()).await;
     bid(&h, &a, "r1", plain("alice", 10_000)).await;
@@ -340,26 +343,23 @@ pub async fn advance_closes_once_with_the_winner(h: Harness) {
     let stored = h.engine.auction(&a.id).await.unwrap().unwrap();
     assert_eq!(stored.state.status, Status::Closed);
     assert_eq!(stored.state.seq, 4);
-    if let Some(feed) = feed.as_mut() {
-        let mut seen = Vec::new();
-        while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), feed.recv()).await
-        {
-            if c.auction.id == a.id {
-                seen.push((c.auction.state.seq, c.event.clone()));
-            }
-            if seen.len() == 4 {
-                break;
-            }
+    let mut seen = Vec::new();
+    while let Ok(Some(c)) = tokio::time::timeout(Duration::from_millis(500), feed.recv()).await {
+        if c.auction.id == a.id {
+            seen.push((c.auction.state.seq, c.event.clone()));
         }
-        let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-        assert_eq!(
-            seqs,
-            vec![1, 2, 3, 4],
-            "the feed delivers every change in order"
-        );
-        assert!(matches!(seen[0].1, Event::Created));
-        assert!(matches!(seen[3].1, Event::Closed));
+        if seen.len() == 4 {
+            break;
+        }
     }
+    let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4],
+        "the feed delivers every change in order"
+    );
+    assert!(matches!(seen[0].1, Event::Created));
+    assert!(matches!(seen[3].1, Event::Closed));
 }
 
 pub async fn a_scheduled_auction_opens_by_itself(h: Harness) {
@@ -567,7 +567,8 @@ macro_rules! engine_conformance_tests {
             proxy_maximums_bid_only_as_far_as_needed,
             soft_close_extends_inside_the_same_step,
             reserve_and_buy_now,
-            request_keys_do_not_collide_when_ids_contain_colons
+            request_keys_do_not_collide_when_ids_contain_colons,
+            live_auctions_page_by_end_time,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -870,4 +871,117 @@ macro_rules! engine_conformance_live_tests {
             live_a_scheduled_auction_opens_when_its_start_passes
         );
     };
+}
+
+/// The decision clock only moves forward: after a decision at some time, a clock that steps
+/// back (a wall-clock adjustment, Redis `TIME` after a failover) must not reopen an auction
+/// whose end that decision already passed. Not in `engine_conformance_tests!` yet: each
+/// engine adds it once its clock is monotonic (the memory engine's is).
+pub async fn the_decision_clock_never_steps_back(h: Harness) {
+    h.clock.freeze_at(T0 + 1);
+    let a = create(&h, spec()).await;
+    let first = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(first.outcome, Ok(()));
+    h.clock.freeze_at(T0 + 60_001);
+    let late = bid(&h, &a, "r2", plain("bob", 11_000)).await;
+    assert_eq!(
+        late.outcome,
+        Err(Rejection::Closed),
+        "decided after the end"
+    );
+    // The clock steps back across the end.
+    h.clock.freeze_at(T0 + 59_000);
+    assert!(
+        h.engine.now() >= T0 + 60_001,
+        "the engine's time does not step back"
+    );
+    let after_step = bid(&h, &a, "r3", plain("carol", 12_000)).await;
+    assert_eq!(
+        after_step.outcome,
+        Err(Rejection::Closed),
+        "a clock stepping back does not reopen a closed auction"
+    );
+    let closed: Vec<_> = h
+        .engine
+        .advance()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.auction.id == a.id)
+        .collect();
+    assert_eq!(closed.len(), 1, "advance still closes it");
+    let closing = closed[0].auction.state.closing.clone().expect("closed");
+    assert_eq!(closing.closed_at, T0 + 60_000);
+    assert_eq!(closing.winner, Some(bidder("alice")));
+    let stored = h.engine.auction(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.state.bid_count, 1, "no bid got in after the end");
+    // An auction created while the clock is behind is decided at the engine's time too.
+    let b = create(&h, spec()).await;
+    let on_b = bid(&h, &b, "r4", plain("dave", 10_000)).await;
+    assert_eq!(on_b.outcome, Err(Rejection::Closed));
+}
+
+/// `list_live` pages the auctions not closed yet by current end time (then id), each once,
+/// and never a closed one.
+pub async fn live_auctions_page_by_end_time(h: Harness) {
+    h.clock.freeze_at(T0 + 1);
+    let mut mine = Vec::new();
+    for (i, end) in [50_000, 30_000, 30_000, 70_000, 40_000]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = spec();
+        s.ends_at = T0 + end;
+        if i == 3 {
+            s.starts_at = T0 + 10_000; // scheduled: live too
+        }
+        mine.push(create(&h, s).await);
+    }
+    let cancelled = create(&h, spec()).await;
+    h.engine
+        .admin_close(&cancelled.id, AdminAction::Cancel, "admin-1")
+        .await
+        .unwrap()
+        .expect("cancelled");
+    // A soft-close extension moves an auction's place in the order.
+    let mut s = spec();
+    s.ends_at = T0 + 20_000;
+    s.soft_close = Some(SoftClose {
+        window_ms: 30_000,
+        extend_ms: 45_000,
+        max_extension_ms: None,
+    });
+    let extended = create(&h, s).await;
+    let r = bid(&h, &extended, "r1", plain("alice", 10_000)).await;
+    assert_eq!(r.auction.state.ends_at, T0 + 45_001);
+    mine.push(r.auction);
+
+    let mut seen: Vec<(i64, AuctionId)> = Vec::new();
+    loop {
+        let page = h.engine.list_live(seen.last().cloned(), 2).await.unwrap();
+        assert!(page.len() <= 2, "a page holds at most `limit`");
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page.into_iter().map(|a| (a.state.ends_at, a.id)));
+    }
+    let listed: Vec<(i64, AuctionId)> = seen
+        .iter()
+        .filter(|(_, id)| mine.iter().any(|a| a.id == *id) || *id == cancelled.id)
+        .cloned()
+        .collect();
+    let mut expected: Vec<(i64, AuctionId)> = mine
+        .iter()
+        .map(|a| (a.state.ends_at, a.id.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "by end time then id, each once, no closed one"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "the whole listing is in order"
+    );
+    assert!(h.engine.list_live(None, 0).await.unwrap().is_empty());
 }

@@ -28,8 +28,10 @@ pub use clock::Clock;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BidReply {
     pub outcome: Result<(), Rejection>,
-    /// The auction as of the `seq` the bid was decided at. Contains the leader's secret
-    /// maximum: the edge shows it to the leader only.
+    /// The auction as of the `seq` the bid was decided at: a repeat of the request gets
+    /// this same state, however the auction moved on since. It may carry the leader's
+    /// secret maximum only when the requester is that leader (their own); the edge, too,
+    /// shows a maximum to its owner only.
     pub auction: Auction,
 }
 
@@ -113,6 +115,47 @@ impl std::error::Error for Cause {
     }
 }
 
+/// What an engine holds in this process, for operators and the bounded-state tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Auctions whose state this process keeps in memory (the memory engine's hot set;
+    /// `None` for an engine that keeps none itself).
+    pub hot_auctions: Option<u64>,
+    /// Auctions this node follows for its watchers (`None` where not tracked).
+    pub watched_auctions: Option<u64>,
+}
+
+/// The auction as `bidder` may be told it: without another bidder's proxy maximum. Every
+/// engine passes its [`BidReply::auction`] through this.
+pub fn as_seen_by(mut auction: Auction, bidder: &BidderId) -> Auction {
+    if auction
+        .state
+        .leader
+        .as_ref()
+        .is_none_or(|l| l.id != *bidder)
+    {
+        auction.state.leader_max = None;
+    }
+    auction
+}
+
+/// One page of live auctions out of `auctions` (any order), as [`Engine::list_live`]
+/// returns it. For implementations without an index of their own.
+pub fn live_page(
+    auctions: impl IntoIterator<Item = Auction>,
+    after: Option<&(Millis, AuctionId)>,
+    limit: usize,
+) -> Vec<Auction> {
+    let mut live: Vec<Auction> = auctions
+        .into_iter()
+        .filter(|a| a.state.closing.is_none())
+        .filter(|a| after.is_none_or(|after| (a.state.ends_at, &a.id) > (after.0, &after.1)))
+        .collect();
+    live.sort_by(|a, b| (a.state.ends_at, &a.id).cmp(&(b.state.ends_at, &b.id)));
+    live.truncate(limit);
+    live
+}
+
 /// A committed state change, delivered in `seq` order per auction.
 pub type ChangeNotice = Arc<Change>;
 
@@ -131,6 +174,12 @@ pub type ChangeFeed = mpsc::Receiver<ChangeNotice>;
 ///   they report is durable (embedded: committed to the archive; Redis: written by Redis).
 /// - Every committed change reaches the change feed exactly once per node, in `seq` order
 ///   per auction (the Redis engine may skip ahead; consumers resync on a gap).
+/// - A repeat's reply is the first one: the auction as of the seq it was decided at, never
+///   the current state, and never another bidder's proxy maximum ([`as_seen_by`]).
+/// - The decision clock never goes back: no decision uses a time earlier than one already
+///   used (`the_decision_clock_never_steps_back`; the Redis engine is to follow).
+/// - A closed auction stays readable (view, history, `closed` for a new bid, the first
+///   answer for a retried accepted request) after its hot state leaves the authority.
 #[async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// Adds a new auction (validated by `Auction::new`).
@@ -157,8 +206,20 @@ pub trait Engine: Send + Sync + 'static {
     /// The latest durable state of one auction.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError>;
 
-    /// Every auction the engine knows, latest durable state.
+    /// Every auction the engine holds, latest durable state. Walks all of them: for tests
+    /// and tools, never on a request path (see [`Engine::list_live`]).
     async fn list(&self) -> Result<Vec<Auction>, EngineError>;
+
+    /// Live auctions (not closed yet: scheduled or open), ordered by current end time then
+    /// id, starting strictly after `after` = `(ends_at, id)` of the last one already seen.
+    /// At most `limit`. Served from an index, so a page costs the same however many
+    /// auctions exist. An auction whose end moves (soft close) while a client pages may
+    /// show up on two pages or on none; each page is right as of its own read.
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError>;
 
     /// The most recent bid history entries, newest first.
     async fn recent_bids(&self, id: &AuctionId, limit: usize)
@@ -166,6 +227,8 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Opens and closes every auction whose start or end time has passed at the
     /// authority's clock. Safe to run on every node at once: each transition happens once.
+    /// The memory engine also releases here the closed auctions whose retention has passed
+    /// (their reads then come from the archive).
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError>;
 
     /// The earliest start or end time still to be acted on by `advance`, if any.
@@ -193,6 +256,11 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The authority's current time (server UTC ms).
     fn now(&self) -> Millis;
+
+    /// What the engine holds in this process.
+    fn stats(&self) -> EngineStats {
+        EngineStats::default()
+    }
 
     /// Finishes in-flight work before the process exits (the memory engine commits every
     /// decided change still queued). Bounded in time.

@@ -7,17 +7,38 @@
 //! or a change notice is released only when the archive has committed the `seq` it reports
 //! (the auction's *durable watermark*), so nobody is ever told something a crash could
 //! take back — not an acceptance, not an "outbid" caused by a bid that was never stored.
+//!
+//! # Bounded state
+//!
+//! Memory holds the auctions not closed yet and those closed within `closed_retention`
+//! (24 h by default). Once a closed auction's retention has passed and every change of it is
+//! committed, `advance` lets its hot state go (its idempotency records too); reads, bids and
+//! retries on it are then answered from the archive, with the same answers: its view and
+//! history, `closed` for a new bid, the stored first answer for a retried accepted request.
+//! The engine's ordered views (deadlines, live auctions by end time, closed auctions by
+//! expiry) live in `index.rs`.
+//!
+//! # Time
+//!
+//! Decisions use the clock, but never a time earlier than one already used: a wall clock
+//! stepping back cannot reopen an auction a decision has already seen end.
 
-use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
+mod index;
+
+use crate::{
+    as_seen_by, AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError,
+    EngineStats,
+};
 use async_trait::async_trait;
 use gavel_archive::{Archive, ArchivedChange};
 use gavel_core::{
     rules, Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection,
-    RequestId, Status,
+    RequestId,
 };
+use index::{Index, Keys};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -36,6 +57,9 @@ pub struct MemoryConfig {
     pub max_requests_per_auction: usize,
     /// History entries kept in memory per auction for snapshots.
     pub recent_bids: usize,
+    /// How long a closed auction stays in memory after it closed. Afterwards it is served
+    /// from the archive.
+    pub closed_retention: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -46,6 +70,7 @@ impl Default for MemoryConfig {
             reply_timeout: Duration::from_secs(10),
             max_requests_per_auction: 50_000,
             recent_bids: 20,
+            closed_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -88,22 +113,35 @@ struct Pending {
     request_id: Option<RequestId>,
 }
 
-/// Deadlines in time order, and each auction's current one.
-type Deadlines = (BTreeSet<(Millis, AuctionId)>, HashMap<AuctionId, Millis>);
-
+/// What the engine's handles share. Dropping the last handle drops this, and with it the
+/// only sender of the commit queue: the group committer then commits what is queued and
+/// stops (see [`MemoryEngine::stopped`]).
 struct Inner {
+    /// The hot auctions: live, or closed within the retention period.
     auctions: RwLock<HashMap<AuctionId, Arc<Slot>>>,
-    /// (deadline, auction): the next start or end to act on, per auction.
-    deadlines: Mutex<Deadlines>,
-    archive: Arc<dyn Archive>,
+    /// Ordered views of the hot auctions (see `index.rs`).
+    index: Mutex<Index>,
+    /// `closed_retention` in ms.
+    retention_ms: i64,
     commit_tx: mpsc::Sender<Pending>,
-    changes_tx: mpsc::Sender<ChangeNotice>,
     changes_rx: Mutex<Option<ChangeFeed>>,
+    clock: Clock,
+    /// The latest time a decision was made at (see [`Inner::decision_time`]).
+    last_decision: AtomicI64,
+    /// Closed (its sender dropped) once the group committer has stopped.
+    committer_done: watch::Receiver<()>,
+    shared: Arc<Shared>,
+}
+
+/// What the group committer needs. Kept apart from [`Inner`] so the committer never holds
+/// the engine itself alive: it runs exactly as long as someone can still send it work.
+struct Shared {
+    archive: Arc<dyn Archive>,
+    changes_tx: mpsc::Sender<ChangeNotice>,
     /// False while the archive fails to commit: new bids are refused with `unavailable`.
     archive_healthy: AtomicBool,
     /// True while the committer holds a batch it has not finished releasing.
     committing: AtomicBool,
-    clock: Clock,
     config: MemoryConfig,
 }
 
@@ -119,16 +157,9 @@ const COMMIT_QUEUE: usize = 16_384;
 /// Capacity of the change feed to the fan-out.
 const CHANGE_FEED: usize = 16_384;
 
-fn deadline_of(a: &Auction) -> Option<Millis> {
-    match (a.state.closing.is_some(), a.state.status) {
-        (true, _) => None,
-        (false, Status::Scheduled) => Some(a.spec.starts_at),
-        (false, _) => Some(a.state.ends_at),
-    }
-}
-
 impl MemoryEngine {
-    /// Rebuilds every auction from the archive and starts the group committer.
+    /// Rebuilds the hot auctions (live, or closed within the retention period) from the
+    /// archive and starts the group committer.
     pub async fn start(
         archive: Arc<dyn Archive>,
         clock: Clock,
@@ -136,77 +167,166 @@ impl MemoryEngine {
     ) -> Result<Self, EngineError> {
         let (commit_tx, commit_rx) = mpsc::channel(COMMIT_QUEUE);
         let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
-        let inner = Arc::new(Inner {
-            auctions: RwLock::new(HashMap::new()),
-            deadlines: Mutex::new((BTreeSet::new(), HashMap::new())),
+        let (done_tx, committer_done) = watch::channel(());
+        let retention_ms = i64::try_from(config.closed_retention.as_millis()).unwrap_or(i64::MAX);
+        let shared = Arc::new(Shared {
             archive: archive.clone(),
-            commit_tx,
             changes_tx,
-            changes_rx: Mutex::new(Some(changes_rx)),
             archive_healthy: AtomicBool::new(true),
             committing: AtomicBool::new(false),
-            clock,
             config,
         });
-        let stored = archive.load_auctions().await.map_err(storage)?;
+        let inner = Arc::new(Inner {
+            auctions: RwLock::new(HashMap::new()),
+            index: Mutex::new(Index::default()),
+            retention_ms,
+            commit_tx,
+            changes_rx: Mutex::new(Some(changes_rx)),
+            clock,
+            last_decision: AtomicI64::new(i64::MIN),
+            committer_done,
+            shared: shared.clone(),
+        });
+        let now = inner.clock.now();
+        // Hot while `closed_at + retention > now`, as `release_expired` decides.
+        let stored = archive
+            .load_hot(now.saturating_sub(retention_ms).saturating_add(1))
+            .await
+            .map_err(storage)?;
         let count = stored.len();
         for auction in stored {
             let recent = archive
-                .bids(&auction.id, None, inner.config.recent_bids as u32)
+                .bids(&auction.id, None, inner.shared.config.recent_bids as u32)
                 .await
                 .map_err(storage)?;
-            let mut slot = new_slot(auction.clone(), recent.into());
-            let now = inner.clock.now();
-            let recently_closed = auction
-                .state
-                .closing
-                .as_ref()
-                .is_none_or(|c| c.closed_at > now - IDEMPOTENCY_TTL_MS);
-            if recently_closed {
-                // Keep answering retries of bids accepted before the restart.
-                let live = slot.live.get_mut();
-                for (bidder, request_id, seq) in archive
-                    .recent_requests(&auction.id)
-                    .await
-                    .map_err(storage)?
-                {
-                    remember(
-                        live,
-                        &inner.config,
-                        (bidder, request_id),
-                        Arc::new(StoredReply {
-                            reply: BidReply {
-                                outcome: Ok(()),
-                                auction: auction.clone(),
-                            },
-                            decided_at: seq,
-                        }),
-                        now,
-                    );
-                }
-            }
-            inner.set_deadline(&auction);
+            let slot = new_slot(auction.clone(), recent.into());
+            inner.reindex(&auction);
             inner
                 .auctions
                 .write()
                 .insert(auction.id.clone(), Arc::new(slot));
         }
-        tracing::info!(auctions = count, "memory engine rebuilt from archive");
-        tokio::spawn(group_committer(inner.clone(), commit_rx));
+        // Keep answering retries of requests accepted before the restart, each with the
+        // answer it was first given (the auction as it was then), never the current state.
+        let replies = archive
+            .replies_since(now - IDEMPOTENCY_TTL_MS)
+            .await
+            .map_err(storage)?;
+        let reloaded = replies.len();
+        for stored in replies {
+            let Some(slot) = inner.auctions.read().get(&stored.auction_id).cloned() else {
+                continue;
+            };
+            let mut live = slot.live.lock();
+            let reply = stored_reply(&live.auction, stored.state);
+            let key = (stored.bidder, stored.request_id);
+            remember(
+                &mut live,
+                &inner.shared.config,
+                key,
+                reply,
+                stored.stored_at.min(now),
+            );
+        }
+        tracing::info!(
+            auctions = count,
+            replies = reloaded,
+            "memory engine rebuilt from archive"
+        );
+        tokio::spawn(async move {
+            group_committer(shared, commit_rx).await;
+            drop(done_tx);
+        });
         Ok(MemoryEngine { inner })
     }
 
-    fn slot(&self, id: &AuctionId) -> Result<Arc<Slot>, EngineError> {
-        self.inner
-            .auctions
-            .read()
-            .get(id)
-            .cloned()
-            .ok_or(EngineError::NotFound)
+    /// Resolves once the engine has stopped: every handle was dropped, the group committer
+    /// committed what was still queued and let go of the archive. Take it before dropping
+    /// the last handle; a restart that opens the same archive file should await it first.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut done = self.inner.committer_done.clone();
+        async move { while done.changed().await.is_ok() {} }
+    }
+
+    /// The auction's hot state, if it is in memory.
+    fn hot(&self, id: &AuctionId) -> Option<Arc<Slot>> {
+        self.inner.auctions.read().get(id).cloned()
+    }
+
+    /// An auction that is not in memory, from the archive: closed and past its retention
+    /// (or unknown: `None`).
+    async fn archived(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
+        let a = self
+            .inner
+            .shared
+            .archive
+            .auction(id)
+            .await
+            .map_err(storage)?;
+        match a {
+            Some(a) if a.state.closing.is_none() => Err(EngineError::Internal(Cause::msg(
+                format!("auction {id} is open in the archive but not in memory"),
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// A bid on an auction that left memory: the first answer if the request was accepted
+    /// (from the archive's stored reply), otherwise `closed`, as it would be in memory.
+    async fn bid_archived(
+        &self,
+        id: &AuctionId,
+        request_id: &RequestId,
+        req: &BidRequest,
+    ) -> Result<BidReply, EngineError> {
+        let auction = self.archived(id).await?.ok_or(EngineError::NotFound)?;
+        let archive = &self.inner.shared.archive;
+        let stored = archive
+            .reply(id, &req.bidder.id, request_id)
+            .await
+            .map_err(storage)?;
+        let reply = match stored {
+            Some(stored) => stored_reply(&auction, stored.state).reply.clone(),
+            None => BidReply {
+                outcome: Err(Rejection::Closed),
+                auction: as_seen_by(auction, &req.bidder.id),
+            },
+        };
+        metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
+            .increment(1);
+        Ok(reply)
+    }
+
+    /// Lets closed auctions whose retention has passed leave memory, once every change of
+    /// theirs is committed (the archive then answers for them).
+    fn release_expired(&self, now: Millis) {
+        let expired = self.inner.index.lock().expired(now);
+        let mut released = 0;
+        for id in expired {
+            let Some(slot) = self.hot(&id) else {
+                self.inner.index.lock().remove(&id);
+                continue;
+            };
+            let seq = slot.live.lock().auction.state.seq;
+            if *slot.durable.borrow() < seq {
+                continue; // not all committed yet: next round
+            }
+            self.inner.auctions.write().remove(&id);
+            self.inner.index.lock().remove(&id);
+            released += 1;
+        }
+        if released > 0 {
+            tracing::debug!(
+                released,
+                "closed auctions left memory after their retention"
+            );
+            metrics::counter!("gavel_engine_released_total").increment(released);
+        }
+        metrics::gauge!("gavel_engine_hot_auctions").set(self.inner.auctions.read().len() as f64);
     }
 
     fn reserve_commit(&self) -> Result<mpsc::Permit<'_, Pending>, EngineError> {
-        if !self.inner.archive_healthy.load(Ordering::Acquire) {
+        if !self.inner.shared.archive_healthy.load(Ordering::Acquire) {
             return Err(EngineError::Unavailable(Cause::msg(
                 "the archive cannot commit right now; no bid is being accepted",
             )));
@@ -219,10 +339,12 @@ impl MemoryEngine {
     /// Waits until `seq` of the auction is committed.
     async fn wait_durable(&self, slot: &Slot, seq: u64) -> Result<(), EngineError> {
         let mut rx = slot.durable.subscribe();
-        let waited =
-            tokio::time::timeout(self.inner.config.reply_timeout, rx.wait_for(|d| *d >= seq))
-                .await
-                .map(|r| r.map(|_| ()));
+        let waited = tokio::time::timeout(
+            self.inner.shared.config.reply_timeout,
+            rx.wait_for(|d| *d >= seq),
+        )
+        .await
+        .map(|r| r.map(|_| ()));
         match waited {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(EngineError::Internal(Cause::msg("durable watermark dropped"))),
@@ -243,7 +365,7 @@ impl MemoryEngine {
         let Some(change) = rules::open_if_due(&live.auction, now)
             .or_else(|| rules::close_if_due(&live.auction, now))
         else {
-            self.inner.set_deadline(&live.auction);
+            self.inner.reindex(&live.auction);
             return Ok(None);
         };
         let change = Arc::new(change);
@@ -251,7 +373,7 @@ impl MemoryEngine {
         if live.auction.state.closing.is_some() {
             forget_rejections(&mut live);
         }
-        self.inner.set_deadline(&live.auction);
+        self.inner.reindex(&live.auction);
         permit.send(Pending {
             slot: slot.clone(),
             change: change.clone(),
@@ -260,6 +382,23 @@ impl MemoryEngine {
         });
         Ok(Some(change))
     }
+}
+
+/// The first answer to an accepted request, rebuilt from the state the archive stored
+/// with it.
+fn stored_reply(current: &Auction, state: gavel_core::AuctionState) -> Arc<StoredReply> {
+    let decided_at = state.seq;
+    Arc::new(StoredReply {
+        reply: BidReply {
+            outcome: Ok(()),
+            auction: Auction {
+                id: current.id.clone(),
+                spec: current.spec.clone(),
+                state,
+            },
+        },
+        decided_at,
+    })
 }
 
 fn storage(e: gavel_archive::ArchiveError) -> EngineError {
@@ -312,38 +451,43 @@ fn forget_rejections(live: &mut Live) {
 }
 
 impl Inner {
-    fn set_deadline(&self, auction: &Auction) {
-        let mut guard = self.deadlines.lock();
-        let (set, by_id) = &mut *guard;
-        let new = deadline_of(auction);
-        let old = by_id.get(&auction.id).copied();
-        if old == new {
-            return;
+    /// The time to decide at: the clock's, but never earlier than a time already used. A
+    /// wall clock stepping back (an NTP correction, an operator) must not reopen an auction
+    /// a decision has already seen end, nor order two decisions backwards in time.
+    fn decision_time(&self) -> Millis {
+        let now = self.clock.now();
+        let before = self.last_decision.fetch_max(now, Ordering::AcqRel);
+        if before > now {
+            metrics::counter!("gavel_clock_step_back_total").increment(1);
         }
-        if let Some(old) = old {
-            set.remove(&(old, auction.id.clone()));
-            by_id.remove(&auction.id);
-        }
-        if let Some(new) = new {
-            set.insert((new, auction.id.clone()));
-            by_id.insert(auction.id.clone(), new);
-        }
+        before.max(now)
+    }
+
+    /// Puts the auction where its current state belongs in the ordered views.
+    fn reindex(&self, auction: &Auction) {
+        self.index
+            .lock()
+            .set(&auction.id, Keys::of(auction, self.retention_ms));
+    }
+
+    fn keys(&self, auction: &Auction) -> Keys {
+        Keys::of(auction, self.retention_ms)
     }
 }
 
 /// Writes decided changes to the archive in batches, then releases them.
-async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(inner.config.batch_max);
-    let mut records: Vec<ArchivedChange> = Vec::with_capacity(inner.config.batch_max);
+async fn group_committer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(shared.config.batch_max);
+    let mut records: Vec<ArchivedChange> = Vec::with_capacity(shared.config.batch_max);
     loop {
         let Some(first) = rx.recv().await else {
             tracing::info!("group committer stopped: every engine handle dropped");
             return;
         };
-        inner.committing.store(true, Ordering::Release);
+        shared.committing.store(true, Ordering::Release);
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + inner.config.batch_window;
-        while batch.len() < inner.config.batch_max {
+        let deadline = tokio::time::Instant::now() + shared.config.batch_window;
+        while batch.len() < shared.config.batch_max {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -364,10 +508,10 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }));
         let mut backoff = Duration::from_millis(50);
         loop {
-            match inner.archive.record_batch(&records).await {
+            match shared.archive.record_batch(&records).await {
                 Ok(()) => break,
                 Err(e) => {
-                    if inner.archive_healthy.swap(false, Ordering::AcqRel) {
+                    if shared.archive_healthy.swap(false, Ordering::AcqRel) {
                         tracing::error!(error = %e, "archive commit failed; refusing new bids until it recovers");
                     }
                     metrics::counter!("gavel_archive_commit_failures_total").increment(1);
@@ -376,7 +520,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                 }
             }
         }
-        if !inner.archive_healthy.swap(true, Ordering::AcqRel) {
+        if !shared.archive_healthy.swap(true, Ordering::AcqRel) {
             tracing::info!("archive commits again; accepting bids");
         }
         metrics::counter!("gavel_archive_batches_total").increment(1);
@@ -393,7 +537,7 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
                 c.auction = p.change.auction.clone();
                 if let Event::Bid { entry, .. } = &p.change.event {
                     c.recent.push_front(entry.clone());
-                    c.recent.truncate(inner.config.recent_bids);
+                    c.recent.truncate(shared.config.recent_bids);
                 }
             }
             let seq = p.change.auction.state.seq;
@@ -407,9 +551,9 @@ async fn group_committer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Pending>) {
         }
         for p in batch.drain(..) {
             // The fan-out may be gone at shutdown; the change is committed either way.
-            let _ = inner.changes_tx.send(p.change).await;
+            let _ = shared.changes_tx.send(p.change).await;
         }
-        inner.committing.store(false, Ordering::Release);
+        shared.committing.store(false, Ordering::Release);
     }
 }
 
@@ -420,6 +564,7 @@ impl Engine for MemoryEngine {
             return Err(EngineError::AlreadyExists(auction.id));
         }
         self.inner
+            .shared
             .archive
             .create_auction(&auction)
             .await
@@ -430,6 +575,7 @@ impl Engine for MemoryEngine {
         // Announce the creation before any bid can exist, so the fan-out sees seq 1 first.
         let _ = self
             .inner
+            .shared
             .changes_tx
             .send(Arc::new(Change {
                 auction: auction.clone(),
@@ -446,7 +592,7 @@ impl Engine for MemoryEngine {
                 Arc::new(new_slot(auction.clone(), VecDeque::new())),
             );
         }
-        self.inner.set_deadline(&auction);
+        self.inner.reindex(&auction);
         Ok(auction)
     }
 
@@ -456,7 +602,9 @@ impl Engine for MemoryEngine {
         request_id: &RequestId,
         req: BidRequest,
     ) -> Result<BidReply, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            return self.bid_archived(id, request_id, &req).await;
+        };
         let key = (req.bidder.id.clone(), request_id.clone());
         // A repeat must not need the archive to be healthy, so look it up first.
         // Made before taking the lock: the generator has a process-wide lock of its own.
@@ -469,7 +617,7 @@ impl Engine for MemoryEngine {
             } else {
                 // Taking a queue slot is synchronous, so it may happen under the lock.
                 let permit = self.reserve_commit()?;
-                let now = self.inner.clock.now();
+                let now = self.inner.decision_time();
                 #[cfg(feature = "broken-cas")]
                 let stale = broken::stale_copy(&slot);
                 #[cfg(feature = "broken-cas")]
@@ -480,7 +628,7 @@ impl Engine for MemoryEngine {
                 let decided_at = decision.decided_at(base);
                 if let Some(change) = decision.change {
                     let change = Arc::new(change);
-                    let deadline_moved = deadline_of(&live.auction) != deadline_of(&change.auction);
+                    let moved = self.inner.keys(&live.auction) != self.inner.keys(&change.auction);
                     live.auction = change.auction.clone();
                     let bid_id =
                         matches!(change.event, Event::Bid { .. }).then(|| bid_id.to_string());
@@ -493,15 +641,15 @@ impl Engine for MemoryEngine {
                         bid_id,
                         request_id,
                     });
-                    if deadline_moved {
-                        self.inner.set_deadline(&live.auction);
+                    if moved {
+                        self.inner.reindex(&live.auction);
                     }
                 }
                 let reply = BidReply {
                     outcome: decision.outcome,
-                    auction: live.auction.clone(),
+                    auction: as_seen_by(live.auction.clone(), &req.bidder.id),
                 };
-                let config = &self.inner.config;
+                let config = &self.inner.shared.config;
                 remember(
                     &mut live,
                     config,
@@ -530,10 +678,19 @@ impl Engine for MemoryEngine {
         bidder: &BidderId,
         request_id: &RequestId,
     ) -> Result<Option<BidReply>, EngineError> {
-        let slot = match self.slot(id) {
-            Ok(slot) => slot,
-            Err(EngineError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(slot) = self.hot(id) else {
+            // Released after its retention: the archive holds the accepted answers.
+            let Some(auction) = self.archived(id).await? else {
+                return Ok(None);
+            };
+            let stored = self
+                .inner
+                .shared
+                .archive
+                .reply(id, bidder, request_id)
+                .await
+                .map_err(storage)?;
+            return Ok(stored.map(|r| stored_reply(&auction, r.state).reply.clone()));
         };
         let stored = slot
             .live
@@ -549,14 +706,13 @@ impl Engine for MemoryEngine {
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
-        Ok(self
-            .inner
-            .auctions
-            .read()
-            .get(id)
-            .map(|s| s.confirmed.lock().auction.clone()))
+        match self.hot(id) {
+            Some(slot) => Ok(Some(slot.confirmed.lock().auction.clone())),
+            None => self.archived(id).await,
+        }
     }
 
+    /// The hot auctions (live, or closed within the retention period).
     async fn list(&self) -> Result<Vec<Auction>, EngineError> {
         let slots: Vec<Arc<Slot>> = self.inner.auctions.read().values().cloned().collect();
         Ok(slots
@@ -565,32 +721,50 @@ impl Engine for MemoryEngine {
             .collect())
     }
 
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError> {
+        let ids = self.inner.index.lock().live_after(after.as_ref(), limit);
+        let auctions = self.inner.auctions.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| auctions.get(id))
+            .map(|slot| slot.confirmed.lock().auction.clone())
+            .collect())
+    }
+
     async fn recent_bids(
         &self,
         id: &AuctionId,
         limit: usize,
     ) -> Result<Vec<BidEntry>, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            let bids = self
+                .inner
+                .shared
+                .archive
+                .bids(id, None, u32::try_from(limit).unwrap_or(u32::MAX))
+                .await
+                .map_err(storage)?;
+            if bids.is_empty() && self.archived(id).await?.is_none() {
+                return Err(EngineError::NotFound);
+            }
+            return Ok(bids);
+        };
         let c = slot.confirmed.lock();
         Ok(c.recent.iter().take(limit).cloned().collect())
     }
 
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
-        let now = self.inner.clock.now();
-        let due: Vec<AuctionId> = {
-            let guard = self.inner.deadlines.lock();
-            guard
-                .0
-                .iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|(_, id)| id.clone())
-                .collect()
-        };
+        let now = self.inner.decision_time();
+        let due = self.inner.index.lock().due(now);
         // Decide every due transition first, so they share batches; then wait once each.
         let mut decided = Vec::new();
         let mut first_error = None;
         for id in due {
-            let Ok(slot) = self.slot(&id) else { continue };
+            let Some(slot) = self.hot(&id) else { continue };
             match self.decide_transition(&slot, now) {
                 Ok(Some(change)) => decided.push((slot, change)),
                 Ok(None) => {}
@@ -608,6 +782,7 @@ impl Engine for MemoryEngine {
                 Err(e) => first_error = Some(e),
             }
         }
+        self.release_expired(now);
         match first_error {
             Some(e) if changes.is_empty() => Err(e),
             _ => Ok(changes),
@@ -615,7 +790,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn next_deadline(&self) -> Result<Option<Millis>, EngineError> {
-        Ok(self.inner.deadlines.lock().0.first().map(|(at, _)| *at))
+        Ok(self.inner.index.lock().next_deadline())
     }
 
     async fn admin_close(
@@ -624,11 +799,16 @@ impl Engine for MemoryEngine {
         action: AdminAction,
         by: &str,
     ) -> Result<Result<Auction, Rejection>, EngineError> {
-        let slot = self.slot(id)?;
+        let Some(slot) = self.hot(id) else {
+            return match self.archived(id).await? {
+                Some(_) => Ok(Err(Rejection::Closed)),
+                None => Err(EngineError::NotFound),
+            };
+        };
         let permit = self.reserve_commit()?;
         let change = {
             let mut live = slot.live.lock();
-            let now = self.inner.clock.now();
+            let now = self.inner.decision_time();
             let decided = match action {
                 AdminAction::Cancel => rules::cancel(&live.auction, now, by),
                 AdminAction::EndEarly => rules::end_early(&live.auction, now, by),
@@ -639,7 +819,7 @@ impl Engine for MemoryEngine {
             };
             live.auction = change.auction.clone();
             forget_rejections(&mut live);
-            self.inner.set_deadline(&live.auction);
+            self.inner.reindex(&live.auction);
             permit.send(Pending {
                 slot: slot.clone(),
                 change: change.clone(),
@@ -657,19 +837,36 @@ impl Engine for MemoryEngine {
     }
 
     async fn watch(&self, id: &AuctionId) -> Result<(), EngineError> {
-        self.slot(id).map(|_| ())
+        if self.hot(id).is_some() || self.archived(id).await?.is_some() {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound)
+        }
     }
 
     fn unwatch(&self, _id: &AuctionId) {}
 
+    /// Never earlier than the last decision (see `Inner::decision_time`).
     fn now(&self) -> Millis {
-        self.inner.clock.now()
+        self.inner
+            .clock
+            .now()
+            .max(self.inner.last_decision.load(Ordering::Acquire))
+    }
+
+    fn stats(&self) -> EngineStats {
+        EngineStats {
+            hot_auctions: Some(self.inner.auctions.read().len() as u64),
+            watched_auctions: None,
+        }
     }
 
     async fn flush(&self) {
         let tx = &self.inner.commit_tx;
-        let busy =
-            || tx.capacity() < tx.max_capacity() || self.inner.committing.load(Ordering::Acquire);
+        let busy = || {
+            tx.capacity() < tx.max_capacity()
+                || self.inner.shared.committing.load(Ordering::Acquire)
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         // Idle twice in a row, so a batch just taken off the queue is not missed.
         let mut idle_seen = 0;

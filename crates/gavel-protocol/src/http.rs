@@ -28,11 +28,26 @@ pub struct TimeResponse {
     pub server_time: i64,
 }
 
-/// `GET /api/auctions`.
+/// `GET /api/auctions`: one page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuctionList {
     pub auctions: Vec<AuctionView>,
     pub server_time: i64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/admin/stats` (admin): what this node holds, for operators and the
+/// bounded-state (soak) tests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// Fan-out rooms on this node (auctions watched now or within the last few seconds).
+    pub rooms: u64,
+    /// Auctions whose state the engine keeps in this process (embedded mode).
+    pub hot_auctions: Option<u64>,
+    /// Auctions this node's engine follows for its watchers (where tracked).
+    pub watched_auctions: Option<u64>,
 }
 
 /// `GET /api/auctions/{id}/bids`, newest first.

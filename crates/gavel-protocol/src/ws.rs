@@ -78,9 +78,14 @@ pub enum ServerMessage {
     Update(Update),
     BidResult(BidResult),
     Closed(Closed),
-    /// Lobby subscription: every auction's current state.
+    /// Lobby subscription: the live auctions (scheduled or open) by end time, then the most
+    /// recently closed ones, newest first. Both parts are bounded (`docs/protocol.md`);
+    /// `GET /api/auctions` pages through everything.
     Lobby {
         auctions: Vec<AuctionView>,
+        /// More live auctions exist than the lobby lists.
+        #[serde(default)]
+        more: bool,
         server_time: i64,
     },
     /// A new auction appeared (lobby subscribers).

@@ -170,7 +170,7 @@ fn hub_apply(b: Bencher, watchers: usize) {
             .create_auction(Auction::new(id.clone(), spec(now)).expect("valid"))
             .await
             .expect("created");
-        (engine.clone(), Hub::new(engine), id)
+        (engine.clone(), Hub::new(engine, None), id)
     });
     let mut receivers = Vec::new();
     for _ in 0..watchers {

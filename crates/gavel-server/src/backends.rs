@@ -11,8 +11,8 @@ use crate::config::ServeConfig;
 use crate::drainer::{self, DrainConfig, DrainStats};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange};
-use gavel_core::{Auction, AuctionId, BidEntry, BidderId, RequestId};
+use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
 use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::{Clock, Engine};
@@ -20,11 +20,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Resolves once the engine has stopped (see [`Backends::stopped`]).
+pub type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// The engine and archive a node runs on.
 pub struct Backends {
     pub engine: Arc<dyn Engine>,
     /// Where bid history is read from.
     pub archive: Arc<dyn Archive>,
+    /// Embedded mode: resolves once every handle on the engine is gone and its group
+    /// committer has finished, i.e. the archive file is closed. The server waits for it
+    /// before returning, so a restart in the same process never finds the old engine
+    /// still writing to the file.
+    pub stopped: Option<Stopped>,
 }
 
 /// Builds the backends. `stop` is cancelled when the server stops, for any background
@@ -46,20 +54,24 @@ pub async fn build(
 
 async fn embedded(config: &ServeConfig, clock: Clock) -> anyhow::Result<Backends> {
     let archive = gavel_archive::build_sqlite(&config.data_dir).context("opening the archive")?;
-    let engine: Arc<dyn Engine> = Arc::new(
-        MemoryEngine::start(
-            archive.clone(),
-            clock,
-            MemoryConfig {
-                batch_max: config.batch_max.max(1),
-                batch_window: Duration::from_millis(config.batch_window_ms),
-                ..MemoryConfig::default()
-            },
-        )
-        .await
-        .context("starting the engine")?,
-    );
-    Ok(Backends { engine, archive })
+    let memory = MemoryEngine::start(
+        archive.clone(),
+        clock,
+        MemoryConfig {
+            batch_max: config.batch_max.max(1),
+            batch_window: Duration::from_millis(config.batch_window_ms),
+            closed_retention: config.closed_retention,
+            ..MemoryConfig::default()
+        },
+    )
+    .await
+    .context("starting the engine")?;
+    let stopped: Stopped = Box::pin(memory.stopped());
+    Ok(Backends {
+        engine: Arc::new(memory),
+        archive,
+        stopped: Some(stopped),
+    })
 }
 
 /// The Redis engine decides by Redis's clock (`TIME`); the server's clock is not used.
@@ -115,6 +127,7 @@ async fn distributed(
     Ok(Backends {
         engine: Arc::new(engine),
         archive: history,
+        stopped: None,
     })
 }
 
@@ -138,6 +151,18 @@ impl Archive for MergedHistory {
 
     async fn load_auctions(&self) -> Result<Vec<Auction>, ArchiveError> {
         self.archive.load_auctions().await
+    }
+
+    async fn load_hot(&self, closed_since: Millis) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.load_hot(closed_since).await
+    }
+
+    async fn closed_auctions(
+        &self,
+        before: Option<(Millis, AuctionId)>,
+        limit: u32,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.closed_auctions(before, limit).await
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {
@@ -165,11 +190,17 @@ impl Archive for MergedHistory {
         Ok(all)
     }
 
-    async fn recent_requests(
+    async fn replies_since(&self, since: Millis) -> Result<Vec<StoredReply>, ArchiveError> {
+        self.archive.replies_since(since).await
+    }
+
+    async fn reply(
         &self,
         id: &AuctionId,
-    ) -> Result<Vec<(BidderId, RequestId, u64)>, ArchiveError> {
-        self.archive.recent_requests(id).await
+        bidder: &BidderId,
+        request_id: &RequestId,
+    ) -> Result<Option<StoredReply>, ArchiveError> {
+        self.archive.reply(id, bidder, request_id).await
     }
 
     fn stats(&self) -> ArchiveStats {

@@ -125,8 +125,9 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
                 ),
             ));
         };
-        return Ok(answer(state, who, &auction_id, &request_id, reply, amount));
+        return Ok(answer(state, &bidder.id, &request_id, reply));
     }
+    let req_bidder = bidder.id.clone();
     let req = BidRequest {
         bidder,
         amount,
@@ -139,31 +140,17 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
             metrics::histogram!("gavel_bid_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
             tracing::debug!(auction = %auction_id, bidder = %who.id, outcome = outcome_code(&reply.outcome), "bid decided");
-            Ok(answer(state, who, &auction_id, &request_id, reply, amount))
+            Ok(answer(state, &req_bidder, &request_id, reply))
         }
         Err(EngineError::NotFound) => Ok(not_found()),
         Err(e) => Err(engine_error(e, &auction_id)),
     }
 }
 
-/// The answer to a decided bid (or a replayed one), as `who` may see it.
-fn answer(
-    state: &AppState,
-    who: &Principal,
-    auction_id: &AuctionId,
-    request_id: &RequestId,
-    reply: BidReply,
-    amount: Money,
-) -> Answer {
-    let now = state.engine.now();
+/// The answer to a decided bid (or a replayed one), as `bidder` may see it.
+fn answer(state: &AppState, bidder: &BidderId, request_id: &RequestId, reply: BidReply) -> Answer {
     Answer {
-        result: BidResult {
-            request_id: request_id.to_string(),
-            auction_id: auction_id.to_string(),
-            outcome: outcome_code(&reply.outcome).into(),
-            message: views::outcome_message(&reply.outcome, &reply.auction, amount.minor_units()),
-            auction: Some(views::auction_view(&reply.auction, now, Some(&who.id))),
-        },
+        result: views::bid_result(request_id, &reply, bidder, state.engine.now()),
         http_status: if reply.outcome.is_ok() {
             StatusCode::OK
         } else {

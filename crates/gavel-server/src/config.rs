@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -126,6 +127,12 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_SLOW_CLIENT_SECS", default_value_t = 10)]
     pub slow_client_secs: u64,
 
+    /// How long a closed auction's state stays in the authority (embedded: the engine's
+    /// memory; distributed: Redis) after it closed. Afterwards it is read from the archive
+    /// with the same answers. A number and a unit: ms, s, m, h or d (e.g. 90s, 24h, 7d).
+    #[arg(long, env = "GAVEL_CLOSED_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub closed_retention: Duration,
+
     /// Log format.
     #[arg(long, env = "GAVEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -203,5 +210,61 @@ impl ServeConfig {
             }
         }
         self
+    }
+}
+
+/// Parses `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d` (e.g. `90s`, `24h`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let digits = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(digits);
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{raw:?} is not a duration: expected a number and a unit, e.g. 90s or 24h")
+    })?;
+    let ms_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{raw:?}: the unit must be ms, s, m, h or d")),
+    };
+    n.checked_mul(ms_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{raw:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_unit() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "24",
+            "h",
+            "-1h",
+            "1.5h",
+            "24 hours",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn closed_retention_defaults_to_a_day_and_reads_the_flag() {
+        let cli = Cli::parse_from(["gavel", "serve"]);
+        let Command::Serve(c) = cli.command;
+        assert_eq!(c.closed_retention, Duration::from_secs(86_400));
+        let cli = Cli::parse_from(["gavel", "serve", "--closed-retention", "5m"]);
+        let Command::Serve(c) = cli.command;
+        assert_eq!(c.closed_retention, Duration::from_secs(300));
     }
 }

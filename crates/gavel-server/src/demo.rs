@@ -11,13 +11,17 @@ fn m(v: i64) -> Money {
 
 pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
     let now = engine.now();
-    if engine
-        .list()
-        .await?
-        .iter()
-        .any(|a| a.state.closing.is_none() && a.state.ends_at > now)
-    {
-        return Ok(()); // Live auctions exist already.
+    // The live auctions ending last come last: one far enough in the future is enough.
+    let mut after = None;
+    loop {
+        let page = engine.list_live(after, 100).await?;
+        if page.iter().any(|a| a.state.ends_at > now) {
+            return Ok(()); // Live auctions exist already.
+        }
+        match page.last() {
+            Some(a) if page.len() == 100 => after = Some((a.state.ends_at, a.id.clone())),
+            _ => break,
+        }
     }
     let minute = 60_000;
     let usd = Currency::parse("USD")?;

@@ -6,20 +6,37 @@
 //! capacity gets `Lagged` and is sent the latest snapshot instead (conflation); a slow
 //! watcher never slows the others, because the hub never waits for a socket.
 //!
+//! # Rooms: loaded, never assumed; kept only while watched
+//!
+//! A room exists only for an auction someone on this node watches. It is created by the
+//! first subscriber, which loads the auction and its recent bids from the engine before
+//! any snapshot is served; changes that arrive while it loads are merged in, so a room
+//! never starts from a partial history (a change alone says nothing about the bids before
+//! it). A change for an auction without a room only reaches the lobby.
+//!
+//! Each subscription holds a [`Watch`]: dropping it (unsubscribe, disconnect) lowers the
+//! room's watcher count. A room nobody has watched for [`ROOM_IDLE`] is dropped by
+//! [`Hub::sweep`], which also tells the engine ([`Engine::unwatch`]), so rooms, and the
+//! engine's per-node watch set, shrink back when people leave. The increment of a watcher
+//! count happens under the rooms map's read lock and the removal under its write lock, so a
+//! subscriber never joins a room that is being dropped.
+//!
 //! Each room keeps the state it last published. The change carries the full new state, so
 //! a gap in `seq` (possible with Redis Pub/Sub) is repaired by sending a snapshot.
 
 use crate::views;
 use axum::extract::ws::Utf8Bytes;
+use gavel_archive::Archive;
 use gavel_core::{Auction, AuctionId, BidEntry, Change, Event};
-use gavel_engine::{ChangeFeed, Engine, EngineError};
+use gavel_engine::{Cause, ChangeFeed, Engine, EngineError};
 use gavel_protocol::ServerMessage;
 use parking_lot::{Mutex, RwLock};
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 /// Updates a watcher may fall behind by before it is resynced with a snapshot.
 const ROOM_BUFFER: usize = 256;
@@ -27,6 +44,9 @@ const ROOM_BUFFER: usize = 256;
 const REPLAY_RING: usize = 64;
 /// History entries kept per auction for snapshots.
 const RECENT_BIDS: usize = 20;
+/// How long a room nobody watches is kept (a page reload or a brief reconnect finds it
+/// still warm) before [`Hub::sweep`] drops it.
+pub const ROOM_IDLE: Duration = Duration::from_secs(5);
 
 /// One encoded message for an auction.
 #[derive(Debug)]
@@ -40,8 +60,13 @@ pub struct Frame {
 pub type SharedFrame = Arc<Frame>;
 
 struct RoomState {
-    auction: Auction,
+    /// `None` only while the first subscriber loads the room and no change has arrived.
+    auction: Option<Auction>,
+    /// Newest first.
     recent: VecDeque<BidEntry>,
+    /// Whether the auction and its recent bids have been loaded from the engine. Until
+    /// then changes are only merged in: nobody receives frames from a loading room.
+    loaded: bool,
     ring: VecDeque<SharedFrame>,
     /// The encoded snapshot body for the `seq` it was built at.
     snapshot: Option<(u64, Arc<str>)>,
@@ -51,8 +76,65 @@ struct RoomState {
 pub struct Room {
     tx: broadcast::Sender<SharedFrame>,
     state: Mutex<RoomState>,
+    /// Loaded once, by the first subscriber; the others wait for it.
+    ready: tokio::sync::OnceCell<()>,
     watchers: AtomicUsize,
     watchers_announced: AtomicU64,
+    /// When the watcher count last dropped to zero.
+    idle_since: Mutex<Option<Instant>>,
+}
+
+impl Room {
+    fn new() -> Arc<Room> {
+        Arc::new(Room {
+            tx: broadcast::channel(ROOM_BUFFER).0,
+            state: Mutex::new(RoomState {
+                auction: None,
+                recent: VecDeque::new(),
+                loaded: false,
+                ring: VecDeque::with_capacity(REPLAY_RING),
+                snapshot: None,
+            }),
+            ready: tokio::sync::OnceCell::new(),
+            watchers: AtomicUsize::new(0),
+            watchers_announced: AtomicU64::new(0),
+            idle_since: Mutex::new(None),
+        })
+    }
+}
+
+/// Live auctions in the lobby; more are paged through `GET /api/auctions`.
+pub const LOBBY_LIVE: usize = 200;
+/// Closed auctions in the lobby's own section, most recently closed first.
+pub const LOBBY_CLOSED: usize = 20;
+/// How long an encoded lobby is reused when nothing changed (statuses move with the clock).
+const LOBBY_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The encoded lobby and the hub version it was built at.
+struct LobbyCache {
+    version: u64,
+    built: Instant,
+    text: Utf8Bytes,
+}
+
+/// A watcher's place in a room. Dropping it leaves the room; the last one to leave starts
+/// the room's idle time (see [`Hub::sweep`]).
+pub struct Watch {
+    room: Arc<Room>,
+}
+
+impl Watch {
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.room.watchers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.room.idle_since.lock() = Some(Instant::now());
+        }
+    }
 }
 
 /// How a new subscription starts.
@@ -65,91 +147,120 @@ pub enum Start {
 
 pub struct Hub {
     engine: Arc<dyn Engine>,
+    /// Where the lobby's closed auctions come from (none: the lobby lists no closed ones).
+    archive: Option<Arc<dyn Archive>>,
     rooms: RwLock<HashMap<AuctionId, Arc<Room>>>,
     lobby: broadcast::Sender<SharedFrame>,
+    /// Bumped by every change the hub applies: a cached lobby older than this is stale.
+    changes: AtomicU64,
+    /// The lobby, encoded once and shared by every `subscribe_lobby` until something
+    /// changes. An async lock: one request builds it while the others wait for the result.
+    lobby_cache: tokio::sync::Mutex<Option<LobbyCache>>,
+    /// For the tasks the hub starts itself (a history reload after a gap).
+    me: std::sync::Weak<Hub>,
+    /// How long an unwatched room is kept.
+    room_idle: Duration,
 }
 
 fn encode(msg: &ServerMessage) -> Utf8Bytes {
     Utf8Bytes::from(msg.to_json())
 }
 
+/// Adds `entry` to a newest-first history unless it is there already.
+fn remember_bid(recent: &mut VecDeque<BidEntry>, entry: &BidEntry) {
+    if recent.iter().any(|e| e.seq == entry.seq) {
+        return;
+    }
+    let at = recent
+        .iter()
+        .position(|e| e.seq < entry.seq)
+        .unwrap_or(recent.len());
+    recent.insert(at, entry.clone());
+    recent.truncate(RECENT_BIDS);
+}
+
 impl Hub {
-    pub fn new(engine: Arc<dyn Engine>) -> Arc<Self> {
-        Arc::new(Hub {
+    /// A hub over `engine`; the lobby's closed auctions come from `archive`.
+    pub fn new(engine: Arc<dyn Engine>, archive: Option<Arc<dyn Archive>>) -> Arc<Self> {
+        Self::with_room_idle(engine, archive, ROOM_IDLE)
+    }
+
+    /// A hub that keeps unwatched rooms for `room_idle` instead of [`ROOM_IDLE`].
+    pub fn with_room_idle(
+        engine: Arc<dyn Engine>,
+        archive: Option<Arc<dyn Archive>>,
+        room_idle: Duration,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Hub {
             engine,
+            archive,
             rooms: RwLock::new(HashMap::new()),
             lobby: broadcast::channel(4096).0,
+            changes: AtomicU64::new(0),
+            lobby_cache: tokio::sync::Mutex::new(None),
+            me: me.clone(),
+            room_idle,
         })
     }
 
-    /// Applies the engine's changes until the feed ends.
-    pub async fn run(self: Arc<Self>, mut feed: ChangeFeed) {
-        while let Some(change) = feed.recv().await {
+    /// Applies the engine's changes until the feed ends or `stop` is cancelled.
+    pub async fn run(self: Arc<Self>, mut feed: ChangeFeed, stop: CancellationToken) {
+        loop {
+            let change = tokio::select! {
+                change = feed.recv() => change,
+                _ = stop.cancelled() => return,
+            };
+            let Some(change) = change else { return };
             self.apply(&change);
         }
+    }
+
+    /// Rooms on this node (watched now, or within the last [`ROOM_IDLE`]).
+    pub fn rooms(&self) -> usize {
+        self.rooms.read().len()
     }
 
     fn room(&self, id: &AuctionId) -> Option<Arc<Room>> {
         self.rooms.read().get(id).cloned()
     }
 
-    fn new_room(auction: Auction, recent: VecDeque<BidEntry>) -> Arc<Room> {
-        Arc::new(Room {
-            tx: broadcast::channel(ROOM_BUFFER).0,
-            state: Mutex::new(RoomState {
-                auction,
-                recent,
-                ring: VecDeque::with_capacity(REPLAY_RING),
-                snapshot: None,
-            }),
-            watchers: AtomicUsize::new(0),
-            watchers_announced: AtomicU64::new(0),
-        })
-    }
-
     /// Publishes one committed change to the auction's watchers and the lobby.
     pub fn apply(&self, change: &Change) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         let next = &change.auction;
-        let room = match self.room(&next.id) {
-            Some(room) => room,
-            None => {
-                // First change seen for this auction on this node: the room may start here.
-                let recent = match &change.event {
-                    Event::Bid { entry, .. } => VecDeque::from([entry.clone()]),
-                    _ => VecDeque::new(),
-                };
-                let mut rooms = self.rooms.write();
-                match rooms.entry(next.id.clone()) {
-                    // A subscriber created it meanwhile: apply the change to it as usual.
-                    Entry::Occupied(e) => e.get().clone(),
-                    Entry::Vacant(e) => {
-                        e.insert(Self::new_room(next.clone(), recent));
-                        drop(rooms);
-                        self.publish_lobby_message(
-                            || first_message(change, self.engine.now()),
-                            change,
-                        );
-                        return;
-                    }
-                }
-            }
+        let lobby_first = || first_message(change, self.engine.now());
+        let Some(room) = self.room(&next.id) else {
+            // Nobody here watches it: only the lobby hears of it.
+            return self.publish_lobby_message(lobby_first, change);
         };
         let mut st = room.state.lock();
-        let prev_seq = st.auction.state.seq;
-        if next.state.seq <= prev_seq {
-            // Already in the room (it was seeded from the engine's newer state, or this is a
-            // duplicate). The lobby may not have seen it; its clients apply each seq once.
-            drop(st);
-            self.publish_lobby_message(|| first_message(change, self.engine.now()), change);
-            return;
-        }
-        let prev = std::mem::replace(&mut st.auction, next.clone());
         if let Event::Bid { entry, .. } = &change.event {
-            if st.recent.front().is_none_or(|f| f.seq < entry.seq) {
-                st.recent.push_front(entry.clone());
-                st.recent.truncate(RECENT_BIDS);
-            }
+            remember_bid(&mut st.recent, entry);
         }
+        let prev = match (&st.auction, st.loaded) {
+            (Some(prev), true) if next.state.seq > prev.state.seq => prev.clone(),
+            (_, true) => {
+                // Already in the room (it was loaded from the engine's newer state, or this
+                // is a duplicate). The lobby may not have seen it; its clients apply each seq
+                // once.
+                drop(st);
+                return self.publish_lobby_message(lobby_first, change);
+            }
+            (_, false) => {
+                // Loading: keep the newest state; the loader merges it with what it reads.
+                if st
+                    .auction
+                    .as_ref()
+                    .is_none_or(|a| a.state.seq < next.state.seq)
+                {
+                    st.auction = Some(next.clone());
+                }
+                drop(st);
+                return self.publish_lobby_message(lobby_first, change);
+            }
+        };
+        let prev_seq = prev.state.seq;
+        st.auction = Some(next.clone());
         let frame = if next.state.seq == prev_seq + 1 {
             Arc::new(Frame {
                 auction_id: next.id.clone(),
@@ -157,9 +268,11 @@ impl Hub {
                 text: encode(&message_for(&prev, change)),
             })
         } else {
-            // A gap: our watchers missed changes we never saw. Resync them.
+            // A gap: our watchers missed changes we never saw. Resync them now, and reload
+            // the history, which may be missing the bids we never saw.
             metrics::counter!("gavel_fanout_gaps_total").increment(1);
             st.ring.clear();
+            self.reload_history(&next.id, &room);
             Arc::new(Frame {
                 auction_id: next.id.clone(),
                 seq: next.state.seq,
@@ -191,33 +304,111 @@ impl Hub {
         }
     }
 
+    /// Joins the auction's room (creating it if needed) as one more watcher.
+    fn join(&self, id: &AuctionId) -> Watch {
+        if let Some(room) = self.rooms.read().get(id) {
+            // Under the read lock: `sweep` removes rooms under the write lock, so this room
+            // cannot be dropped between the lookup and the increment.
+            room.watchers.fetch_add(1, Ordering::AcqRel);
+            return Watch { room: room.clone() };
+        }
+        let mut rooms = self.rooms.write();
+        let room = rooms.entry(id.clone()).or_insert_with(Room::new).clone();
+        room.watchers.fetch_add(1, Ordering::AcqRel);
+        Watch { room }
+    }
+
+    /// Loads a room from the engine, merging in whatever changes arrived meanwhile.
+    async fn load(&self, id: &AuctionId, room: &Room) -> Result<(), EngineError> {
+        self.engine.watch(id).await?;
+        let auction = self
+            .engine
+            .auction(id)
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        let recent = self.engine.recent_bids(id, RECENT_BIDS).await?;
+        let mut st = room.state.lock();
+        if st
+            .auction
+            .as_ref()
+            .is_none_or(|a| a.state.seq < auction.state.seq)
+        {
+            st.auction = Some(auction);
+        }
+        for entry in &recent {
+            remember_bid(&mut st.recent, entry);
+        }
+        st.ring.clear();
+        st.snapshot = None;
+        st.loaded = true;
+        Ok(())
+    }
+
+    /// Reads the room's recent bids again from the engine and, if any were missing, resyncs
+    /// its watchers with a snapshot that has them.
+    fn reload_history(&self, id: &AuctionId, room: &Arc<Room>) {
+        let (Some(hub), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (id, room) = (id.clone(), room.clone());
+        rt.spawn(async move {
+            let recent = match hub.engine.recent_bids(&id, RECENT_BIDS).await {
+                Ok(recent) => recent,
+                Err(e) => {
+                    tracing::warn!(auction = %id, error = %e, "cannot reload a room's history");
+                    return;
+                }
+            };
+            let mut st = room.state.lock();
+            let before = st.recent.len();
+            let newest = st.recent.front().map(|e| e.seq);
+            for entry in &recent {
+                remember_bid(&mut st.recent, entry);
+            }
+            if st.recent.len() == before && st.recent.front().map(|e| e.seq) == newest {
+                return;
+            }
+            let Some(seq) = st.auction.as_ref().map(|a| a.state.seq) else {
+                return;
+            };
+            st.snapshot = None;
+            st.ring.clear();
+            let text = snapshot_text(&mut st, hub.engine.now(), true);
+            let _ = room.tx.send(Arc::new(Frame {
+                auction_id: id.clone(),
+                seq,
+                text,
+            }));
+        });
+    }
+
     /// Subscribes to an auction. The start (replay or snapshot) and the receiver are taken
-    /// under the room's lock, so nothing is missed or doubled between them.
+    /// under the room's lock, so nothing is missed or doubled between them. The [`Watch`]
+    /// keeps the subscriber in the room until it is dropped.
     pub async fn subscribe(
         &self,
         id: &AuctionId,
         since_seq: Option<u64>,
-    ) -> Result<(Arc<Room>, Start, broadcast::Receiver<SharedFrame>), EngineError> {
-        let room = match self.room(id) {
-            Some(r) => r,
-            None => {
-                self.engine.watch(id).await?;
-                let auction = self
-                    .engine
-                    .auction(id)
-                    .await?
-                    .ok_or(EngineError::NotFound)?;
-                let recent = self.engine.recent_bids(id, RECENT_BIDS).await?;
-                self.rooms
-                    .write()
-                    .entry(id.clone())
-                    .or_insert_with(|| Self::new_room(auction, recent.into()))
-                    .clone()
+    ) -> Result<(Watch, Start, broadcast::Receiver<SharedFrame>), EngineError> {
+        let watch = self.join(id);
+        let room = watch.room.clone();
+        if let Err(e) = room.ready.get_or_try_init(|| self.load(id, &room)).await {
+            drop(watch);
+            // A room that never loaded (no such auction, engine unavailable) is not kept:
+            // subscribing to made-up ids must not grow the hub.
+            let mut rooms = self.rooms.write();
+            if rooms.get(id).is_some_and(|r| {
+                Arc::ptr_eq(r, &room)
+                    && r.watchers.load(Ordering::Acquire) == 0
+                    && !r.state.lock().loaded
+            }) {
+                rooms.remove(id);
             }
-        };
+            return Err(e);
+        }
         let mut st = room.state.lock();
         let rx = room.tx.subscribe();
-        let current = st.auction.state.seq;
+        let current = st.auction.as_ref().map_or(0, |a| a.state.seq);
         let start = match since_seq {
             Some(since) if since >= current => Start::Replay(Vec::new()),
             Some(since)
@@ -231,8 +422,7 @@ impl Hub {
             None => Start::Snapshot(snapshot_text(&mut st, self.engine.now(), false)),
         };
         drop(st);
-        room.watchers.fetch_add(1, Ordering::Relaxed);
-        Ok((room, start, rx))
+        Ok((watch, start, rx))
     }
 
     /// The latest snapshot of a room and a fresh receiver positioned right after it, for a
@@ -243,26 +433,76 @@ impl Hub {
         (snapshot_text(&mut st, self.engine.now(), true), rx)
     }
 
-    pub fn unsubscribed(&self, room: &Room) {
-        room.watchers.fetch_sub(1, Ordering::Relaxed);
+    /// Drops the rooms nobody has watched for [`ROOM_IDLE`] (or the hub's own idle time) and
+    /// tells the engine this node
+    /// no longer watches them. Called about once a second.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut dropped = Vec::new();
+        {
+            let mut rooms = self.rooms.write();
+            rooms.retain(|id, room| {
+                let idle = room.watchers.load(Ordering::Acquire) == 0
+                    && room
+                        .idle_since
+                        .lock()
+                        .is_none_or(|since| now.duration_since(since) >= self.room_idle);
+                if idle {
+                    dropped.push(id.clone());
+                }
+                !idle
+            });
+            metrics::gauge!("gavel_hub_rooms").set(rooms.len() as f64);
+        }
+        for id in &dropped {
+            self.engine.unwatch(id);
+        }
     }
 
-    /// Every auction's state and a receiver for all their changes.
+    /// The lobby (the first [`LOBBY_LIVE`] live auctions by end time, then the last
+    /// [`LOBBY_CLOSED`] closed ones, newest first) and a receiver for every auction's changes. The message
+    /// is encoded once and the same buffer handed to every subscriber until a change or
+    /// [`LOBBY_MAX_AGE`] makes it stale, so a thousand `subscribe_lobby` cost one lobby.
     pub async fn lobby(
         &self,
     ) -> Result<(Utf8Bytes, broadcast::Receiver<SharedFrame>), EngineError> {
+        // Subscribe first, then look at the version: a change the cached lobby may miss is
+        // then either in the receiver or has made the cache stale.
         let rx = self.lobby.subscribe();
+        let mut cache = self.lobby_cache.lock().await;
+        let version = self.changes.load(Ordering::Acquire);
+        if let Some(c) = cache.as_ref() {
+            if c.version == version && c.built.elapsed() < LOBBY_MAX_AGE {
+                return Ok((c.text.clone(), rx));
+            }
+        }
         let now = self.engine.now();
-        let mut auctions = self.engine.list().await?;
-        auctions.sort_by_key(|a| (a.state.ends_at, a.id.clone()));
-        let msg = ServerMessage::Lobby {
-            auctions: auctions
+        let mut live = self.engine.list_live(None, LOBBY_LIVE + 1).await?;
+        let more = live.len() > LOBBY_LIVE;
+        live.truncate(LOBBY_LIVE);
+        let closed = match &self.archive {
+            Some(archive) => archive
+                .closed_auctions(None, LOBBY_CLOSED as u32)
+                .await
+                .map_err(|e| EngineError::Unavailable(Cause::new("archive", e)))?,
+            None => Vec::new(),
+        };
+        let text = encode(&ServerMessage::Lobby {
+            auctions: live
                 .iter()
+                .chain(&closed)
                 .map(|a| views::auction_view(a, now, None))
                 .collect(),
+            more,
             server_time: now,
-        };
-        Ok((encode(&msg), rx))
+        });
+        metrics::counter!("gavel_lobby_builds_total").increment(1);
+        *cache = Some(LobbyCache {
+            version,
+            built: Instant::now(),
+            text: text.clone(),
+        });
+        Ok((text, rx))
     }
 
     /// Sends `watchers` counts to rooms whose count changed. Called about once a second.
@@ -346,12 +586,13 @@ struct SnapshotBody {
 /// A snapshot message. The auction and its recent bids are encoded once per `seq` and
 /// cached in the room; only the envelope (server time, resync flag) is written per watcher.
 fn snapshot_text(st: &mut RoomState, now: i64, resync: bool) -> Utf8Bytes {
-    let seq = st.auction.state.seq;
+    let auction = st.auction.as_ref().expect("a loaded room has its auction");
+    let seq = auction.state.seq;
     let body = match &st.snapshot {
         Some((cached_seq, body)) if *cached_seq == seq => body.clone(),
         _ => {
             let body = SnapshotBody {
-                auction: views::auction_view(&st.auction, now, None),
+                auction: views::auction_view(auction, now, None),
                 recent_bids: st.recent.iter().map(views::bid_view).collect(),
             };
             let json: Arc<str> = serde_json::to_string(&body)

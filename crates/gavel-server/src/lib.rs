@@ -13,6 +13,7 @@ mod drainer;
 pub mod fanout;
 pub mod http;
 mod limits;
+mod listing;
 pub mod telemetry;
 pub mod views;
 mod ws;
@@ -72,13 +73,17 @@ pub async fn run_with_clock(
         config.auth_failures_per_minute_per_ip,
     )?;
     let background = CancellationToken::new();
-    let backends::Backends { engine, archive } =
-        backends::build(&config, clock, background.clone()).await?;
-    let hub = Hub::new(engine.clone());
+    let backends::Backends {
+        engine,
+        archive,
+        stopped,
+    } = backends::build(&config, clock, background.clone()).await?;
+    let hub = Hub::new(engine.clone(), Some(archive.clone()));
     let feed = engine
         .take_changes()
         .context("the engine's change feed was already taken")?;
-    tokio::spawn(hub.clone().run(feed));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(hub.clone().run(feed, background.clone()));
     if config.demo {
         demo::seed(engine.as_ref()).await?;
     }
@@ -98,8 +103,8 @@ pub async fn run_with_clock(
         tracker: TaskTracker::new(),
         config,
     });
-    tokio::spawn(closer::run(engine.clone(), background.clone()));
-    tokio::spawn(housekeeping(state.clone(), background.clone()));
+    tasks.spawn(closer::run(engine.clone(), background.clone()));
+    tasks.spawn(housekeeping(state.clone(), background.clone()));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gavel listening");
@@ -110,6 +115,18 @@ pub async fn run_with_clock(
     let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;
     background.cancel();
     engine.flush().await;
+    // Let every holder of the engine go, then wait for it to stop (embedded mode: its
+    // last batch committed and the archive closed).
+    while tasks.join_next().await.is_some() {}
+    drop((state, hub, engine));
+    if let Some(stopped) = stopped {
+        if tokio::time::timeout(Duration::from_secs(10), stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the engine is still held 10 s after shutdown; not waiting longer");
+        }
+    }
     tracing::info!("gavel stopped");
     Ok(())
 }
@@ -124,6 +141,7 @@ async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {
         }
         n += 1;
         state.hub.announce_watchers();
+        state.hub.sweep();
         if n.is_multiple_of(60) {
             state.limits.housekeeping();
             state.auth.housekeeping();

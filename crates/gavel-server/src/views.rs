@@ -1,10 +1,13 @@
 //! Converts the rules' types into wire types, hiding what only the leader may see.
 
 use gavel_core::{
-    buy_now_available, Auction, BidEntry, Bidder, IncrementPolicy, Millis, Rejection, Status,
+    buy_now_available, outcome_code, Auction, BidEntry, Bidder, BidderId, IncrementPolicy, Millis,
+    Rejection, RequestId, Status,
 };
+use gavel_engine::BidReply;
 use gavel_protocol::{
-    AuctionView, BidView, Closed, ClosingView, IncrementBandView, SoftCloseView, Update, UserRef,
+    AuctionView, BidResult, BidView, Closed, ClosingView, IncrementBandView, SoftCloseView, Update,
+    UserRef,
 };
 
 pub fn user_ref(b: &Bidder) -> UserRef {
@@ -144,19 +147,46 @@ pub fn closed(a: &Auction) -> Option<Closed> {
     })
 }
 
-/// A plain-words message for a bid outcome.
-pub fn outcome_message(outcome: &Result<(), Rejection>, a: &Auction, amount: i64) -> String {
+/// The answer to a bid for `viewer` (the bidder), from the engine's reply: the same
+/// reply always gives the same answer, so a repeated request is answered exactly as the
+/// first time (`now` only places the auction's status in time).
+pub fn bid_result(
+    request_id: &RequestId,
+    reply: &BidReply,
+    viewer: &BidderId,
+    now: Millis,
+) -> BidResult {
+    BidResult {
+        request_id: request_id.to_string(),
+        auction_id: reply.auction.id.to_string(),
+        outcome: outcome_code(&reply.outcome).into(),
+        message: outcome_message(&reply.outcome, &reply.auction, viewer),
+        auction: Some(auction_view(&reply.auction, now, Some(viewer.as_str()))),
+    }
+}
+
+/// A plain-words message for a bid outcome, told to `viewer` (the bidder), from the state
+/// the bid was decided at. It mentions a proxy maximum only when it is the viewer's own.
+pub fn outcome_message(outcome: &Result<(), Rejection>, a: &Auction, viewer: &BidderId) -> String {
     let cur = a.spec.currency;
     let fmt = |m: i64| format!("{} {}.{:02}", cur, m / 100, m % 100);
+    let price = a.state.price.map_or(0, |p| p.minor_units());
+    let viewer_leads = a.state.leader.as_ref().is_some_and(|l| l.id == *viewer);
     match outcome {
         Ok(()) => match (&a.state.closing, a.state.leader_max) {
-            (Some(_), _) => format!("You bought it for {}.", fmt(amount)),
+            (Some(c), _) => format!(
+                "You bought it for {}.",
+                fmt(c.final_price.map_or(price, |p| p.minor_units()))
+            ),
+            // An accepted bid leads at the state it was decided at; anything else would be
+            // someone else's state, and says nothing about theirs.
+            _ if !viewer_leads => "Your bid was accepted.".into(),
             (None, Some(max)) => format!(
                 "You lead at {}; your maximum is {}.",
-                fmt(a.state.price.map_or(0, |p| p.minor_units())),
+                fmt(price),
                 fmt(max.minor_units())
             ),
-            _ => format!("Your bid of {} leads.", fmt(amount)),
+            (None, None) => format!("Your bid of {} leads.", fmt(price)),
         },
         Err(Rejection::Outbid { min_bid }) => match a.state.price {
             Some(price) => format!(
@@ -182,9 +212,13 @@ pub fn outcome_message(outcome: &Result<(), Rejection>, a: &Auction, amount: i64
             "A buy-now bid must be exactly {}.",
             fmt(price.minor_units())
         ),
-        Err(Rejection::MaxNotRaised { current_max }) => format!(
+        // Only the leader can be refused this way, so the maximum is the viewer's own.
+        Err(Rejection::MaxNotRaised { current_max }) if viewer_leads => format!(
             "Your new maximum must be above your current maximum of {}.",
             fmt(current_max.minor_units())
         ),
+        Err(Rejection::MaxNotRaised { .. }) => {
+            "Your new maximum must be above your current one.".into()
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::auth::{AuthError, Principal};
 use crate::bidding::{self, RawBid};
-use crate::fanout::{Room, SharedFrame, Start};
+use crate::fanout::{SharedFrame, Start, Watch};
 use crate::http::serve::SlotHandoff;
 use crate::http::session::user_view;
 use crate::http::{ApiError, Query};
@@ -255,9 +255,9 @@ enum Flow {
 /// A bid being decided (or waiting for its group commit), yielding its answer.
 type PendingBid = Pin<Box<dyn std::future::Future<Output = Utf8Bytes> + Send>>;
 
-/// One subscription: the room (for its watcher count and resyncs) and its frames.
+/// One subscription: its place in the room (dropping it leaves the room) and its frames.
 struct Subscription {
-    room: Arc<Room>,
+    watch: Watch,
     frames: BroadcastStream<SharedFrame>,
 }
 
@@ -269,7 +269,8 @@ impl futures::Stream for Subscription {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         match self.frames.poll_next_unpin(cx) {
-            // Rooms live as long as the hub: an ended channel means the server is stopping.
+            // A watched room lives as long as the hub: an ended channel means the server is
+            // stopping.
             // Never end, so the subscription stays listed until the connection lets it go.
             std::task::Poll::Ready(None) => std::task::Poll::Pending,
             other => other,
@@ -312,7 +313,8 @@ struct Conn {
 }
 
 impl Conn {
-    /// Serves the connection until it ends, then lets its subscriptions go.
+    /// Serves the connection until it ends; its subscriptions leave their rooms when the
+    /// connection (and with it each `Watch`) is dropped.
     async fn serve(&mut self, refused: Option<AuthError>) {
         let outcome = self.run(refused).await;
         if outcome == Err(ErrorCode::TooSlow) {
@@ -324,9 +326,6 @@ impl Conn {
                 reason: Utf8Bytes::from_static(ErrorCode::TooSlow.as_str()),
             })));
             let _ = Box::pin(tokio::time::timeout(limit, close)).await;
-        }
-        for (_, sub) in self.subscriptions.iter() {
-            self.state.hub.unsubscribed(&sub.room);
         }
     }
 
@@ -544,7 +543,7 @@ impl Conn {
                         .iter_mut()
                         .find(|(k, _)| *k == id)
                         .map(|(_, sub)| {
-                            let (snap, rx) = hub.resync(&sub.room);
+                            let (snap, rx) = hub.resync(sub.watch.room());
                             sub.frames = BroadcastStream::new(rx);
                             snap
                         });
@@ -573,14 +572,9 @@ impl Conn {
         self.close(MESSAGE_TOO_BIG, "message too large")
     }
 
+    /// Leaves the auction's room (dropping the subscription's `Watch`).
     fn unwatch(&mut self, id: &AuctionId) -> bool {
-        match self.subscriptions.remove(id) {
-            Some(sub) => {
-                self.state.hub.unsubscribed(&sub.room);
-                true
-            }
-            None => false,
-        }
+        self.subscriptions.remove(id).is_some()
     }
 
     async fn handle_text(&mut self, raw: &str) {
@@ -629,7 +623,8 @@ impl Conn {
                 }
                 self.push(ok("unsubscribe"))
             }
-            // Answered once: a repeat must not queue another copy of the whole lobby.
+            // Already subscribed: the lobby it has stays current through its updates, so a
+            // repeat gets only the acknowledgement, never another copy of the lobby.
             ClientMessage::SubscribeLobby {} if self.lobby.is_some() => {
                 self.push(ok("subscribe_lobby"))
             }
@@ -705,9 +700,10 @@ impl Conn {
         // Subscribing again restarts the subscription (with the new since_seq).
         self.unwatch(&id);
         match self.state.hub.subscribe(&id, since_seq).await {
-            Ok((room, start, rx)) => {
+            Ok((watch, start, rx)) => {
                 let frames = BroadcastStream::new(rx);
-                self.subscriptions.insert(id, Subscription { room, frames });
+                self.subscriptions
+                    .insert(id, Subscription { watch, frames });
                 match start {
                     Start::Snapshot(t) => self.push(t),
                     Start::Replay(frames) => {

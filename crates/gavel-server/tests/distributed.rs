@@ -1016,3 +1016,75 @@ async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers
     .await
     .expect("bounded in time");
 }
+
+/// The first message of type `ty` on `ws`, within `within`.
+async fn first_of(ws: &mut Ws, ty: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(Ok(msg))) = tokio::time::timeout(left, ws.next()).await else {
+            panic!("no {ty} within {within:?}");
+        };
+        if let Message::Text(text) = msg {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_serves_snapshots_with_the_whole_recent_history() {
+    let _turn = SERIAL.lock().await;
+    tokio::time::timeout(LIMIT, async {
+        let d = Deployment::new();
+        let a = d.node("a", None, &[]).await;
+        let b = d.node("b", None, &[]).await;
+        let http = reqwest::Client::new();
+        let auction = create_auction(&http, &a, 1_000).await;
+        let ann = session(&http, &a, "Ann").await;
+        let bob = session(&http, &a, "Bob").await;
+        drop(b); // stopped (kill -9)
+        for i in 0..5 {
+            let token = if i % 2 == 0 { &ann } else { &bob };
+            let r = bid(
+                &http,
+                &a,
+                token,
+                &auction,
+                1_000 + i * 100,
+                &format!("r{i}"),
+            )
+            .await;
+            assert_eq!(r["outcome"], "accepted", "{r}");
+        }
+        let b = d.node("b", None, &[]).await;
+        let r = bid(&http, &a, &bob, &auction, 1_500, "r5").await;
+        assert_eq!(r["outcome"], "accepted", "{r}");
+        // B's fan-out sees that bid before anyone on B subscribes.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let mut ws = watch(&b, &auction).await;
+        let snapshot = first_of(&mut ws, "snapshot", Duration::from_secs(10)).await;
+        let history: Value = http
+            .get(format!("{}/api/auctions/{auction}/bids", b.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let all = history["bids"].as_array().unwrap();
+        assert_eq!(all.len(), 6, "{history}");
+        let recent = snapshot["recent_bids"].as_array().unwrap();
+        assert_eq!(
+            recent.as_slice(),
+            &all[..recent.len()],
+            "the snapshot's recent bids are the newest of the history"
+        );
+        assert_eq!(recent.len(), 6, "{snapshot}");
+    })
+    .await
+    .expect("within the time limit");
+}

@@ -192,13 +192,30 @@ impl Api {
         json_or_error(r).await
     }
 
+    /// Every auction, following the listing's pages (`GET /api/auctions` serves at most 200
+    /// at a time).
     pub async fn list(&self, s: &Server) -> anyhow::Result<AuctionList> {
-        let r = self
-            .http
-            .get(format!("{}/api/auctions", s.base))
-            .send()
-            .await?;
-        json_or_error(r).await
+        let mut auctions = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}/api/auctions?limit=200", s.base);
+            if let Some(c) = &cursor {
+                url.push_str("&cursor=");
+                url.push_str(c);
+            }
+            let page: AuctionList = json_or_error(self.http.get(url).send().await?).await?;
+            auctions.extend(page.auctions);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => {
+                    return Ok(AuctionList {
+                        auctions,
+                        server_time: page.server_time,
+                        next_cursor: None,
+                    })
+                }
+            }
+        }
     }
 
     /// Re-sends a bid with its original request id: the server answers the first decision

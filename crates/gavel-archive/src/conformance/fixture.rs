@@ -111,6 +111,11 @@ impl Fixture {
         self.place(who, self.auction.min_bid(), BidKind::Plain)
     }
 
+    /// `who` sets a proxy maximum of `amount` (or, leading already, raises theirs to it).
+    pub fn max(&mut self, who: &str, amount: i64) -> ArchivedChange {
+        self.place(who, money(amount), BidKind::Max)
+    }
+
     /// `who` pays the buy-now price, which ends the auction.
     pub fn buy_now(&mut self, who: &str) -> ArchivedChange {
         let price = self
@@ -135,6 +140,12 @@ impl Fixture {
             decision.change.expect("an accepted bid changes state"),
             true,
         )
+    }
+
+    /// Moves the fixture's clock to `START + offset_ms` (for changes made at chosen times).
+    pub fn at(&mut self, offset_ms: Millis) -> &mut Self {
+        self.now = START + offset_ms;
+        self
     }
 
     /// An admin cancels the auction.

@@ -182,7 +182,9 @@ async fn an_auctions_spec_is_sent_once_per_archive_and_a_missing_row_heals() {
     // the drainer retries it), and the retry sends the spec again.
     client
         .batch_execute(&format!(
-            "DELETE FROM {s}.bids WHERE auction_id = '{id}'; DELETE FROM {s}.auctions WHERE id = '{id}'",
+            "DELETE FROM {s}.bids WHERE auction_id = '{id}'; \
+             DELETE FROM {s}.replies WHERE auction_id = '{id}'; \
+             DELETE FROM {s}.auctions WHERE id = '{id}'",
             s = h.schema,
             id = a.id()
         ))

@@ -284,3 +284,60 @@ async fn a_bid_without_a_bid_id_is_keyed_by_its_seq() {
     assert_eq!(archive.stats().bids, 1);
     assert_eq!(archive.bids(a.id(), None, 10).await.unwrap().len(), 1);
 }
+
+/// The plan SQLite picks for a query, one line per step.
+fn plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    rows.join("\n")
+}
+
+#[test]
+fn listings_are_served_from_indexes_not_a_scan() {
+    let h = SqliteHarness::new();
+    drop(h.open_sqlite());
+    let conn = h.raw();
+    let closed = plan(
+        &conn,
+        "SELECT id, spec, state FROM auctions WHERE closed_at IS NOT NULL
+         AND (closed_at, id) < (1, 'x') ORDER BY closed_at DESC, id DESC LIMIT 10",
+    );
+    assert!(closed.contains("auctions_closed"), "{closed}");
+    assert!(!closed.contains("TEMP B-TREE"), "no sort step: {closed}");
+    let hot = plan(
+        &conn,
+        "SELECT id, spec, state FROM auctions WHERE closed_at IS NULL
+         UNION ALL SELECT id, spec, state FROM auctions WHERE closed_at >= 1",
+    );
+    assert!(hot.contains("auctions_live"), "{hot}");
+    assert!(hot.contains("auctions_closed"), "{hot}");
+    assert!(
+        !hot.lines().any(|l| l.trim() == "SCAN auctions"),
+        "never a full scan: {hot}"
+    );
+}
+
+#[test]
+fn the_listing_migration_fills_closed_at_from_the_results() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    schema::run_for_test(&mut conn, &schema::MIGRATIONS[..2]).unwrap();
+    conn.execute_batch(
+        "INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
+             VALUES ('a', '{}', '{}', 3, 'closed', 100, 1), ('b', '{}', '{}', 2, 'open', 200, 1);
+         INSERT INTO results (auction_id, seq, reason, closed_at) VALUES ('a', 3, 'ended', 99);",
+    )
+    .unwrap();
+    schema::migrate(&mut conn).unwrap();
+    let closed_at = |id: &str| -> Option<i64> {
+        conn.query_row("SELECT closed_at FROM auctions WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(closed_at("a"), Some(99));
+    assert_eq!(closed_at("b"), None);
+}

@@ -593,6 +593,16 @@ impl Engine for RedisEngine {
         Ok(out)
     }
 
+    /// Simple and correct, not indexed: reads every auction and sorts. To be replaced by a
+    /// Redis index of live auctions by end time.
+    async fn list_live(
+        &self,
+        after: Option<(Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, EngineError> {
+        Ok(crate::live_page(self.list().await?, after.as_ref(), limit))
+    }
+
     async fn recent_bids(
         &self,
         id: &AuctionId,
@@ -716,6 +726,13 @@ impl Engine for RedisEngine {
 
     fn unwatch(&self, id: &AuctionId) {
         self.core().watched.lock().remove(id);
+    }
+
+    fn stats(&self) -> crate::EngineStats {
+        crate::EngineStats {
+            hot_auctions: None,
+            watched_auctions: Some(self.core().watched.lock().len() as u64),
+        }
     }
 
     fn now(&self) -> Millis {

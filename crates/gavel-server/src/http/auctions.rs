@@ -2,6 +2,7 @@
 
 use super::{Admin, ApiError, JsonBody, Path, Query, User};
 use crate::bidding::{self, BidError, RawBid};
+use crate::listing::{self, Cursor, Filter, ListError};
 use crate::views;
 use crate::AppState;
 use axum::extract::State;
@@ -21,31 +22,62 @@ use std::sync::Arc;
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
 }
 
+/// One page of auctions: live ones by end time, then closed ones, most recently closed
+/// first (see `listing.rs`).
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<AuctionList>, ApiError> {
-    if let Some(s) = q.status.as_deref() {
-        if !matches!(s, "scheduled" | "open" | "closed") {
-            return Err(ApiError::new(
-                ErrorCode::InvalidStatus,
-                "status must be scheduled, open or closed",
-            ));
-        }
+    let filter = Filter::parse(q.status.as_deref()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidStatus,
+            "status must be live, scheduled, open or closed",
+        )
+    })?;
+    let limit = q.limit.unwrap_or(listing::DEFAULT_LIMIT);
+    if !(1..=listing::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidLimit,
+            format!("limit must be 1 to {}", listing::MAX_LIMIT),
+        ));
     }
+    let bad_cursor = || {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            "cursor must be a next_cursor this listing returned",
+        )
+    };
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::parse(c).ok_or_else(bad_cursor))
+        .transpose()?;
     let now = state.engine.now();
-    let mut auctions = state.engine.list().await?;
-    auctions.sort_by_key(|a| (a.state.ends_at, a.id.clone()));
-    let auctions = auctions
-        .iter()
-        .map(|a| views::auction_view(a, now, None))
-        .filter(|v| q.status.as_deref().is_none_or(|s| v.status == s))
-        .collect();
+    let page = listing::page(
+        state.engine.as_ref(),
+        state.archive.as_ref(),
+        filter,
+        cursor,
+        limit,
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        ListError::Cursor => bad_cursor(),
+        ListError::Engine(e) => e.into(),
+    })?;
     Ok(Json(AuctionList {
-        auctions,
+        auctions: page
+            .auctions
+            .iter()
+            .map(|a| views::auction_view(a, now, None))
+            .collect(),
         server_time: now,
+        next_cursor: page.next.map(|c| c.encode()),
     }))
 }
 

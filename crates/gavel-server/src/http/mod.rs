@@ -4,6 +4,7 @@ mod assets;
 mod auctions;
 pub mod serve;
 pub(crate) mod session;
+mod stats;
 
 use crate::auth::{AuthError, Principal, Role};
 use crate::AppState;
@@ -33,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
+        .route("/api/admin/stats", get(stats::get))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
         .method_not_allowed_fallback(method_not_allowed)

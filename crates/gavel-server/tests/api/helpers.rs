@@ -136,6 +136,8 @@ pub struct TestApp {
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Kept so the data directory lives as long as the server.
     pub _data_dir: tempfile::TempDir,
+    /// The configuration it runs with, for a restart on the same data directory.
+    pub config: ServeConfig,
     /// Distributed mode: the test's prefix and schema (removed when dropped).
     pub isolation: Option<Isolation>,
 }
@@ -190,15 +192,29 @@ async fn spawn_app_on(
         i.configure(&mut config);
     }
     configure(&mut config);
+    start_on(listener, config, data_dir, isolation)
+}
+
+fn start_on(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    data_dir: tempfile::TempDir,
+    isolation: Option<Isolation>,
+) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(gavel_server::run(config, listener, shutdown.clone()));
+    let handle = tokio::spawn(gavel_server::run(
+        config.clone(),
+        listener,
+        shutdown.clone(),
+    ));
     TestApp {
         addr,
         http: reqwest::Client::new(),
         shutdown,
         handle,
         _data_dir: data_dir,
+        config,
         isolation,
     }
 }
@@ -282,6 +298,20 @@ impl TestApp {
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
+    }
+
+    /// Stops the server (waiting until `run` has returned) and starts a new one on the
+    /// same data directory and configuration, on a new port.
+    pub async fn restart(self) -> TestApp {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the server stops within 10 s")
+            .expect("the server task did not panic")
+            .expect("the server stopped cleanly");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // The same data directory, and in distributed mode the same prefix and schema.
+        start_on(listener, self.config, self._data_dir, self.isolation)
     }
 }
 
