@@ -9,6 +9,7 @@ import {
   priceText,
   shot,
   signIn,
+  smallTapTargets,
   startServer,
   waitFor,
   waitForLive,
@@ -21,7 +22,7 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
   before(async () => {
     ctx.server = await startServer("admin-resilience");
     ctx.browser = await launchBrowser();
-    admin = await signIn(ctx.browser, ctx.server, "Auctioneer Ann", { admin: true });
+    admin = await signIn(ctx.browser, ctx.server, "Ann Hammer", { admin: true });
     bob = await signIn(ctx.browser, ctx.server, "Bob", { viewport: { width: 390, height: 844 } });
     alice = await signIn(ctx.browser, ctx.server, "Alice");
     ctx.users.push(admin, bob, alice);
@@ -70,6 +71,18 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
     await bob.page.getByTestId("closed-banner").waitFor({ timeout: 10_000 });
     assert.match(await bob.page.getByTestId("closed-banner").textContent(), /reserve not met/i);
     assert.equal((await ctx.server.getAuction("antique-globe")).closing.reason, "ended_early");
+  });
+
+  it("the auctioneer page fits a 390 px phone: no horizontal overflow, 44 px tap targets", { timeout: 60_000 }, async () => {
+    const id = auctionId("phone-admin");
+    await ctx.server.createAuction({ id, title: "A lot with a rather long title for a phone", description: "", currency: "EUR", starting_price: 500000000, increment: 500, duration_ms: 600_000 });
+    const phone = await signIn(ctx.browser, ctx.server, "Ops Phone", { admin: true, viewport: { width: 390, height: 844 } });
+    ctx.users.push(phone);
+    await phone.page.goto(`${ctx.server.url}/#/admin`);
+    await phone.page.locator(`[data-testid="admin-row"][data-auction-id="${id}"]`).waitFor();
+    const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `the page is ${width} px wide`);
+    assert.deepEqual(await smallTapTargets(phone.page), []);
   });
 
   it("the auctioneer cancels an auction", { timeout: 60_000 }, async () => {

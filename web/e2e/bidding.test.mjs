@@ -104,7 +104,9 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     await openAuction(bob.page, id);
     // Let both see the same state first.
     const { seq } = await ctx.server.getAuction(id);
-    for (const u of [alice, bob]) await u.page.locator(`[data-testid="auction-room"][data-seq="${seq}"]`).waitFor();
+    // (and live: bid buttons are enabled only once the socket confirmed the state; the
+    // clicks below are plain DOM clicks, which a disabled button ignores)
+    for (const u of [alice, bob]) await u.page.locator(`[data-testid="auction-room"][data-seq="${seq}"][data-live="true"]`).waitFor();
 
     // Both click at the same wall-clock instant (scheduled inside each page), long before
     // either could see the other's bid come back.

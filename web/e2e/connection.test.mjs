@@ -26,7 +26,8 @@ async function roomLiveness(page) {
     return {
       conn,
       roomLive: room?.getAttribute("data-live"),
-      winning: /You are winning/.test(room?.textContent ?? ""),
+      // "You are winning", or an old answer's "Your bid of $100.00 leads."
+      winning: /You are winning|\bleads\b/.test(room?.textContent ?? ""),
       quickLive: quick.map((b) => b.getAttribute("data-live")),
       quickDisabled: quick.map((b) => b.disabled),
       notice: document.querySelector('[data-testid="live-notice"]')?.textContent ?? null,
@@ -137,4 +138,33 @@ describe("a lost connection and lost answers", { timeout: 240_000 }, () => {
     const history = await ctx.server.bids(id);
     assert.deepEqual(history.map((b) => [b.bidder.name, b.amount]), [["Alice", 10000]], "placed once");
   });
+
+  it("a lobby that missed an update asks for the whole lobby again and shows the latest price", { timeout: 60_000 }, async () => {
+    const id = auctionId("lobbygap");
+    await ctx.server.createAuction({ id, title: "Lobby gap lot", description: "", currency: "USD", starting_price: 10000, increment: 1000, duration_ms: 10 * 60_000 });
+    const page = alice.page;
+    await page.goto(`${ctx.server.url}/#/`);
+    const card = page.locator(`[data-testid="auction-card"][data-auction-id="${id}"]`);
+    await card.waitFor();
+    await waitForLive(page);
+    // The lobby's update for the first bid is lost on the way; the second arrives after a gap.
+    let dropped = null;
+    sw.rewriteNext(
+      (m) => m.type === "update" && m.auction_id === id,
+      (m) => {
+        dropped = m;
+        return null;
+      },
+    );
+    assert.equal((await ctx.server.bid(bob.token, id, { amount: 10000, request_id: "gap-1" })).status, 200);
+    await waitFor(() => dropped, { what: "the first update dropped" });
+    const carol = await ctx.server.session("Carol");
+    assert.equal((await ctx.server.bid(carol.token, id, { amount: 12000, request_id: "gap-2" })).status, 200);
+    await waitFor(async () => (await card.getByTestId("card-price").textContent()) === "$120.00", {
+      what: "the lobby catches up to $120.00",
+      timeoutMs: 10_000,
+    });
+    assert.match(await card.getByTestId("card-bids").textContent(), /2 bids/);
+  });
 });
+

@@ -315,6 +315,9 @@ export function socketSwitch() {
     frozen: false,
     opened: 0,
     dropNext: [],
+    /** Predicates over the page's frames: a match is not passed to the server. */
+    clientDrops: [],
+    droppedFromClient: [],
     freeze() {
       sw.frozen = true;
     },
@@ -330,7 +333,18 @@ export function socketSwitch() {
         sw.opened++;
         const server = ws.connectToServer();
         ws.onMessage((m) => {
-          if (!sw.frozen) server.send(m);
+          if (sw.frozen) return;
+          let parsed = null;
+          try {
+            parsed = JSON.parse(String(m));
+          } catch {
+            parsed = null;
+          }
+          if (parsed && sw.clientDrops.some((d) => d(parsed))) {
+            sw.droppedFromClient.push(parsed);
+            return;
+          }
+          server.send(m);
         });
         server.onMessage((m) => {
           if (sw.frozen) return;

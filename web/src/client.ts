@@ -306,13 +306,20 @@ export class GavelClient {
   /** The session cannot be renewed: unanswered bids were never placed; ask to sign in again. */
   private sessionEnded(): void {
     for (const attempt of [...this.pending.values()]) {
-      if (attempt.queued && !attempt.uncertain) {
+      if (attempt.uncertain) {
+        // It may have been decided, and without a session it can no longer be asked about.
+        this.resolveBid(attempt.requestId, { state: "error", errorCode: "no_answer", serverMessage: "Session expired." });
+      } else if (attempt.queued) {
         this.resolveBid(attempt.requestId, {
           state: "error",
           errorCode: "token_expired",
           serverMessage: "Your session expired before this bid was sent.",
         });
       }
+    }
+    // Bids sent and not answered yet keep their request ids; nobody can ask about them now.
+    for (const attempt of [...this.pending.values()]) {
+      this.resolveBid(attempt.requestId, { state: "error", errorCode: "no_answer", serverMessage: "Session expired." });
     }
     const name = this.state.session?.user.name ?? null;
     saveSession(null);
@@ -486,6 +493,8 @@ export class GavelClient {
   private onHello(m: Hello, fresh: boolean): void {
     this.clock.addCoarse(m.server_time, Date.now());
     this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+    // The refresh time is on the server's clock: place it again now that the offset is known.
+    if (fresh && m.user) this.scheduleRefresh();
     if (!fresh) {
       // The answer to `auth`: with the user, bids held for the fresh token go out now.
       this.authSent = false;
@@ -584,6 +593,14 @@ export class GavelClient {
           void this.refresh();
           return;
         }
+        if (m.request_id && m.code === "unauthorized" && this.state.session) {
+          // A bid that reached a socket whose token had just expired (or was not accepted):
+          // nothing was decided. Hold it for a fresh token, as after token_expired.
+          this.awaitingAuth = true;
+          this.holdBid(m.request_id, { queued: true });
+          void this.refresh();
+          return;
+        }
         if (m.request_id && m.code === "outcome_unknown") {
           // It may have been decided: never say lost or placed; ask again with the same id.
           this.holdBid(m.request_id, { uncertain: true, sentAt: Date.now() });
@@ -652,6 +669,9 @@ export class GavelClient {
     if (!this.state.lobby.gap || this.lobbyWatchers === 0) return;
     if (Date.now() - this.lobbyResyncAskedAt < RESYNC_RETRY_MS) return;
     this.lobbyResyncAskedAt = Date.now();
+    // A repeated subscribe_lobby is answered with `ok` alone (the server sends the whole
+    // lobby once per subscription): leave and join again to get a fresh one.
+    this.send({ type: "unsubscribe_lobby" });
     this.send({ type: "subscribe_lobby" });
   }
 

@@ -272,10 +272,10 @@ export class Connection {
 
   private startWatchdog(): void {
     if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = setInterval(() => this.checkAlive(), 250);
+    this.watchdog = setInterval(() => this.checkAlive(), 100);
   }
 
-  /** The watchdog's check, every 250 ms while a socket exists. */
+  /** The watchdog's check, every 100 ms while a socket exists. */
   checkAlive(): void {
     const ws = this.ws;
     if (!ws) return;

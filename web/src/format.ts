@@ -67,15 +67,20 @@ export function formatLocalDateTime(serverMs: number, offset: number | null): st
   });
 }
 
-/** The soft-close rule in the words of docs/rules.md ("Soft close"), for one auction. */
-export function softCloseRule(sc: SoftClose): string {
-  if (sc.max_extension_ms === 0) return "Soft close is off for this auction (its cap is 0): the end does not move.";
+/**
+ * The soft-close rule in the words of docs/rules.md ("Soft close"), for one auction.
+ * `labelled` starts it with "Soft close:" (where no label stands beside it).
+ */
+export function softCloseRule(sc: SoftClose, labelled = true): string {
+  if (sc.max_extension_ms === 0) {
+    return `${labelled ? "Soft close is off" : "Off"} for this auction (its cap is 0): the end does not move.`;
+  }
   const cap =
     sc.max_extension_ms === null || sc.max_extension_ms === undefined
       ? ""
       : `, never more than ${formatDuration(sc.max_extension_ms)} past the original end`;
   return (
-    `Soft close: a bid that moves the price in the last ${formatDuration(sc.window_ms)} before the end ` +
+    `${labelled ? "Soft close: a" : "A"} bid that moves the price in the last ${formatDuration(sc.window_ms)} before the end ` +
     `moves the end to ${formatDuration(sc.extend_ms)} after that bid${cap}.`
   );
 }

@@ -135,7 +135,7 @@ export type ServerMessage =
   | { type: "lobby"; auctions: AuctionView[]; server_time: number }
   | { type: "auction_created"; auction: AuctionView }
   | { type: "ok"; what: string }
-  | { type: "error"; code: string; message: string; request_id?: string; auction_id?: string }
+  | { type: "error"; code: ErrorCode | string; message: string; request_id?: string; auction_id?: string }
   | { type: "pong"; client_time: number; server_time: number }
   | { type: "watchers"; auction_id: string; count: number };
 
@@ -160,3 +160,20 @@ export interface Session {
   user: UserView;
   expires_at: number;
 }
+
+/**
+ * The error codes the client acts on (docs/protocol.md, "Error codes"; Rust:
+ * gavel_protocol::ErrorCode). Others are shown with the server's message.
+ */
+export type ErrorCode =
+  | "unauthorized"
+  | "token_expired"
+  | "token_not_yet_valid"
+  | "not_found"
+  | "rate_limited"
+  | "invalid_amount"
+  | "admin_cannot_bid"
+  /** Nothing was decided: a retry (any request id) is safe. */
+  | "unavailable"
+  /** The bid may have been decided: retry with the same request id to learn its outcome. */
+  | "outcome_unknown";

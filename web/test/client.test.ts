@@ -131,6 +131,21 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a lobby gap leaves and joins the lobby again (a repeated subscribe_lobby gets only ok)", () => {
+    const c = client(null);
+    const stop = c.watchLobby();
+    ws().hello(null);
+    ws().frame({ type: "lobby", auctions: [view({ seq: 2 })], server_time: Date.now() });
+    ws().sent.length = 0;
+    ws().frame({ type: "update", auction_id: "cam", seq: 4, event: "bid", price: 13000 });
+    expect(ws().sent.map((m) => m.type)).toEqual(["unsubscribe_lobby", "subscribe_lobby"]);
+    ws().frame({ type: "lobby", auctions: [view({ seq: 4, price: 13000 })], server_time: Date.now() });
+    expect(c.getState().lobby.gap).toBe(false);
+    expect(c.getState().lobby.auctions.cam.price).toBe(13000);
+    stop();
+    c.stop();
+  });
+
   it("keeps a bid answered outcome_unknown pending and asks again with the same request id", () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     ws().hello(alice);
@@ -193,6 +208,22 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a bid answered unauthorized (its socket's token just expired) is held, not lost, and sent again after auth", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    refreshAnswer = () => new Response(JSON.stringify({ token: "t2", user: alice, expires_at: Date.now() + 3600_000 }), { status: 200 });
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "unauthorized", message: "no valid token", request_id: first.request_id });
+    expect(c.getState().bids.cam.state).toBe("pending");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(ws().last("auth")).toEqual({ type: "auth", token: "t2" });
+    ws().hello(alice);
+    const bids = ws().sent.filter((m) => m.type === "bid");
+    expect(bids).toEqual([first, first]);
+    c.stop();
+  });
+
   it("when the session cannot be renewed, says so and never claims the held bid was placed", async () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     ws().hello(alice);
@@ -205,6 +236,20 @@ describe("GavelClient against a fake server", () => {
     expect(st.sessionProblem).toBe("Your session has expired, Alice. Please sign in again to bid.");
     expect(st.bids.cam.state).toBe("error");
     expect(st.bids.cam.errorCode).toBe("token_expired");
+    c.stop();
+  });
+
+  it("a bid still uncertain when the session ends is never reported as placed or lost", async () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    ws().hello(alice);
+    c.placeBid("cam", 12000, "plain", 2);
+    const first = ws().last("bid")!;
+    ws().frame({ type: "error", code: "outcome_unknown", message: "unknown", request_id: first.request_id });
+    ws().frame({ type: "error", code: "token_expired", message: "expired" });
+    await vi.advanceTimersByTimeAsync(10); // the refresh is refused: 401
+    const shown = c.getState().bids.cam;
+    expect(shown.state).toBe("error");
+    expect(shown.errorCode).toBe("no_answer");
     c.stop();
   });
 

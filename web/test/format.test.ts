@@ -139,5 +139,9 @@ describe("softCloseRule", () => {
     expect(softCloseRule({ window_ms: 5_000, extend_ms: 10_000, max_extension_ms: 0 })).toBe(
       "Soft close is off for this auction (its cap is 0): the end does not move.",
     );
+    // Beside a "Soft close" label.
+    expect(softCloseRule({ window_ms: 30_000, extend_ms: 30_000 }, false)).toBe(
+      "A bid that moves the price in the last 30 s before the end moves the end to 30 s after that bid.",
+    );
   });
 });

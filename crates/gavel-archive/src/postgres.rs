@@ -69,8 +69,12 @@ WITH a_in AS (
                          $21::int8[], $22::int8[], $23::text[])
         AS t(auction_id, seq, reason, winner_id, winner_name, final_price, closed_at, by_admin)
 ), upserted AS (
+    -- A NULL spec: this archive wrote the row before (see `written`), so the spec is not
+    -- sent again; the row's own spec stands in (a row that is somehow missing then fails
+    -- NOT NULL, and the retry sends every spec).
     INSERT INTO auctions (id, spec, state, seq, status, ends_at)
-    SELECT id, spec::jsonb, state::jsonb, seq, status, ends_at FROM a_in
+    SELECT id, coalesce(spec::jsonb, (SELECT x.spec FROM auctions x WHERE x.id = a_in.id)),
+           state::jsonb, seq, status, ends_at FROM a_in
     -- Every node's drainer locks auction rows in id order, so two batches touching the
     -- same auctions wait for each other instead of deadlocking.
     ORDER BY id
@@ -145,7 +149,17 @@ pub struct PostgresArchive {
     pool: Pool,
     batches: AtomicU64,
     bids: AtomicU64,
+    /// Auctions whose row this archive has written (a batch with them committed): later
+    /// batches leave their spec out, since a spec never changes and can be kilobytes.
+    /// Cleared when it grows past `WRITTEN_MAX`, and on any failed batch.
+    written: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Specs sent in batch statements (for tests).
+    specs_sent: AtomicU64,
 }
+
+/// Auction rows remembered as written; past this the set starts again (the cost is one
+/// spec per auction sent again).
+const WRITTEN_MAX: usize = 100_000;
 
 /// A schema name we are willing to put into SQL: lower-case letters, digits, `_`.
 fn valid_schema(s: &str) -> bool {
@@ -205,6 +219,8 @@ impl PostgresArchive {
             pool,
             batches: AtomicU64::new(0),
             bids: AtomicU64::new(0),
+            written: Default::default(),
+            specs_sent: AtomicU64::new(0),
         };
         archive.migrate(schema).await?;
         tracing::info!(
@@ -276,7 +292,16 @@ impl PostgresArchive {
         let r = &rows.results;
         let col = |f: fn(&AuctionRow) -> String| a.iter().map(f).collect::<Vec<_>>();
         let a_id = col(|x| x.id.clone());
-        let a_spec = col(|x| x.spec.clone());
+        let a_spec: Vec<Option<&str>> = {
+            let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            a.iter()
+                .map(|x| (!written.contains(&x.id)).then_some(x.spec.as_str()))
+                .collect()
+        };
+        self.specs_sent.fetch_add(
+            a_spec.iter().filter(|s| s.is_some()).count() as u64,
+            Ordering::Relaxed,
+        );
         let a_state = col(|x| x.state.clone());
         let a_status = col(|x| x.status.to_string());
         let a_seq: Vec<i64> = a.iter().map(|x| x.seq).collect();
@@ -309,6 +334,13 @@ impl PostgresArchive {
                 ],
             )
             .await?;
+        {
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            if written.len() + a_id.len() > WRITTEN_MAX {
+                written.clear();
+            }
+            written.extend(a_id.iter().cloned());
+        }
         let inserted: i64 = row.get("inserted");
         let clashes: String = row.get("clashes");
         if clashes != "[]" {
@@ -368,7 +400,17 @@ impl Archive for PostgresArchive {
             return Ok(());
         }
         let rows = BatchRows::from_changes(changes)?;
-        let inserted = self.write_batch(&rows).await?;
+        let inserted = match self.write_batch(&rows).await {
+            Ok(n) => n,
+            Err(e) => {
+                // Whatever went wrong, the retry sends every spec.
+                self.written
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                return Err(e.into());
+            }
+        };
         // Counted only once committed.
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.bids.fetch_add(inserted, Ordering::Relaxed);

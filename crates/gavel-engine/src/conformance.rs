@@ -545,7 +545,8 @@ macro_rules! engine_conformance_tests {
             admins_cancel_and_end_early,
             proxy_maximums_bid_only_as_far_as_needed,
             soft_close_extends_inside_the_same_step,
-            reserve_and_buy_now
+            reserve_and_buy_now,
+            request_keys_do_not_collide_when_ids_contain_colons
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -616,4 +617,236 @@ async fn sweep(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()
             return Ok(());
         }
     }
+}
+
+pub async fn request_keys_do_not_collide_when_ids_contain_colons(h: Harness) {
+    h.clock.freeze_at(T0 + 1);
+    let a = create(&h, spec()).await;
+    let named = |id: &str, amount: i64| BidRequest {
+        bidder: Bidder {
+            id: BidderId::parse(id).expect("valid id"),
+            name: id.into(),
+        },
+        ..plain("x", amount)
+    };
+    // (bidder `a:b`, request `c`) and (bidder `a`, request `b:c`) are different requests.
+    let first = bid(&h, &a, "c", named("a:b", 10_000)).await;
+    assert_eq!(first.outcome, Ok(()));
+    let second = bid(&h, &a, "b:c", named("a", 11_000)).await;
+    assert_eq!(second.outcome, Ok(()), "decided, not answered as a repeat");
+    assert_eq!(second.auction.state.seq, 3);
+    assert_eq!(
+        second
+            .auction
+            .state
+            .leader
+            .as_ref()
+            .map(|l| l.id.to_string()),
+        Some("a".into())
+    );
+    // And each still gets its own first answer.
+    assert_eq!(bid(&h, &a, "c", named("a:b", 10_000)).await, first);
+    assert_eq!(bid(&h, &a, "b:c", named("a", 11_000)).await, second);
+}
+
+// Checks on a running clock: nothing is frozen, auctions are placed around the engine's
+// own `now()`. They run against the Redis engine over its production clock path (Redis
+// `TIME`, no test clock), where the frozen-clock checks above cannot.
+
+/// A spec open from one second ago for `ms` more, by the engine's clock.
+fn live_spec(h: &Harness, ms: i64) -> AuctionSpec {
+    let now = h.engine.now();
+    AuctionSpec {
+        starts_at: now - 1_000,
+        ends_at: now + ms,
+        ..spec()
+    }
+}
+
+async fn live_create(h: &Harness, spec: AuctionSpec) -> Auction {
+    let id = unique_id("l");
+    let a = Auction::new_at(id, spec, h.engine.now()).expect("valid spec");
+    h.engine.create_auction(a).await.expect("create")
+}
+
+/// Waits until the engine's clock has passed `at`.
+async fn live_wait_past(h: &Harness, at: i64) {
+    while h.engine.now() <= at {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub async fn live_bids_are_decided_by_the_running_clock(h: Harness) {
+    let a = live_create(&h, live_spec(&h, 60_000)).await;
+    let r = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(r.outcome, Ok(()));
+    assert_eq!(r.auction.state.seq, 2);
+    let low = bid(&h, &a, "r2", plain("bob", 10_500)).await;
+    assert_eq!(
+        low.outcome,
+        Err(Rejection::Outbid {
+            min_bid: money(11_000)
+        })
+    );
+    let again = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(again, r, "a repeat gets the first answer");
+    let stale = bid(
+        &h,
+        &a,
+        "r3",
+        BidRequest {
+            expected_seq: Some(1),
+            ..plain("bob", 11_000)
+        },
+    )
+    .await;
+    assert_eq!(stale.outcome, Err(Rejection::Stale { seq: 2 }));
+    let r = bid(&h, &a, "r4", max("carol", 50_000)).await;
+    assert_eq!(r.outcome, Ok(()));
+    assert_eq!(r.auction.state.price, Some(money(11_000)));
+    let r = bid(&h, &a, "r5", plain("bob", 20_000)).await;
+    assert_eq!(
+        r.outcome,
+        Err(Rejection::Outbid {
+            min_bid: money(22_000)
+        })
+    );
+    assert_eq!(r.auction.state.price, Some(money(21_000)));
+    // Simultaneous identical bids on the running clock: exactly one wins.
+    let seq = r.auction.state.seq;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let e = h.engine.clone();
+        let id = a.id.clone();
+        tasks.push(tokio::spawn(async move {
+            e.place_bid(
+                &id,
+                &rid(&format!("race{i}")),
+                BidRequest {
+                    expected_seq: Some(seq),
+                    ..max(&format!("racer{i}"), 90_000)
+                },
+            )
+            .await
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().outcome.is_ok() {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1);
+    let ended = h
+        .engine
+        .admin_close(&a.id, AdminAction::EndEarly, "admin-1")
+        .await
+        .unwrap()
+        .expect("ended");
+    let c = ended.state.closing.expect("closing");
+    assert_eq!(c.reason, CloseReason::EndedEarly);
+    assert_eq!(c.final_price, Some(money(51_000)));
+    let late = bid(&h, &a, "r6", plain("dave", 100_000)).await;
+    assert_eq!(late.outcome, Err(Rejection::Closed));
+}
+
+pub async fn live_soft_close_extends_from_the_bids_own_time(h: Harness) {
+    let mut s = live_spec(&h, 20_000);
+    s.soft_close = Some(SoftClose {
+        window_ms: 60_000,
+        extend_ms: 30_000,
+        max_extension_ms: None,
+    });
+    let a = live_create(&h, s).await;
+    let before = h.engine.now();
+    let r = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    let after = h.engine.now();
+    assert_eq!(r.outcome, Ok(()));
+    let entry = h.engine.recent_bids(&a.id, 1).await.unwrap()[0].clone();
+    assert_eq!(
+        r.auction.state.ends_at,
+        entry.at + 30_000,
+        "extended from the bid's own time"
+    );
+    // The bid's time is the authority's at the commit: within the call, give or take how
+    // well the engine's `now()` follows the authority's clock.
+    assert!(
+        entry.at >= before - 20 && entry.at <= after + 20,
+        "{before} <= {} <= {after}",
+        entry.at
+    );
+}
+
+pub async fn live_an_auction_ends_by_the_clock_and_closes_once(h: Harness) {
+    let a = live_create(&h, live_spec(&h, 400)).await;
+    let r = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(r.outcome, Ok(()));
+    live_wait_past(&h, a.spec.ends_at + 20).await;
+    let late = bid(&h, &a, "r2", plain("bob", 20_000)).await;
+    assert_eq!(
+        late.outcome,
+        Err(Rejection::Closed),
+        "refused before any close"
+    );
+    assert_eq!(late.auction.state.seq, 2);
+    let mut closed = Vec::new();
+    for _ in 0..3 {
+        closed.extend(
+            h.engine
+                .advance()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.auction.id == a.id),
+        );
+    }
+    assert_eq!(closed.len(), 1, "closed exactly once");
+    let c = closed[0].auction.state.closing.clone().expect("closing");
+    assert_eq!(c.closed_at, a.spec.ends_at);
+    assert_eq!(c.winner, Some(bidder("alice")));
+}
+
+pub async fn live_a_scheduled_auction_opens_when_its_start_passes(h: Harness) {
+    let now = h.engine.now();
+    let a = live_create(
+        &h,
+        AuctionSpec {
+            starts_at: now + 300,
+            ends_at: now + 60_000,
+            ..spec()
+        },
+    )
+    .await;
+    let early = bid(&h, &a, "r1", plain("alice", 10_000)).await;
+    assert_eq!(early.outcome, Err(Rejection::NotOpen));
+    live_wait_past(&h, a.spec.starts_at).await;
+    let mut opened = Vec::new();
+    for _ in 0..3 {
+        opened.extend(
+            h.engine
+                .advance()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| c.auction.id == a.id),
+        );
+    }
+    assert_eq!(opened.len(), 1);
+    assert!(matches!(opened[0].event, Event::Opened));
+    let r = bid(&h, &a, "r2", plain("alice", 10_000)).await;
+    assert_eq!(r.outcome, Ok(()));
+}
+
+/// Expands into one `#[tokio::test]` per running-clock check for `$factory`, whose harness
+/// clock must not be frozen (for the Redis engine: no test clock, the production path).
+#[macro_export]
+macro_rules! engine_conformance_live_tests {
+    ($factory:path) => {
+        $crate::engine_conformance_tests!(@each $factory;
+            live_bids_are_decided_by_the_running_clock,
+            live_soft_close_extends_from_the_bids_own_time,
+            live_an_auction_ends_by_the_clock_and_closes_once,
+            live_a_scheduled_auction_opens_when_its_start_passes
+        );
+    };
 }

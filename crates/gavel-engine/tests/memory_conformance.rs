@@ -21,3 +21,8 @@ async fn harness() -> Harness {
 }
 
 gavel_engine::engine_conformance_tests!(harness);
+
+mod live {
+    use super::harness;
+    gavel_engine::engine_conformance_live_tests!(harness);
+}

@@ -1,6 +1,8 @@
 //! The engine conformance suite against the Redis engine on the real local Redis
 //! (127.0.0.1:6379, or `REDIS_URL`). Each test runs under its own key prefix, so tests run
-//! in parallel, and twice in a row, without seeing each other.
+//! in parallel, and twice in a row, without seeing each other. The frozen-clock checks use
+//! a test clock; the running-clock checks (`production_clock::*`) use none: the commit
+//! script reads Redis `TIME`, as in production.
 
 use gavel_engine::conformance::Harness;
 use gavel_engine::redis::{RedisConfig, RedisEngine};
@@ -26,6 +28,23 @@ async fn harness() -> Harness {
 }
 
 gavel_engine::engine_conformance_tests!(harness);
+
+/// The production clock path: no test clock, the commit script reads Redis `TIME`.
+async fn production_clock() -> Harness {
+    let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url(), "gtest").await;
+    let engine = RedisEngine::connect(RedisConfig::new(redis_url(), prefix))
+        .await
+        .expect("Redis at REDIS_URL (default 127.0.0.1:6379) is reachable");
+    Harness {
+        engine: Arc::new(engine),
+        clock: Clock::system(),
+    }
+}
+
+mod production_clock {
+    use super::production_clock;
+    gavel_engine::engine_conformance_live_tests!(production_clock);
+}
 
 #[tokio::test]
 async fn old_test_prefixes_are_swept_and_recent_ones_kept() {

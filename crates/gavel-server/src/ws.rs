@@ -111,6 +111,7 @@ pub async fn upgrade(
                 socket,
                 user: user.map(Box::new),
                 outbox: Vec::new(),
+                outbox_bytes: 0,
                 subscriptions: StreamMap::with_capacity(1),
                 lobby: None,
                 bids: None,
@@ -229,6 +230,10 @@ fn hello(state: &AppState, user: Option<&Principal>) -> Utf8Bytes {
 
 /// Messages taken from what is already waiting before the socket is flushed once.
 const WRITE_BATCH: usize = 64;
+/// Bytes of messages queued before the socket is flushed: a batch stops taking inputs past
+/// this, so what one connection holds waiting for its socket is bounded in bytes as well as
+/// in messages (64 large snapshots would otherwise queue megabytes).
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// What the connection reacts to.
 enum Input {
     Client(Option<Result<Message, axum::Error>>),
@@ -294,6 +299,8 @@ struct Conn {
     pinged: bool,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
+    /// Bytes of the text messages in `outbox`.
+    outbox_bytes: usize,
     /// The subscribed rooms, keyed by auction.
     subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
@@ -335,7 +342,10 @@ impl Conn {
             let mut flow = self.handle(input).await;
             // Take whatever else is already waiting, then write it all at once.
             let mut taken = 1;
-            while flow == Flow::Continue && taken < WRITE_BATCH {
+            while flow == Flow::Continue
+                && taken < WRITE_BATCH
+                && self.outbox_bytes < WRITE_BATCH_BYTES
+            {
                 let Some(input) = self.next().now_or_never() else {
                     break;
                 };
@@ -440,6 +450,7 @@ impl Conn {
 
     /// Queues a text message for the next flush.
     fn push(&mut self, t: Utf8Bytes) {
+        self.outbox_bytes += t.len();
         self.outbox.push(Message::Text(t));
     }
 
@@ -464,6 +475,7 @@ impl Conn {
         // Released after every flush: an idle watcher then holds no outbox at all (0.2 KiB
         // each), and an active one pays one allocation per flush, beside a system call.
         self.outbox = Vec::new();
+        self.outbox_bytes = 0;
         match written {
             Ok(Ok(())) => {
                 frames_sent().increment(count);
@@ -616,6 +628,10 @@ impl Conn {
                     self.unwatch(&id);
                 }
                 self.push(ok("unsubscribe"))
+            }
+            // Answered once: a repeat must not queue another copy of the whole lobby.
+            ClientMessage::SubscribeLobby {} if self.lobby.is_some() => {
+                self.push(ok("subscribe_lobby"))
             }
             ClientMessage::SubscribeLobby {} => match self.state.hub.lobby().await {
                 Ok((snapshot, rx)) => {

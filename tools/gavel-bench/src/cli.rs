@@ -141,8 +141,9 @@ pub struct Opts {
     pub record: Option<PathBuf>,
 
     /// The most the servers' clocks may differ from this machine's (ms), written into the
-    /// recorded history. 0 fits servers on this machine; raise it for remote ones.
-    #[arg(long, default_value_t = 0)]
+    /// recorded history. 2 covers servers on this machine (a distributed node's view of
+    /// Redis's clock is an estimate); raise it for remote servers.
+    #[arg(long, default_value_t = 2)]
     pub record_clock_skew_ms: i64,
 
     /// A label stored in the report (e.g. the command's purpose).

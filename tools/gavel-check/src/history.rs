@@ -43,6 +43,11 @@ pub struct Header {
     /// the same clock (one machine); a few ms covers rounding and the time between reading
     /// the clock and writing the request.
     pub clock_skew_ms: i64,
+    /// Whether admin actions may have happened that the history does not record (an
+    /// operator acting during a benchmark). Then the checker infers a cancel or early end
+    /// from the closings answers show; otherwise every admin action must be in the history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unrecorded_admin: bool,
     /// Who recorded it (free text, e.g. the command line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -56,6 +56,7 @@ pub fn check(history: &History, options: Options) -> Report {
     for auction in normalize::by_auction(history) {
         let limits = search::Limits {
             skew_ms,
+            unrecorded_admin: history.header.unrecorded_admin,
             max_steps: options.max_steps + 4 * auction.ops.len() as u64,
         };
         let (a, violations) = search::check_auction(&auction, limits, horizon_ms);

@@ -34,6 +34,7 @@ impl Recorder {
         Header {
             format: FORMAT,
             clock_skew_ms,
+            unrecorded_admin: false,
             source,
         }
     }
@@ -61,6 +62,13 @@ impl Recorder {
             sink: Mutex::new(Sink::File(w)),
             error: Mutex::new(None),
         })
+    }
+
+    /// Declares that admin actions may happen that this history will not record (see
+    /// [`Header::unrecorded_admin`]). Call before the first record.
+    pub fn with_unrecorded_admin(mut self) -> Recorder {
+        self.header.unrecorded_admin = true;
+        self
     }
 
     /// Adds one operation.

@@ -97,7 +97,8 @@ pub struct AuctionReport {
     /// them the explaining order has taking effect.
     pub unknown: usize,
     pub unknown_took_effect: usize,
-    /// Changes no client caused directly: openings and closings by the clock.
+    /// Changes no recorded operation caused: openings and closings by the clock, and admin
+    /// actions the history does not record (when its header allows them).
     pub clock_changes: usize,
     /// States the search visited (one per `seq` when nothing is unknown).
     pub search_steps: u64,

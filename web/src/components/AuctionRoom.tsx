@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState, type FormEvent } from "react";
+import { useEffect, useState } from "react";
 import type { BidAttempt } from "../client";
 import {
   answerIsCurrent,
@@ -10,17 +10,12 @@ import {
   softCloseRule,
 } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
-import {
-  CONFIRM_INCREMENTS,
-  CONFIRM_PRICE_FACTOR,
-  formatMoney,
-  needsConfirmation,
-  parseMoney,
-  validateBidInput,
-} from "../money";
-import { isConfirmed, olderCursor, standing, type RoomState } from "../state";
+import { formatMoney } from "../money";
+import { isConfirmed, standing, type RoomState } from "../state";
 import type { AuctionView, BidKind } from "../types";
+import { BuyNow, CustomBid, MaxBid } from "./BidForms";
 import { Countdown } from "./Countdown";
+import { Details, History } from "./RoomSide";
 import { SignInForm } from "./SignIn";
 
 export function AuctionRoom({ id }: { id: string }) {
@@ -206,7 +201,9 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
             {st === "won"
               ? "You won this auction!"
               : st === "lost"
-                ? "You did not win this auction."
+                ? a.leader?.id === me && a.has_reserve && finalPrice === null && a.closing?.reason !== "cancelled"
+                  ? "You did not win: your bid was the highest, but below the reserve."
+                  : "You did not win this auction."
                 : st === "winning"
                   ? "You are winning"
                   : "You have been outbid"}
@@ -331,7 +328,15 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
         </p>
       )}
       {signInHere && s.signInFor && (
-        <div className="signin-inline" role="group" aria-labelledby="signin-bid-title" data-testid="signin-for-bid">
+        <div
+          className="signin-inline"
+          role="group"
+          aria-labelledby="signin-bid-title"
+          data-testid="signin-for-bid"
+          onKeyDown={(e) => {
+            if (e.key === "Escape") client.cancelSignIn();
+          }}
+        >
           <h2 id="signin-bid-title" className="side-title">
             Sign in to bid {formatMoney(s.signInFor.amount, a.currency)}
             {s.signInFor.kind === "max" ? " (maximum)" : ""}
@@ -366,7 +371,7 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
         ))}
       </div>
 
-      <BidOutcome attempt={attempt} auction={a} room={room} />
+      <BidOutcome attempt={attempt} auction={a} room={room} live={live} />
 
       {/* A typed amount is what the user is willing to pay: no expected_seq, so it counts as
           long as it still reaches the minimum (quick bids are relative to the price seen). */}
@@ -379,12 +384,24 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
   );
 }
 
-function BidOutcome({ attempt, auction: a, room }: { attempt: BidAttempt | undefined; auction: AuctionView; room: RoomState }) {
+function BidOutcome({
+  attempt,
+  auction: a,
+  room,
+  live,
+}: {
+  attempt: BidAttempt | undefined;
+  auction: AuctionView;
+  room: RoomState;
+  live: boolean;
+}) {
   const s = useClientState();
   const me = s.session?.user.id ?? null;
   // Only the answer that still describes the auction is shown; an older one gives way to the
-  // standing above ("You are winning" / "You have been outbid").
-  if (!attempt || !answerIsCurrent(attempt, a)) {
+  // standing above ("You are winning" / "You have been outbid"). While the state is not
+  // confirmed, an answer's claims ("your bid leads") may no longer hold: only a bid still
+  // waiting for its answer is shown.
+  if (!attempt || !answerIsCurrent(attempt, a) || (!live && attempt.state === "done")) {
     return <div className="outcome-slot" data-testid="bid-outcome" data-state="none" role="status" aria-live="polite" />;
   }
   const answerSeq = attempt.auction?.seq;
@@ -403,362 +420,5 @@ function BidOutcome({ attempt, auction: a, room }: { attempt: BidAttempt | undef
       <p className="outcome-title">{t.title}</p>
       {t.detail && <p className="outcome-detail">{t.detail}</p>}
     </div>
-  );
-}
-
-/** A large amount waits here for a second click (docs/rules.md, "Large bids"). */
-function ConfirmLarge({
-  amount,
-  auction: a,
-  what,
-  onConfirm,
-  onCancel,
-}: {
-  amount: number;
-  auction: AuctionView;
-  what: string;
-  onConfirm: () => void;
-  onCancel: () => void;
-}) {
-  const ref = useRef<HTMLButtonElement>(null);
-  useEffect(() => ref.current?.focus(), []);
-  const steps = Math.floor((amount - a.min_bid) / Math.max(1, a.increment));
-  return (
-    <div className="confirm-large" role="alertdialog" aria-labelledby="confirm-large-q" data-testid="confirm-large">
-      <p id="confirm-large-q" className="confirm-q">
-        Are you sure? Your {what} of <strong>{formatMoney(amount, a.currency)}</strong> is far above the minimum bid of{" "}
-        {formatMoney(a.min_bid, a.currency)} ({steps.toLocaleString("en-US")} increments more).
-      </p>
-      <p className="hint">
-        We ask for a confirmation when a bid is more than {CONFIRM_INCREMENTS} increments above the minimum or more than{" "}
-        {CONFIRM_PRICE_FACTOR}× the current price.
-      </p>
-      <div className="confirm-actions">
-        <button ref={ref} type="button" className="btn btn-primary" data-testid="confirm-large-yes" onClick={onConfirm}>
-          Yes, bid {formatMoney(amount, a.currency)}
-        </button>
-        <button type="button" className="btn" onClick={onCancel}>
-          Change the amount
-        </button>
-      </div>
-    </div>
-  );
-}
-
-function CustomBid({ auction: a, disabled, onBid }: { auction: AuctionView; disabled: boolean; onBid: (n: number) => void }) {
-  const [value, setValue] = useState("");
-  const [error, setError] = useState<{ text: string; minBid: number } | null>(null);
-  const [confirm, setConfirm] = useState<number | null>(null);
-  const errId = useId();
-  const inputId = useId();
-  // An error about the minimum is about the minimum it was checked against: once the
-  // minimum moves it is no longer true, so it goes.
-  const shownError = error && error.minBid === a.min_bid ? error.text : null;
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    const r = validateBidInput(value, a.currency, a.min_bid);
-    if (!r.ok) {
-      setError({ text: r.error, minBid: a.min_bid });
-      return;
-    }
-    setError(null);
-    if (needsConfirmation(r.minor, a)) {
-      setConfirm(r.minor);
-      return;
-    }
-    setValue("");
-    onBid(r.minor);
-  }
-  return (
-    <form className="custom-bid" onSubmit={submit} noValidate aria-label="Bid a custom amount">
-      <label htmlFor={inputId} className="field-label">
-        Your bid ({a.currency})
-      </label>
-      <div className="input-row">
-        <input
-          id={inputId}
-          inputMode="decimal"
-          autoComplete="off"
-          placeholder={`${formatMoney(a.min_bid, a.currency)} or more`}
-          value={value}
-          onChange={(e) => {
-            setValue(e.target.value);
-            setConfirm(null);
-            if (error) setError(null);
-          }}
-          aria-invalid={shownError ? true : undefined}
-          aria-describedby={shownError ? errId : undefined}
-          data-testid="custom-amount"
-        />
-        <button type="submit" className="btn btn-primary" disabled={disabled}>
-          Place bid
-        </button>
-      </div>
-      {shownError && (
-        <p id={errId} className="field-error" role="alert" data-testid="custom-error">
-          {shownError}
-        </p>
-      )}
-      {confirm !== null && !disabled && (
-        <ConfirmLarge
-          amount={confirm}
-          auction={a}
-          what="bid"
-          onConfirm={() => {
-            setConfirm(null);
-            setValue("");
-            onBid(confirm);
-          }}
-          onCancel={() => setConfirm(null)}
-        />
-      )}
-    </form>
-  );
-}
-
-function MaxBid({
-  auction: a,
-  disabled,
-  yourMax,
-  onBid,
-}: {
-  auction: AuctionView;
-  disabled: boolean;
-  yourMax: number | null;
-  onBid: (n: number) => void;
-}) {
-  const [value, setValue] = useState("");
-  const [error, setError] = useState<{ text: string; minBid: number; yourMax: number | null } | null>(null);
-  const [confirm, setConfirm] = useState<number | null>(null);
-  const errId = useId();
-  const inputId = useId();
-  const helpId = useId();
-  const shownError = error && error.minBid === a.min_bid && error.yourMax === yourMax ? error.text : null;
-  function submit(e: FormEvent) {
-    e.preventDefault();
-    const fail = (text: string) => setError({ text, minBid: a.min_bid, yourMax });
-    const r = parseMoney(value, a.currency);
-    if (!r.ok) return fail(r.error);
-    if (yourMax !== null && r.minor <= yourMax) {
-      return fail(`Your new maximum must be more than your current one (${formatMoney(yourMax, a.currency)}).`);
-    }
-    if (yourMax === null && r.minor < a.min_bid) {
-      return fail(`Your maximum must be at least the minimum bid, ${formatMoney(a.min_bid, a.currency)}.`);
-    }
-    setError(null);
-    if (needsConfirmation(r.minor, a)) {
-      setConfirm(r.minor);
-      return;
-    }
-    setValue("");
-    onBid(r.minor);
-  }
-  return (
-    <form className="max-bid" onSubmit={submit} noValidate aria-label="Set a maximum bid">
-      <label htmlFor={inputId} className="field-label">
-        Maximum bid ({a.currency}) <span className="muted">— automatic bidding</span>
-      </label>
-      <p id={helpId} className="hint">
-        We bid for you, one increment at a time, only as far as needed, up to this amount. Nobody else sees it.
-        {yourMax !== null && (
-          <>
-            {" "}
-            Your maximum now: <strong data-testid="your-max">{formatMoney(yourMax, a.currency)}</strong>.
-          </>
-        )}
-      </p>
-      <div className="input-row">
-        <input
-          id={inputId}
-          inputMode="decimal"
-          autoComplete="off"
-          value={value}
-          onChange={(e) => {
-            setValue(e.target.value);
-            setConfirm(null);
-            if (error) setError(null);
-          }}
-          aria-invalid={shownError ? true : undefined}
-          aria-describedby={shownError ? `${errId} ${helpId}` : helpId}
-          data-testid="max-amount"
-        />
-        <button type="submit" className="btn" disabled={disabled}>
-          {yourMax !== null ? "Raise maximum" : "Set maximum"}
-        </button>
-      </div>
-      {shownError && (
-        <p id={errId} className="field-error" role="alert" data-testid="max-error">
-          {shownError}
-        </p>
-      )}
-      {confirm !== null && !disabled && (
-        <ConfirmLarge
-          amount={confirm}
-          auction={a}
-          what="maximum"
-          onConfirm={() => {
-            setConfirm(null);
-            setValue("");
-            onBid(confirm);
-          }}
-          onCancel={() => setConfirm(null)}
-        />
-      )}
-    </form>
-  );
-}
-
-function BuyNow({ auction: a, disabled, onBuy }: { auction: AuctionView; disabled: boolean; onBuy: () => void }) {
-  const [confirming, setConfirming] = useState(false);
-  const price = formatMoney(a.buy_now, a.currency);
-  return (
-    <div className="buy-now" role="group" aria-label="Buy now">
-      {!confirming ? (
-        <button type="button" className="btn btn-buy" disabled={disabled} onClick={() => setConfirming(true)}>
-          Buy now for {price}
-        </button>
-      ) : (
-        <>
-          <p className="buy-now-q">End the auction now and buy it for {price}?</p>
-          <button
-            type="button"
-            className="btn btn-buy"
-            disabled={disabled}
-            autoFocus
-            onClick={() => {
-              setConfirming(false);
-              onBuy();
-            }}
-          >
-            Confirm: buy for {price}
-          </button>
-          <button type="button" className="btn btn-ghost" onClick={() => setConfirming(false)}>
-            Keep bidding
-          </button>
-        </>
-      )}
-    </div>
-  );
-}
-
-function History({ room, auction: a, me }: { room: RoomState; auction: AuctionView; me: string | null }) {
-  const s = useClientState();
-  const client = useClient();
-  const bids = room.bids;
-  const cursor = olderCursor(room);
-  const [loading, setLoading] = useState(false);
-  const [failed, setFailed] = useState(false);
-  const hasAuto = bids.some((b) => b.kind === "auto");
-  async function loadOlder() {
-    if (cursor === null) return;
-    setLoading(true);
-    setFailed(false);
-    try {
-      await client.loadOlder(a.id, cursor);
-    } catch {
-      setFailed(true);
-    } finally {
-      setLoading(false);
-    }
-  }
-  return (
-    <section className="history" aria-labelledby="history-title">
-      <h2 id="history-title" className="side-title">
-        Bid history <span className="muted history-count" data-testid="history-count">
-          {a.bid_count === 0
-            ? ""
-            : bids.length >= a.bid_count
-              ? `· all ${a.bid_count} bid${a.bid_count === 1 ? "" : "s"}`
-              : `· showing ${bids.length} of ${a.bid_count} bids`}
-        </span>
-      </h2>
-      {bids.length === 0 ? (
-        <p className="muted">No bids yet.</p>
-      ) : (
-        <ol
-          className="history-list"
-          aria-label="Bids, newest first"
-          data-testid="bid-history"
-          tabIndex={0}
-        >
-          {bids.map((b, i) => (
-            <li key={b.seq} className={`${i === 0 ? "history-top" : ""}${b.bidder.id === me ? " history-mine" : ""}`}>
-              <span className="h-name">
-                {b.bidder.name}
-                {b.bidder.id === me && <span className="muted"> (you)</span>}
-              </span>
-              <span className="h-amount">{formatMoney(b.amount, a.currency)}</span>
-              <span className="h-meta">
-                {b.kind === "auto" && (
-                  <span className="tag" title="Placed automatically by this bidder's maximum bid">
-                    auto
-                  </span>
-                )}
-                {b.kind === "buy_now" && <span className="tag tag-buy">buy now</span>}
-                <time dateTime={new Date(b.at).toISOString()}>{formatLocalTime(b.at, s.clockOffset)}</time>
-              </span>
-            </li>
-          ))}
-        </ol>
-      )}
-      {cursor !== null && (
-        <button type="button" className="btn btn-block load-older" data-testid="load-older" disabled={loading} onClick={loadOlder}>
-          {loading ? "Loading older bids…" : "Load older bids"}
-        </button>
-      )}
-      {failed && (
-        <p className="field-error" role="alert">
-          Could not load older bids. Try again.
-        </p>
-      )}
-      {hasAuto && (
-        <p className="hint" data-testid="auto-legend">
-          <span className="tag">auto</span> A bid the system placed for a bidder's maximum (automatic bidding): it bids
-          only as far as needed to keep them in the lead, one increment above the competing bid.
-        </p>
-      )}
-    </section>
-  );
-}
-
-function Details({ auction: a }: { auction: AuctionView }) {
-  const s = useClientState();
-  const closed = a.status === "closed";
-  return (
-    <section className="details">
-      <h2 className="side-title">Details</h2>
-      <dl>
-        <dt>Starting price</dt>
-        <dd>{formatMoney(a.starting_price, a.currency)}</dd>
-        <dt>Increment</dt>
-        <dd>
-          {a.increment_table && a.increment_table.length > 0
-            ? a.increment_table.map((b) => `${formatMoney(b.increment, a.currency)} from ${formatMoney(b.from, a.currency)}`).join("; ")
-            : formatMoney(a.increment, a.currency)}
-        </dd>
-        {a.buy_now !== null && (
-          <>
-            <dt>Buy now</dt>
-            <dd>
-              {formatMoney(a.buy_now, a.currency)} {a.buy_now_available ? "" : "(no longer offered)"}
-            </dd>
-          </>
-        )}
-        <dt>Reserve</dt>
-        <dd data-testid="details-reserve">
-          {!a.has_reserve ? "None" : a.reserve_met ? "Met" : closed ? "Not met" : "Not met yet"}
-        </dd>
-        {a.soft_close && (
-          <>
-            <dt>Soft close</dt>
-            <dd>{softCloseRule(a.soft_close)}</dd>
-          </>
-        )}
-        <dt>Started</dt>
-        <dd>{formatLocalDateTime(a.starts_at, s.clockOffset)}</dd>
-        <dt>{closed ? "Ended" : "Ends"}</dt>
-        <dd>{formatLocalDateTime(a.closing?.closed_at ?? a.ends_at, s.clockOffset)}</dd>
-      </dl>
-    </section>
   );
 }

@@ -357,11 +357,12 @@ function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
       <td>
         <Countdown auction={a} />
       </td>
-      <td className="actions">
+      <td>
+        <div className="actions">
         {closed ? (
           <span className="muted">—</span>
         ) : confirm ? (
-          <span role="group" aria-label={`Confirm ${confirm === "cancel" ? "cancelling" : "ending"} ${a.title}`}>
+          <span className="actions" role="group" aria-label={`Confirm ${confirm === "cancel" ? "cancelling" : "ending"} ${a.title}`}>
             <button type="button" className="btn btn-danger btn-small" disabled={busy} onClick={() => act(confirm)} autoFocus>
               {confirm === "cancel" ? "Yes, cancel it" : "Yes, end it now"}
             </button>
@@ -379,6 +380,7 @@ function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
             </button>
           </>
         )}
+        </div>
         {error && (
           <p className="field-error" role="alert">
             {error}

@@ -146,6 +146,60 @@ async fn a_batch_is_exactly_one_statement_and_a_clash_is_reported() {
     assert_eq!(n, 100);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auctions_spec_is_sent_once_per_archive_and_a_missing_row_heals() {
+    let h = PgHarness::new().await;
+    let archive = h.open_pg().await;
+    let client = raw().await;
+    let mut a = Fixture::new("pg-spec-once");
+    let sent = |x: &PostgresArchive| x.specs_sent.load(Ordering::Relaxed);
+    archive.record_batch(&[a.open()]).await.unwrap();
+    assert_eq!(
+        sent(&archive),
+        1,
+        "the first batch creates the row, spec included"
+    );
+    for _ in 0..3 {
+        archive.record_batch(&[a.bid(), a.bid()]).await.unwrap();
+    }
+    assert_eq!(sent(&archive), 1, "later batches leave it out");
+    let q = format!(
+        "SELECT spec::text, seq FROM {}.auctions WHERE id = $1",
+        h.schema
+    );
+    let id = a.id().as_str().to_string();
+    let row = client.query_opt(&q, &[&id]).await.unwrap().expect("row");
+    let (spec, seq): (String, i64) = (row.get(0), row.get(1));
+    let spec: gavel_core::AuctionSpec = serde_json::from_str(&spec).unwrap();
+    assert_eq!(&spec, &*a.auction().spec);
+    assert_eq!(seq, a.auction().state.seq as i64);
+    // Another archive (a node restarted) sends it once more, then no more.
+    let other = h.open_pg().await;
+    other.record_batch(&[a.bid()]).await.unwrap();
+    other.record_batch(&[a.bid()]).await.unwrap();
+    assert_eq!(sent(&other), 1);
+    // The row disappears behind the archive's back: the next batch fails (nothing is lost:
+    // the drainer retries it), and the retry sends the spec again.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {s}.bids WHERE auction_id = '{id}'; DELETE FROM {s}.auctions WHERE id = '{id}'",
+            s = h.schema,
+            id = a.id()
+        ))
+        .await
+        .unwrap();
+    let change = a.bid();
+    assert!(archive
+        .record_batch(std::slice::from_ref(&change))
+        .await
+        .is_err());
+    archive.record_batch(&[change]).await.unwrap();
+    assert_eq!(sent(&archive), 2);
+    let row = client.query_opt(&q, &[&id]).await.unwrap();
+    let seq: i64 = row.expect("the row is back").get(1);
+    assert_eq!(seq, a.auction().state.seq as i64);
+}
+
 #[test]
 fn schema_names_are_plain_identifiers() {
     assert!(valid_schema("gtest_1_2"));

@@ -21,13 +21,15 @@
 //! `seq`, so the fan-out sees the gap and resyncs its watchers with a snapshot. Changes are
 //! delivered in `seq` order per auction and never twice.
 
-use super::{Inner, Keys};
+use super::core::Core;
+use super::keys::Keys;
+use super::wire::WireChange;
 use crate::{ChangeNotice, EngineError};
 use futures::StreamExt;
 use gavel_core::{AuctionId, Event};
 use redis::AsyncCommands;
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -67,16 +69,17 @@ async fn connect(
     Ok((sink, stream))
 }
 
-/// Runs until the engine is dropped.
+/// Runs until the engine is dropped (`stop`). Every change it passes on also refreshes this
+/// node's copy of the auction, which decisions are made on.
 pub(super) async fn run(
-    inner: Weak<Inner>,
-    client: redis::Client,
-    keys: Keys,
+    core: Arc<Core>,
     tx: mpsc::Sender<ChangeNotice>,
     mut stop: watch::Receiver<bool>,
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
+    let client = core.client.clone();
+    let keys = core.keys.clone();
     let mut delivered = Delivered::default();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -106,8 +109,7 @@ pub(super) async fn run(
             let _ = r.send(());
         } else {
             tracing::info!("Redis Pub/Sub subscribed again; resyncing auctions");
-            let Some(i) = inner.upgrade() else { return };
-            let missed = match resync(&i, &mut delivered).await {
+            let missed = match resync(&core, &mut delivered).await {
                 Ok(missed) => missed,
                 Err(e) => {
                     // Redis went away again; the next reconnect resyncs.
@@ -115,7 +117,6 @@ pub(super) async fn run(
                     Vec::new()
                 }
             };
-            drop(i);
             metrics::counter!("gavel_pubsub_resynced_total").increment(missed.len() as u64);
             for change in missed {
                 if !send(&tx, &mut stop, change).await {
@@ -141,9 +142,7 @@ pub(super) async fn run(
             let Ok(payload) = msg.get_payload::<String>() else {
                 continue;
             };
-            let Some(i) = inner.upgrade() else { return };
-            let change = accept(&i, &mut delivered, &payload).await;
-            drop(i);
+            let change = accept(&core, &mut delivered, &payload).await;
             if let Some(change) = change {
                 if !send(&tx, &mut stop, change).await {
                     return;
@@ -168,21 +167,19 @@ async fn send(
 }
 
 /// Decodes a published change; `None` if it was delivered already or cannot be read.
-async fn accept(i: &Inner, delivered: &mut Delivered, payload: &str) -> Option<ChangeNotice> {
-    let wire = match super::WireChange::parse(payload) {
+async fn accept(core: &Core, delivered: &mut Delivered, payload: &str) -> Option<ChangeNotice> {
+    let wire = match WireChange::parse(payload) {
         Ok(w) => w,
         Err(e) => {
             tracing::warn!(error = %e, "ignoring an unreadable Pub/Sub message");
             return None;
         }
     };
-    let (Ok(id), Ok(seq)) = (wire.auction_id(), wire.seq()) else {
-        return None;
-    };
+    let (id, seq) = (wire.id.clone(), wire.state.seq);
     if !delivered.is_new(&id, seq) {
         return None;
     }
-    match i.decode_change(&wire).await {
+    match core.decode_change(wire).await {
         Ok(d) => {
             delivered.record(id, seq);
             Some(Arc::new(d.change))
@@ -196,7 +193,7 @@ async fn accept(i: &Inner, delivered: &mut Delivered, payload: &str) -> Option<C
 }
 
 /// The last change of every auction this node may have missed while disconnected.
-async fn resync(i: &Inner, delivered: &mut Delivered) -> Result<Vec<ChangeNotice>, EngineError> {
+async fn resync(i: &Core, delivered: &mut Delivered) -> Result<Vec<ChangeNotice>, EngineError> {
     let open: Vec<String> = i
         .cmd
         .clone()

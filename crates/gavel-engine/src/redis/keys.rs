@@ -5,10 +5,10 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<p>:{<id>}:a` | hash | `spec`, `rules`, `state`, `last` (see `scripts/common.lua`) |
+//! | `<p>:{<id>}:a` | hash | `spec`, `seq`, `t` (the auction's clock), `last` (the last change, with the full state), `final` (set once closed) |
 //! | `<p>:{<id>}:log` | stream | one entry per committed change (field `c`), group `drainers` |
 //! | `<p>:{<id>}:recent` | list | the 50 newest history entries, newest first |
-//! | `<p>:{<id>}:req:<bidder>:<request>` | string, TTL | the first reply to that request |
+//! | `<p>:{<id>}:req:<n>:<bidder>:<request>` | string, TTL | the reply to that request, as it was given (`<n>`: the bidder id's length) |
 //! | `<p>:{<id>}:dead` | stream | change-log entries the drainer could not decode (dead letters) |
 //!
 //! Node-wide indexes, never written by a script (a script may only touch its own slot);
@@ -75,8 +75,17 @@ impl Keys {
         format!("{}:{{{}}}:recent", self.prefix, id)
     }
 
+    /// The idempotency record of (bidder, request id). Both ids may contain `:`, so the
+    /// bidder id is length-prefixed: `a:b` + `c` and `a` + `b:c` get different keys.
     pub fn request(&self, id: &AuctionId, bidder: &BidderId, request: &RequestId) -> String {
-        format!("{}:{{{}}}:req:{}:{}", self.prefix, id, bidder, request)
+        format!(
+            "{}:{{{}}}:req:{}:{}:{}",
+            self.prefix,
+            id,
+            bidder.as_str().len(),
+            bidder,
+            request
+        )
     }
 
     /// The auction's dead-letter stream: in the log's slot, so one script can move an entry.
@@ -138,6 +147,22 @@ mod tests {
         }
         assert_eq!(k.auction_of_log(&k.log(&id)), Some(id));
         assert_eq!(k.auction_of_log("other:{lot-7}:log"), None);
+    }
+
+    #[test]
+    fn request_keys_cannot_collide_when_ids_contain_colons() {
+        let k = Keys::new("gavel").unwrap();
+        let id = AuctionId::parse("lot-7").unwrap();
+        let key = |b: &str, r: &str| {
+            k.request(
+                &id,
+                &BidderId::parse(b).unwrap(),
+                &RequestId::parse(r).unwrap(),
+            )
+        };
+        assert_ne!(key("a:b", "c"), key("a", "b:c"));
+        assert_ne!(key("a:b:c", "d"), key("a:b", "c:d"));
+        assert_eq!(key("a:b", "c"), "gavel:{lot-7}:req:3:a:b:c");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub(crate) fn field_c(entry: &StreamId) -> Option<String> {
 impl ChangeLog {
     pub(super) async fn open(engine: RedisEngine, consumer: &str) -> Result<Self, EngineError> {
         let blocking = ConnectionManager::new_with_config(
-            engine.inner.client.clone(),
+            engine.inner.core.client.clone(),
             ConnectionManagerConfig::new()
                 .set_response_timeout(None)
                 .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -102,7 +102,7 @@ impl ChangeLog {
 
     /// Auctions whose logs may hold unarchived entries.
     pub async fn active(&self) -> Result<Vec<AuctionId>, EngineError> {
-        let i = &self.engine.inner;
+        let i = &self.engine.inner.core;
         let raw: Vec<String> = i
             .cmd
             .clone()
@@ -161,7 +161,7 @@ impl ChangeLog {
     ) -> Result<Vec<LogEntry>, EngineError> {
         let keys: Vec<String> = ids
             .iter()
-            .map(|id| self.engine.inner.keys.log(id))
+            .map(|id| self.engine.inner.core.keys.log(id))
             .collect();
         let starts = vec![from; keys.len()];
         let mut opts = StreamReadOptions::default()
@@ -183,7 +183,7 @@ impl ChangeLog {
         let mut out = Vec::new();
         let mut failures = ReadFailures::default();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
-            let Some(auction) = self.engine.inner.keys.auction_of_log(&key.key) else {
+            let Some(auction) = self.engine.inner.core.keys.auction_of_log(&key.key) else {
                 continue;
             };
             for entry in &key.ids {
@@ -206,7 +206,7 @@ impl ChangeLog {
             let mut pipe = redis::pipe();
             for id in chunk {
                 pipe.cmd("XAUTOCLAIM")
-                    .arg(self.engine.inner.keys.log(id))
+                    .arg(self.engine.inner.core.keys.log(id))
                     .arg(DRAIN_GROUP)
                     .arg(&self.consumer)
                     .arg(idle)
@@ -262,8 +262,8 @@ impl ChangeLog {
         let json =
             field_c(entry).ok_or_else(|| DecodeError::Undecodable("no change field `c`".into()))?;
         let wire = super::WireChange::parse(&json).map_err(undecodable)?;
-        let id = wire.auction_id().map_err(undecodable)?;
-        if &id != auction {
+        let id = &wire.id;
+        if id != auction {
             return Err(DecodeError::Undecodable(format!(
                 "a change of auction {id} in the log of {auction}"
             )));
@@ -271,7 +271,7 @@ impl ChangeLog {
         if let Some(e) = failures.all.as_ref().or(failures.by_auction.get(auction)) {
             return Err(DecodeError::Transient(e.clone()));
         }
-        let spec = match self.engine.inner.spec(auction).await {
+        let spec = match self.engine.inner.core.spec(auction).await {
             Ok(Some(spec)) => spec,
             Ok(None) => {
                 let e = EngineError::Internal(Cause::msg(format!(
@@ -289,7 +289,7 @@ impl ChangeLog {
                 return Err(DecodeError::Transient(e));
             }
         };
-        let d = wire.decode(&spec).map_err(undecodable)?;
+        let d = wire.decode(&spec);
         Ok(ArchivedChange {
             auction: d.change.auction,
             event: d.change.event,
@@ -301,7 +301,7 @@ impl ChangeLog {
     /// Creates missing consumer groups (a registered auction whose create is still in
     /// flight) and forgets auctions registered long ago that were never created.
     async fn ensure_groups(&mut self, ids: &[AuctionId]) -> Result<(), EngineError> {
-        let i = &self.engine.inner;
+        let i = &self.engine.inner.core;
         let mut cmd = i.cmd.clone();
         for id in ids {
             let (exists, log_exists): (bool, bool) = redis::pipe()
@@ -348,7 +348,7 @@ impl ChangeLog {
         if entries.is_empty() {
             return Ok(());
         }
-        let i = &self.engine.inner;
+        let i = &self.engine.inner.core;
         let mut by_auction: Vec<(&AuctionId, Vec<&str>)> = Vec::new();
         for e in entries {
             match by_auction.iter_mut().find(|(a, _)| *a == &e.auction) {
@@ -364,7 +364,6 @@ impl ChangeLog {
         let _: () = pipe.query_async(&mut cmd).await.map_err(map_err)?;
         for (auction, _) in &by_auction {
             let (_trimmed, _left, done): (i64, i64, i64) = i
-                .scripts
                 .trim
                 .key(i.keys.log(auction))
                 .key(i.keys.hash(auction))

@@ -1,28 +1,43 @@
-//! The Redis engine: distributed mode's authority. Any number of stateless nodes share it.
+//! The Redis engine: distributed mode's authority. Any number of nodes share one Redis.
 //!
-//! Every state-changing operation is one atomic Lua script (`scripts/*.lua`, each opening
-//! with its KEYS/ARGV) that restates the rules of `gavel-core`: it reads the auction,
-//! decides at Redis's own clock (`TIME`), checks everything before its first write, then
-//! bumps `seq`, writes the state, appends the change to the auction's change log (a
-//! stream, drained into PostgreSQL by every node's drainer), records the idempotency key
-//! with a TTL, and publishes the change — all in the same step, so an accepted bid always
-//! has its log entry and its update. Scripts run with `EVALSHA` through
-//! [`redis::Script`], which reloads a script the server lost (restart, failover,
-//! `SCRIPT FLUSH`) on `NOSCRIPT`.
+//! **Decide in Rust, commit in one script.** A node decides every operation (a bid with its
+//! proxy steps and soft-close extension, buy-now, opening and closing, admin actions,
+//! creation) with the same pure rules as the memory engine (`gavel_core::rules`), on its own
+//! copy of the auction, then commits the decision with `scripts/commit.lua`: a generic
+//! compare-and-swap that checks the auction's version and the authority's clock and, if both
+//! hold, writes the new state, appends the change to the auction's change log (a stream
+//! drained into PostgreSQL), pushes the history entry, records the reply under the
+//! request's idempotency key and publishes the change, in one atomic step. If something
+//! moved it writes nothing and returns the current state and clock, and the node decides
+//! again. No auction rule is written in Lua (`tests/redis_scripts.rs` keeps it that way).
 //!
-//! A reply is released when the script has returned: the decision is then written by
-//! Redis (how durable that is depends on Redis's persistence settings; see
-//! `docs/distributed.md`). A call that fails mid-way (connection lost, timeout) has an
-//! unknown outcome and is answered `unavailable`; the idempotency key makes the retry with
-//! the same request id safe, on any node.
+//! Time: the authority is Redis `TIME`, made monotonic per auction (`max(TIME, t)`, `t`
+//! being the auction's last clock). A change's linearization point is the script's
+//! execution and its time is that clock: the node sends, with its decision, the interval
+//! of clocks in which the decision holds and marks the numbers that move with the clock
+//! (`guard.rs`); the script refuses a clock outside the interval and writes its clock in.
+//! A decision made just before an auction's end that reaches Redis after it is refused
+//! and decided again, as `closed`.
 //!
-//! Layout and choices: `keys.rs` (per-auction keys under one hash tag, per-auction change
-//! logs), `feed.rs` (one Pub/Sub pattern subscription per node feeding the local fan-out,
-//! with resync on reconnect), `log.rs` (what the drainer reads), `wire.rs` (the string-only
-//! JSON the scripts speak).
+//! A reply is released when the script has returned. A call cut mid-way has an unknown
+//! outcome; the idempotency record makes a retry with the same request id safe, on any
+//! node. Scripts run with `EVALSHA` and are loaded again on `NOSCRIPT` (a restart,
+//! failover or `SCRIPT FLUSH`).
+//!
+//! Layout: `keys.rs` (per-auction keys under one hash tag), `wire.rs` (what is stored and
+//! published), `commit.rs` (one call of the script), `committer.rs` (deciding and
+//! committing, batched per shard), `guard.rs` (where a decision holds in time, and the
+//! clock markers), `core.rs` (what the parts share, this node's copies of the auctions),
+//! `authority.rs` (the node's estimate of the clock), `feed.rs` (one Pub/Sub pattern
+//! subscription per node), `log.rs` (what the drainer reads).
 
+mod authority;
+mod commit;
+mod committer;
+mod core;
 pub mod eviction;
 mod feed;
+mod guard;
 pub mod keys;
 pub mod log;
 pub mod wire;
@@ -30,31 +45,22 @@ pub mod wire;
 pub use keys::{Keys, DRAIN_GROUP};
 pub use log::{ChangeLog, LogEntry};
 
+use self::core::Core;
 use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
+use authority::{AuthorityClock, Source};
+use commit::{CallSettings, Commit, NewState, ScriptReply};
+use committer::{Done, Job, Op};
 use gavel_core::{
-    Auction, AuctionId, AuctionSpec, BidEntry, BidKind, BidRequest, BidderId, Millis, Rejection,
-    RequestId, Status,
+    Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection, RequestId,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisError, Script};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use redis::{AsyncCommands, RedisError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
-use wire::{WireChange, WireReply, WireRules, WireState};
-
-/// Each deciding script is `common.lua` (the rules) followed by its own body.
-macro_rules! rules_script {
-    ($file:literal) => {
-        concat!(
-            include_str!("scripts/common.lua"),
-            include_str!(concat!("scripts/", $file))
-        )
-    };
-}
+use tokio::sync::{mpsc, oneshot, watch};
+use wire::WireChange;
 
 /// Settings of the Redis engine.
 #[derive(Clone, Debug)]
@@ -64,13 +70,19 @@ pub struct RedisConfig {
     /// Prefix of every key and channel (see [`Keys`]); deployments sharing a Redis use
     /// different prefixes, and so does every test.
     pub prefix: String,
-    /// Tests only: decide with this clock instead of Redis `TIME` (its `now()` is passed to
-    /// the scripts). Production leaves it `None`.
+    /// Tests only: decide with this clock instead of Redis `TIME` (its time is passed to the
+    /// commit script, which then uses it instead of `TIME`). Production leaves it `None`.
     pub test_clock: Option<Clock>,
+    /// Tests only: this node *believes* the time is this clock's, while the commit script
+    /// still reads the real `TIME` (a node deciding just before a boundary with a clock
+    /// that is off). Production leaves it `None`.
+    pub estimate_clock: Option<Clock>,
     /// How long a command may take before the call is answered `unavailable`.
     pub response_timeout: Duration,
     /// How long a request's first reply is kept for repeats.
     pub request_ttl: Duration,
+    /// Committer shards: each has at most one pipeline of commits in flight.
+    pub shards: usize,
     /// Start even if Redis's `maxmemory-policy` may evict Gavel's keys (see `eviction.rs`).
     pub allow_eviction: bool,
 }
@@ -81,59 +93,36 @@ impl RedisConfig {
             url: url.into(),
             prefix: prefix.into(),
             test_clock: None,
+            estimate_clock: None,
             response_timeout: Duration::from_secs(5),
             request_ttl: Duration::from_secs(24 * 3600),
+            shards: 4,
             allow_eviction: false,
-        }
-    }
-}
-
-struct Scripts {
-    create: Script,
-    place_bid: Script,
-    advance: Script,
-    admin_close: Script,
-    trim: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            create: Script::new(rules_script!("create.lua")),
-            place_bid: Script::new(rules_script!("place_bid.lua")),
-            advance: Script::new(rules_script!("advance.lua")),
-            admin_close: Script::new(rules_script!("admin_close.lua")),
-            trim: Script::new(include_str!("scripts/trim.lua")),
         }
     }
 }
 
 /// Capacity of the change feed to the node's fan-out.
 const CHANGE_FEED: usize = 16_384;
-/// Specs cached per node (they never change); the cache is cleared when it grows past this.
-const SPEC_CACHE: usize = 100_000;
-/// How often the offset between this node's clock and Redis's is measured.
+/// Jobs waiting per committer shard.
+const SHARD_QUEUE: usize = 8_192;
+/// How often this node's estimate of Redis `TIME` is refreshed when no commit does it.
 const CLOCK_SYNC: Duration = Duration::from_secs(30);
+/// Auctions `advance` acts on per call.
+const ADVANCE_BATCH: isize = 1000;
+/// An auction registered this long ago whose hash does not exist was never created.
+const GHOST_AFTER_MS: i64 = 60_000;
 
 pub(crate) struct Inner {
-    client: redis::Client,
-    /// Commands and scripts: one multiplexed connection that reconnects by itself.
-    cmd: ConnectionManager,
-    keys: Keys,
-    scripts: Scripts,
-    specs: RwLock<HashMap<AuctionId, Arc<AuctionSpec>>>,
-    config: RedisConfig,
-    /// Redis time minus local time, in ms (for `now()`; decisions use Redis `TIME`).
-    offset_ms: AtomicI64,
+    core: Arc<Core>,
+    shards: Vec<mpsc::Sender<Job>>,
     changes_rx: Mutex<Option<ChangeFeed>>,
-    /// Auctions this node's watchers asked for (resynced after a Pub/Sub reconnect).
-    watched: Mutex<HashSet<AuctionId>>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Stops the Pub/Sub and clock tasks.
+        // Stops the Pub/Sub and clock tasks; the shards stop when their senders go.
         let _ = self.shutdown.send(true);
     }
 }
@@ -156,10 +145,10 @@ pub(crate) fn map_err(e: RedisError) -> EngineError {
     }
 }
 
-/// A failed call that may have changed state (a deciding script). Only an error that
-/// proves the script never ran (the connection was refused, or Redis answered with an
-/// error before running it) means nothing was decided; a call lost mid-way (timeout,
-/// dropped connection) may have been executed: its outcome is unknown.
+/// A failed call that may have changed state (a commit). Only an error that proves the
+/// script never ran (the connection was refused, or Redis answered with an error before
+/// running it) means nothing was decided; a call lost mid-way (timeout, dropped
+/// connection) may have been executed: its outcome is unknown.
 pub(crate) fn map_write_err(e: RedisError) -> EngineError {
     if is_refusal_by_redis(&e) {
         return map_err(e);
@@ -184,56 +173,65 @@ fn is_refusal_by_redis(e: &RedisError) -> bool {
         )
 }
 
-fn corrupt(e: wire::WireError) -> EngineError {
+fn internal(e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(Cause::msg(e.to_string()))
 }
 
-fn wall_ms() -> Millis {
-    crate::clock::system_now()
+async fn connection(
+    client: &redis::Client,
+    response_timeout: Option<Duration>,
+) -> Result<ConnectionManager, EngineError> {
+    ConnectionManager::new_with_config(
+        client.clone(),
+        ConnectionManagerConfig::new()
+            .set_response_timeout(response_timeout)
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500)),
+    )
+    .await
+    .map_err(map_err)
 }
 
 impl RedisEngine {
-    /// Connects, starts the Pub/Sub feed and waits until it is subscribed, so every change
-    /// committed after this returns reaches [`Engine::take_changes`].
+    /// Connects, starts the committers and the Pub/Sub feed and waits until it is
+    /// subscribed, so every change committed after this returns reaches
+    /// [`Engine::take_changes`].
     pub async fn connect(config: RedisConfig) -> Result<Self, EngineError> {
-        let keys = Keys::new(&config.prefix)
-            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
+        let keys = Keys::new(&config.prefix).map_err(internal)?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| EngineError::Internal(Cause::msg(format!("invalid Redis URL: {e}"))))?;
-        let cmd = ConnectionManager::new_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_response_timeout(Some(config.response_timeout))
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500)),
-        )
-        .await
-        .map_err(map_err)?;
+        let cmd = connection(&client, Some(config.response_timeout)).await?;
         eviction::check(&cmd, config.allow_eviction).await?;
+        let commits = connection(&client, Some(config.response_timeout)).await?;
+        let source = match (&config.test_clock, &config.estimate_clock) {
+            (Some(c), _) => Source::Test(c.clone()),
+            (None, Some(c)) => Source::Pinned(c.clone()),
+            (None, None) => Source::Redis,
+        };
+        let clock = AuthorityClock::new(source);
+        let shards = config.shards.max(1);
+        let core = Arc::new(Core::new(client, cmd, commits, keys, clock, config, shards));
+        sync_clock(&core).await?;
+        let senders = (0..shards)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(SHARD_QUEUE);
+                tokio::spawn(committer::run(core.clone(), rx));
+                tx
+            })
+            .collect();
         let (tx, rx) = mpsc::channel(CHANGE_FEED);
         let (shutdown, _) = watch::channel(false);
         let inner = Arc::new(Inner {
-            client,
-            cmd,
-            keys,
-            scripts: Scripts::new(),
-            specs: RwLock::new(HashMap::new()),
-            config,
-            offset_ms: AtomicI64::new(0),
+            core: core.clone(),
+            shards: senders,
             changes_rx: Mutex::new(Some(rx)),
-            watched: Mutex::new(HashSet::new()),
             shutdown,
         });
-        if inner.config.test_clock.is_none() {
-            inner.sync_clock().await?;
-            tokio::spawn(clock_sync(Arc::downgrade(&inner)));
-        }
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(clock_sync(core.clone(), inner.shutdown.subscribe()));
+        let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(feed::run(
-            Arc::downgrade(&inner),
-            inner.client.clone(),
-            inner.keys.clone(),
+            core.clone(),
             tx,
             inner.shutdown.subscribe(),
             ready_tx,
@@ -246,13 +244,17 @@ impl RedisEngine {
                 )))
             }
         }
-        tracing::info!(prefix = %inner.keys.prefix(), "Redis engine connected");
+        tracing::info!(prefix = %core.keys.prefix(), "Redis engine connected");
         Ok(RedisEngine { inner })
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
     }
 
     /// The key layout this engine uses.
     pub fn keys(&self) -> &Keys {
-        &self.inner.keys
+        &self.core().keys
     }
 
     /// A reader of the change logs for this node's drainer (its own connection).
@@ -274,11 +276,11 @@ impl RedisEngine {
         }
         let mut out = Vec::new();
         let mut end = "+".to_string();
-        let mut cmd = self.inner.cmd.clone();
+        let mut cmd = self.core().cmd.clone();
         // Walk back through the log in pages; most entries of a busy log are bids.
         loop {
             let page: redis::streams::StreamRangeReply = cmd
-                .xrevrange_count(self.inner.keys.log(id), &end, "-", 200)
+                .xrevrange_count(self.core().keys.log(id), &end, "-", 200)
                 .await
                 .map_err(map_err)?;
             let n = page.ids.len();
@@ -287,11 +289,10 @@ impl RedisEngine {
                 let Some(json) = log::field_c(entry) else {
                     continue;
                 };
-                let change = WireChange::parse(&json).map_err(corrupt)?;
-                if let Some(e) = &change.e {
-                    let e = e.to_entry().map_err(corrupt)?;
-                    if before_seq.is_none_or(|b| e.seq < b) {
-                        out.push(e);
+                let change = WireChange::parse(&json).map_err(internal)?;
+                if let Event::Bid { entry, .. } = change.event {
+                    if before_seq.is_none_or(|b| entry.seq < b) {
+                        out.push(entry);
                         if out.len() >= limit {
                             return Ok(out);
                         }
@@ -304,230 +305,179 @@ impl RedisEngine {
         }
     }
 
-    fn now_arg(&self) -> String {
-        self.inner.now_arg()
-    }
-}
-
-impl Inner {
-    fn now_arg(&self) -> String {
-        match &self.config.test_clock {
-            Some(c) => c.now().to_string(),
-            None => String::new(),
-        }
-    }
-
-    /// The authority's time for choosing due deadlines: the test clock, or Redis `TIME`.
-    async fn authority_now(&self) -> Result<Millis, EngineError> {
-        if let Some(c) = &self.config.test_clock {
-            return Ok(c.now());
-        }
-        let (secs, micros): (i64, i64) = redis::cmd("TIME")
-            .query_async(&mut self.cmd.clone())
-            .await
-            .map_err(map_err)?;
-        Ok(secs * 1000 + micros / 1000)
+    /// Hands an operation to the committer shard of its auction and waits for the answer.
+    async fn submit(&self, id: &AuctionId, op: Op) -> Result<Done, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let shard = &self.inner.shards[self.core().shard_of(id)];
+        shard
+            .try_send(Job {
+                id: id.clone(),
+                op,
+                tx,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    EngineError::Unavailable(Cause::msg("too many decisions are waiting for Redis"))
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    EngineError::Unavailable(Cause::msg("the engine is shutting down"))
+                }
+            })?;
+        rx.await
+            .map_err(|_| EngineError::Internal(Cause::msg("committer dropped a decision")))?
     }
 
-    async fn sync_clock(&self) -> Result<(), EngineError> {
-        let before = wall_ms();
-        let started = Instant::now();
-        let redis_now = self.authority_now().await?;
-        let rtt = started.elapsed().as_millis() as i64;
-        self.offset_ms
-            .store(redis_now - (before + rtt / 2), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The auction's spec, cached (specs never change).
-    async fn spec(&self, id: &AuctionId) -> Result<Option<Arc<AuctionSpec>>, EngineError> {
-        if let Some(s) = self.specs.read().get(id) {
-            return Ok(Some(s.clone()));
-        }
-        let raw: Option<String> = self
-            .cmd
-            .clone()
-            .hget(self.keys.hash(id), "spec")
-            .await
-            .map_err(map_err)?;
-        let Some(raw) = raw else { return Ok(None) };
-        let spec: Arc<AuctionSpec> =
-            Arc::new(serde_json::from_str(&raw).map_err(|e| {
-                EngineError::Internal(Cause::msg(format!("stored spec of {id}: {e}")))
-            })?);
-        let mut specs = self.specs.write();
-        if specs.len() >= SPEC_CACHE {
-            specs.clear();
-        }
-        specs.insert(id.clone(), spec.clone());
-        Ok(Some(spec))
-    }
-
-    fn cache_spec(&self, id: &AuctionId, spec: &AuctionSpec) {
-        let mut specs = self.specs.write();
-        if specs.len() >= SPEC_CACHE {
-            specs.clear();
-        }
-        specs.insert(id.clone(), Arc::new(spec.clone()));
-    }
-
-    /// Decodes a change (the spec comes from the cache or Redis).
-    async fn decode_change(&self, wire: &WireChange) -> Result<wire::DecodedChange, EngineError> {
-        let id = wire.auction_id().map_err(corrupt)?;
-        let spec = self.spec(&id).await?.ok_or_else(|| {
-            EngineError::Internal(Cause::msg(format!("change of unknown auction {id}")))
-        })?;
-        wire.decode(&spec).map_err(corrupt)
-    }
-
-    async fn auction_from(&self, id: &AuctionId, st: &WireState) -> Result<Auction, EngineError> {
-        let spec = self.spec(id).await?.ok_or(EngineError::NotFound)?;
-        Ok(Auction {
-            id: id.clone(),
-            spec: spec.clone(),
-            state: st.to_state().map_err(corrupt)?,
-        })
-    }
-
-    /// Keeps the deadline index right after a script told us an auction's next deadline
-    /// ('' when it has none left). Deadlines only move later, hence `GT`.
-    async fn set_deadline(&self, id: &AuctionId, next: &str) -> Result<(), EngineError> {
-        let mut cmd = self.cmd.clone();
-        if next.is_empty() {
-            let _: () = cmd
-                .zrem(self.keys.deadlines(), id.as_str())
+    /// Keeps the deadline index right after a decision told us an auction's next deadline
+    /// (`None` when it has none left). Deadlines only move later, hence `GT`.
+    async fn set_deadline(&self, id: &AuctionId, next: Option<Millis>) -> Result<(), EngineError> {
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
+        match next {
+            None => cmd
+                .zrem::<_, _, ()>(core.keys.deadlines(), id.as_str())
                 .await
-                .map_err(map_err)?;
-        } else {
-            let at: i64 = next
-                .parse()
-                .map_err(|_| EngineError::Internal(Cause::msg(format!("deadline {next:?}"))))?;
-            let _: () = redis::cmd("ZADD")
-                .arg(self.keys.deadlines())
+                .map_err(map_err),
+            Some(at) => redis::cmd("ZADD")
+                .arg(core.keys.deadlines())
                 .arg("XX")
                 .arg("GT")
                 .arg(at)
                 .arg(id.as_str())
-                .query_async(&mut cmd)
+                .query_async::<()>(&mut cmd)
                 .await
-                .map_err(map_err)?;
+                .map_err(map_err),
+        }
+    }
+
+    /// An auction registered in the indexes whose creation never completed: dropped from
+    /// the deadline index once it is old enough that its create cannot still be running.
+    async fn forget_ghost(&self, id: &AuctionId) -> Result<(), EngineError> {
+        let core = self.core();
+        let registered: Option<f64> = core
+            .cmd
+            .clone()
+            .zscore(core.keys.auctions(), id.as_str())
+            .await
+            .map_err(map_err)?;
+        if registered.is_none_or(|at| (at as i64) < wall_ms() - GHOST_AFTER_MS) {
+            self.set_deadline(id, None).await?;
         }
         Ok(())
     }
 }
 
-/// Measures the offset to Redis's clock now and then, while the engine lives.
-async fn clock_sync(inner: std::sync::Weak<Inner>) {
-    let mut stop = match inner.upgrade() {
-        Some(i) => i.shutdown.subscribe(),
-        None => return,
-    };
+fn wall_ms() -> Millis {
+    crate::clock::system_now()
+}
+
+/// Reads Redis `TIME` into the authority clock's estimate.
+async fn sync_clock(core: &Core) -> Result<(), EngineError> {
+    if !core.clock.learns() {
+        return Ok(());
+    }
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query_async(&mut core.cmd.clone())
+        .await
+        .map_err(map_err)?;
+    core.clock
+        .reset(Instant::now(), secs * 1000 + micros / 1000);
+    Ok(())
+}
+
+/// Refreshes the estimate of Redis's clock now and then, while the engine lives.
+async fn clock_sync(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(CLOCK_SYNC) => {}
             _ = stop.changed() => return,
         }
-        let Some(i) = inner.upgrade() else { return };
-        if let Err(e) = i.sync_clock().await {
+        if let Err(e) = sync_clock(&core).await {
             tracing::debug!(error = %e, "could not read Redis TIME");
         }
     }
 }
 
-fn outcome_label(outcome: &Result<(), Rejection>) -> &'static str {
-    match outcome {
-        Ok(()) => "accepted",
-        Err(r) => r.code(),
-    }
-}
-
-fn kind_str(kind: BidKind) -> &'static str {
-    match kind {
-        BidKind::Plain => "plain",
-        BidKind::Max => "max",
-        BidKind::BuyNow => "buy_now",
-    }
-}
-
-fn deadline_of(a: &Auction) -> Option<Millis> {
-    match (a.state.closing.is_some(), a.state.status) {
-        (true, _) => None,
-        (false, Status::Scheduled) => Some(a.spec.starts_at),
-        (false, _) => Some(a.state.ends_at),
-    }
-}
-
-fn tag(out: &[String]) -> &str {
-    out.first().map_or("", String::as_str)
-}
-
-fn second(out: &[String]) -> Result<&str, EngineError> {
-    out.get(1)
-        .map(String::as_str)
-        .ok_or_else(|| EngineError::Internal(Cause::msg(format!("short script reply {out:?}"))))
-}
-
 #[async_trait]
 impl Engine for RedisEngine {
     async fn create_auction(&self, auction: Auction) -> Result<Auction, EngineError> {
-        let i = &self.inner;
+        let core = self.core();
         let id = &auction.id;
-        let spec = serde_json::to_string(&auction.spec)
-            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
-        let rules = serde_json::to_string(&WireRules::from_spec(&auction.spec))
-            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
-        let state = serde_json::to_string(&WireState::from_state(&auction.state))
-            .map_err(|e| EngineError::Internal(Cause::msg(e.to_string())))?;
+        let spec = serde_json::to_string(&*auction.spec).map_err(internal)?;
         // Register in the node-wide indexes first (a script may only touch the auction's
         // own slot): an entry for an auction that then fails to be created is skipped and
         // cleaned up; an auction missing from them would never close or be archived.
         let now = wall_ms();
-        let mut cmd = i.cmd.clone();
         let mut pipe = redis::pipe();
         pipe.cmd("ZADD")
-            .arg(i.keys.auctions())
+            .arg(core.keys.auctions())
             .arg("NX")
             .arg(now)
             .arg(id.as_str())
             .ignore();
         pipe.cmd("ZADD")
-            .arg(i.keys.active())
+            .arg(core.keys.active())
             .arg("NX")
             .arg(now)
             .arg(id.as_str())
             .ignore();
-        if let Some(at) = deadline_of(&auction) {
+        if let Some(at) = committer::deadline_of(&auction) {
             pipe.cmd("ZADD")
-                .arg(i.keys.deadlines())
+                .arg(core.keys.deadlines())
                 .arg("NX")
                 .arg(at)
                 .arg(id.as_str())
                 .ignore();
         }
-        let _: () = pipe.query_async(&mut cmd).await.map_err(map_err)?;
-        let out: Vec<String> = i
-            .scripts
-            .create
-            .key(i.keys.hash(id))
-            .key(i.keys.log(id))
-            .arg(id.as_str())
-            .arg(i.keys.channel(id))
-            .arg(spec)
-            .arg(rules)
-            .arg(state)
-            .arg(DRAIN_GROUP)
-            .invoke_async(&mut cmd)
+        let _: () = pipe
+            .query_async(&mut core.cmd.clone())
+            .await
+            .map_err(map_err)?;
+        let created = Change {
+            auction: auction.clone(),
+            event: Event::Created,
+        };
+        let script_now = core.clock.script_now();
+        let settings = CallSettings {
+            keys: &core.keys,
+            script_now: &script_now,
+            ttl_secs: core.config.request_ttl.as_secs(),
+            group: DRAIN_GROUP,
+        };
+        // Creation is a commit like any other, expecting no auction (an empty version),
+        // at any clock; the change's time is the clock it ran at.
+        let version = core.new_version();
+        let at = core.clock.propose(0);
+        let mut json = WireChange::new(&created, &version, at, None, None).to_json();
+        let other = WireChange::new(&created, &version, at + 1, None, None).to_json();
+        json = guard::template(&json, at, &other, at + 1).map_err(|e| internal(e.0))?;
+        let commit = Commit {
+            expected: String::new(),
+            guard: (0, guard::LIMIT),
+            change: Some(NewState {
+                version: version.clone(),
+                seq: auction.state.seq,
+                json,
+            }),
+            spec: Some(spec),
+            marked: true,
+            ..Commit::default()
+        };
+        let (keys, argv) = commit.args(id, &settings);
+        let out: Vec<String> = core
+            .commit
+            .key(keys)
+            .arg(argv)
+            .invoke_async(&mut core.commits.clone())
             .await
             .map_err(map_write_err)?;
-        match tag(&out) {
-            "created" => {
-                i.cache_spec(id, &auction.spec);
+        match ScriptReply::parse(&out).map_err(internal)? {
+            ScriptReply::Committed { clock } => {
+                core.cache_spec(id, auction.spec.clone());
+                core.remember(&auction, &version, clock);
                 Ok(auction)
             }
-            "exists" => Err(EngineError::AlreadyExists(auction.id)),
-            _ => Err(EngineError::Internal(Cause::msg(format!(
-                "create replied {out:?}"
-            )))),
+            ScriptReply::Moved { .. } => Err(EngineError::AlreadyExists(auction.id)),
+            ScriptReply::Repeat { .. } => Err(internal("creation answered as a repeated request")),
         }
     }
 
@@ -537,44 +487,17 @@ impl Engine for RedisEngine {
         request_id: &RequestId,
         req: BidRequest,
     ) -> Result<BidReply, EngineError> {
-        let i = &self.inner;
-        let bid_id = uuid::Uuid::now_v7().to_string();
-        let ttl = i.config.request_ttl.as_secs().max(1);
-        let out: Vec<String> = i
-            .scripts
-            .place_bid
-            .key(i.keys.hash(id))
-            .key(i.keys.log(id))
-            .key(i.keys.recent(id))
-            .key(i.keys.request(id, &req.bidder.id, request_id))
-            .arg(self.now_arg())
-            .arg(id.as_str())
-            .arg(i.keys.channel(id))
-            .arg(req.bidder.id.as_str())
-            .arg(&*req.bidder.name)
-            .arg(req.amount.minor_units().to_string())
-            .arg(kind_str(req.kind))
-            .arg(req.expected_seq.map(|s| s.to_string()).unwrap_or_default())
-            .arg(request_id.as_str())
-            .arg(bid_id.as_str())
-            .arg(ttl)
-            .invoke_async(&mut i.cmd.clone())
-            .await
-            .map_err(map_write_err)?;
-        let reply = match tag(&out) {
-            "missing" => return Err(EngineError::NotFound),
-            "new" | "repeat" => WireReply::parse(second(&out)?).map_err(corrupt)?,
-            _ => {
-                return Err(EngineError::Internal(Cause::msg(format!(
-                    "place_bid replied {out:?}"
-                ))))
-            }
+        let op = Op::Bid {
+            request_id: request_id.clone(),
+            req,
+            bid_id: uuid::Uuid::now_v7().to_string(),
         };
-        let reply = BidReply {
-            outcome: reply.outcome().map_err(corrupt)?,
-            auction: i.auction_from(id, &reply.st).await?,
+        let reply = match self.submit(id, op).await? {
+            Done::Bid(reply) => reply,
+            Done::Missing => return Err(EngineError::NotFound),
+            other => return Err(internal(format!("a bid was answered {other:?}"))),
         };
-        metrics::counter!("gavel_bids_total", "outcome" => outcome_label(&reply.outcome))
+        metrics::counter!("gavel_bids_total", "outcome" => gavel_core::outcome_code(&reply.outcome))
             .increment(1);
         Ok(reply)
     }
@@ -585,43 +508,56 @@ impl Engine for RedisEngine {
         bidder: &BidderId,
         request_id: &RequestId,
     ) -> Result<Option<BidReply>, EngineError> {
-        // The record `place_bid.lua` wrote with the first reply: written by Redis, so durable.
-        let i = &self.inner;
-        let stored: Option<String> = redis::cmd("GET")
-            .arg(i.keys.request(id, bidder, request_id))
-            .query_async(&mut i.cmd.clone())
+        // The record the commit script wrote with the reply: written by Redis, so durable.
+        let core = self.core();
+        let (record, spec, last): (Option<String>, Option<String>, Option<String>) = redis::pipe()
+            .get(core.keys.request(id, bidder, request_id))
+            .hget(core.keys.hash(id), "spec")
+            .hget(core.keys.hash(id), "last")
+            .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;
-        let Some(stored) = stored else {
+        let (Some(record), Some(spec), Some(last)) = (record, spec, last) else {
             return Ok(None);
         };
-        let reply = WireReply::parse(&stored).map_err(corrupt)?;
+        let (current, _) = core.decode_stored(id, &spec, &last)?;
+        let stored = wire::WireReply::parse(&record).map_err(internal)?;
+        if stored.outcome.is_some() && current.state.closing.is_some() {
+            // As `place_bid` (and the memory engine): once the auction's closing is
+            // recorded, a rejection is no longer an answer worth repeating.
+            return Ok(None);
+        }
         Ok(Some(BidReply {
-            outcome: reply.outcome().map_err(corrupt)?,
-            auction: i.auction_from(id, &reply.st).await?,
+            outcome: stored.outcome(),
+            auction: Auction {
+                state: stored.state,
+                ..current
+            },
         }))
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
-        let i = &self.inner;
-        let (spec, state): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(i.keys.hash(id))
+        let core = self.core();
+        let (spec, last): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(core.keys.hash(id))
             .arg("spec")
-            .arg("state")
-            .query_async(&mut i.cmd.clone())
+            .arg("last")
+            .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;
-        let (Some(spec), Some(state)) = (spec, state) else {
+        let (Some(spec), Some(last)) = (spec, last) else {
             return Ok(None);
         };
-        decode_auction(id, &spec, &state).map(Some)
+        let (auction, version) = core.decode_stored(id, &spec, &last)?;
+        core.remember(&auction, &version, 0);
+        Ok(Some(auction))
     }
 
     async fn list(&self) -> Result<Vec<Auction>, EngineError> {
-        let i = &self.inner;
-        let mut cmd = i.cmd.clone();
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
         let ids: Vec<String> = cmd
-            .zrange(i.keys.auctions(), 0, -1)
+            .zrange(core.keys.auctions(), 0, -1)
             .await
             .map_err(map_err)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -633,16 +569,24 @@ impl Engine for RedisEngine {
                     continue;
                 };
                 pipe.cmd("HMGET")
-                    .arg(i.keys.hash(&id))
+                    .arg(core.keys.hash(&id))
                     .arg("spec")
-                    .arg("state");
+                    .arg("last");
                 parsed.push(id);
             }
             let rows: Vec<(Option<String>, Option<String>)> =
                 pipe.query_async(&mut cmd).await.map_err(map_err)?;
             for (id, row) in parsed.iter().zip(rows) {
-                if let (Some(spec), Some(state)) = row {
-                    out.push(decode_auction(id, &spec, &state)?);
+                if let (Some(spec), Some(last)) = row {
+                    match core.decode_stored(id, &spec, &last) {
+                        Ok((a, _)) => out.push(a),
+                        Err(e) => {
+                            // One unreadable auction must not take the listing (and every
+                            // lobby) down with it.
+                            tracing::error!(auction = %id, error = %e, "skipping an unreadable auction in a listing");
+                            metrics::counter!("gavel_redis_unreadable_auctions_total").increment(1);
+                        }
+                    }
                 }
             }
         }
@@ -654,11 +598,11 @@ impl Engine for RedisEngine {
         id: &AuctionId,
         limit: usize,
     ) -> Result<Vec<BidEntry>, EngineError> {
-        let i = &self.inner;
+        let core = self.core();
         let (exists, raw): (bool, Vec<String>) = redis::pipe()
-            .exists(i.keys.hash(id))
-            .lrange(i.keys.recent(id), 0, limit.max(1) as isize - 1)
-            .query_async(&mut i.cmd.clone())
+            .exists(core.keys.hash(id))
+            .lrange(core.keys.recent(id), 0, limit.max(1) as isize - 1)
+            .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;
         if !exists {
@@ -666,78 +610,65 @@ impl Engine for RedisEngine {
         }
         raw.iter()
             .take(limit)
-            .map(|j| wire::parse_entry(j).map_err(corrupt))
+            .map(|j| wire::parse_entry(j).map_err(internal))
             .collect()
     }
 
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
-        let i = &self.inner;
-        let now = i.authority_now().await?;
-        let due: Vec<String> = i
+        let core = self.core();
+        let now = core.clock.estimate();
+        let due: Vec<String> = core
             .cmd
             .clone()
-            .zrangebyscore_limit(i.keys.deadlines(), "-inf", now, 0, 1000)
+            .zrangebyscore_limit(core.keys.deadlines(), "-inf", now, 0, ADVANCE_BATCH)
             .await
             .map_err(map_err)?;
-        let mut changes = Vec::new();
+        let mut jobs = Vec::with_capacity(due.len());
         for raw in due {
             let Ok(id) = AuctionId::parse(raw.as_str()) else {
-                let _: () = i
+                let _: () = core
                     .cmd
                     .clone()
-                    .zrem(i.keys.deadlines(), &raw)
+                    .zrem(core.keys.deadlines(), &raw)
                     .await
                     .map_err(map_err)?;
                 continue;
             };
-            let out: Vec<String> = i
-                .scripts
-                .advance
-                .key(i.keys.hash(&id))
-                .key(i.keys.log(&id))
-                .key(i.keys.recent(&id))
-                .arg(self.now_arg())
-                .arg(id.as_str())
-                .arg(i.keys.channel(&id))
-                .invoke_async(&mut i.cmd.clone())
-                .await
-                .map_err(map_write_err)?;
-            match tag(&out) {
-                "missing" => {
-                    // Registered by a create that never completed.
-                    let registered: Option<f64> = i
-                        .cmd
-                        .clone()
-                        .zscore(i.keys.auctions(), id.as_str())
-                        .await
-                        .map_err(map_err)?;
-                    if registered.is_none_or(|at| (at as i64) < wall_ms() - 60_000) {
-                        i.set_deadline(&id, "").await?;
-                    }
+            jobs.push(async move {
+                let done = self.submit(&id, Op::Advance).await;
+                (id, done)
+            });
+        }
+        let mut changes = Vec::new();
+        let mut first_error = None;
+        for (id, done) in futures::future::join_all(jobs).await {
+            let step = match done {
+                Ok(Done::Advanced(change)) => {
+                    let next = committer::deadline_of(&change.auction);
+                    changes.push(change);
+                    self.set_deadline(&id, next).await
                 }
-                "wait" => i.set_deadline(&id, second(&out)?).await?,
-                "changed" => {
-                    let wire = WireChange::parse(second(&out)?).map_err(corrupt)?;
-                    let next = out.get(2).map_or("", String::as_str);
-                    i.set_deadline(&id, next).await?;
-                    changes.push(Arc::new(i.decode_change(&wire).await?.change));
-                }
-                _ => {
-                    return Err(EngineError::Internal(Cause::msg(format!(
-                        "advance replied {out:?}"
-                    ))))
-                }
+                Ok(Done::Idle { next }) => self.set_deadline(&id, next).await,
+                Ok(Done::Missing) => self.forget_ghost(&id).await,
+                Ok(other) => Err(internal(format!("advance was answered {other:?}"))),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                first_error.get_or_insert(e);
             }
         }
-        Ok(changes)
+        match first_error {
+            Some(e) if changes.is_empty() => Err(e),
+            _ => Ok(changes),
+        }
     }
 
     async fn next_deadline(&self) -> Result<Option<Millis>, EngineError> {
-        let i = &self.inner;
-        let first: Vec<(String, f64)> = i
+        let core = self.core();
+        let first: Vec<(String, f64)> = core
             .cmd
             .clone()
-            .zrange_withscores(i.keys.deadlines(), 0, 0)
+            .zrange_withscores(core.keys.deadlines(), 0, 0)
             .await
             .map_err(map_err)?;
         Ok(first.first().map(|(_, at)| *at as Millis))
@@ -749,36 +680,18 @@ impl Engine for RedisEngine {
         action: AdminAction,
         by: &str,
     ) -> Result<Result<Auction, Rejection>, EngineError> {
-        let i = &self.inner;
-        let reason = match action {
-            AdminAction::Cancel => "cancelled",
-            AdminAction::EndEarly => "ended_early",
+        let op = Op::Admin {
+            action,
+            by: by.to_string(),
         };
-        let out: Vec<String> = i
-            .scripts
-            .admin_close
-            .key(i.keys.hash(id))
-            .key(i.keys.log(id))
-            .key(i.keys.recent(id))
-            .arg(self.now_arg())
-            .arg(id.as_str())
-            .arg(i.keys.channel(id))
-            .arg(reason)
-            .arg(by)
-            .invoke_async(&mut i.cmd.clone())
-            .await
-            .map_err(map_write_err)?;
-        match tag(&out) {
-            "missing" => Err(EngineError::NotFound),
-            "closed" => Ok(Err(Rejection::Closed)),
-            "changed" => {
-                let wire = WireChange::parse(second(&out)?).map_err(corrupt)?;
-                i.set_deadline(id, "").await?;
-                Ok(Ok(i.decode_change(&wire).await?.change.auction))
+        match self.submit(id, op).await? {
+            Done::Admin(Ok(a)) => {
+                self.set_deadline(id, None).await?;
+                Ok(Ok(a))
             }
-            _ => Err(EngineError::Internal(Cause::msg(format!(
-                "admin_close replied {out:?}"
-            )))),
+            Done::Admin(Err(r)) => Ok(Err(r)),
+            Done::Missing => Err(EngineError::NotFound),
+            other => Err(internal(format!("an admin action was answered {other:?}"))),
         }
     }
 
@@ -787,40 +700,25 @@ impl Engine for RedisEngine {
     }
 
     async fn watch(&self, id: &AuctionId) -> Result<(), EngineError> {
-        let i = &self.inner;
-        let exists: bool = i
+        let core = self.core();
+        let exists: bool = core
             .cmd
             .clone()
-            .exists(i.keys.hash(id))
+            .exists(core.keys.hash(id))
             .await
             .map_err(map_err)?;
         if !exists {
             return Err(EngineError::NotFound);
         }
-        i.watched.lock().insert(id.clone());
+        core.watched.lock().insert(id.clone());
         Ok(())
     }
 
     fn unwatch(&self, id: &AuctionId) {
-        self.inner.watched.lock().remove(id);
+        self.core().watched.lock().remove(id);
     }
 
     fn now(&self) -> Millis {
-        match &self.inner.config.test_clock {
-            Some(c) => c.now(),
-            None => wall_ms() + self.inner.offset_ms.load(Ordering::Relaxed),
-        }
+        self.core().clock.estimate()
     }
-}
-
-fn decode_auction(id: &AuctionId, spec: &str, state: &str) -> Result<Auction, EngineError> {
-    let spec: AuctionSpec = serde_json::from_str(spec)
-        .map_err(|e| EngineError::Internal(Cause::msg(format!("stored spec of {id}: {e}"))))?;
-    let state: WireState = serde_json::from_str(state)
-        .map_err(|e| EngineError::Internal(Cause::msg(format!("stored state of {id}: {e}"))))?;
-    Ok(Auction {
-        id: id.clone(),
-        spec: Arc::new(spec),
-        state: state.to_state().map_err(corrupt)?,
-    })
 }

@@ -5,6 +5,7 @@ use crate::auth::{AuthError, Credential, Principal, Role};
 use crate::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::Json;
+use gavel_core::text::NameError;
 use gavel_protocol::{ErrorCode, SessionRequest, SessionResponse, UserView};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +29,7 @@ pub async fn create(
             "too many sign-ins from this address; try again in a minute",
         ));
     }
-    let name = gavel_core::text::display_name(&req.name)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))?;
+    let checked = gavel_core::text::display_name(&req.name);
     let role = match req.admin_token.as_deref() {
         Some(t) => match state.auth.check_admin_token(t, addr.ip()) {
             Ok(()) => Role::Admin,
@@ -45,6 +45,13 @@ pub async fn create(
             ))
         }
         None => Role::Bidder,
+    };
+    // Names that read as the operator's are reserved for the operator: someone who holds
+    // the admin token may sign in as "Admin"; a guest may not.
+    let name = match checked {
+        Ok(name) => name,
+        Err(NameError::Reserved(name)) if role == Role::Admin => name,
+        Err(e) => return Err(ApiError::new(ErrorCode::InvalidName, e.to_string())),
     };
     let principal = Principal {
         id: format!("u-{}", uuid::Uuid::now_v7().simple()),

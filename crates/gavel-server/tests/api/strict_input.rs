@@ -245,3 +245,34 @@ async fn misleading_names_titles_ids_and_times_are_refused_with_typed_errors() {
         .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_holder_of_the_admin_token_may_sign_in_as_admin() {
+    let app = spawn_app().await;
+    let (s, r) = app
+        .post(
+            "/api/session",
+            None,
+            json!({"name": "Admin", "admin_token": ADMIN}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["user"]["name"].as_str(), r["user"]["role"].as_str()),
+        (200, Some("Admin"), Some("admin")),
+        "{r}"
+    );
+    let r = app
+        .post("/api/session", None, json!({"name": "Admin"}))
+        .await;
+    assert_error("a guest named Admin", r, 400, "invalid_name");
+    // Other name rules hold for admins too.
+    let r = app
+        .post(
+            "/api/session",
+            None,
+            json!({"name": "Ad\u{202E}min", "admin_token": ADMIN}),
+        )
+        .await;
+    assert_error("an override in an admin's name", r, 400, "invalid_name");
+    app.stop().await;
+}

@@ -50,16 +50,21 @@ async fn run_and_check(nodes: Vec<workload::Node>, admin: &str, skew_ms: i64, ta
     eprintln!("{tally:?}\n{}", report.text());
     assert_eq!(report.auctions.len(), 5, "{}", report.text());
     let outcome = |o: &str| tally.outcomes.get(o).copied().unwrap_or(0);
-    assert!(tally.bids > 1_000, "{} bids", tally.bids);
-    assert!(outcome("accepted") > 50, "{tally:?}");
-    assert!(outcome("outbid") > 50, "{tally:?}");
-    assert!(outcome("closed") > 20, "{tally:?}");
+    // The auctions last a few seconds of real time, so how many bids fit depends on how busy
+    // the machine is (~1,300 alone, under 800 with five builds beside it): these floors only
+    // make sure the run exercised every kind of answer, not how fast it went.
+    assert!(tally.bids > 300, "{} bids", tally.bids);
+    assert!(outcome("accepted") > 30, "{tally:?}");
+    assert!(outcome("outbid") > 30, "{tally:?}");
+    assert!(outcome("closed") > 10, "{tally:?}");
     assert!(outcome("stale") > 5, "{tally:?}");
-    assert!(tally.retries > 50, "{tally:?}");
-    assert!(tally.reads > 100, "{tally:?}");
+    assert!(tally.retries > 20, "{tally:?}");
+    assert!(tally.reads > 50, "{tally:?}");
+    // The soft-close and table auctions always end by the clock; the scheduled one opens by
+    // it unless a bid arrives first, and the buy-now one closes by it unless bought.
     let clock: usize = report.auctions.iter().map(|a| a.clock_changes).sum();
     assert!(
-        clock >= 4,
+        clock >= 2,
         "openings and closings by the clock: {}",
         report.text()
     );

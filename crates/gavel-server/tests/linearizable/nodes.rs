@@ -134,7 +134,10 @@ impl Deployment {
             .args(["--database-schema", &self.schema])
             .args(["--node-id", name])
             .args(["--admin-token", ADMIN])
-            .args(["--jwt-secret", "linearizable-test-secret"])
+            .args([
+                "--jwt-secret",
+                "linearizable-test-secret-of-32-bytes-or-more",
+            ])
             .args(["--bids-per-second", "100000"])
             .args(["--max-connections-per-ip", "0"])
             .args(["--sessions-per-minute-per-ip", "0"])

@@ -519,7 +519,7 @@ pub async fn run(nodes: Vec<Node>, admin_token: &str, plan: Plan, rec: Arc<Recor
         rec,
         tally: Mutex::new(Tally::default()),
     });
-    let admin = session(&shared, 0, "Admin", Some(admin_token)).await.1;
+    let admin = session(&shared, 0, "Sale clerk", Some(admin_token)).await.1;
     let now_ms = now_us() / 1000;
     let mut views = Vec::new();
     for body in auction_bodies(&plan.tag, now_ms) {
@@ -639,10 +639,19 @@ async fn session(
         .expect("session body");
     (
         UserRef {
-            id: v["user"]["id"].as_str().expect("a user id").into(),
-            name: v["user"]["name"].as_str().expect("a name").into(),
+            id: v["user"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("signing in {name}: {v}"))
+                .into(),
+            name: v["user"]["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("signing in {name}: {v}"))
+                .into(),
         },
-        v["token"].as_str().expect("a token").into(),
+        v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("signing in {name}: {v}"))
+            .into(),
     )
 }
 

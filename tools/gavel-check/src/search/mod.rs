@@ -13,10 +13,11 @@
 //! operations that need it). History pages carry no seq; they are placed last, at the
 //! earliest seq their time window allows that explains them.
 
+use crate::history::AdminAction;
 use crate::model::{view_words, Window};
 use crate::normalize::{AuctionOps, Changes, Kind, Op};
 use crate::report::{AuctionReport, Verdict, Violation, ViolationKind};
-use gavel_core::{Auction, BidEntry};
+use gavel_core::{Auction, BidEntry, CloseReason};
 use gavel_protocol::BidView;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -33,6 +34,8 @@ const MAX_REPORTS: usize = 5;
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub skew_ms: i64,
+    /// Admin actions may have happened that the history does not record.
+    pub unrecorded_admin: bool,
     /// States the search may visit per auction before giving up (verdict `unchecked`).
     pub max_steps: u64,
 }
@@ -112,6 +115,9 @@ struct Checker<'a> {
     seen_entries: BTreeMap<u64, (BidView, usize)>,
     /// Every `ends_at` and `closed_at` an answer showed: times a decision may have had.
     seen_ends: Vec<i64>,
+    /// Admin closings answers showed (action, `closed_at`): what an unrecorded admin action
+    /// would have to have been.
+    seen_admin_closes: Vec<(AdminAction, i64)>,
     /// Ops with a known position and end, by end: (end, running max position, its op).
     before: Vec<(i64, u64, usize)>,
 }
@@ -187,6 +193,7 @@ impl<'a> Checker<'a> {
             positionless: Vec::new(),
             seen_entries: BTreeMap::new(),
             seen_ends: Vec::new(),
+            seen_admin_closes: Vec::new(),
             before: Vec::new(),
         };
         for (i, op) in ops.iter().enumerate() {
@@ -223,6 +230,13 @@ impl<'a> Checker<'a> {
                 c.seen_ends.push(v.ends_at);
                 if let Some(cl) = &v.closing {
                     c.seen_ends.push(cl.closed_at);
+                    let action = match cl.reason.parse::<CloseReason>() {
+                        Ok(CloseReason::Cancelled) => Some(AdminAction::Cancel),
+                        Ok(CloseReason::EndedEarly) => Some(AdminAction::EndEarly),
+                        _ => None,
+                    };
+                    c.seen_admin_closes
+                        .extend(action.map(|a| (a, cl.closed_at)));
                 }
             }
             let shown: &[BidView] = match &op.kind {
@@ -254,6 +268,9 @@ impl<'a> Checker<'a> {
         }
         c.seen_ends.sort_unstable();
         c.seen_ends.dedup();
+        c.seen_admin_closes
+            .sort_unstable_by_key(|(a, t)| (*t, *a as u8));
+        c.seen_admin_closes.dedup();
         let mut ended: Vec<(i64, u64, usize)> = ops
             .iter()
             .enumerate()

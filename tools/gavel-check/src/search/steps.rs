@@ -214,7 +214,8 @@ impl Checker<'_> {
         }
     }
 
-    /// Openings and closings by the clock that could make seq `t`.
+    /// Openings and closings by the clock that could make seq `t`, and (when the history
+    /// allows them) admin actions it does not record, at the closings answers show.
     fn clock_steps(&self, state: &Auction, t: u64) -> Vec<Step> {
         if self.seen_entries.contains_key(&t) || state.state.closing.is_some() {
             return Vec::new();
@@ -238,6 +239,11 @@ impl Checker<'_> {
         consider(starts, rules::open_if_due(state, starts));
         let ends = state.state.ends_at;
         consider(ends, rules::close_if_due(state, ends));
+        if self.limits.unrecorded_admin {
+            for &(action, at) in &self.seen_admin_closes {
+                consider(at, admin(state, action, at).ok());
+            }
+        }
         steps
     }
 

@@ -545,6 +545,7 @@ fn the_command_line_exits_0_on_a_valid_history_and_2_on_a_violation() {
             gavel_check::history::Header {
                 format: gavel_check::history::FORMAT,
                 clock_skew_ms: 0,
+                unrecorded_admin: false,
                 source: None,
             },
             log.records.clone(),
@@ -649,4 +650,26 @@ fn an_auction_without_its_creation_is_unchecked_not_passed() {
         report.auctions[0].note.as_deref(),
         Some("the history has no successful creation of this auction")
     );
+}
+
+#[test]
+fn an_unrecorded_admin_action_is_inferred_only_when_the_history_allows_it() {
+    let mut sim = Sim::new(spec());
+    let mut log = Log::new(&sim);
+    let ann = sim.bid("ann", 1_000, Plain, None, T0 + 10, "a1");
+    log.plain("ann", "a1", 1_000, 5, 15, ann);
+    // An operator ends the auction early; the history does not have it.
+    let _ = sim.admin(AdminAction::EndEarly, T0 + 50);
+    let late = sim.bid("bob", 1_100, Plain, None, T0 + 70, "b1");
+    let b = log.plain("bob", "b1", 1_100, 65, 75, late);
+    let strict = log.check();
+    assert_violation(
+        &strict,
+        ViolationKind::Unexplained,
+        &[b],
+        &["reports seq 3", "to seq 3"],
+    );
+    let report = log.check_with(true);
+    assert_linearizable(&report);
+    assert_eq!(report.auctions[0].clock_changes, 1);
 }

@@ -25,7 +25,7 @@ impl ChangeLog {
     /// Moves `entry` to its auction's dead-letter stream with `reason`. `Ok(false)`: it was
     /// no longer pending (another drainer archived or moved it), nothing was written.
     pub async fn dead_letter(&self, entry: &LogEntry, reason: &str) -> Result<bool, EngineError> {
-        let i = &self.engine.inner;
+        let i = &self.engine.inner.core;
         let mut cmd = i.cmd.clone();
         let now = crate::clock::system_now();
         // The index first: a dead letter an operator cannot find would be as bad as a lost one.
@@ -54,7 +54,7 @@ impl ChangeLog {
     /// Auctions with dead letters (the index; an auction whose dead letters were all
     /// replayed or deleted stays listed until an operator removes it).
     pub async fn dead_lettered(&self) -> Result<Vec<AuctionId>, EngineError> {
-        let i = &self.engine.inner;
+        let i = &self.engine.inner.core;
         let raw: Vec<String> = redis::cmd("ZRANGE")
             .arg(i.keys.dead_index())
             .arg(0)

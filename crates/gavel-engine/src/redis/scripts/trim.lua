@@ -9,8 +9,9 @@
 -- KEYS[1]  change log stream   KEYS[2]  auction hash
 -- ARGV[1]  the drainers' consumer group
 --
--- Returns {entries trimmed, entries left, 1 if the log is empty and the auction closed}.
--- A closed auction logs nothing more, so an empty log then means fully archived.
+-- Returns {entries trimmed, entries left, 1 if the log is empty and the auction is final}.
+-- A final auction (the commit script sets `final` with its last change) logs nothing
+-- more, so an empty log then means fully archived.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return { 0, 0, 0 } end
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
@@ -35,7 +36,6 @@ local trimmed = redis.call('XTRIM', KEYS[1], 'MINID', minid)
 local left = redis.call('XLEN', KEYS[1])
 local done = 0
 if left == 0 then
-  local st = redis.call('HGET', KEYS[2], 'state')
-  if st and cjson.decode(st).status == 'closed' then done = 1 end
+  if redis.call('HGET', KEYS[2], 'final') == '1' then done = 1 end
 end
 return { trimmed, left, done }
