@@ -285,7 +285,9 @@ export class GavelClient {
   }
 
   private wsUrl(): string {
-    const base = this.opts.wsUrl ?? `${this.opts.baseUrl.replace(/^http/, "ws").replace(/\/+$/, "")}/ws`;
+    // "" means the page's own origin (a client served by Gavel itself).
+    const origin = this.opts.baseUrl || ((globalThis as { location?: { origin?: string } }).location?.origin ?? "");
+    const base = this.opts.wsUrl ?? `${origin.replace(/^http/, "ws").replace(/\/+$/, "")}/ws`;
     const token = this.session?.token;
     return token ? `${base}${base.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : base;
   }
