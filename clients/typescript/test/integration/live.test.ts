@@ -42,6 +42,15 @@ describe("against a real server", () => {
     expect(low).toMatchObject({ outcome: "already_leading", request_id: "h-1" });
     const history = await alice.http.bids(id, { limit: 10 });
     expect(history.bids.map((b) => b.amount)).toEqual([10000]);
+
+    // The lobby lists it with the price, and follows the next bid.
+    const lobby = alice.watchLobby();
+    await waitFor(() => lobby.auctions.find((x) => x.id === id)?.price === 10000, "the lobby at 10000");
+    const bob = clientFor(server);
+    await bob.signInAsGuest("Bob");
+    expect((await bob.http.placeBid(id, { amount: 11000, request_id: "b-1" })).outcome).toBe("accepted");
+    await waitFor(() => lobby.auctions.find((x) => x.id === id)?.price === 11000, "the lobby at 11000");
+    lobby.close();
     alice.close();
   }, 30_000);
 
@@ -105,6 +114,51 @@ describe("against a real server", () => {
     alice.close();
     bob.close();
   }, 60_000);
+});
+
+describe("against a server with 3-second sessions", () => {
+  const server = new GavelServer("client-tokens", { args: ["--session-ttl-secs", "3"] });
+  beforeAll(() => server.start(), 40_000);
+  afterAll(() => server.stop());
+
+  it("a guest session is refreshed before it expires and the open socket keeps bidding", async () => {
+    const { id } = await server.createAuction();
+    const c = clientFor(server);
+    const first = await c.signInAsGuest("Alice");
+    const errors: string[] = [];
+    c.on("message", (m) => m.type === "error" && errors.push(m.code));
+    await c.connect();
+    await sleep(4_500); // past the first token's expiry
+    const s = c.currentSession!;
+    expect(s.token).not.toBe(first.token);
+    expect(s.user?.id).toBe(first.user.id);
+    expect(s.expiresAt).toBeGreaterThan(first.expires_at);
+    expect(c.user?.id).toBe(first.user.id); // the socket took the fresh token (auth → hello)
+    expect((await c.bid(id, 10000)).outcome).toBe("accepted");
+    expect((await c.http.me()).id).toBe(first.user.id);
+    expect(errors).toEqual([]); // renewed in time: never a token_expired
+    c.close();
+  }, 30_000);
+
+  it("an external token function is asked again before its token's exp", async () => {
+    const { id } = await server.createAuction();
+    const issuer = clientFor(server);
+    const minted: string[] = [];
+    const c = clientFor(server, {
+      token: async () => {
+        const s = await issuer.http.createSession(`Ext`);
+        minted.push(s.token);
+        return s.token;
+      },
+    });
+    await c.connect();
+    await sleep(4_500);
+    expect(minted.length).toBeGreaterThanOrEqual(2);
+    expect(c.currentSession?.token).toBe(minted.at(-1));
+    const r = await c.bid(id, 10000);
+    expect(r.outcome).toBe("accepted");
+    c.close();
+  }, 30_000);
 });
 
 // Needs faketime (scripts/test.sh installs it); in CI it runs (and fails) without it.

@@ -268,4 +268,18 @@ describe("the server clock", () => {
     expect(c.clock.offset).toBe(serverAhead + 3);
     c.close();
   });
+
+  it("repeats the burst every refreshMs, so the estimate follows a drifting clock", async () => {
+    const c = client({ clock: { pings: 3, spacingMs: 100, refreshMs: 10_000 } });
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(ws.of("ping").length).toBe(3);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(ws.of("ping").length).toBe(6); // one more burst: a ping and two spaced ones
+    clearInterval(keepAlive);
+    c.close();
+  });
 });
