@@ -49,6 +49,8 @@ export interface LiveSocketOptions {
   missedHeartbeats?: number;
   /** A new socket that has not said `hello` within this is given up (ms). */
   helloTimeoutMs?: number;
+  /** How often the watchdog looks (ms): a dead socket is noticed this late at most. */
+  checkEveryMs?: number;
   /** Local clock (tests). */
   now?: () => number;
   /** Random source for jitter (tests). */
@@ -164,7 +166,7 @@ export class LiveSocket {
     }
     this.ws = ws;
     this.startedAt = this.lastFrameAt = this.now();
-    this.watchdog = setInterval(() => this.checkAlive(), 250);
+    this.watchdog = setInterval(() => this.checkAlive(), this.opts.checkEveryMs ?? 100);
     ws.onmessage = (ev) => {
       if (this.ws !== ws) return;
       this.lastFrameAt = this.now();
@@ -195,7 +197,7 @@ export class LiveSocket {
     };
   }
 
-  /** The watchdog's check (every 250 ms while a socket exists; public for tests). */
+  /** The watchdog's check (every `checkEveryMs` while a socket exists; public for tests). */
   checkAlive(): void {
     if (!this.ws) return;
     const now = this.now();

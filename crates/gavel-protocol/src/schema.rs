@@ -19,9 +19,6 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
-/// The `$id` prefix of the published schemas.
-pub const ID_BASE: &str = "https://gavel.dev/schemas/";
-
 /// A generator for one contract, with definitions under `definitions_path`
 /// (`/$defs` for the published files, `/components/schemas` for OpenAPI).
 pub fn generator(contract: Contract, definitions_path: &str) -> SchemaGenerator {
@@ -91,9 +88,9 @@ pub fn definitions(definitions_path: &str) -> Map<String, Value> {
 /// The published schema documents: (file name under `docs/schemas/`, JSON text).
 pub fn documents() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let root = |name: &str, title: &str, mut schema: Schema| {
+    // No `$id`: the files refer to each other by relative path (`http.schema.json#/$defs/X`).
+    let root = |title: &str, mut schema: Schema| {
         let obj = schema.ensure_object();
-        obj.insert("$id".into(), format!("{ID_BASE}{name}").into());
         obj.insert("title".into(), title.into());
         if let Some(Value::Object(defs)) = obj.get_mut("$defs") {
             defs.sort_keys();
@@ -103,20 +100,12 @@ pub fn documents() -> Vec<(&'static str, String)> {
     let client = generator(Contract::Deserialize, "/$defs").into_root_schema_for::<ClientMessage>();
     out.push((
         "client-message.schema.json",
-        root(
-            "client-message.schema.json",
-            "Gavel WebSocket: a message from the client",
-            client,
-        ),
+        root("Gavel WebSocket: a message from the client", client),
     ));
     let server = generator(Contract::Serialize, "/$defs").into_root_schema_for::<ServerMessage>();
     out.push((
         "server-message.schema.json",
-        root(
-            "server-message.schema.json",
-            "Gavel WebSocket: a message from the server",
-            server,
-        ),
+        root("Gavel WebSocket: a message from the server", server),
     ));
     // The HTTP bodies: a document of definitions only (refer to `http.schema.json#/$defs/X`).
     let mut http = json_schema!({
@@ -126,10 +115,7 @@ pub fn documents() -> Vec<(&'static str, String)> {
     let mut defs = definitions("/$defs");
     defs.retain(|name, _| !name.ends_with("Message"));
     http.insert("$defs".into(), Value::Object(defs));
-    out.push((
-        "http.schema.json",
-        root("http.schema.json", "Gavel HTTP bodies", http),
-    ));
+    out.push(("http.schema.json", root("Gavel HTTP bodies", http)));
     out.into_iter()
         .map(|(name, schema)| {
             let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialize");
