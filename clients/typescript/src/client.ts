@@ -384,10 +384,15 @@ export class GavelClient {
     if (token && this.socket.send({ type: "auth", token })) this.awaitingAuth = true;
   }
 
-  /** The session cannot be renewed: bids that were never sent fail; the socket watches on. */
+  /**
+   * The session cannot be renewed: bids that never reached the server (or were refused for
+   * the token, which decides nothing) fail; a bid sent and not answered may still have been
+   * decided, so it stays pending (its answer may yet arrive; else it gives up as
+   * `outcome_unknown`). The socket watches on.
+   */
   private sessionEnded(why: GavelError): void {
     for (const p of [...this.pending.values()]) {
-      if (p.sentAt === 0 || this.awaitingAuth) this.settle(p.requestId, new GavelError(why.code, `the session ended before the bid was placed: ${why.message}`, why.status, p.requestId));
+      if (p.sentAt === 0) this.settle(p.requestId, new GavelError(why.code, `the session ended before the bid was placed: ${why.message}`, why.status, p.requestId));
     }
     this.awaitingAuth = false;
     this.session = null;
@@ -703,7 +708,8 @@ export class GavelClient {
     const p = m.request_id ? this.pending.get(m.request_id) : undefined;
     if (m.code === "token_expired") {
       // The socket is watch-only now; a bid refused for it was not decided and goes out
-      // again (same id) once the fresh token is accepted.
+      // again (same id) once the fresh token is accepted: as if never sent.
+      if (p) p.sentAt = 0;
       this.awaitingAuth = true;
       void this.renewToken();
       return;

@@ -247,6 +247,39 @@ describe("sessions", () => {
   });
 });
 
+describe("a session that cannot be renewed", () => {
+  it("fails a bid refused for the token, and never calls a sent, unanswered bid lost", async () => {
+    const f = fakeFetch({
+      "POST /api/session": () => [200, { token: "g-1", user: { id: "u-1", name: "Alice", role: "bidder" }, expires_at: Date.now() + 3_600_000 }],
+      "POST /api/session/refresh": () => [401, { error: { code: "token_expired", message: "sign in again" } }],
+    });
+    const c = client({ token: undefined, fetch: f.fn, bids: { giveUpAfterMs: 10_000 } });
+    const sessions: (string | null)[] = [];
+    c.on("session", (s) => sessions.push(s?.token ?? null));
+    await c.signInAsGuest("Alice");
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const sent = c.bid("a1", 11000).catch((e: GavelError) => e);
+    const refused = c.bid("a1", 12000).catch((e: GavelError) => e);
+    const [a, b] = ws.of("bid").map((m) => m.request_id);
+    ws.receive({ type: "error", code: "token_expired", message: "expired", request_id: b });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sessions).toEqual(["g-1", null]);
+    const e = (await refused) as GavelError;
+    expect([e.code, e.requestId]).toEqual(["token_expired", b]);
+    // The first bid may have been decided before the token ran out: not reported lost.
+    expect(c.pendingBids).toEqual([a]);
+    sockets.last.accept(null);
+    const keepAlive = setInterval(() => sockets.last.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(11_000);
+    clearInterval(keepAlive);
+    const unknown = (await sent) as GavelError;
+    expect([unknown.code, unknown.requestId]).toEqual(["outcome_unknown", a]);
+    c.close();
+  });
+});
+
 describe("the server clock", () => {
   it("takes the offset of the ping with the smallest round trip from the burst after hello", async () => {
     const c = client({ clock: { pings: 3, spacingMs: 100, refreshMs: 0 } });
