@@ -191,6 +191,27 @@ pub async fn a_repeated_request_id_is_decided_once(h: Harness) {
     let first = bid(&h, &a, "same", plain("alice", 10_000)).await;
     let again = bid(&h, &a, "same", plain("alice", 50_000)).await;
     assert_eq!(first, again, "the repeat gets the first answer verbatim");
+    // `replay` returns the same stored answer without deciding anything.
+    let alice = BidderId::parse("u-alice").unwrap();
+    let replayed = h.engine.replay(&a.id, &alice, &rid("same")).await.unwrap();
+    assert_eq!(replayed, Some(first.clone()));
+    assert_eq!(
+        h.engine.replay(&a.id, &alice, &rid("never")).await.unwrap(),
+        None
+    );
+    let bob = BidderId::parse("u-bob").unwrap();
+    assert_eq!(
+        h.engine.replay(&a.id, &bob, &rid("same")).await.unwrap(),
+        None
+    );
+    let nowhere = AuctionId::parse("no-such-auction").unwrap();
+    assert_eq!(
+        h.engine
+            .replay(&nowhere, &alice, &rid("same"))
+            .await
+            .unwrap(),
+        None
+    );
     let stored = h.engine.auction(&a.id).await.unwrap().unwrap();
     assert_eq!(stored.state.seq, 2);
     assert_eq!(stored.state.bid_count, 1);
