@@ -65,12 +65,19 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
 /// When a type shared by both directions would be described differently by each (then
 /// one name would mean two shapes); `tests/schemas.rs` runs this.
 pub fn definitions(definitions_path: &str) -> Map<String, Value> {
+    definitions_of(definitions_path, true)
+}
+
+/// [`definitions`], of the HTTP bodies only (and what they refer to) unless `websocket`.
+fn definitions_of(definitions_path: &str, websocket: bool) -> Map<String, Value> {
     let mut read = generator(Contract::Deserialize, definitions_path);
     http_requests(&mut read);
-    read.subschema_for::<ClientMessage>();
     let mut written = generator(Contract::Serialize, definitions_path);
     http_responses(&mut written);
-    written.subschema_for::<ServerMessage>();
+    if websocket {
+        read.subschema_for::<ClientMessage>();
+        written.subschema_for::<ServerMessage>();
+    }
     let mut all = read.take_definitions(true);
     for (name, schema) in written.take_definitions(true) {
         if let Some(other) = all.get(&name) {
@@ -112,9 +119,10 @@ pub fn documents() -> Vec<(&'static str, String)> {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": "Gavel's HTTP request and response bodies (see openapi.json for the routes).",
     });
-    let mut defs = definitions("/$defs");
-    defs.retain(|name, _| !name.ends_with("Message"));
-    http.insert("$defs".into(), Value::Object(defs));
+    http.insert(
+        "$defs".into(),
+        Value::Object(definitions_of("/$defs", false)),
+    );
     out.push(("http.schema.json", root("Gavel HTTP bodies", http)));
     out.into_iter()
         .map(|(name, schema)| {
