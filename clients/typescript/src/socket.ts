@@ -2,7 +2,9 @@
 // watchdog that takes a socket for dead when nothing at all arrived for 2.5 heartbeat
 // intervals (docs/protocol.md, "Heartbeats"). Against a server that sends no heartbeats
 // (`heartbeat_ms: 0`) the socket pings at the fallback interval itself, so the same
-// deadline holds. No Node-only API: runs in browsers and in Node (pass `ws`'s WebSocket).
+// deadline holds. In a browser, the `offline` event drops the socket at once (it may linger
+// for tens of seconds otherwise) and `online` reconnects without waiting for the back-off.
+// No Node-only API: runs in browsers and in Node (pass `ws`'s WebSocket).
 
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import type { ClientMessage, ServerMessage } from "./generated/protocol.js";
@@ -23,7 +25,8 @@ export type SocketFactory = (url: string) => SocketLike;
 
 export type Hello = Extract<ServerMessage, { type: "hello" }>;
 
-export type SocketStatus = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+/** `offline`: reconnecting while the browser says it has no network. */
+export type SocketStatus = "idle" | "connecting" | "open" | "reconnecting" | "offline" | "closed";
 
 export interface SocketInfo {
   status: SocketStatus;
@@ -55,7 +58,12 @@ export interface LiveSocketOptions {
   now?: () => number;
   /** Random source for jitter (tests). */
   random?: () => number;
+  /** Whether the network is up (default: `navigator.onLine` where there is one). */
+  online?: () => boolean;
 }
+
+/** The browser's window events, where there is a window. */
+const win = (globalThis as { window?: { addEventListener(t: string, f: () => void): void; removeEventListener(t: string, f: () => void): void } }).window;
 
 const OPEN = 1;
 
@@ -96,12 +104,16 @@ export class LiveSocket {
     if (this.running) return;
     this.running = true;
     this.attempt = 0;
+    win?.addEventListener("online", this.wentOnline);
+    win?.addEventListener("offline", this.wentOffline);
     this.connect();
   }
 
   /** Close for good (until `start`). */
   stop(): void {
     this.running = false;
+    win?.removeEventListener("online", this.wentOnline);
+    win?.removeEventListener("offline", this.wentOffline);
     this.clearTimers();
     this.drop(1000);
     this.setInfo({ status: "closed", attempt: 0, retryAt: null });
@@ -124,6 +136,24 @@ export class LiveSocket {
     }
     this.lastSentAt = this.now();
     return true;
+  }
+
+  /** The network went away (the browser's `offline` event; public for tests and other hosts). */
+  readonly wentOffline = (): void => {
+    if (this.running && this.ws) this.failed();
+  };
+
+  /** The network is back: reconnect now instead of at the end of the back-off. */
+  readonly wentOnline = (): void => {
+    if (!this.running || this.ws) return;
+    this.attempt = 0;
+    this.connect();
+  };
+
+  private isOnline(): boolean {
+    if (this.opts.online) return this.opts.online();
+    const nav = (globalThis as { navigator?: { onLine?: boolean } }).navigator;
+    return nav?.onLine !== false;
   }
 
   private setInfo(info: SocketInfo): void {
@@ -223,7 +253,7 @@ export class LiveSocket {
     if (!this.running) return;
     this.attempt = wasGreeted ? 1 : this.attempt + 1;
     const delay = backoffDelay(this.attempt - 1, this.opts.reconnect, this.opts.random);
-    this.setInfo({ status: "reconnecting", attempt: this.attempt, retryAt: this.now() + delay });
+    this.setInfo({ status: this.isOnline() ? "reconnecting" : "offline", attempt: this.attempt, retryAt: this.now() + delay });
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 }
