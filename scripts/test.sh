@@ -2,7 +2,8 @@
 # The whole test suite. Installs and starts what the tests need when it is missing
 # (Redis, PostgreSQL, Chromium, npm packages), then runs: Rust unit, property,
 # conformance and black-box tests (both engines, both archives), the web client's unit and
-# browser tests, and a short benchmark smoke run that fails only on a correctness violation.
+# browser tests, the TypeScript client package's unit and live-server tests, and a short
+# benchmark smoke run that fails only on a correctness violation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,6 +29,15 @@ if [ -f web/package.json ]; then
   if grep -q '"e2e"' web/package.json; then
     (cd web && GAVEL_BIN="$root/target/debug/gavel" npm run e2e)
   fi
+fi
+
+if [ -f clients/typescript/package.json ]; then
+  echo "== clients/typescript: generated types current, typecheck, build, unit and live-server tests"
+  # The clock test runs a server under libfaketime (a shifted wall clock).
+  command -v faketime >/dev/null 2>&1 || apt_install faketime
+  (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error && npm run check-gen \
+    && npm run typecheck && npm run build && npm test \
+    && GAVEL_BIN="$root/target/debug/gavel" npm run test:integration)
 fi
 
 if [ -x scripts/bench-smoke.sh ]; then

@@ -1,11 +1,13 @@
 //! HTTP request and response bodies.
 
+use crate::schema;
 use crate::{AuctionView, BidView, ErrorDetail, IncrementBandView, SoftCloseView, UserView};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `POST /api/session`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     /// Display name, 1–40 characters.
@@ -15,21 +17,28 @@ pub struct SessionRequest {
     pub admin_token: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SessionResponse {
     pub token: String,
     pub user: UserView,
     pub expires_at: i64,
 }
 
+/// `GET /healthz`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
 /// `GET /api/time`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TimeResponse {
     pub server_time: i64,
 }
 
 /// `GET /api/auctions`: one page.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct AuctionList {
     pub auctions: Vec<AuctionView>,
     pub server_time: i64,
@@ -40,7 +49,7 @@ pub struct AuctionList {
 
 /// `GET /api/admin/stats` (admin): what this node holds, for operators and the
 /// bounded-state (soak) tests.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ServerStats {
     /// Fan-out rooms on this node (auctions watched now or within the last few seconds).
     pub rooms: u64,
@@ -51,7 +60,7 @@ pub struct ServerStats {
 }
 
 /// `GET /api/auctions/{id}/bids`, newest first.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BidHistory {
     pub bids: Vec<BidView>,
     /// Pass as `before_seq` to get the next (older) page; `null` on the last page.
@@ -59,7 +68,7 @@ pub struct BidHistory {
 }
 
 /// `POST /api/auctions` (admin). Amounts are integer minor units.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAuction {
     /// Optional id (1–64 of `A-Za-z0-9-_.:`); generated when absent.
@@ -71,9 +80,11 @@ pub struct CreateAuction {
     /// ISO 4217 code; defaults to `USD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[schemars(schema_with = "schema::amount")]
     pub starting_price: Value,
     /// Fixed increment (minor units). Give this or `increment_table`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_amount")]
     pub increment: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub increment_table: Option<Vec<IncrementBandView>>,
@@ -86,34 +97,38 @@ pub struct CreateAuction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_amount")]
     pub reserve: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::optional_amount")]
     pub buy_now: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_close: Option<SoftCloseView>,
 }
 
 /// `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceBid {
+    #[schemars(schema_with = "schema::amount")]
     pub amount: Value,
     pub request_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_seq: Option<u64>,
     /// `plain` (default), `max` (proxy bid up to `amount`) or `buy_now`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<schema::BidKind>")]
     pub kind: Option<String>,
 }
 
 /// Every HTTP error: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// `POST /api/auctions/{id}/cancel` and `/end` (admin).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AdminAction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

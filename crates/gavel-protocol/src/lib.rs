@@ -5,36 +5,42 @@
 //! `docs/protocol.md` documents every message with an example.
 
 pub mod amount;
+#[cfg(feature = "doc-examples")]
+pub mod doc_examples;
 pub mod error;
 pub mod http;
+pub mod schema;
 pub mod ws;
 
-pub use amount::{parse_amount, AmountError};
+pub use amount::{parse_amount, AmountError, MAX_AMOUNT};
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
 pub use ws::*;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A user as others see them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserRef {
     pub id: String,
     pub name: String,
 }
 
 /// The signed-in user, with their role (`bidder` or `admin`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserView {
     pub id: String,
     pub name: String,
+    /// `bidder` or `admin`.
     pub role: String,
 }
 
 /// The final result of an auction.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ClosingView {
     /// `ended`, `buy_now`, `ended_early` or `cancelled`.
+    #[schemars(with = "schema::CloseReason")]
     pub reason: String,
     pub closed_at: i64,
     pub winner: Option<UserRef>,
@@ -42,14 +48,14 @@ pub struct ClosingView {
 }
 
 /// One increment band: from `from` (minor units, inclusive) the increment is `increment`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IncrementBandView {
     pub from: i64,
     pub increment: i64,
 }
 
 /// Soft-close settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SoftCloseView {
     pub window_ms: i64,
     pub extend_ms: i64,
@@ -58,7 +64,7 @@ pub struct SoftCloseView {
 }
 
 /// Full public state of an auction (HTTP bodies and WebSocket snapshots).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuctionView {
     pub id: String,
     pub title: String,
@@ -76,6 +82,7 @@ pub struct AuctionView {
     /// End time the auction was created with.
     pub original_ends_at: i64,
     /// `scheduled`, `open` or `closed`, by the server's clock.
+    #[schemars(with = "schema::AuctionStatus")]
     pub status: String,
     /// Current price; `null` before the first bid.
     pub price: Option<i64>,
@@ -98,23 +105,25 @@ pub struct AuctionView {
 }
 
 /// One entry of the public bid history. Never carries a proxy maximum.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BidView {
     pub seq: u64,
     pub bidder: UserRef,
     pub amount: i64,
     /// `bid`, `auto` (placed for a proxy maximum) or `buy_now`.
+    #[schemars(with = "schema::EntryKind")]
     pub kind: String,
     pub at: i64,
 }
 
 /// The answer to a bid, over HTTP or WebSocket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BidResult {
     pub request_id: String,
     pub auction_id: String,
     /// `accepted`, or a rejection code (`outbid`, `stale`, `already_leading`, `not_open`,
     /// `closed`, `not_found`, `buy_now_unavailable`, `buy_now_price`, `max_not_raised`).
+    #[schemars(with = "schema::BidOutcome")]
     pub outcome: String,
     pub message: String,
     /// The auction as of the moment the bid was decided (absent for `not_found`).
@@ -123,7 +132,7 @@ pub struct BidResult {
 }
 
 /// The error body of every failed HTTP request, and the fields of a WebSocket `error`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,

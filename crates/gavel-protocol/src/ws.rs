@@ -1,6 +1,8 @@
 //! WebSocket messages: JSON text frames tagged by `type`.
 
+use crate::schema;
 use crate::{AuctionView, BidResult, BidView, ErrorCode, UserRef, UserView};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,7 +11,7 @@ pub const IDENTITY_FIELDS: &[&str] = &["bidder", "bidder_id", "user", "user_id"]
 
 /// Client → server. Unknown fields and repeated keys are refused (a misspelled
 /// `expected_seq` must not silently drop the stale check).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Authenticate (instead of `?token=` in the URL).
@@ -32,12 +34,14 @@ pub enum ClientMessage {
     /// Place a bid. `amount` is raw JSON so each bad amount gets a precise error.
     Bid {
         auction_id: String,
+        #[schemars(schema_with = "schema::amount")]
         amount: Value,
         request_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expected_seq: Option<u64>,
         /// `plain` (default), `max` or `buy_now`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<schema::BidKind>")]
         kind: Option<String>,
     },
     /// Clock sync: the server echoes `client_time` with its own time.
@@ -47,7 +51,7 @@ pub enum ClientMessage {
 }
 
 /// Server → client.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message on every connection.
@@ -116,7 +120,7 @@ pub enum ServerMessage {
 }
 
 /// Limits announced in `hello`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Limits {
     pub max_message_bytes: usize,
     pub max_subscriptions: usize,
@@ -124,7 +128,7 @@ pub struct Limits {
 }
 
 /// A state change of one auction. Fields that did not change are absent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Update {
     pub auction_id: String,
     pub seq: u64,
@@ -142,6 +146,7 @@ pub struct Update {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<schema::AuctionStatus>")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve_met: Option<bool>,
@@ -153,11 +158,12 @@ pub struct Update {
 }
 
 /// The auction has ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Closed {
     pub auction_id: String,
     pub seq: u64,
     /// `ended`, `buy_now`, `ended_early` or `cancelled`.
+    #[schemars(with = "schema::CloseReason")]
     pub reason: String,
     pub winner: Option<UserRef>,
     pub final_price: Option<i64>,

@@ -2,6 +2,7 @@
 
 mod assets;
 mod auctions;
+pub mod openapi;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
@@ -14,14 +15,20 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, TimeResponse};
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, TimeResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
+    routes().with_state(state)
+}
+
+/// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
+pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route("/api/openapi.json", get(openapi::serve))
         .route("/api/time", get(time))
         .route("/api/session", post(session::create))
         .route("/api/session/refresh", post(session::refresh))
@@ -40,7 +47,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Enforced where a body is read (`JsonBody`), so an oversized body gets our JSON 413.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
 /// The largest request body read, in bytes.
@@ -53,8 +59,10 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {

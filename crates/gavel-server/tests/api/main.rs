@@ -12,6 +12,7 @@ pub(crate) mod helpers;
 mod bad_input;
 mod bidding;
 mod closing;
+mod contract;
 mod durability;
 mod http_api;
 mod http_timeouts;

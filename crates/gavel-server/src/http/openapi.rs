@@ -1,0 +1,510 @@
+//! The OpenAPI 3.1 document of the HTTP API, served at `GET /api/openapi.json` and
+//! published as `docs/openapi.json`.
+//!
+//! Its schemas are generated from the wire types (`gavel_protocol::schema`, the same ones
+//! as `docs/schemas/`); its operations are the table below. `tests/api/openapi.rs` holds the
+//! table against the router (every path the router has, every method it answers) and the
+//! examples of `docs/protocol.md` against the schemas, so neither side can drift unseen.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use gavel_protocol::{schema, ErrorCode};
+use serde_json::{json, Map, Value};
+use std::sync::OnceLock;
+
+/// Who may call an operation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Anyone,
+    /// A session token (or the admin token).
+    Bearer,
+    /// The admin token, or an admin session.
+    Admin,
+}
+
+/// A response body.
+#[derive(Clone, Copy)]
+enum Body {
+    /// JSON of a component schema.
+    Json(&'static str),
+    /// Any other media type, with a description.
+    Other(&'static str, &'static str),
+    /// No body.
+    Empty,
+}
+
+struct Param {
+    name: &'static str,
+    location: &'static str,
+    description: &'static str,
+    schema: fn() -> Value,
+}
+
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    description: &'static str,
+    auth: Auth,
+    params: &'static [Param],
+    /// The request body's schema and whether it is required.
+    request: Option<(&'static str, bool)>,
+    /// Answers besides the error codes: (status, body, description).
+    responses: &'static [(u16, Body, &'static str)],
+    /// Error codes this operation answers with (each with its own status).
+    errors: &'static [ErrorCode],
+}
+
+fn id_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._:-]+$"})
+}
+fn listing_status_schema() -> Value {
+    json!({"type": "string", "enum": ["live", "scheduled", "open", "closed"]})
+}
+fn limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})
+}
+fn seq_schema() -> Value {
+    json!({"type": "integer", "minimum": 0})
+}
+
+const AUCTION_ID: Param = Param {
+    name: "id",
+    location: "path",
+    description: "The auction's id.",
+    schema: id_schema,
+};
+
+use ErrorCode::*;
+
+/// Codes any request can get from the HTTP layer itself.
+const EVERY_REQUEST: &[ErrorCode] = &[
+    BadRequest,
+    MethodNotAllowed,
+    RequestTimeout,
+    TooManyConnections,
+    Internal,
+];
+
+const OPS: &[Op] = &[
+    Op {
+        method: "get",
+        path: "/healthz",
+        id: "health",
+        summary: "Liveness",
+        description: "`{\"status\": \"ok\"}` while the process serves requests.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("Health"), "Serving.")],
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/metrics",
+        id: "metrics",
+        summary: "Prometheus metrics",
+        description: "The Prometheus text exposition format.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(
+            200,
+            Body::Other("text/plain", "Prometheus text format 0.0.4."),
+            "The metrics.",
+        )],
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/api/openapi.json",
+        id: "openapi",
+        summary: "This document",
+        description: "The OpenAPI 3.1 document of the HTTP API (also `docs/openapi.json`).",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(
+            200,
+            Body::Other("application/json", "An OpenAPI 3.1 document."),
+            "The document.",
+        )],
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/api/time",
+        id: "serverTime",
+        summary: "The server's clock",
+        description: "Server UTC milliseconds (the WebSocket's `ping`/`pong` gives a better offset).",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("TimeResponse"), "The server's time.")],
+        errors: &[],
+    },
+    Op {
+        method: "post",
+        path: "/api/session",
+        id: "createSession",
+        summary: "Sign in as a guest",
+        description: "A session token for a display name; with `admin_token` an admin session.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: Some(("SessionRequest", true)),
+        responses: &[(200, Body::Json("SessionResponse"), "The session.")],
+        errors: &[
+            BadJson,
+            InvalidMessage,
+            InvalidName,
+            Forbidden,
+            GuestSessionsDisabled,
+            BodyTooLarge,
+            RateLimited,
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/session/refresh",
+        id: "refreshSession",
+        summary: "A new token for the same session",
+        description: "Send the current (still valid) session token; the answer has a new token and a later `expires_at`. The body is ignored.",
+        auth: Auth::Bearer,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("SessionResponse"), "The renewed session.")],
+        errors: &[Unauthorized, TokenExpired, TokenNotYetValid, Forbidden, RateLimited],
+    },
+    Op {
+        method: "get",
+        path: "/api/me",
+        id: "me",
+        summary: "Who am I",
+        description: "The user of the token.",
+        auth: Auth::Bearer,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("UserView"), "The signed-in user.")],
+        errors: &[Unauthorized, TokenExpired, TokenNotYetValid, RateLimited],
+    },
+    Op {
+        method: "get",
+        path: "/api/auctions",
+        id: "listAuctions",
+        summary: "List auctions, one page at a time",
+        description: "Live auctions (scheduled or open) by current end time, then closed ones, most recently closed first; `status` narrows it. Pass `next_cursor` back as `cursor` (with the same `status`) for the next page; it is `null` on the last page.",
+        auth: Auth::Anyone,
+        params: &[
+            Param {
+                name: "status",
+                location: "query",
+                description: "`live` (scheduled and open), `scheduled`, `open` or `closed`.",
+                schema: listing_status_schema,
+            },
+            Param {
+                name: "limit",
+                location: "query",
+                description: "Page size.",
+                schema: limit_schema,
+            },
+            Param {
+                name: "cursor",
+                location: "query",
+                description: "The previous page's `next_cursor` (opaque).",
+                schema: token_schema,
+            },
+        ],
+        request: None,
+        responses: &[(200, Body::Json("AuctionList"), "One page of auctions.")],
+        errors: &[InvalidQuery, InvalidStatus, InvalidLimit],
+    },
+    Op {
+        method: "post",
+        path: "/api/auctions",
+        id: "createAuction",
+        summary: "Create an auction (admin)",
+        description: "Give `increment` or `increment_table`, and `ends_at` or `duration_ms`.",
+        auth: Auth::Admin,
+        params: &[],
+        request: Some(("CreateAuction", true)),
+        responses: &[(201, Body::Json("AuctionView"), "The new auction.")],
+        errors: &[
+            BadJson,
+            InvalidMessage,
+            InvalidAmount,
+            InvalidAuction,
+            Unauthorized,
+            TokenExpired,
+            Forbidden,
+            AlreadyExists,
+            BodyTooLarge,
+            Unavailable,
+        ],
+    },
+    Op {
+        method: "get",
+        path: "/api/auctions/{id}",
+        id: "getAuction",
+        summary: "One auction",
+        description: "Its full public state.",
+        auth: Auth::Anyone,
+        params: &[AUCTION_ID],
+        request: None,
+        responses: &[(200, Body::Json("AuctionView"), "The auction.")],
+        errors: &[NotFound, Unavailable],
+    },
+    Op {
+        method: "get",
+        path: "/api/auctions/{id}/bids",
+        id: "bidHistory",
+        summary: "Bid history, newest first",
+        description: "Pages of at most `limit` entries; pass `next_before_seq` as `before_seq` for the next (older) page.",
+        auth: Auth::Anyone,
+        params: &[
+            AUCTION_ID,
+            Param {
+                name: "limit",
+                location: "query",
+                description: "Page size.",
+                schema: limit_schema,
+            },
+            Param {
+                name: "before_seq",
+                location: "query",
+                description: "Only entries with a lower seq.",
+                schema: seq_schema,
+            },
+        ],
+        request: None,
+        responses: &[(200, Body::Json("BidHistory"), "A page of the history.")],
+        errors: &[InvalidQuery, InvalidLimit, NotFound],
+    },
+    Op {
+        method: "post",
+        path: "/api/auctions/{id}/bids",
+        id: "placeBid",
+        summary: "Bid",
+        description: "A repeated `request_id` gets the first answer again and never places a second bid: after `503 outcome_unknown` (or no answer at all) retry with the **same** `request_id`; after `503 unavailable` nothing was decided.",
+        auth: Auth::Bearer,
+        params: &[AUCTION_ID],
+        request: Some(("PlaceBid", true)),
+        responses: &[
+            (200, Body::Json("BidResult"), "Accepted."),
+            (
+                409,
+                Body::Json("BidResult"),
+                "Rejected: `outcome` says why (`outbid`, `stale`, `closed`, ...).",
+            ),
+            (404, Body::Json("BidResult"), "`outcome` `not_found`: no such auction."),
+        ],
+        errors: &[
+            BadJson,
+            InvalidMessage,
+            InvalidAmount,
+            InvalidRequestId,
+            InvalidKind,
+            IdentityField,
+            Unauthorized,
+            TokenExpired,
+            TokenNotYetValid,
+            AdminCannotBid,
+            BodyTooLarge,
+            RateLimited,
+            Unavailable,
+            OutcomeUnknown,
+        ],
+    },
+    Op {
+        method: "post",
+        path: "/api/auctions/{id}/cancel",
+        id: "cancelAuction",
+        summary: "Cancel an auction (admin)",
+        description: "Nobody wins. A body (`{\"reason\": \"...\"}`) may be sent but is not read yet.",
+        auth: Auth::Admin,
+        params: &[AUCTION_ID],
+        request: Some(("AdminAction", false)),
+        responses: &[(200, Body::Json("AuctionView"), "The closed auction.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Closed, Unavailable],
+    },
+    Op {
+        method: "post",
+        path: "/api/auctions/{id}/end",
+        id: "endAuction",
+        summary: "End an auction now (admin)",
+        description: "The leader wins if the reserve is met. A body (`{\"reason\": \"...\"}`) may be sent but is not read yet.",
+        auth: Auth::Admin,
+        params: &[AUCTION_ID],
+        request: Some(("AdminAction", false)),
+        responses: &[(200, Body::Json("AuctionView"), "The closed auction.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Closed, Unavailable],
+    },
+    Op {
+        method: "get",
+        path: "/api/admin/stats",
+        id: "serverStats",
+        summary: "What this node holds (admin)",
+        description: "Fan-out rooms, auctions held in memory (embedded mode) and auctions followed for watchers (distributed mode); `null` where a mode does not track it.",
+        auth: Auth::Admin,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("ServerStats"), "The node's counts.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden],
+    },
+    Op {
+        method: "get",
+        path: "/ws",
+        id: "websocket",
+        summary: "The live WebSocket",
+        description: "Upgrade to a WebSocket (`?token=` optional: watching needs none). Text frames, one JSON message each: `ClientMessage` from the client, `ServerMessage` from the server (components below; also `docs/schemas/`). docs/protocol.md describes the conversation.",
+        auth: Auth::Anyone,
+        params: &[Param {
+            name: "token",
+            location: "query",
+            description: "A session token (or send `auth` first).",
+            schema: token_schema,
+        }],
+        request: None,
+        responses: &[(101, Body::Empty, "Switching to the WebSocket protocol.")],
+        errors: &[],
+    },
+];
+
+fn token_schema() -> Value {
+    json!({"type": "string"})
+}
+
+fn body_content(b: Body) -> Option<Value> {
+    match b {
+        Body::Json(name) => Some(json!({
+            "application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}
+        })),
+        Body::Other(mime, description) => Some(json!({
+            mime: {"schema": {"type": "string", "description": description}}
+        })),
+        Body::Empty => None,
+    }
+}
+
+fn operation(op: &Op) -> Value {
+    let mut o = Map::new();
+    o.insert("operationId".into(), op.id.into());
+    o.insert("summary".into(), op.summary.into());
+    o.insert("description".into(), op.description.into());
+    if op.auth != Auth::Anyone {
+        o.insert("security".into(), json!([{"bearer": []}]));
+    }
+    if !op.params.is_empty() {
+        let params: Vec<Value> = op
+            .params
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "in": p.location,
+                    "required": p.location == "path",
+                    "description": p.description,
+                    "schema": (p.schema)(),
+                })
+            })
+            .collect();
+        o.insert("parameters".into(), params.into());
+    }
+    if let Some((name, required)) = op.request {
+        o.insert(
+            "requestBody".into(),
+            json!({"required": required, "content": body_content(Body::Json(name))}),
+        );
+    }
+    let mut responses = Map::new();
+    for (status, body, description) in op.responses {
+        let mut r = json!({"description": description});
+        if let Some(content) = body_content(*body) {
+            r["content"] = content;
+        }
+        responses.insert(status.to_string(), r);
+    }
+    // Error codes grouped by their status, each named in the description.
+    let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
+    let auth_errors: &[ErrorCode] = match op.auth {
+        Auth::Admin => &[Forbidden],
+        _ => &[],
+    };
+    for code in op.errors.iter().chain(auth_errors).chain(EVERY_REQUEST) {
+        let codes = by_status.entry(code.http_status()).or_default();
+        if !codes.contains(&code.as_str()) {
+            codes.push(code.as_str());
+        }
+    }
+    for (status, codes) in by_status {
+        if responses.contains_key(&status.to_string()) {
+            continue;
+        }
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": format!("`{}`", codes.join("`, `")),
+                "content": body_content(Body::Json("ErrorBody")),
+            }),
+        );
+    }
+    o.insert("responses".into(), Value::Object(responses));
+    if op.path == "/ws" {
+        o.insert(
+            "x-websocket-messages".into(),
+            json!({
+                "client": {"$ref": "#/components/schemas/ClientMessage"},
+                "server": {"$ref": "#/components/schemas/ServerMessage"},
+            }),
+        );
+    }
+    Value::Object(o)
+}
+
+/// Builds the document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for op in OPS {
+        let item = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        item[op.method] = operation(op);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Gavel",
+            "version": env!("CARGO_PKG_VERSION"),
+            "summary": "A real-time auction bidding server.",
+            "description": "Money is integer minor units plus the auction's currency; times are server UTC milliseconds. Every error is `{\"error\": {\"code\", \"message\"}}` with the status of its code. docs/protocol.md explains each call with examples.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schema::definitions("/components/schemas"),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A session token (`POST /api/session`) or the server's admin token.",
+                },
+            },
+        },
+    })
+}
+
+/// The document as served (built once).
+pub fn text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut t = serde_json::to_string_pretty(&document()).expect("the document serializes");
+        t.push('\n');
+        t
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], text())
+}
