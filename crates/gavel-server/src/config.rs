@@ -16,10 +16,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve` is much larger than the others; the command is parsed once, at start.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (embedded mode unless --redis and --database are given).
     Serve(ServeConfig),
+    /// Check a configuration file (see docs/configuration.md).
+    #[command(subcommand)]
+    Config(crate::cli::config_check::ConfigCommand),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +35,12 @@ pub enum LogFormat {
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
+    /// TOML file of settings: every flag of `gavel serve` is also a key, named as the flag
+    /// (`batch-max = 1000`). A flag or environment variable beats the file; the file
+    /// beats the default (see docs/configuration.md).
+    #[arg(long, env = "GAVEL_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "GAVEL_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -188,13 +199,20 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// The defaults, with a data directory: what tests start from.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(mut c) = cli.command;
+        let mut c = Self::defaults();
         c.data_dir = data_dir;
         // Embedded mode whatever the environment says.
         c.redis = None;
         c.database = None;
         c
+    }
+
+    /// `gavel serve` with no flag (the environment still applies).
+    fn defaults() -> Self {
+        match Cli::parse_from(["gavel", "serve"]).command {
+            Command::Serve(c) => c,
+            _ => unreachable!("`gavel serve` parses as Command::Serve"),
+        }
     }
 
     /// Takes the conventional `REDIS_URL` and `DATABASE_URL` when both are set and neither
@@ -260,11 +278,12 @@ mod tests {
 
     #[test]
     fn closed_retention_defaults_to_a_day_and_reads_the_flag() {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(c) = cli.command;
+        let c = ServeConfig::defaults();
         assert_eq!(c.closed_retention, Duration::from_secs(86_400));
         let cli = Cli::parse_from(["gavel", "serve", "--closed-retention", "5m"]);
-        let Command::Serve(c) = cli.command;
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(c.closed_retention, Duration::from_secs(300));
     }
 }

@@ -6,8 +6,10 @@
 pub mod auth;
 mod backends;
 mod bidding;
+pub mod cli;
 mod closer;
 pub mod config;
+pub mod config_file;
 mod demo;
 mod drainer;
 pub mod fanout;
