@@ -25,6 +25,10 @@ pub enum Command {
     /// Check a configuration file (see docs/configuration.md).
     #[command(subcommand)]
     Config(crate::cli::config_check::ConfigCommand),
+    /// Copy the embedded archive to a file while the server runs (SQLite online backup).
+    Backup(crate::cli::backup::BackupArgs),
+    /// Restore the embedded archive from a `gavel backup` file (the server stopped).
+    Restore(crate::cli::backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
