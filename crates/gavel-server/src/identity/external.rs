@@ -276,7 +276,9 @@ impl ExternalIdentity {
             name,
             role,
             credential: Credential::External {
-                expires_at: exp.saturating_mul(1000),
+                expires_at: exp
+                    .saturating_add(self.settings.leeway_secs as i64)
+                    .saturating_mul(1000),
             },
         })
     }
