@@ -264,7 +264,7 @@ export interface ErrorBody {
 }
 
 /** A wire error code (docs/protocol.md, "Error codes"). */
-export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "forbidden" | "admin_cannot_bid" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
+export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "bad_issuer" | "bad_audience" | "bad_signature" | "unknown_key" | "forbidden" | "admin_cannot_bid" | "origin_not_allowed" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
 
 /** The error body of every failed HTTP request, and the fields of a WebSocket `error`. */
 export interface ErrorDetail {

@@ -3,6 +3,7 @@
 mod assets;
 mod auctions;
 pub mod openapi;
+pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
@@ -20,7 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
+        .with_state(state)
 }
 
 /// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
@@ -307,8 +313,8 @@ impl FromRequestParts<Arc<AppState>> for User {
         })?;
         let ip = client_ip(parts);
         state
-            .auth
             .authenticate(token, ip, state.engine.now())
+            .await
             .map(User)
             .map_err(ApiError::from)
     }

@@ -446,7 +446,9 @@ fn operation(op: &Op) -> Value {
     // Error codes grouped by their status, each named in the description.
     let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
     let auth_errors: &[ErrorCode] = match op.auth {
-        Auth::Admin => &[Forbidden],
+        Auth::Admin => &[Forbidden, BadIssuer, BadAudience, BadSignature, UnknownKey],
+        // External tokens (docs/security.md) are refused with their own codes.
+        Auth::Bearer => &[BadIssuer, BadAudience, BadSignature, UnknownKey],
         _ => &[],
     };
     for code in op.errors.iter().chain(auth_errors).chain(EVERY_REQUEST) {
