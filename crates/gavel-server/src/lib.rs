@@ -12,6 +12,7 @@ mod demo;
 mod drainer;
 pub mod fanout;
 pub mod http;
+pub mod latency;
 mod limits;
 mod listing;
 pub mod telemetry;
