@@ -993,6 +993,8 @@ async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers
             "{e}"
         );
         assert_eq!(e["request_id"], "r-2");
+        // Counted for the bid error rate alert (deploy/prometheus/alerts.yml).
+        assert!(a.metric("gavel_bid_errors_total").await >= 1);
         ws.send(Message::text(
             json!({"type": "ping", "client_time": 1.0}).to_string(),
         ))
