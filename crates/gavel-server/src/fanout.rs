@@ -545,7 +545,8 @@ impl Hub {
         Ok((text, rx))
     }
 
-    /// Sends `watchers` counts to rooms whose count changed. Called about once a second.
+    /// Sends `watchers` counts to rooms whose count changed, and exports the node's total
+    /// (`gavel_watchers`: subscriptions to auctions). Called about once a second.
     pub fn announce_watchers(&self) {
         let rooms: Vec<(AuctionId, Arc<Room>)> = self
             .rooms
@@ -553,6 +554,8 @@ impl Hub {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let total: u64 = rooms.iter().map(|(_, r)| r.watchers()).sum();
+        metrics::gauge!("gavel_watchers").set(total as f64);
         for (id, room) in rooms {
             let count = room.watchers.load(Ordering::Relaxed) as u64;
             if room.watchers_announced.swap(count, Ordering::Relaxed) != count && count > 0 {
