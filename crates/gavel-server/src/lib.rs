@@ -15,6 +15,7 @@ mod drainer;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod latency;
 mod limits;
 mod listing;
 pub mod proxy;

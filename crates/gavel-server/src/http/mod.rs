@@ -49,6 +49,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))
+        .route("/api/admin/latency", get(stats::latency))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
         .method_not_allowed_fallback(method_not_allowed)
@@ -91,10 +92,11 @@ async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = state.metrics.render();
+        crate::latency::render(&mut text);
+        text
+    })
 }
 
 /// Every HTTP error: `{"error": {"code", "message"}}` with the code's own status.
