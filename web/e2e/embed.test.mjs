@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { GAVEL_BIN, auctionId, cleanup, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
+import { GAVEL_BIN, auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
+
+const TEN_MINUTES = 10 * 60_000;
 
 /** The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token. */
 async function startShop(gavelUrl, auction) {
@@ -36,7 +38,19 @@ async function startShop(gavelUrl, auction) {
 </script>
 </body></html>`;
   const srv = createServer(async (req, res) => {
-    if (req.method === "GET" && req.url === "/") {
+    if (req.method === "GET" && req.url === "/with-token") {
+      // A page rendered for a signed-in user: the token is in the attribute.
+      const r = await fetch(`${gavelUrl}/api/session`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "Carol" }),
+      });
+      const t = (await r.json()).token;
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script src="${gavelUrl}/embed/gavel-auction.js" defer></script></head>
+<body><gavel-auction auction="${auction}" token="${t}" locale="en-US"></gavel-auction></body></html>`);
+    } else if (req.method === "GET" && req.url === "/") {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page);
     } else if (req.method === "POST" && req.url === "/login") {
       // The shop's back end gets a token for its user from Gavel (no browser involved).
@@ -95,7 +109,9 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
       increment: 1000,
       duration_ms: 10 * 60_000,
     });
+    // The shopper's computer clock is ten minutes fast: the countdown must not care.
     const context = await ctx.browser.newContext();
+    await context.addInitScript({ content: clockShiftScript(TEN_MINUTES) });
     const page = await context.newPage();
     const consoleLines = [];
     page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
@@ -115,7 +131,11 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     assert.equal(await box.locator('[part="countdown"]').getAttribute("role"), "timer");
     assert.equal(await page.evaluate(() => document.querySelector("gavel-auction").shadowRoot.mode), "open");
 
-    // The countdown runs on the server's clock: within 2 s of what the server says is left.
+    // The countdown runs on the server's clock: within 2 s of what the server says is left,
+    // although the page's own clock is ten minutes ahead.
+    const skew = (await page.evaluate(() => Date.now())) - Date.now();
+    assert.ok(Math.abs(skew - TEN_MINUTES) < 5_000, `the page's clock is off by ${skew} ms`);
+    await page.waitForTimeout(1_000); // the ping burst after hello
     const left = auction.ends_at - (await ctx.server.time());
     const shown = await box.locator('[part="countdown"]').textContent();
     const [m, s] = shown.split(":").map(Number);
@@ -157,5 +177,30 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     assert.equal((await ctx.server.bids(id))[0].bidder.name, "Shopper");
     const errors = consoleLines.filter((l) => l.startsWith("[error]") || l.startsWith("[pageerror]"));
     assert.deepEqual(errors, []);
+  });
+
+  it("takes the token from the attribute, with the server taken from the script's origin", { timeout: 60_000 }, async () => {
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    ctx.users.push({ name: "carol", context, consoleLines });
+    await page.goto(`${shop.url}/with-token`);
+    const box = page.locator("gavel-auction");
+    await page.locator("gavel-auction[data-live]").waitFor({ timeout: 15_000 });
+    const before = await ctx.server.getAuction(id);
+    const button = box.getByRole("button");
+    await waitFor(async () => (await button.textContent()) === `Bid $${(before.min_bid / 100).toFixed(2)}`, { what: "the next minimum on the button" });
+    // The button's description names the minimum, for screen readers too.
+    assert.equal(await button.getAttribute("aria-describedby"), "hint");
+    await button.click();
+    await box.locator('[part="message"]').filter({ hasText: "Your bid was placed" }).waitFor({ timeout: 15_000 });
+    assert.equal((await ctx.server.bids(id))[0].bidder.name, "Carol");
+    assert.equal(await box.locator('[part="price"]').textContent(), `$${(before.min_bid / 100).toFixed(2)}`);
+    // Removing the token signs the box out: it watches on, and a press asks for a sign-in.
+    await page.evaluate(() => document.querySelector("gavel-auction").removeAttribute("token"));
+    await waitFor(async () => (await box.locator('[part="hint"]').textContent()) === "Sign in on this site to bid.", { what: "signed out" });
+    assert.equal(await button.isDisabled(), true);
+    assert.deepEqual(consoleLines, []);
   });
 });
