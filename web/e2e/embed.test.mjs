@@ -197,6 +197,22 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     await box.locator('[part="message"]').filter({ hasText: "Your bid was placed" }).waitFor({ timeout: 15_000 });
     assert.equal((await ctx.server.bids(id))[0].bidder.name, "Carol");
     assert.equal(await box.locator('[part="price"]').textContent(), `$${(before.min_bid / 100).toFixed(2)}`);
+    // Offline: within 3 s the box says its price may be out of date; another bid meanwhile
+    // is shown once it is back online.
+    await context.setOffline(true);
+    const t0 = Date.now();
+    await box.locator('[part="connection"]').filter({ hasText: "Offline: the price shown may be out of date." }).waitFor({ timeout: 3_000 });
+    assert.ok(Date.now() - t0 < 3_000);
+    assert.equal(await page.locator("gavel-auction[data-live]").count(), 0);
+    const dave = await ctx.server.session("Dave");
+    const nextMin = (await ctx.server.getAuction(id)).min_bid;
+    assert.equal((await ctx.server.bid(dave.token, id, { amount: nextMin, request_id: "dave-1" })).data.outcome, "accepted");
+    await context.setOffline(false);
+    await page.locator("gavel-auction[data-live]").waitFor({ timeout: 15_000 });
+    await waitFor(async () => (await box.locator('[part="price"]').textContent()) === `$${(nextMin / 100).toFixed(2)}`, { what: "Dave's bid after the reconnect" });
+    assert.equal(await box.locator('[part="connection"]').textContent(), "");
+    assert.equal(await box.locator('[part="message"]').textContent(), "You have been outbid.");
+
     // Removing the token signs the box out: it watches on, and a press asks for a sign-in.
     await page.evaluate(() => document.querySelector("gavel-auction").removeAttribute("token"));
     await waitFor(async () => (await box.locator('[part="hint"]').textContent()) === "Sign in on this site to bid.", { what: "signed out" });
