@@ -25,9 +25,9 @@ button:focus-visible { outline: 3px solid var(--gavel-focus, #f0a500); outline-o
 <section class="box" part="box" aria-labelledby="title">
   <h2 id="title" part="title"></h2>
   <div class="row">
-    <div>
+    <div aria-live="polite" aria-atomic="true">
       <div class="label" id="price-label"></div>
-      <p class="price" part="price" aria-labelledby="price-label price" id="price" aria-live="polite" aria-atomic="true"></p>
+      <p class="price" part="price" id="price"></p>
     </div>
     <div>
       <div class="label" id="clock-label"></div>
