@@ -55,6 +55,8 @@ pub(crate) struct Core {
     pub archive: Option<Arc<dyn gavel_archive::Archive>>,
     /// When this node last looked for auctions to retire (wall ms).
     pub retire_checked: std::sync::atomic::AtomicI64,
+    /// True while a retirement task of this node runs.
+    pub retiring: std::sync::atomic::AtomicBool,
     /// Random per process: versions from different nodes never collide.
     node_tag: String,
     versions: std::sync::atomic::AtomicU64,
@@ -89,6 +91,7 @@ impl Core {
             watched: Mutex::new(HashSet::new()),
             archive,
             retire_checked: std::sync::atomic::AtomicI64::new(i64::MIN),
+            retiring: std::sync::atomic::AtomicBool::new(false),
             node_tag: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             versions: std::sync::atomic::AtomicU64::new(0),
         }

@@ -943,9 +943,7 @@ impl Engine for RedisEngine {
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = self.retire_due(now).await {
-            tracing::warn!(error = %e, "could not retire closed auctions; trying again later");
-        }
+        self.spawn_retirement(now);
         match first_error {
             Some(e) if changes.is_empty() => Err(e),
             _ => Ok(changes),

@@ -30,8 +30,8 @@ use std::sync::LazyLock;
 
 static RETIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retire.lua")));
 
-/// Auctions looked at per round.
-const BATCH: isize = 200;
+/// Auctions looked at per read of the index.
+const BATCH: isize = 500;
 /// How often a node looks for due auctions (ms).
 const EVERY_MS: i64 = 1_000;
 /// An auction that could not be retired yet (dead letters, not archived) is looked at again
@@ -80,28 +80,49 @@ impl RedisEngine {
         Ok(())
     }
 
-    /// Retires the auctions whose retention has passed at `now` (at most once a second per
-    /// node). Returns how many left Redis.
-    pub(super) async fn retire_due(&self, now: Millis) -> Result<usize, EngineError> {
+    /// Starts retiring the auctions whose retention has passed at `now`, in a task of its
+    /// own (so the closer is never held up), at most once a second per node and never two
+    /// at once.
+    pub(super) fn spawn_retirement(&self, now: Millis) {
         let core = self.core();
-        let Some(archive) = core.archive.clone() else {
-            return Ok(0);
-        };
+        if core.archive.is_none() {
+            return;
+        }
         let wall = crate::clock::system_now();
         let last = core.retire_checked.load(Ordering::Relaxed);
-        if wall < last.saturating_add(EVERY_MS)
-            || core
-                .retire_checked
-                .compare_exchange(last, wall, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return Ok(0);
+        if wall < last.saturating_add(EVERY_MS) || core.retiring.swap(true, Ordering::AcqRel) {
+            return;
         }
+        core.retire_checked.store(wall, Ordering::Relaxed);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match engine.retire_due(now).await {
+                    Ok((_, more)) if more => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not retire closed auctions; trying again later");
+                        break;
+                    }
+                }
+            }
+            engine.core().retiring.store(false, Ordering::Release);
+        });
+    }
+
+    /// Retires up to one batch of the auctions whose retention has passed at `now`.
+    /// Returns how many left Redis, and whether a full batch was due (more may be).
+    async fn retire_due(&self, now: Millis) -> Result<(usize, bool), EngineError> {
+        let core = self.core();
+        let Some(archive) = core.archive.clone() else {
+            return Ok((0, false));
+        };
         let mut cmd = core.cmd.clone();
         let due: Vec<String> = cmd
             .zrangebyscore_limit(core.keys.retire(), "-inf", now, 0, BATCH)
             .await
             .map_err(map_err)?;
+        let more = due.len() == BATCH as usize;
         let mut retired = 0;
         for raw in due {
             let Ok(id) = AuctionId::parse(raw.as_str()) else {
@@ -138,7 +159,7 @@ impl RedisEngine {
             tracing::debug!(retired, "closed auctions left Redis after their retention");
             metrics::counter!("gavel_redis_retired_total").increment(retired as u64);
         }
-        Ok(retired)
+        Ok((retired, more))
     }
 
     async fn run_retire(&self, id: &AuctionId, seq: &str) -> Result<Outcome, EngineError> {
