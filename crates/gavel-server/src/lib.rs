@@ -16,6 +16,7 @@ mod limits;
 mod listing;
 pub mod telemetry;
 pub mod views;
+pub mod webhooks;
 mod ws;
 
 use anyhow::Context;
@@ -104,6 +105,15 @@ pub async fn run_with_clock(
         config,
     });
     tasks.spawn(closer::run(engine.clone(), background.clone()));
+    webhooks::apply_config(&state.config, state.archive.as_ref()).await?;
+    tasks.spawn(webhooks::delivery::run(
+        state.archive.clone(),
+        webhooks::WebhookSettings::from_config(
+            &state.config,
+            webhooks::deliverer_name(&state.config),
+        ),
+        background.clone(),
+    ));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
 
     let addr = listener.local_addr()?;
