@@ -163,7 +163,7 @@ struct BidBetweenReads {
     bid_once: std::sync::atomic::AtomicBool,
 }
 
-fn bid(bidder: &str, request: &str, amount: i64) -> gavel_core::BidRequest {
+fn bid(bidder: &str, amount: i64) -> gavel_core::BidRequest {
     gavel_core::BidRequest {
         bidder: gavel_core::Bidder {
             id: gavel_core::BidderId::parse(bidder).unwrap(),
@@ -207,7 +207,7 @@ impl Engine for BidBetweenReads {
                 .place_bid(
                     id,
                     &gavel_core::RequestId::parse("late").unwrap(),
-                    bid("u-2", "late", 110),
+                    bid("u-2", 110),
                 )
                 .await?;
             assert_eq!(reply.outcome, Ok(()));
@@ -273,7 +273,7 @@ async fn a_snapshot_never_shows_a_bid_newer_than_its_own_seq() {
         .place_bid(
             &id,
             &gavel_core::RequestId::parse("first").unwrap(),
-            bid("u-1", "first", 100),
+            bid("u-1", 100),
         )
         .await
         .unwrap();
