@@ -543,6 +543,19 @@ impl Archive for SqliteArchive {
         .await
     }
 
+    /// A read of the schema on a reader connection: the file is open and readable.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.run(|db| {
+            db.read(|conn| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     fn stats(&self) -> ArchiveStats {
         ArchiveStats {
             batches: self.inner.batches.load(Ordering::Relaxed),

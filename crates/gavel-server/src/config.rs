@@ -202,6 +202,27 @@ pub struct ServeConfig {
     /// Default: `<hostname>-<listen port>`.
     #[arg(long, env = "GAVEL_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
+    /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
+    /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
+    /// archive and exits, all within this time.
+    #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeConfig {
+    /// The whole shutdown's budget (at least 1 s).
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs.max(1))
+    }
+
+    /// Over how long the WebSocket clients are sent away when the node drains: a third of
+    /// the grace period, at most 5 s (what remains is for the bids in flight and the
+    /// archive).
+    pub fn reconnect_spread(&self) -> Duration {
+        (self.shutdown_grace() / 3).min(Duration::from_secs(5))
+    }
 }
 
 impl ServeConfig {
