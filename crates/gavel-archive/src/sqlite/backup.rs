@@ -35,7 +35,7 @@ const TABLES: [&str; 3] = ["auctions", "bids", "results"];
 /// Why a backup or restore did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("no archive at {}: is --data-dir the server's data directory?", .0.display())]
+    #[error("no archive at {}: is --data-dir the server's data directory? (In distributed mode the archive is PostgreSQL: back it up with pg_dump, see docs/deployment.md#backups.)", .0.display())]
     NoArchive(PathBuf),
     #[error("{} already exists (pass --force to replace it)", .0.display())]
     DestinationExists(PathBuf),

@@ -245,3 +245,54 @@ async fn the_server_runs_with_the_file_s_settings() {
         200
     );
 }
+
+/// Every flag of `gavel serve`, today's and any added later, is a key of the file: a file
+/// setting all of them (each to its default, or to a sample value of its type) is accepted
+/// and every one of them shows as set by the file. Built from clap's own description of
+/// the flags, so a new flag is covered without touching this test.
+#[test]
+fn every_flag_of_gavel_serve_is_a_key_of_the_file() {
+    use clap::{ArgAction, CommandFactory};
+    let mut cmd = gavel_server::config::Cli::command();
+    cmd.build();
+    let serve = cmd.find_subcommand("serve").unwrap();
+    let mut text = String::new();
+    let mut keys = Vec::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "config" || matches!(arg.get_action(), ArgAction::Help | ArgAction::Version) {
+            continue;
+        }
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => "true".to_string(),
+            _ => match arg.get_default_values().first() {
+                Some(d) => {
+                    let d = d.to_string_lossy();
+                    if d == "true" || d == "false" || d.parse::<i64>().is_ok() {
+                        d.into_owned()
+                    } else {
+                        format!("{d:?}")
+                    }
+                }
+                // No default: a sample of its type (these are all free text or numbers).
+                None if long.ends_with("-ms") || long.ends_with("-secs") => "1".to_string(),
+                None => format!("\"sample-{long}\""),
+            },
+        };
+        text.push_str(&format!("{long} = {value}\n"));
+        keys.push(long.to_string());
+    }
+    assert!(keys.len() > 30, "{keys:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, &text);
+    let out = run(gavel().args(["config", "check"]).arg(&file));
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    let shown = stdout(&out);
+    for key in keys {
+        assert!(
+            line(&shown, &key).ends_with(&format!("# file ({})", file.display())),
+            "{key}: {}",
+            line(&shown, &key)
+        );
+    }
+}
