@@ -139,6 +139,20 @@ fn unknown_keys_and_wrongly_typed_values_are_refused_naming_the_key() {
         assert!(stderr(&out).contains(expected), "{text}: {}", stderr(&out));
         assert!(stdout(&out).is_empty());
     }
+    // What the server would refuse at start from the settings alone.
+    for (text, expected) in [
+        ("redis = \"redis://127.0.0.1:6379\"\n", "needs both redis"),
+        (
+            "admin-token = \"short\"\n",
+            "--admin-token (GAVEL_ADMIN_TOKEN) is 5 bytes",
+        ),
+        ("jwt-secret = \"short\"\n", "the JWT secret"),
+    ] {
+        let file = write(&dir, text);
+        let out = run(gavel().args(["config", "check"]).arg(&file));
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(stderr(&out).contains(expected), "{text}: {}", stderr(&out));
+    }
     // A flag given on the command line does not excuse a bad key for it in the file.
     let file = write(&dir, "batch-max = \"many\"\n");
     let out = run(gavel()
@@ -153,8 +167,8 @@ fn config_check_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         &dir,
-        "admin-token = \"admin-SECRET-1\"\n\
-         jwt-secret = \"jwt-SECRET-2\"\n\
+        "admin-token = \"admin-SECRET-1-0123456789\"\n\
+         jwt-secret = \"jwt-SECRET-2-0123456789abcdef0123456789\"\n\
          redis = \"redis://gavel:redis-SECRET-3@127.0.0.1:6379/0\"\n\
          database = \"postgres://postgres:pg-SECRET-4@db.example/gavel?sslmode=disable&password=pg-SECRET-5\"\n",
     );
@@ -173,7 +187,7 @@ fn config_check_masks_secrets() {
     let out = run(gavel()
         .args(["config", "check"])
         .arg(&empty)
-        .env("GAVEL_ADMIN_TOKEN", "env-SECRET-6"));
+        .env("GAVEL_ADMIN_TOKEN", "env-SECRET-6-0123456789"));
     let text = stdout(&out);
     assert!(!text.contains("SECRET"), "{text}");
     assert!(line(&text, "admin-token").contains("# environment (GAVEL_ADMIN_TOKEN)"));
@@ -276,7 +290,8 @@ fn every_flag_of_gavel_serve_is_a_key_of_the_file() {
                 }
                 // No default: a sample of its type (these are all free text or numbers).
                 None if long.ends_with("-ms") || long.ends_with("-secs") => "1".to_string(),
-                None => format!("\"sample-{long}\""),
+                // (long enough for the secrets' minimum lengths)
+                None => format!("\"sample-{long}-0123456789abcdef0123456789\""),
             },
         };
         text.push_str(&format!("{long} = {value}\n"));
