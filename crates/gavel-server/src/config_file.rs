@@ -447,6 +447,77 @@ fn mask_url(value: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A command like `gavel serve` with the kinds of flags other helpers add: a
+    /// repeatable list, a switch, a secret.
+    fn future_serve() -> clap::Command {
+        clap::Command::new("serve")
+            .arg(
+                Arg::new("webhook")
+                    .long("webhook")
+                    .action(ArgAction::Append),
+            )
+            .arg(
+                Arg::new("jwt_leeway_secs")
+                    .long("jwt-leeway-secs")
+                    .value_parser(clap::value_parser!(u64))
+                    .default_value("30"),
+            )
+            .arg(Arg::new("strict").long("strict").action(ArgAction::SetTrue))
+    }
+
+    fn args_of(text: &str, cli: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, text).unwrap();
+        let cmd = future_serve();
+        let m = cmd.clone().try_get_matches_from(cli).unwrap();
+        let (args, _) = file_args(&cmd, &m, &path)?;
+        Ok(args
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    #[test]
+    fn list_flags_take_toml_arrays_and_the_command_line_still_wins() {
+        assert_eq!(
+            args_of(
+                "webhook = [\"http://a\", \"http://b\"]\njwt-leeway-secs = 5\nstrict = true\n",
+                &["serve"]
+            )
+            .unwrap(),
+            // (keys in name order)
+            [
+                "--jwt-leeway-secs=5",
+                "--strict",
+                "--webhook=http://a",
+                "--webhook=http://b",
+            ]
+        );
+        // One value for a list flag is a list of one.
+        assert_eq!(
+            args_of("webhook = \"http://a\"\n", &["serve"]).unwrap(),
+            ["--webhook=http://a"]
+        );
+        // Set on the command line: the file's value is checked but not added.
+        assert_eq!(
+            args_of(
+                "jwt-leeway-secs = 5\n",
+                &["serve", "--jwt-leeway-secs", "9"]
+            )
+            .unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(matches!(
+            args_of("webhook = [1]\n", &["serve"]),
+            Err(ConfigError::BadValue { key, .. }) if key == "webhook"
+        ));
+        assert!(matches!(
+            args_of("jwt-leeway-secs = \"5\"\n", &["serve", "--jwt-leeway-secs", "9"]),
+            Err(ConfigError::BadValue { key, .. }) if key == "jwt-leeway-secs"
+        ));
+    }
+
     #[test]
     fn secrets_are_masked_by_name_and_inside_urls() {
         assert_eq!(mask("admin-token", "abc"), MASK);
