@@ -247,11 +247,11 @@ async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_chan
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains(&format!("cannot reach the Gavel server at {dead}")));
     let out = cli_with(&server, &["auctions", "list"], |c| {
-        c.env("GAVEL_SERVER", "https://gavel.example");
+        c.env("GAVEL_SERVER", "gavel.example:3000");
     })
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("plain HTTP only"));
+    assert!(stderr(&out).contains("must be an http:// or https:// URL"));
 
     // Bad input: exit 2 before anything is sent.
     let bad_inputs: [(&[&str], &str); 9] = [

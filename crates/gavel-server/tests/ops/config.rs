@@ -288,10 +288,16 @@ fn every_flag_of_gavel_serve_is_a_key_of_the_file() {
                         format!("{d:?}")
                     }
                 }
-                // No default: a sample of its type (these are all free text or numbers).
-                None if long.ends_with("-ms") || long.ends_with("-secs") => "1".to_string(),
-                // (long enough for the secrets' minimum lengths)
-                None => format!("\"sample-{long}-0123456789abcdef0123456789\""),
+                // No default: a sample of its type. Free text is long enough for the secrets'
+                // minimum lengths; flags whose parser wants a particular form have theirs.
+                None => match sample(long) {
+                    Some(v) => v.to_string(),
+                    None if arg.get_value_parser().type_id() == std::any::TypeId::of::<bool>() => {
+                        "true".to_string()
+                    }
+                    None if long.ends_with("-ms") || long.ends_with("-secs") => "1".to_string(),
+                    None => format!("\"sample-{long}-0123456789abcdef0123456789\""),
+                },
             },
         };
         text.push_str(&format!("{long} = {value}\n"));
@@ -310,4 +316,14 @@ fn every_flag_of_gavel_serve_is_a_key_of_the_file() {
             line(&shown, &key)
         );
     }
+}
+
+/// Sample values of flags without a default whose parser refuses free text.
+fn sample(long: &str) -> Option<&'static str> {
+    Some(match long {
+        "trusted-proxies" => "[\"10.0.0.0/8\", \"127.0.0.1\"]",
+        "allowed-origins" => "[\"https://shop.example\"]",
+        "jwks-url" => "[\"https://idp.example/jwks.json\"]",
+        _ => return None,
+    })
 }
