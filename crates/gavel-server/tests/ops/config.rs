@@ -83,7 +83,11 @@ fn the_file_can_come_from_gavel_config_and_switches_take_booleans() {
 fn unknown_keys_and_wrongly_typed_values_are_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("batch_max = 3\n", "unknown key \"batch_max\""),
+        (
+            "batch_max = 3\n",
+            "unknown key \"batch_max\": `gavel serve` has no flag --batch_max (keys are the flags' long names, e.g. batch-max = 1000); did you mean \"batch-max\"?",
+        ),
+        ("heartbeat-msec = 3\n", "did you mean \"heartbeat-ms\"?"),
         ("no-such-flag = 1\n", "unknown key \"no-such-flag\""),
         (
             "batch-max = \"many\"\n",
