@@ -65,12 +65,23 @@ pub fn check(file: &std::path::Path, flags: Vec<OsString>) -> Result<String, Str
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
-    Ok(config_file::render_effective(
-        serve_cmd,
-        serve,
-        &parsed.from_file,
-        Some(file),
-    ))
+    let mut text = config_file::render_effective(serve_cmd, serve, &parsed.from_file, Some(file));
+    // The conventional REDIS_URL/DATABASE_URL pair, taken when nothing else set either.
+    if serve.get_raw("redis").is_none() && serve.get_raw("database").is_none() {
+        for (key, var, value) in [
+            ("redis", "REDIS_URL", &config.redis),
+            ("database", "DATABASE_URL", &config.database),
+        ] {
+            if let Some(v) = value {
+                let masked = toml::Value::String(config_file::mask(key, v)).to_string();
+                text = text.replace(
+                    &format!("# {key} is unset\n"),
+                    &format!("{key} = {masked}  # environment ({var})\n"),
+                );
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// What `gavel serve` would refuse at start from the settings alone (no file or network

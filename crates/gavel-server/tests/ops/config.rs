@@ -195,6 +195,22 @@ fn config_check_masks_secrets() {
     let text = stdout(&out);
     assert!(!text.contains("SECRET"), "{text}");
     assert!(line(&text, "admin-token").contains("# environment (GAVEL_ADMIN_TOKEN)"));
+    // The conventional pair, when nothing else names a backend.
+    let out = run(gavel()
+        .args(["config", "check"])
+        .arg(&empty)
+        .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:6379")
+        .env("DATABASE_URL", "postgres://u:pg-SECRET-8@127.0.0.1/test"));
+    let text = stdout(&out);
+    assert!(!text.contains("SECRET"), "{text}");
+    assert_eq!(
+        line(&text, "redis"),
+        "redis = \"redis://:********@127.0.0.1:6379\"  # environment (REDIS_URL)"
+    );
+    assert_eq!(
+        line(&text, "database"),
+        "database = \"postgres://u:********@127.0.0.1/test\"  # environment (DATABASE_URL)"
+    );
 }
 
 /// The real server reads the file: it listens where the file says (file over default),
