@@ -147,6 +147,8 @@ async fn auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amount
         .collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&"lot-1") && ids.contains(&"lot-2"));
+    let closed = ok(&cli(&server, &["auctions", "list", "--status", "closed"]).await);
+    assert_eq!(closed, "no auctions\n");
     let limited: Value = serde_json::from_str(&ok(&cli(
         &server,
         &["auctions", "list", "--json", "--limit", "1"],
@@ -288,6 +290,9 @@ async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_chan
             stderr(&out)
         );
     }
+    let out = cli(&server, &["auctions", "list", "--status", "finished"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("possible values: live, scheduled, open, closed"));
     let out = cli(&server, &["auctions", "show", "no/such"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // Refused by the server's rules (an end in the past): exit 1.

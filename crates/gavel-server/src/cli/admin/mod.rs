@@ -107,11 +107,31 @@ pub struct CreateArgs {
     pub id: Option<String>,
 }
 
+/// The listing filters of `GET /api/auctions?status=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListStatus {
+    Live,
+    Scheduled,
+    Open,
+    Closed,
+}
+
+impl ListStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ListStatus::Live => "live",
+            ListStatus::Scheduled => "scheduled",
+            ListStatus::Open => "open",
+            ListStatus::Closed => "closed",
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// live (scheduled and open), scheduled, open or closed. Default: all.
-    #[arg(long)]
-    pub status: Option<String>,
+    #[arg(long, value_enum)]
+    pub status: Option<ListStatus>,
     /// At most this many auctions (following the server's pages).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
@@ -211,8 +231,8 @@ async fn auctions(args: AuctionsArgs) -> Result<String, AdminError> {
             while all.len() < l.limit {
                 let page_size = (l.limit - all.len()).min(200);
                 let mut path = format!("/api/auctions?limit={page_size}");
-                if let Some(s) = &l.status {
-                    path.push_str(&format!("&status={}", query_value(s)?));
+                if let Some(s) = l.status {
+                    path.push_str(&format!("&status={}", s.as_str()));
                 }
                 if let Some(c) = &cursor {
                     path.push_str(&format!("&cursor={}", query_value(c)?));
