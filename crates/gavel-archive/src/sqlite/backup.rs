@@ -386,6 +386,12 @@ mod tests {
             Err(BackupError::DestinationExists(_))
         ));
         assert_eq!(backup(dir.path(), &first, true).unwrap().auctions, 2);
+        // A directory without an archive (a distributed node's): refused, saying where
+        // the archive of that mode is.
+        let empty = tempfile::tempdir().unwrap();
+        let err = backup(empty.path(), &out.path().join("x.db"), false).unwrap_err();
+        assert!(matches!(err, BackupError::NoArchive(_)));
+        assert!(err.to_string().contains("pg_dump"), "{err}");
     }
 
     #[test]
