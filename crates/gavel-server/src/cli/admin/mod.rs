@@ -67,6 +67,7 @@ pub struct CreateArgs {
     /// Title shown to bidders.
     #[arg(long)]
     pub title: String,
+    /// Longer text shown with the auction.
     #[arg(long, default_value = "")]
     pub description: String,
     /// ISO 4217 code; amounts are read with its number of decimals (USD 2, JPY 0, KWD 3).
