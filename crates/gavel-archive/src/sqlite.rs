@@ -32,6 +32,7 @@
 //! inserts use `ON CONFLICT DO NOTHING`, the auction upsert only applies a higher `seq`,
 //! and a result is written once. Redelivering a batch after a crash stores nothing twice.
 
+pub mod backup;
 mod schema;
 #[cfg(test)]
 mod tests;
