@@ -932,6 +932,10 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
         let (seq, price) = final_view().await;
         let until = Instant::now() + Duration::from_secs(10);
         loop {
+            for (i, u) in users.iter().enumerate() {
+                let g = u.lock();
+                assert!(g.errors.is_empty(), "user {i} was shown: {:?}", g.errors);
+            }
             let behind: Vec<(usize, u64, i64)> = users
                 .iter()
                 .enumerate()
