@@ -109,6 +109,11 @@ export type ServerMessage =
     type: "watchers";
     auction_id: string;
     count: number;
+  }
+  | {
+    type: "reconnect";
+    delay_ms: number;
+    reason: ReconnectReason;
   };
 
 /** `POST /api/auctions/{id}/cancel` and `/end` (admin). */
@@ -259,7 +264,7 @@ export interface ErrorBody {
 }
 
 /** A wire error code (docs/protocol.md, "Error codes"). */
-export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "forbidden" | "admin_cannot_bid" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
+export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "bad_issuer" | "bad_audience" | "bad_signature" | "unknown_key" | "forbidden" | "admin_cannot_bid" | "origin_not_allowed" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
 
 /** The error body of every failed HTTP request, and the fields of a WebSocket `error`. */
 export interface ErrorDetail {
@@ -286,6 +291,19 @@ export interface Limits {
   max_subscriptions: number;
 }
 
+/** One reason a node is not ready. */
+export interface NotReady {
+  code: NotReadyCode;
+  /** What failed, in words (for logs and operators; not stable). */
+  message: string;
+}
+
+/** Why a node is not ready: the one owner of these names. */
+export type NotReadyCode =
+  | "draining"
+  | "authority_unavailable"
+  | "archive_unavailable";
+
 /** `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here. */
 export interface PlaceBid {
   /** Integer minor units (cents for USD), 1 to 2^53-1. */
@@ -295,6 +313,19 @@ export interface PlaceBid {
   kind?: BidKind | null;
   request_id: string;
 }
+
+/**
+ * `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
+ * `ready: false` and every reason otherwise.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** Why the node is not ready (empty when it is). */
+  reasons: NotReady[];
+}
+
+/** Why the server asks a client to reconnect. */
+export type ReconnectReason = "draining";
 
 /**
  * `GET /api/admin/stats` (admin): what this node holds, for operators and the

@@ -3,6 +3,7 @@
 mod assets;
 mod auctions;
 pub mod openapi;
+pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
@@ -15,18 +16,24 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, TimeResponse};
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, Readiness, TimeResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
+        .with_state(state)
 }
 
 /// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api/time", get(time))
@@ -63,6 +70,18 @@ async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
+}
+
+/// 200 when the node should get traffic, 503 with every reason otherwise
+/// (`crate::readiness`).
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let r = crate::readiness::check(&state).await;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r))
 }
 
 async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
@@ -294,8 +313,8 @@ impl FromRequestParts<Arc<AppState>> for User {
         })?;
         let ip = client_ip(parts);
         state
-            .auth
             .authenticate(token, ip, state.engine.now())
+            .await
             .map(User)
             .map_err(ApiError::from)
     }
