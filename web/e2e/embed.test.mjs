@@ -4,17 +4,21 @@
 // `getToken`; the box shows the live price and countdown, bids, and follows another
 // bidder's bid live.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { GAVEL_BIN, auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
+import { auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
 
 const TEN_MINUTES = 10 * 60_000;
 
-/** The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token. */
-async function startShop(gavelUrl, auction) {
+/**
+ * The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token.
+ * Started before Gavel (whose --allowed-origins names it): set `gavelUrl` before use.
+ */
+async function startShop(auction) {
   let token = null;
-  const page = `<!doctype html>
+  const shop = { gavelUrl: null };
+  const page = (gavelUrl) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
 <script src="${gavelUrl}/embed/gavel-auction.js"></script></head>
 <body>
@@ -38,6 +42,7 @@ async function startShop(gavelUrl, auction) {
 </script>
 </body></html>`;
   const srv = createServer(async (req, res) => {
+    const gavelUrl = shop.gavelUrl;
     if (req.method === "GET" && req.url === "/with-token") {
       // A page rendered for a signed-in user: the token is in the attribute.
       const r = await fetch(`${gavelUrl}/api/session`, {
@@ -51,7 +56,7 @@ async function startShop(gavelUrl, auction) {
 <script src="${gavelUrl}/embed/gavel-auction.js" defer></script></head>
 <body><gavel-auction auction="${auction}" token="${t}" locale="en-US"></gavel-auction></body></html>`);
     } else if (req.method === "GET" && req.url === "/") {
-      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page);
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page(gavelUrl));
     } else if (req.method === "POST" && req.url === "/login") {
       // The shop's back end gets a token for its user from Gavel (no browser involved).
       const r = await fetch(`${gavelUrl}/api/session`, {
@@ -69,33 +74,29 @@ async function startShop(gavelUrl, auction) {
   });
   await new Promise((r) => srv.listen(0, "127.0.0.1", r));
   // "localhost" rather than 127.0.0.1, on another port: another origin in every respect.
-  return { url: `http://localhost:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
+  shop.url = `http://localhost:${srv.address().port}`;
+  shop.close = () => new Promise((r) => srv.close(r));
+  return shop;
 }
 
-/** `--allowed-origins` where the server has it (WebSocket Origin check, CORS). */
-function originArgs(origin) {
-  const help = execFileSync(GAVEL_BIN, ["serve", "--help"], { encoding: "utf8" });
-  return help.includes("--allowed-origins") ? ["--allowed-origins", origin] : [];
-}
 
 describe("the embeddable bid box on another origin", { timeout: 120_000 }, () => {
   const ctx = { server: null, browser: null, users: [] };
-  let shop;
+  let shop, stranger;
   const id = auctionId("embed");
 
   before(async () => {
-    // The shop's port must be known before Gavel starts (to allow its origin): start it on
-    // a placeholder auction id, which the page only names.
-    const placeholder = await startShop("http://127.0.0.1:1", id);
-    const shopOrigin = placeholder.url;
-    await placeholder.close();
-    ctx.server = await startServer("embed", originArgs(shopOrigin));
-    shop = await startShop(ctx.server.url, id);
+    shop = await startShop(id);
+    stranger = await startShop(id);
+    // Only the shop's origin may open WebSockets to Gavel (besides Gavel's own).
+    ctx.server = await startServer("embed", ["--allowed-origins", shop.url]);
+    shop.gavelUrl = stranger.gavelUrl = ctx.server.url;
     ctx.browser = await launchBrowser();
   });
 
   after(async (t) => {
     await shop?.close();
+    await stranger?.close();
     await cleanup(ctx, t);
   });
 
@@ -218,5 +219,24 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     await waitFor(async () => (await box.locator('[part="hint"]').textContent()) === "Sign in on this site to bid.", { what: "signed out" });
     assert.equal(await button.isDisabled(), true);
     assert.deepEqual(consoleLines, []);
+  });
+
+  it("stays not live on a page whose origin is not in --allowed-origins", { timeout: 30_000 }, async () => {
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    ctx.users.push({ name: "stranger", context, consoleLines: [] });
+    const refused = [];
+    page.on("websocket", (ws) => ws.on("socketerror", (e) => refused.push(String(e))));
+    await page.goto(stranger.url);
+    assert.notEqual(new URL(stranger.url).origin, new URL(shop.url).origin);
+    // The script itself loads (a classic script needs no CORS); the WebSocket is refused.
+    await page.locator("gavel-auction[data-state]").waitFor();
+    await waitFor(async () => refused.length > 0, { what: "a refused WebSocket", timeoutMs: 10_000 });
+    await page.waitForTimeout(2_000);
+    assert.equal(await page.locator("gavel-auction[data-live]").count(), 0);
+    assert.equal(await page.locator("gavel-auction").getAttribute("data-state"), "loading");
+    assert.equal(await page.locator("gavel-auction").getByRole("button").isDisabled(), true);
+    const log = readFileSync(ctx.server.logPath, "utf8");
+    assert.ok(log.includes("WebSocket upgrade refused") && log.includes(stranger.url.replace(/\/$/, "")), "the refusal is logged with the origin");
   });
 });
