@@ -1,22 +1,36 @@
 // The embeddable bid box on a shop page served from another origin: the shop's own HTTP
 // server (another host and port) serves a page that loads /embed/gavel-auction.js from Gavel
-// and shows <gavel-auction>. The shop signs its user in and hands the box a token through
-// `getToken`; the box shows the live price and countdown, bids, and follows another
-// bidder's bid live.
+// and shows <gavel-auction>. The shop signs its user in and hands the box a token of its
+// own identity provider (an HS256 JWT Gavel accepts through --jwt-hmac-secret) through
+// `getToken` or the `token` attribute; the box shows the live price and countdown, bids,
+// and follows other bidders (guests on Gavel itself) live.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
 
 const TEN_MINUTES = 10 * 60_000;
 
+const SECRET = "shop-identity-hmac-secret-for-e2e-0123456789";
+const ISSUER = "https://id.shop.test/";
+const AUDIENCE = "gavel-embed-e2e";
+
+/** A token of the shop's identity provider for one of its users (HS256, ten minutes). */
+function shopToken(sub, name) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: ISSUER, aud: AUDIENCE, sub, name, iat: now, exp: now + 600 })}`;
+  return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
+}
+
 /**
- * The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token.
+ * The shop: a page with the box, its own sign-in, and /token (a JWT for the signed-in user).
  * Started before Gavel (whose --allowed-origins names it): set `gavelUrl` before use.
  */
 async function startShop(auction) {
-  let token = null;
+  let signedIn = false;
   const shop = { gavelUrl: null };
   const page = (gavelUrl) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
@@ -45,12 +59,7 @@ async function startShop(auction) {
     const gavelUrl = shop.gavelUrl;
     if (req.method === "GET" && req.url === "/with-token") {
       // A page rendered for a signed-in user: the token is in the attribute.
-      const r = await fetch(`${gavelUrl}/api/session`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name: "Carol" }),
-      });
-      const t = (await r.json()).token;
+      const t = shopToken("shop-user-carol", "Carol");
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
 <script src="${gavelUrl}/embed/gavel-auction.js" defer></script></head>
@@ -58,16 +67,11 @@ async function startShop(auction) {
     } else if (req.method === "GET" && req.url === "/") {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page(gavelUrl));
     } else if (req.method === "POST" && req.url === "/login") {
-      // The shop's back end gets a token for its user from Gavel (no browser involved).
-      const r = await fetch(`${gavelUrl}/api/session`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name: "Shopper" }),
-      });
-      token = (await r.json()).token;
+      signedIn = true;
       res.writeHead(204).end();
     } else if (req.method === "GET" && req.url === "/token") {
-      if (token) res.writeHead(200, { "Content-Type": "text/plain" }).end(token);
+      // Minted by the shop for its signed-in user; Gavel never sees the shop's sign-in.
+      if (signedIn) res.writeHead(200, { "Content-Type": "text/plain" }).end(shopToken("shop-user-1", "Shopper"));
       else res.writeHead(204).end(); // not signed in on the shop
     } else if (req.url === "/favicon.ico") res.writeHead(204).end();
     else res.writeHead(404).end();
@@ -89,7 +93,13 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     shop = await startShop(id);
     stranger = await startShop(id);
     // Only the shop's origin may open WebSockets to Gavel (besides Gavel's own).
-    ctx.server = await startServer("embed", ["--allowed-origins", shop.url]);
+    ctx.server = await startServer("embed", [
+      "--allowed-origins", shop.url,
+      "--jwt-hmac-secret", SECRET,
+      "--jwt-issuer", ISSUER,
+      "--jwt-audience", AUDIENCE,
+      "--guest-sessions", "true", // Bob and Dave bid as guests on Gavel itself
+    ]);
     shop.gavelUrl = stranger.gavelUrl = ctx.server.url;
     ctx.browser = await launchBrowser();
   });
@@ -166,7 +176,7 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     const r = await ctx.server.bid(bob.token, id, { amount: 15000, request_id: "bob-1" });
     assert.equal(r.data.outcome, "accepted");
     await waitFor(async () => (await price.textContent()) === "$150.00", { what: "Bob's bid shown live", timeoutMs: 5_000 });
-    assert.equal(await box.locator('[part="leader"]').textContent(), "Bob leads · 2 bids");
+    assert.equal(await box.locator('[part="leader"]').textContent(), "Bob (guest) leads · 2 bids");
     assert.equal(await button.textContent(), "Bid $160.00");
     assert.equal(await button.isEnabled(), true);
     assert.equal(await box.locator('[part="message"]').textContent(), "You have been outbid.");
