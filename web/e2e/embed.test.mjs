@@ -18,10 +18,10 @@ const ISSUER = "https://id.shop.test/";
 const AUDIENCE = "gavel-embed-e2e";
 
 /** A token of the shop's identity provider for one of its users (HS256, ten minutes). */
-function shopToken(sub, name) {
+function shopToken(sub, name, ttlSecs = 600) {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: ISSUER, aud: AUDIENCE, sub, name, iat: now, exp: now + 600 })}`;
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: ISSUER, aud: AUDIENCE, sub, name, iat: now, exp: now + ttlSecs })}`;
   return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
 }
 
@@ -31,7 +31,7 @@ function shopToken(sub, name) {
  */
 async function startShop(auction) {
   let signedIn = false;
-  const shop = { gavelUrl: null };
+  const shop = { gavelUrl: null, shortTokens: 0 };
   const page = (gavelUrl) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
 <script src="${gavelUrl}/embed/gavel-auction.js"></script></head>
@@ -73,6 +73,17 @@ async function startShop(auction) {
       // Minted by the shop for its signed-in user; Gavel never sees the shop's sign-in.
       if (signedIn) res.writeHead(200, { "Content-Type": "text/plain" }).end(shopToken("shop-user-1", "Shopper"));
       else res.writeHead(204).end(); // not signed in on the shop
+    } else if (req.method === "GET" && req.url === "/short") {
+      // A box whose tokens live 6 s: it must ask getToken again before each one expires.
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script src="${gavelUrl}/embed/gavel-auction.js"></script></head>
+<body><gavel-auction auction="${auction}" locale="en-US"></gavel-auction>
+<script>document.querySelector("gavel-auction").getToken = async () => (await fetch("/short-token")).text();</script>
+</body></html>`);
+    } else if (req.method === "GET" && req.url === "/short-token") {
+      shop.shortTokens++;
+      res.writeHead(200, { "Content-Type": "text/plain" }).end(shopToken("shop-user-erin", "Erin", 6));
     } else if (req.url === "/favicon.ico") res.writeHead(204).end();
     else res.writeHead(404).end();
   });
@@ -99,6 +110,7 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
       "--jwt-issuer", ISSUER,
       "--jwt-audience", AUDIENCE,
       "--guest-sessions", "true", // Bob and Dave bid as guests on Gavel itself
+      "--jwt-leeway-secs", "0", // a token is refused the second it expires
     ]);
     shop.gavelUrl = stranger.gavelUrl = ctx.server.url;
     ctx.browser = await launchBrowser();
@@ -248,5 +260,31 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     assert.equal(await page.locator("gavel-auction").getByRole("button").isDisabled(), true);
     const log = readFileSync(ctx.server.logPath, "utf8");
     assert.ok(log.includes("WebSocket upgrade refused") && log.includes(stranger.url.replace(/\/$/, "")), "the refusal is logged with the origin");
+  });
+
+  it("asks getToken again before the token expires, and bids with the fresh one", { timeout: 60_000 }, async () => {
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    ctx.users.push({ name: "erin", context, consoleLines });
+    await page.goto(`${shop.url}/short`);
+    const box = page.locator("gavel-auction");
+    await page.locator("gavel-auction[data-live]").waitFor({ timeout: 15_000 });
+    // Signed in at once (getToken gives a token): the hint offers the next minimum.
+    await waitFor(async () => (await box.locator('[part="hint"]').textContent()).startsWith("The next bid must be at least"), { what: "signed in" });
+    const first = shop.shortTokens;
+    assert.ok(first >= 1);
+    // 6 s tokens: by 11 s later at least two more were fetched, and the first has expired.
+    await page.waitForTimeout(11_000);
+    assert.ok(shop.shortTokens >= first + 2, `getToken called ${shop.shortTokens} times`);
+    await page.locator("gavel-auction[data-live]").waitFor();
+    const min = (await ctx.server.getAuction(id)).min_bid;
+    await box.getByRole("button").click();
+    await box.locator('[part="message"]').filter({ hasText: "Your bid was placed" }).waitFor({ timeout: 15_000 });
+    const last = (await ctx.server.bids(id))[0];
+    assert.equal(last.bidder.name, "Erin");
+    assert.equal(last.amount, min);
+    assert.deepEqual(consoleLines, []);
   });
 });
