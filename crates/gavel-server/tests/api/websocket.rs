@@ -145,6 +145,9 @@ async fn shutdown_tells_every_socket_to_reconnect_then_closes_it_with_1012() {
     assert!(told["delay_ms"].as_u64().unwrap() <= 1000, "{told}");
     let close = ws.recv_any().await;
     assert_eq!(close["type"], "_close");
-    assert!(close["frame"].as_str().unwrap().contains("Restart"), "{close}");
+    assert!(
+        close["frame"].as_str().unwrap().contains("Restart"),
+        "{close}"
+    );
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), app.handle).await;
 }
