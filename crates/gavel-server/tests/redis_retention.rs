@@ -251,6 +251,32 @@ async fn a_closed_auction_leaves_redis_once_archived_and_answers_the_same() {
     );
 
     drain(&node, &archive, &[&undrained.id]).await;
+    // As if the follow-up of its last acknowledgement had failed: still listed as active,
+    // not scheduled. The drainer's claim round settles it.
+    let mut c = conn().await;
+    let scheduled: Option<f64> = c.zscore(node.keys().retire(), a.id.as_str()).await.unwrap();
+    assert_eq!(
+        scheduled.map(|s| s as i64),
+        Some(T0 + 60_000 + RETENTION.as_millis() as i64),
+        "drained whole: scheduled at closed_at + retention"
+    );
+    let _: () = c.zrem(node.keys().retire(), a.id.as_str()).await.unwrap();
+    let _: () = c
+        .zadd(node.keys().active(), a.id.as_str(), T0)
+        .await
+        .unwrap();
+    let log = node.change_log("retention-test").await.unwrap();
+    log.settle(&[a.id.clone(), open.id.clone(), undrained.id.clone()])
+        .await
+        .unwrap();
+    let scheduled: Option<f64> = c.zscore(node.keys().retire(), a.id.as_str()).await.unwrap();
+    assert!(scheduled.is_some(), "settled: scheduled again");
+    let active: Option<f64> = c.zscore(node.keys().active(), a.id.as_str()).await.unwrap();
+    assert_eq!(active, None, "and no longer active");
+    for id in [&open.id, &undrained.id] {
+        let s: Option<f64> = c.zscore(node.keys().retire(), id.as_str()).await.unwrap();
+        assert_eq!(s, None, "an open or undrained auction is not scheduled");
+    }
     // The undrained auction is scheduled as if it were drained (an index entry written by
     // mistake, or by a node that was wrong): retirement must still refuse, since PostgreSQL
     // does not hold its close.
@@ -302,7 +328,6 @@ async fn a_closed_auction_leaves_redis_once_archived_and_answers_the_same() {
         .await
         .iter()
         .any(|k| k.ends_with(":a")));
-    let mut c = conn().await;
     for index in [
         node.keys().auctions(),
         node.keys().live(),
