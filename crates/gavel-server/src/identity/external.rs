@@ -373,3 +373,46 @@ fn verify_with(token: &str, key: &VerifyKey) -> Result<Option<Value>, AuthError>
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claims_are_found_whole_first_then_by_path() {
+        let c = json!({
+            "role": "gavel:admin",
+            "realm_access": {"roles": ["a", "b"]},
+            "https://shop.example/roles": ["gavel:admin"],
+        });
+        assert_eq!(claim(&c, "role"), Some(&json!("gavel:admin")));
+        assert_eq!(claim(&c, "realm_access.roles"), Some(&json!(["a", "b"])));
+        assert_eq!(
+            claim(&c, "https://shop.example/roles"),
+            Some(&json!(["gavel:admin"]))
+        );
+        assert_eq!(claim(&c, "realm_access.missing"), None);
+        assert_eq!(claim(&c, "nothing"), None);
+    }
+
+    #[test]
+    fn names_from_claims_follow_the_display_name_rules() {
+        assert_eq!(usable_name("  Alice  ", Role::Bidder), Some("Alice".into()));
+        assert_eq!(
+            usable_name(&"x".repeat(60), Role::Bidder).unwrap().len(),
+            40
+        );
+        assert_eq!(usable_name("Admin", Role::Bidder), None);
+        assert_eq!(usable_name("Admin", Role::Admin), Some("Admin".into()));
+        assert_eq!(usable_name("a\u{0}b", Role::Bidder), None);
+    }
+
+    #[test]
+    fn only_three_part_tokens_with_a_json_header_look_like_jwts() {
+        assert!(looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.e30.sig"));
+        assert!(!looks_like_jwt("an-admin-token-0123456789"));
+        assert!(!looks_like_jwt("a.b.c"));
+        assert!(!looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.e30"));
+    }
+}
