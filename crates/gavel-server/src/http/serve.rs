@@ -14,6 +14,7 @@ use crate::limits::ConnectionSlot;
 use crate::AppState;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures::FutureExt;
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,13 +39,16 @@ impl SlotHandoff {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets open HTTP exchanges finish
-/// (bounded) and returns.
+/// Serves `app` on `listener` until `shutdown`, then closes the listener at once (a new
+/// connection is refused, so a load balancer moves on to another node) and keeps serving
+/// the open HTTP connections, each response saying `connection: close`, until
+/// `close_http`; then lets open HTTP exchanges finish (bounded) and returns.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     state: Arc<AppState>,
     shutdown: CancellationToken,
+    close_http: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
     loop {
@@ -80,9 +84,11 @@ pub async fn run(
             slot,
             app.clone(),
             state.clone(),
-            shutdown.clone(),
+            close_http.clone(),
         ));
     }
+    // Refuse from now on, including what waits in the kernel's accept queue.
+    drop(listener);
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
     Ok(())
@@ -104,16 +110,17 @@ async fn serve_one(
         (Some(slot), None)
     };
     let handoff = SlotHandoff(Arc::new(Mutex::new(own)));
-    let limits_state = state.clone();
+    let draining = state.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let app = app.clone();
         let mut handoff = handoff.clone();
+        let draining = draining.clone();
         // Through a trusted proxy: the client it names is the request's address (limits,
         // logs), and the request holds a connection slot of that client while it runs (a
         // WebSocket upgrade keeps it).
         let client = if proxied {
-            let client = limits_state.proxies.client_addr(addr, req.headers());
-            match limits_state.limits.connect(client.ip()) {
+            let client = draining.proxies.client_addr(addr, req.headers());
+            match draining.limits.connect(client.ip()) {
                 Some(slot) => handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot)))),
                 None => {
                     metrics::counter!("gavel_connections_refused_total").increment(1);
@@ -133,7 +140,20 @@ async fn serve_one(
         };
         req.extensions_mut().insert(ConnectInfo(client));
         req.extensions_mut().insert(handoff);
-        futures::future::Either::Right(app.oneshot(req.map(axum::body::Body::new)))
+        futures::future::Either::Right(app.oneshot(req.map(axum::body::Body::new)).map(
+            move |res| {
+                res.map(|mut res| {
+                    // A draining node answers what it is asked, then lets the connection go.
+                    if draining.drain.is_draining() {
+                        res.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    res
+                })
+            },
+        ))
     });
 
     let mut http = hyper::server::conn::http1::Builder::new();
