@@ -504,9 +504,9 @@ async fn pem_keys_of_every_type_verify_and_each_bad_token_gets_its_own_code() {
             code("bad_issuer"),
         ),
         (
-            "no issuer",
+            "no issuer (as a stale Gavel session)",
             rsa.sign(Algorithm::RS256, None, &c(json!({"iss": null}))),
-            code("bad_issuer"),
+            code("unauthorized"),
         ),
         (
             "wrong audience",

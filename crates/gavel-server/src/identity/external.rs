@@ -1,7 +1,8 @@
 //! Verifies an external identity provider's JWT and maps its claims to a principal.
 //!
 //! The order of checks: the header (its `alg` must be a signature algorithm, never `none`),
-//! the unverified `iss` only to choose the keys (an unknown issuer is `bad_issuer`), the key
+//! the unverified `iss` only to choose the keys (an unknown issuer is `bad_issuer`; none at all
+//! is `unauthorized`, as a Gavel session token from a rotated secret would be), the key
 //! by issuer **and** `kid` (`unknown_key`; an unknown `kid` refreshes that issuer's JWKS at
 //! most once a minute), the signature with the key's pinned algorithms (`bad_signature`),
 //! then the claims: `aud` (`bad_audience`), `exp` (`token_expired`), `nbf`/`iat`
@@ -167,7 +168,9 @@ impl ExternalIdentity {
         let iss = unverified
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or_else(|| AuthError::BadIssuer("the token names no issuer (iss)".into()))?;
+            // No issuer at all: what one of Gavel's own session tokens looks like when its
+            // signature does not verify (a secret since rotated): "sign in again".
+            .ok_or(AuthError::Invalid)?;
         let index = self
             .settings
             .issuers
