@@ -19,6 +19,9 @@ ensure_chromium
 # tests/identity.rs generates its RSA, EC and Ed25519 keys with openssl.
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 
+echo "== deploy: Prometheus alert rules (promtool check and unit tests)"
+scripts/check-alerts.sh
+
 echo "== cargo build"
 cargo build --workspace --all-targets
 echo "== cargo test"

@@ -76,6 +76,9 @@ error_codes! {
     IdentityField => "identity_field", 422;
     /// An auction that cannot be created as given (the message names the field).
     InvalidAuction => "invalid_auction", 422;
+    /// A webhook endpoint that cannot be used as given: a URL that is not absolute
+    /// `http`/`https`, or a secret that is not `whsec_` + base64 of 24 to 64 bytes.
+    InvalidWebhook => "invalid_webhook", 422;
     /// No valid token (missing, forged, or signed for another server).
     Unauthorized => "unauthorized", 401;
     /// The token has expired: sign in again, or refresh it before it expires.
@@ -109,6 +112,8 @@ error_codes! {
     RequestTimeout => "request_timeout", 408;
     /// An auction with that id exists already.
     AlreadyExists => "already_exists", 409;
+    /// The webhook endpoint comes from `--webhook`: change the configuration instead.
+    WebhookFromConfig => "webhook_from_config", 409;
     /// The auction has already ended (admin actions).
     Closed => "closed", 409;
     /// The request body is over the limit.

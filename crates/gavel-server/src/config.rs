@@ -200,6 +200,13 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_NODE_ID")]
     pub node_id: Option<String>,
 
+    /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
+    /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
+    /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
+    /// archive and exits, all within this time.
+    #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
     // --- Identity from the marketplace (docs/security.md, docs/integration.md#identity) ---
     /// External identity: HMAC secret (HS256/384/512) of the identity provider's tokens,
     /// at least 32 bytes. Its tokens must name the first --jwt-issuer.
@@ -264,12 +271,45 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
-    /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
-    /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
-    /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
-    /// archive and exits, all within this time.
-    #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
-    pub shutdown_grace_secs: u64,
+    // --- Webhooks (docs/integration.md#webhooks) ---
+    /// Webhook receiver URL (repeatable; the environment variable takes a comma list). Each
+    /// needs a `--webhook-secret`, paired by position.
+    #[arg(long = "webhook", env = "GAVEL_WEBHOOK", value_delimiter = ',')]
+    pub webhook: Vec<String>,
+
+    /// Signing secret (`whsec_` + base64 of 24 to 64 bytes) of each `--webhook`, in the same
+    /// order (repeatable; the environment variable takes a comma list).
+    #[arg(
+        long = "webhook-secret",
+        env = "GAVEL_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secret: Vec<String>,
+
+    /// Also send `bid.accepted` to the `--webhook` endpoints (one event per accepted bid).
+    #[arg(long, env = "GAVEL_WEBHOOK_BID_EVENTS")]
+    pub webhook_bid_events: bool,
+
+    /// Waits between webhook delivery attempts, comma-separated durations; after the last
+    /// one the delivery is marked failed. Each wait varies by ±20 % (jitter). The default
+    /// retries for about 27.5 hours.
+    #[arg(
+        long,
+        env = "GAVEL_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h",
+        value_parser = parse_duration,
+        value_delimiter = ','
+    )]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// Time a webhook receiver has to answer one attempt.
+    #[arg(long, env = "GAVEL_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// How often the webhook outbox is checked for due deliveries.
+    #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub webhook_poll: Duration,
 }
 
 /// A CIDR range, or a single address (`10.0.0.1` is `10.0.0.1/32`).
@@ -303,6 +343,14 @@ impl ServeConfig {
         c.redis = None;
         c.database = None;
         c
+    }
+
+    /// `gavel serve` with no flag (the environment still applies).
+    fn defaults() -> Self {
+        match Cli::parse_from(["gavel", "serve"]).command {
+            Command::Serve(c) => c,
+            _ => unreachable!("`gavel serve` parses as Command::Serve"),
+        }
     }
 
     /// Whether guests may sign in (see `--guest-sessions`).
@@ -339,14 +387,6 @@ impl ServeConfig {
             role_claim: self.jwt_role_claim.clone(),
             admin_role: self.jwt_admin_role.clone(),
             jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh_secs),
-        }
-    }
-
-    /// `gavel serve` with no flag (the environment still applies).
-    fn defaults() -> Self {
-        match Cli::parse_from(["gavel", "serve"]).command {
-            Command::Serve(c) => c,
-            _ => unreachable!("`gavel serve` parses as Command::Serve"),
         }
     }
 

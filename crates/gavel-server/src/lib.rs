@@ -15,12 +15,14 @@ mod drainer;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod latency;
 mod limits;
 mod listing;
 pub mod proxy;
 pub mod readiness;
 pub mod telemetry;
 pub mod views;
+pub mod webhooks;
 mod ws;
 
 use anyhow::Context;
@@ -129,6 +131,15 @@ pub async fn run_with_clock(
         config,
     });
     tasks.spawn(closer::run(engine.clone(), background.clone()));
+    webhooks::apply_config(&state.config, state.archive.as_ref()).await?;
+    tasks.spawn(webhooks::delivery::run(
+        state.archive.clone(),
+        webhooks::WebhookSettings::from_config(
+            &state.config,
+            webhooks::deliverer_name(&state.config),
+        ),
+        background.clone(),
+    ));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
     if let Some(identity) = &state.identity {
         for jwks in identity.jwks() {

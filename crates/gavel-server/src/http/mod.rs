@@ -7,6 +7,7 @@ pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
+mod webhooks;
 
 use crate::auth::{AuthError, Principal, Role};
 use crate::AppState;
@@ -14,7 +15,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, Readiness, TimeResponse};
 use std::sync::Arc;
@@ -49,6 +50,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))
+        .route("/api/admin/latency", get(stats::latency))
+        .route("/api/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/api/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/api/webhooks/{id}", delete(webhooks::delete))
+        .route("/api/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/api/webhooks/{id}/test", post(webhooks::send_test))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
         .method_not_allowed_fallback(method_not_allowed)
@@ -91,10 +98,11 @@ async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = state.metrics.render();
+        crate::latency::render(&mut text);
+        text
+    })
 }
 
 /// Every HTTP error: `{"error": {"code", "message"}}` with the code's own status.

@@ -116,17 +116,18 @@ async fn serve_one(
         (Some(slot), None)
     };
     let handoff = SlotHandoff(Arc::new(Mutex::new(own)));
+    let limits_state = state.clone();
     let draining = state.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let app = app.clone();
-        let mut handoff = handoff.clone();
         let draining = draining.clone();
+        let mut handoff = handoff.clone();
         // Through a trusted proxy: the client it names is the request's address (limits,
         // logs), and the request holds a connection slot of that client while it runs (a
         // WebSocket upgrade keeps it).
         let client = if proxied {
-            let client = draining.proxies.client_addr(addr, req.headers());
-            match draining.limits.connect(client.ip()) {
+            let client = limits_state.proxies.client_addr(addr, req.headers());
+            match limits_state.limits.connect(client.ip()) {
                 Some(slot) => handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot)))),
                 None => {
                     metrics::counter!("gavel_connections_refused_total").increment(1);
