@@ -12,7 +12,7 @@ import { GAVEL_BIN, auctionId, cleanup, clockShiftScript, launchBrowser, shot, s
 const TEN_MINUTES = 10 * 60_000;
 
 /** The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token. */
-async function startShop(gavelUrl, auction) {
+async function startShop(gavelUrl, auction, port = 0) {
   let token = null;
   const page = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
@@ -67,7 +67,7 @@ async function startShop(gavelUrl, auction) {
     } else if (req.url === "/favicon.ico") res.writeHead(204).end();
     else res.writeHead(404).end();
   });
-  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  await new Promise((r) => srv.listen(port, "127.0.0.1", r));
   // "localhost" rather than 127.0.0.1, on another port: another origin in every respect.
   return { url: `http://localhost:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
 }
@@ -90,7 +90,8 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     const shopOrigin = placeholder.url;
     await placeholder.close();
     ctx.server = await startServer("embed", originArgs(shopOrigin));
-    shop = await startShop(ctx.server.url, id);
+    // On the placeholder's port: the origin Gavel was told to allow.
+    shop = await startShop(ctx.server.url, id, Number(new URL(shopOrigin).port));
     ctx.browser = await launchBrowser();
   });
 
