@@ -134,6 +134,12 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
+
+    /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
+    /// on a connection of its own pool. Callers bound it in time.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
 }
 
 /// Opens the distributed archive: PostgreSQL at `url`, in `schema` if given (created and
