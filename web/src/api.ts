@@ -1,6 +1,6 @@
 // HTTP calls (docs/protocol.md, "HTTP"). Every error body is {"error": {"code", "message"}}.
 
-import type { AuctionView, BidView, Session, UserView } from "./types";
+import type { AuctionView, BidView, LatencyStats, Session, UserView } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -94,4 +94,9 @@ export function createAuction(token: string, body: CreateAuctionBody): Promise<A
 
 export function adminAction(token: string, id: string, action: "cancel" | "end", reason?: string): Promise<AuctionView> {
   return request("POST", `/api/auctions/${encodeURIComponent(id)}/${action}`, token, reason ? { reason } : {});
+}
+
+/** Delivery latency on the node that answers, for the `limit` most watched auctions (admin). */
+export function getLatency(token: string, limit = 100): Promise<LatencyStats> {
+  return request("GET", `/api/admin/latency?limit=${limit}`, token);
 }

@@ -3,6 +3,8 @@
 
 import { ApiError, getAuction, getBids, listAuctions, refreshSession } from "./api";
 import { ClockEstimator } from "./clock";
+// One implementation of the latency report for both clients (docs/protocol.md, latency_report).
+import { LatencyRecorder } from "../../clients/typescript/src/latency";
 import { Connection, type ConnInfo, type ConnectionOptions, type Hello } from "./connection";
 import {
   initialLobby,
@@ -74,6 +76,8 @@ const SESSION_KEY = "gavel.session";
 const RESYNC_RETRY_MS = 3_000;
 /** Re-send an unanswered bid (same request_id) after this long. */
 const BID_RETRY_MS = 5_000;
+/** How often the delivery-latency report is sent (the server refuses them < 10 s apart). */
+const LATENCY_REPORT_MS = 30_000;
 /** An auction still open this long after its end (server clock) is asked about again. */
 const OVERDUE_CLOSE_MS = 5_000;
 /** Stop retrying an unanswered bid after this long. */
@@ -125,6 +129,9 @@ function saveSession(s: Session | null): void {
 
 export class GavelClient {
   readonly clock = new ClockEstimator();
+  /** Decision → received of the watched auctions' updates, sent every 30 s. */
+  readonly latency = new LatencyRecorder();
+  private lastLatencyReport = 0;
   private state: ClientState;
   private listeners = new Set<() => void>();
   private conn: Connection;
@@ -549,12 +556,14 @@ export class GavelClient {
         }
         return;
       case "update": {
+        if (m.decided_at != null) this.measure(m.auction_id, m.decided_at);
         const { type: _t, ...u } = m;
         this.dispatchRoom(u.auction_id, { type: "update", update: u });
         this.dispatchLobby({ type: "update", update: u });
         return;
       }
       case "closed": {
+        this.measure(m.auction_id, m.closed_at);
         const { type: _t, ...c } = m;
         this.dispatchRoom(c.auction_id, { type: "closed", closed: c });
         this.dispatchLobby({ type: "closed", closed: c });
@@ -702,6 +711,25 @@ export class GavelClient {
       }
     }
     this.fixLobbyGap();
+    this.reportLatency(now);
+  }
+
+  /** Counts an update of a watched room as it arrives, once the clock has a ping sample
+   *  (before that the offset's error is unknown). */
+  private measure(auctionId: string, decidedAt: number): void {
+    if (!this.roomWatchers.has(auctionId) || this.clock.rtt === null) return;
+    this.latency.record(auctionId, decidedAt, this.serverNow());
+  }
+
+  /** Every 30 s: what the rooms received since the last report, with the clock's error
+   *  bound (half the round trip of its sample). */
+  private reportLatency(now: number): void {
+    if (this.lastLatencyReport === 0) this.lastLatencyReport = now;
+    if (now - this.lastLatencyReport < LATENCY_REPORT_MS || this.conn.status !== "open") return;
+    const rtt = this.clock.rtt;
+    if (rtt === null || this.latency.pending === 0) return;
+    const report = this.latency.take(rtt / 2);
+    if (report && this.send(report)) this.lastLatencyReport = now;
   }
 
   // ------------------------------------------------------------ admin helpers

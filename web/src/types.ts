@@ -77,6 +77,8 @@ export interface Update {
   reserve_met?: boolean;
   buy_now_available?: boolean;
   bid?: BidView;
+  /** The authority's time of the change (server ms): delivery latency is measured from it. */
+  decided_at?: number | null;
 }
 
 export interface Closed {
@@ -153,7 +155,38 @@ export type ClientMessage =
       expected_seq?: number;
       kind?: BidKind;
     }
-  | { type: "ping"; client_time: number };
+  | { type: "ping"; client_time: number }
+  | LatencyReport;
+
+/** docs/protocol.md, `latency_report` (built by clients/typescript/src/latency.ts). */
+export interface LatencyReport {
+  type: "latency_report";
+  clock_error_ms: number;
+  auctions: { auction_id: string; counts: number[] }[];
+}
+
+/** One latency histogram of `GET /api/admin/latency`. */
+export interface LatencyHistogram {
+  counts: number[];
+  count: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+}
+
+export interface LatencyPair {
+  server: LatencyHistogram;
+  client: LatencyHistogram;
+  reports: number;
+  max_clock_error_ms: number;
+}
+
+/** `GET /api/admin/latency` (admin): delivery latency on the node that answered. */
+export interface LatencyStats {
+  bounds_ms: number[];
+  overall: LatencyPair;
+  auctions: { auction_id: string; watchers: number; latency: LatencyPair }[];
+}
 
 export interface Session {
   token: string;
