@@ -2,7 +2,7 @@
 
 import type { BidAttempt } from "./client";
 import { formatMoney } from "./money";
-import type { AuctionView, BidView, SoftClose } from "./types";
+import type { AuctionView, BidView, SoftCloseView as SoftClose } from "@gavel/client";
 
 /** Remaining time: "2d 03:04:05", "1:02:03", "04:59". Rounds up so "00:00" means over. */
 export function formatRemaining(ms: number): string {
@@ -270,11 +270,18 @@ export function statusLabel(a: AuctionView, serverNow: number): string {
   return "Open";
 }
 
+/** The text shown for a failed HTTP call: the server's message, or a plain one when it could not be reached. */
+export function httpErrorText(err: { code: string; message: string }): string {
+  if (err.code === "network") return "Cannot reach the server. Check your connection and try again.";
+  if (err.code === "timeout") return "The server did not answer in time. Try again.";
+  return err.message;
+}
+
 /** A latency histogram of `GET /api/admin/latency` in a few words: "p50 ≤ 5 ms · p95 ≤ 25 ms"
- *  (bucket bounds, so "at most"); "over 10 s" past the last bound; "—" without samples. */
-export function latencyText(h: { count: number; p50_ms: number | null; p95_ms: number | null }, lastBoundMs: number): string {
+ *  (bucket bounds, so "at most"); "> 10 s" past the last bound; "—" without samples. */
+export function latencyText(h: { count: number; p50_ms?: number | null; p95_ms?: number | null }, lastBoundMs: number): string {
   if (h.count === 0) return "—";
-  const q = (v: number | null) => (v === null ? `> ${formatMs(lastBoundMs)}` : `≤ ${formatMs(v)}`);
+  const q = (v: number | null | undefined) => (v == null ? `> ${formatMs(lastBoundMs)}` : `≤ ${formatMs(v)}`);
   return `p50 ${q(h.p50_ms)} · p95 ${q(h.p95_ms)}`;
 }
 

@@ -73,6 +73,8 @@ pub(crate) struct BatchRows {
     pub results: Vec<ResultRow>,
     /// One reply per change made by an accepted request, attributed to the leader.
     pub replies: Vec<ReplyRow>,
+    /// The webhook events of the batch's changes, in order (see `webhooks::events_of`).
+    pub events: Vec<crate::webhooks::OutboxEvent>,
 }
 
 impl BatchRows {
@@ -92,6 +94,7 @@ impl BatchRows {
             if let Event::Bid { entry, .. } = &change.event {
                 rows.bids.push(bid_row(change, entry)?);
             }
+            rows.events.extend(crate::webhooks::events_of(change));
             if let Some(reply) = reply_row(change)? {
                 rows.replies.push(reply);
             }

@@ -33,11 +33,15 @@
 //! and a result is written once. Redelivering a batch after a crash stores nothing twice.
 
 pub mod backup;
+mod outbox;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, StoredBid};
+use crate::webhooks::{
+    AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
+};
 use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
@@ -309,6 +313,8 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
             ])?;
         }
     }
+    // The webhook events of these changes commit with them (the outbox).
+    outbox::write_events(&tx, &rows.events, created_at)?;
     tx.commit()?;
     Ok(inserted)
 }
@@ -353,8 +359,19 @@ fn reply_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplyColumns> {
 impl Archive for SqliteArchive {
     async fn create_auction(&self, auction: &Auction) -> Result<(), ArchiveError> {
         let row = AuctionRow::new(auction)?;
-        self.run(move |db| db.write(|conn| insert_auction(conn, &row)))
-            .await
+        let created_at = now_ms();
+        let event = crate::webhooks::created_event(auction, Some(created_at));
+        self.run(move |db| {
+            db.write(|conn| {
+                // The auction and its `auction.created` event commit together.
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                insert_auction(&tx, &row)?;
+                outbox::write_events(&tx, std::slice::from_ref(&event), created_at)?;
+                tx.commit()?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn record_batch(&self, changes: &[ArchivedChange]) -> Result<(), ArchiveError> {
@@ -561,5 +578,80 @@ impl Archive for SqliteArchive {
             batches: self.inner.batches.load(Ordering::Relaxed),
             bids: self.inner.bids.load(Ordering::Relaxed),
         }
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
+        let endpoint = endpoint.clone();
+        self.run(move |db| db.write(|conn| outbox::put_endpoint(conn, &endpoint)))
+            .await
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ArchiveError> {
+        self.run(|db| db.read(outbox::endpoints)).await
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool, ArchiveError> {
+        let id = id.to_string();
+        self.run(move |db| db.write(|conn| outbox::delete_endpoint(conn, &id)))
+            .await
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret: &str) -> Result<bool, ArchiveError> {
+        let (id, secret) = (id.to_string(), secret.to_string());
+        self.run(move |db| db.write(|conn| outbox::set_secret(conn, &id, &secret)))
+            .await
+    }
+
+    async fn enqueue_webhook_event(
+        &self,
+        event: &OutboxEvent,
+        endpoint_id: &str,
+    ) -> Result<bool, ArchiveError> {
+        let (event, endpoint_id) = (event.clone(), endpoint_id.to_string());
+        self.run(move |db| db.write(|conn| outbox::enqueue(conn, &event, &endpoint_id, now_ms())))
+            .await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, ArchiveError> {
+        let owner = owner.to_string();
+        self.run(move |db| db.write(|conn| outbox::claim(conn, now, lease_until, &owner, limit)))
+            .await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        now: Millis,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), ArchiveError> {
+        let (event_id, endpoint_id, outcome) = (
+            event_id.to_string(),
+            endpoint_id.to_string(),
+            outcome.clone(),
+        );
+        self.run(move |db| {
+            db.write(|conn| outbox::finish(conn, &event_id, &endpoint_id, now, &outcome))
+        })
+        .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
+        let endpoint_id = endpoint_id.map(str::to_string);
+        self.run(move |db| {
+            db.read(|conn| outbox::deliveries(conn, endpoint_id.as_deref(), status, limit))
+        })
+        .await
     }
 }

@@ -10,11 +10,13 @@ pub mod doc_examples;
 pub mod error;
 pub mod http;
 pub mod schema;
+pub mod webhooks;
 pub mod ws;
 
 pub use amount::{parse_amount, AmountError, MAX_AMOUNT};
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
+pub use webhooks::*;
 pub use ws::*;
 
 use schemars::JsonSchema;

@@ -37,6 +37,7 @@ pub fn http_requests(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("CreateAuction", g.subschema_for::<crate::CreateAuction>()),
         ("PlaceBid", g.subschema_for::<crate::PlaceBid>()),
         ("AdminAction", g.subschema_for::<crate::AdminAction>()),
+        ("CreateWebhook", g.subschema_for::<crate::CreateWebhook>()),
     ]
 }
 
@@ -58,6 +59,19 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("LatencyStats", g.subschema_for::<crate::LatencyStats>()),
         ("BidResult", g.subschema_for::<crate::BidResult>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
+        ("WebhookList", g.subschema_for::<crate::WebhookList>()),
+        (
+            "WebhookWithSecret",
+            g.subschema_for::<crate::WebhookWithSecret>(),
+        ),
+        (
+            "WebhookDeliveryList",
+            g.subschema_for::<crate::WebhookDeliveryList>(),
+        ),
+        (
+            "WebhookTestQueued",
+            g.subschema_for::<crate::WebhookTestQueued>(),
+        ),
     ]
 }
 

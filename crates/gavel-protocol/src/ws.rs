@@ -364,6 +364,21 @@ mod tests {
     }
 
     #[test]
+    fn reconnect_carries_its_delay_and_reason() {
+        let m = ServerMessage::Reconnect {
+            delay_ms: 1250,
+            reason: ReconnectReason::Draining,
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"type": "reconnect", "delay_ms": 1250, "reason": "draining"})
+        );
+        assert_eq!("draining".parse(), Ok(ReconnectReason::Draining));
+        assert_eq!(ReconnectReason::Draining.as_str(), "draining");
+        assert!("restart".parse::<ReconnectReason>().is_err());
+    }
+
+    #[test]
     fn latency_reports_are_bounded() {
         let ok = |n: usize| AuctionLatency {
             auction_id: "a1".into(),
@@ -399,21 +414,6 @@ mod tests {
             ..good
         };
         assert!(vague.validate().unwrap_err().contains("clock_error_ms"));
-    }
-
-    #[test]
-    fn reconnect_carries_its_delay_and_reason() {
-        let m = ServerMessage::Reconnect {
-            delay_ms: 1250,
-            reason: ReconnectReason::Draining,
-        };
-        assert_eq!(
-            serde_json::to_value(&m).unwrap(),
-            serde_json::json!({"type": "reconnect", "delay_ms": 1250, "reason": "draining"})
-        );
-        assert_eq!("draining".parse(), Ok(ReconnectReason::Draining));
-        assert_eq!(ReconnectReason::Draining.as_str(), "draining");
-        assert!("restart".parse::<ReconnectReason>().is_err());
     }
 
     #[test]

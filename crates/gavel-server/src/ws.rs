@@ -96,7 +96,7 @@ pub async fn upgrade(
     // is told why (bidding needs a valid token).
     let (user, refused) = match q.token.as_deref() {
         None | Some("") => (None, None),
-        Some(t) => match state.auth.authenticate(t, addr.ip(), state.engine.now()) {
+        Some(t) => match state.authenticate(t, addr.ip(), state.engine.now()).await {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
         },
@@ -226,6 +226,13 @@ fn refused(e: &AuthError) -> Utf8Bytes {
             "too many failed sign-ins from this address; try again in a minute"
         }
         AuthError::NotYetValid => "the token is not valid yet: you can watch, but not bid",
+        AuthError::BadIssuer(_)
+        | AuthError::BadAudience(_)
+        | AuthError::BadSignature(_)
+        | AuthError::UnknownKey(_)
+        | AuthError::Malformed(_) => {
+            return error(e.code(), format!("{e}: you can watch, but not bid"), None)
+        }
         _ => "invalid token: you can watch, but sign in again to bid",
     };
     error(e.code(), message, None)
@@ -736,7 +743,7 @@ impl Conn {
                 // A failed `auth` leaves the connection anonymous: it never keeps an
                 // identity the client no longer proves.
                 self.user = None;
-                match self.state.auth.authenticate(&token, ip, now) {
+                match self.state.authenticate(&token, ip, now).await {
                     Ok(p) => {
                         let hello = hello(&self.state, Some(&p));
                         self.user = Some(Box::new(p));

@@ -1,9 +1,10 @@
 import { useEffect, useId, useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { ApiError, adminAction, createAuction, getLatency, type CreateAuctionBody } from "../api";
+import { GavelError, type CreateAuction as CreateAuctionBody } from "@gavel/client";
+import { httpErrorText } from "../format";
 import { latencyText, statusLabel } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney, parseMoney } from "../money";
-import type { AuctionView, LatencyPair, LatencyStats } from "../types";
+import type { AuctionView, LatencyPair, LatencyStats } from "@gavel/client";
 import { Countdown } from "./Countdown";
 
 const CURRENCIES = ["USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "INR", "BRL"];
@@ -148,14 +149,14 @@ function CreateForm() {
     if (errs.length) return;
     setBusy(true);
     try {
-      const a = await createAuction(s.session!.token, body as CreateAuctionBody);
+      const a = await client.http.createAuction(body as CreateAuctionBody);
       client.noteAuction(a);
       setCreated(a);
       setTitle("");
       setDescription("");
       setCustomId("");
     } catch (err) {
-      setErrors([err instanceof ApiError ? `${err.message} (${err.code})` : "Could not create the auction."]);
+      setErrors([err instanceof GavelError ? `${httpErrorText(err)} (${err.code})` : "Could not create the auction."]);
     } finally {
       setBusy(false);
     }
@@ -288,14 +289,14 @@ const LATENCY_POLL_MS = 5_000;
 
 /** `GET /api/admin/latency`, asked again every few seconds (null until the first answer or
  *  when it fails: the page works without it). */
-function useLatency(token: string | undefined): LatencyStats | null {
+function useLatency(): LatencyStats | null {
+  const client = useClient();
   const [stats, setStats] = useState<LatencyStats | null>(null);
   useEffect(() => {
-    if (!token) return;
     let stopped = false;
     const poll = async () => {
       try {
-        const s = await getLatency(token);
+        const s = await client.http.deliveryLatency(100);
         if (!stopped) setStats(s);
       } catch {
         if (!stopped) setStats(null);
@@ -307,12 +308,12 @@ function useLatency(token: string | undefined): LatencyStats | null {
       stopped = true;
       clearInterval(t);
     };
-  }, [token]);
+  }, [client]);
   return stats;
 }
 
-/** Delivery latency of one scope: what clients report (± their clock error) and what the
- *  server measured up to the socket. */
+/** Delivery latency of one scope: what the watchers' browsers report (± their clock error)
+ *  and what the server measured up to the socket. */
 function LatencyCell({ latency, lastBound }: { latency: LatencyPair | undefined; lastBound: number }) {
   if (!latency || (latency.client.count === 0 && latency.server.count === 0)) return <span className="muted">—</span>;
   return (
@@ -338,7 +339,7 @@ function AuctionTable() {
   const s = useClientState();
   const now = useServerNow();
   const list = useMemo(() => Object.values(s.lobby.auctions).sort((a, b) => a.ends_at - b.ends_at || a.id.localeCompare(b.id)), [s.lobby.auctions]);
-  const latency = useLatency(s.session?.token);
+  const latency = useLatency();
   const lastBound = latency?.bounds_ms.at(-1) ?? 10_000;
   const byAuction = useMemo(() => new Map((latency?.auctions ?? []).map((a) => [a.auction_id, a.latency])), [latency]);
   return (
@@ -391,7 +392,6 @@ function AdminRow({
   lastBound: number;
 }) {
   const client = useClient();
-  const s = useClientState();
   const [confirm, setConfirm] = useState<"cancel" | "end" | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -401,11 +401,11 @@ function AdminRow({
     setBusy(true);
     setError(null);
     try {
-      const v = await adminAction(s.session!.token, a.id, action);
+      const v = action === "cancel" ? await client.http.cancelAuction(a.id) : await client.http.endAuction(a.id);
       client.noteAuction(v);
       setConfirm(null);
     } catch (err) {
-      setError(err instanceof ApiError ? (err.code === "closed" ? "It has already ended." : err.message) : "Failed.");
+      setError(err instanceof GavelError ? (err.code === "closed" ? "It has already ended." : httpErrorText(err)) : "Failed.");
     } finally {
       setBusy(false);
     }

@@ -284,6 +284,17 @@ export interface CreateAuction {
   title: string;
 }
 
+/** `POST /api/webhooks`: a new endpoint. */
+export interface CreateWebhook {
+  /** Also send `bid.accepted` (one event per accepted bid). */
+  bid_events?: boolean;
+  description?: string;
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when absent (and returned once). */
+  secret?: string | null;
+  /** Absolute `http` or `https` URL the events are posted to. */
+  url: string;
+}
+
 /** How a history entry came about: `bid` (placed at that amount), `auto` (placed for a proxy maximum), `buy_now`. */
 export type EntryKind = "bid" | "auto" | "buy_now";
 
@@ -293,7 +304,7 @@ export interface ErrorBody {
 }
 
 /** A wire error code (docs/protocol.md, "Error codes"). */
-export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "forbidden" | "admin_cannot_bid" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
+export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "invalid_webhook" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "bad_issuer" | "bad_audience" | "bad_signature" | "unknown_key" | "forbidden" | "admin_cannot_bid" | "origin_not_allowed" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "webhook_from_config" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
 
 /** The error body of every failed HTTP request, and the fields of a WebSocket `error`. */
 export interface ErrorDetail {
@@ -473,6 +484,62 @@ export interface UserView {
   name: string;
   /** `bidder` or `admin`. */
   role: string;
+}
+
+/** `GET /api/webhooks/deliveries`, newest first. */
+export interface WebhookDeliveryList {
+  deliveries: WebhookDeliveryView[];
+}
+
+/** One (event, endpoint) delivery. */
+export interface WebhookDeliveryView {
+  attempts: number;
+  created_at: number;
+  endpoint_id: string;
+  /** The event's id: `webhook-id` of every attempt. */
+  event_id: string;
+  event_type: string;
+  finished_at: number | null;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  /** The receiver's HTTP status on the last attempt, if it answered. */
+  last_status: number | null;
+  next_attempt_at: number;
+  /** `pending`, `delivered` or `failed`. */
+  status: string;
+}
+
+/** `GET /api/webhooks`. */
+export interface WebhookList {
+  endpoints: WebhookView[];
+}
+
+/** `POST /api/webhooks/{id}/test`: the test event queued for the endpoint. */
+export interface WebhookTestQueued {
+  event_id: string;
+}
+
+/** An endpoint as listed (never with its secret). */
+export interface WebhookView {
+  bid_events: boolean;
+  created_at: number;
+  description: string;
+  /** Set when the receiver answered 410 Gone; nothing more is sent to it. */
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  id: string;
+  /** `config` (from `--webhook`, managed by the configuration) or `api`. */
+  source: string;
+  url: string;
+}
+
+/**
+ * `POST /api/webhooks` and `POST /api/webhooks/{id}/rotate`: the endpoint and its
+ * secret (the only answers that ever show it).
+ */
+export interface WebhookWithSecret {
+  endpoint: WebhookView;
+  secret: string;
 }
 
 /** The server message of one `type`. */

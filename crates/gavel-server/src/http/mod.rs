@@ -3,9 +3,11 @@
 mod assets;
 mod auctions;
 pub mod openapi;
+pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
+mod webhooks;
 
 use crate::auth::{AuthError, Principal, Role};
 use crate::AppState;
@@ -13,14 +15,19 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, Readiness, TimeResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
+        .with_state(state)
 }
 
 /// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
@@ -44,6 +51,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))
         .route("/api/admin/latency", get(stats::latency))
+        .route("/api/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/api/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/api/webhooks/{id}", delete(webhooks::delete))
+        .route("/api/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/api/webhooks/{id}/test", post(webhooks::send_test))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
         .method_not_allowed_fallback(method_not_allowed)
@@ -309,8 +321,8 @@ impl FromRequestParts<Arc<AppState>> for User {
         })?;
         let ip = client_ip(parts);
         state
-            .auth
             .authenticate(token, ip, state.engine.now())
+            .await
             .map(User)
             .map_err(ApiError::from)
     }

@@ -24,5 +24,6 @@ mod rooms;
 mod sessions;
 mod slow_consumers;
 mod strict_input;
+mod webhooks;
 mod websocket;
 mod ws_protocol;
