@@ -162,6 +162,33 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("reports the latency of a watched room's updates every 30 s, measured on the server's clock", () => {
+    const c = client(null);
+    c.watchAuction("cam");
+    ws().hello(null);
+    ws().frame({ type: "snapshot", auction: view(), server_time: Date.now(), recent_bids: [], resync: false });
+    const beat = setInterval(() => ws().frame({ type: "heartbeat", server_time: Date.now() }), 500);
+    // No ping sample yet: the offset's error is unknown, nothing is counted.
+    ws().frame({ type: "update", auction_id: "cam", seq: 3, event: "bid", price: 12000, decided_at: Date.now() });
+    expect(c.latency.pending).toBe(0);
+    // The server is 5 s ahead; the round trip 10 ms.
+    const ping = ws().last("ping")!.client_time as number;
+    vi.setSystemTime(ping + 10);
+    ws().frame({ type: "pong", client_time: ping, server_time: ping + 5 + 5_000 });
+    ws().frame({ type: "update", auction_id: "cam", seq: 4, event: "bid", price: 13000, decided_at: Date.now() + 5_000 - 40 });
+    ws().frame({ type: "update", auction_id: "other", seq: 9, event: "bid", decided_at: Date.now() }); // not watched
+    expect(c.latency.pending).toBe(1);
+    vi.advanceTimersByTime(31_000);
+    const report = ws().last("latency_report") as unknown as { clock_error_ms: number; auctions: { auction_id: string; counts: number[] }[] };
+    expect(report.clock_error_ms).toBe(5);
+    expect(report.auctions.map((a) => a.auction_id)).toEqual(["cam"]);
+    expect(report.auctions[0].counts).toHaveLength(14);
+    expect(report.auctions[0].counts[5]).toBe(1); // 26–50 ms
+    expect(c.latency.pending).toBe(0);
+    clearInterval(beat);
+    c.stop();
+  });
+
   it("a lobby gap leaves and joins the lobby again (a repeated subscribe_lobby gets only ok)", () => {
     const c = client(null);
     const stop = c.watchLobby();
