@@ -216,6 +216,12 @@ pub trait Archive: Send + Sync + 'static {
     ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
         Err(no_outbox())
     }
+
+    /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
+    /// on a connection of its own pool. Callers bound it in time.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
 }
 
 fn no_outbox() -> ArchiveError {

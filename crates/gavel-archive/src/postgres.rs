@@ -635,6 +635,13 @@ impl Archive for PostgresArchive {
             .transpose()
     }
 
+    /// `SELECT 1` on a pooled connection (a dead one is replaced by the pool first).
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        conn.simple_query("SELECT 1").await.map_err(PgError::from)?;
+        Ok(())
+    }
+
     fn stats(&self) -> ArchiveStats {
         ArchiveStats {
             batches: self.batches.load(Ordering::Relaxed),

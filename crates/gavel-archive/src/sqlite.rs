@@ -32,6 +32,7 @@
 //! inserts use `ON CONFLICT DO NOTHING`, the auction upsert only applies a higher `seq`,
 //! and a result is written once. Redelivering a batch after a crash stores nothing twice.
 
+pub mod backup;
 mod outbox;
 mod schema;
 #[cfg(test)]
@@ -554,6 +555,19 @@ impl Archive for SqliteArchive {
                     }
                     None => Ok(None),
                 }
+            })
+        })
+        .await
+    }
+
+    /// A read of the schema on a reader connection: the file is open and readable.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.run(|db| {
+            db.read(|conn| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+                Ok(())
             })
         })
         .await

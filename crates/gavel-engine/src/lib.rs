@@ -265,4 +265,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Finishes in-flight work before the process exits (the memory engine commits every
     /// decided change still queued). Bounded in time.
     async fn flush(&self) {}
+
+    /// Whether the authority can decide bids right now (readiness, `GET /readyz`): the
+    /// memory engine when its archive commits; the Redis engine when Redis answers and
+    /// holds its scripts (loaded again here if Redis lost them). Cheap: one round trip at
+    /// most; callers bound it in time.
+    async fn check_ready(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 }

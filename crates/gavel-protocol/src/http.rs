@@ -31,6 +31,72 @@ pub struct Health {
     pub status: String,
 }
 
+/// `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
+/// `ready: false` and every reason otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why the node is not ready (empty when it is).
+    pub reasons: Vec<NotReady>,
+}
+
+/// One reason a node is not ready.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NotReady {
+    pub code: NotReadyCode,
+    /// What failed, in words (for logs and operators; not stable).
+    pub message: String,
+}
+
+/// Why a node is not ready: the one owner of these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotReadyCode {
+    /// The node is shutting down (SIGTERM): it takes no new connections and sends its
+    /// WebSocket clients elsewhere.
+    Draining,
+    /// The authority cannot decide bids: embedded, the engine's archive commits fail;
+    /// distributed, Redis does not answer (or cannot load Gavel's scripts).
+    AuthorityUnavailable,
+    /// The archive does not answer: SQLite (embedded) or PostgreSQL (distributed).
+    ArchiveUnavailable,
+}
+
+impl NotReadyCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [NotReadyCode] = &[
+        NotReadyCode::Draining,
+        NotReadyCode::AuthorityUnavailable,
+        NotReadyCode::ArchiveUnavailable,
+    ];
+
+    /// The code on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotReadyCode::Draining => "draining",
+            NotReadyCode::AuthorityUnavailable => "authority_unavailable",
+            NotReadyCode::ArchiveUnavailable => "archive_unavailable",
+        }
+    }
+}
+
+impl std::str::FromStr for NotReadyCode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        NotReadyCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "not a readiness code: {:?}",
+                    s.chars().take(40).collect::<String>()
+                )
+            })
+    }
+}
+
 /// `GET /api/time`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TimeResponse {
@@ -132,4 +198,19 @@ pub struct ErrorBody {
 pub struct AdminAction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_readiness_code_reads_back_and_is_written_as_its_name() {
+        for code in NotReadyCode::ALL {
+            assert_eq!(code.as_str().parse::<NotReadyCode>(), Ok(*code));
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::from(code.as_str()));
+        }
+        assert!("ready".parse::<NotReadyCode>().is_err());
+    }
 }

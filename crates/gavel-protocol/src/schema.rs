@@ -51,6 +51,7 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("UserView", g.subschema_for::<crate::UserView>()),
         ("TimeResponse", g.subschema_for::<crate::TimeResponse>()),
         ("Health", g.subschema_for::<crate::Health>()),
+        ("Readiness", g.subschema_for::<crate::Readiness>()),
         ("AuctionList", g.subschema_for::<crate::AuctionList>()),
         ("AuctionView", g.subschema_for::<crate::AuctionView>()),
         ("BidHistory", g.subschema_for::<crate::BidHistory>()),

@@ -117,6 +117,48 @@ pub enum ServerMessage {
         auction_id: String,
         count: u64,
     },
+    /// The node is going away (a rolling restart): open a new connection to the same URL
+    /// after `delay_ms` (behind a load balancer it reaches another node), subscribe again
+    /// with `since_seq`, and let this one go. The server keeps serving this connection
+    /// until then and closes it with code 1012 (service restart) at `delay_ms`, after the
+    /// answers to the bids it was deciding. Each connection gets its own delay, spread over
+    /// a few seconds, so the clients of a node do not all reconnect at once. Not an error:
+    /// show nothing.
+    Reconnect {
+        delay_ms: u64,
+        reason: ReconnectReason,
+    },
+}
+
+/// Why the server asks a client to reconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconnectReason {
+    /// The node is shutting down (SIGTERM): a restart, a deploy, a scale-in.
+    Draining,
+}
+
+impl ReconnectReason {
+    /// The reason on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReconnectReason::Draining => "draining",
+        }
+    }
+}
+
+impl std::str::FromStr for ReconnectReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "draining" => Ok(ReconnectReason::Draining),
+            _ => Err(format!(
+                "not a reconnect reason: {:?}",
+                s.chars().take(40).collect::<String>()
+            )),
+        }
+    }
 }
 
 /// Limits announced in `hello`.
@@ -238,6 +280,21 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<ClientMessage>(raw).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn reconnect_carries_its_delay_and_reason() {
+        let m = ServerMessage::Reconnect {
+            delay_ms: 1250,
+            reason: ReconnectReason::Draining,
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"type": "reconnect", "delay_ms": 1250, "reason": "draining"})
+        );
+        assert_eq!("draining".parse(), Ok(ReconnectReason::Draining));
+        assert_eq!(ReconnectReason::Draining.as_str(), "draining");
+        assert!("restart".parse::<ReconnectReason>().is_err());
     }
 
     #[test]

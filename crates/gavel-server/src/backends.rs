@@ -34,7 +34,8 @@ pub struct Backends {
     /// Embedded mode: resolves once every handle on the engine is gone and its group
     /// committer has finished, i.e. the archive file is closed. The server waits for it
     /// before returning, so a restart in the same process never finds the old engine
-    /// still writing to the file.
+    /// still writing to the file. Distributed mode: resolves once the drainer, stopped
+    /// with the server's background tasks, has written what it held to PostgreSQL.
     pub stopped: Option<Stopped>,
 }
 
@@ -115,13 +116,17 @@ async fn distributed(
         .change_log(&node)
         .await
         .context("opening the Redis change logs")?;
-    tokio::spawn(drainer::run(
+    let drainer = tokio::spawn(drainer::run(
         log,
         archive.clone(),
         drain,
         Arc::new(DrainStats::default()),
         stop,
     ));
+    // The drainer writes what it holds when it stops: the server waits for that.
+    let stopped: Stopped = Box::pin(async move {
+        let _ = drainer.await;
+    });
     tracing::info!(node = %node, prefix = %config.redis_prefix, "distributed mode");
     let history: Arc<dyn Archive> = Arc::new(MergedHistory {
         archive,
@@ -130,7 +135,7 @@ async fn distributed(
     Ok(Backends {
         engine: Arc::new(engine),
         archive: history,
-        stopped: None,
+        stopped: Some(stopped),
     })
 }
 
@@ -267,5 +272,9 @@ impl Archive for MergedHistory {
         self.archive
             .webhook_deliveries(endpoint_id, status, limit)
             .await
+    }
+
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.archive.check_ready().await
     }
 }

@@ -16,10 +16,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `Serve` is much larger than the others; the command is parsed once, at start.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (embedded mode unless --redis and --database are given).
     Serve(ServeConfig),
+    /// Check a configuration file (see docs/configuration.md).
+    #[command(subcommand)]
+    Config(crate::cli::config_check::ConfigCommand),
+    /// Copy the embedded archive to a file while the server runs (SQLite online backup).
+    Backup(crate::cli::backup::BackupArgs),
+    /// Restore the embedded archive from a `gavel backup` file (the server stopped).
+    Restore(crate::cli::backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +39,12 @@ pub enum LogFormat {
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
+    /// TOML file of settings: every flag of `gavel serve` is also a key, named as the flag
+    /// (`batch-max = 1000`). A flag or environment variable beats the file; the file
+    /// beats the default (see docs/configuration.md).
+    #[arg(long, env = "GAVEL_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "GAVEL_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -223,18 +238,46 @@ pub struct ServeConfig {
     /// How often the webhook outbox is checked for due deliveries.
     #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
     pub webhook_poll: Duration,
+
+    /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
+    /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
+    /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
+    /// archive and exits, all within this time.
+    #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeConfig {
+    /// The whole shutdown's budget (at least 1 s).
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs.max(1))
+    }
+
+    /// Over how long the WebSocket clients are sent away when the node drains: a third of
+    /// the grace period, at most 5 s (what remains is for the bids in flight and the
+    /// archive).
+    pub fn reconnect_spread(&self) -> Duration {
+        (self.shutdown_grace() / 3).min(Duration::from_secs(5))
+    }
 }
 
 impl ServeConfig {
     /// The defaults, with a data directory: what tests start from.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(mut c) = cli.command;
+        let mut c = Self::defaults();
         c.data_dir = data_dir;
         // Embedded mode whatever the environment says.
         c.redis = None;
         c.database = None;
         c
+    }
+
+    /// `gavel serve` with no flag (the environment still applies).
+    fn defaults() -> Self {
+        match Cli::parse_from(["gavel", "serve"]).command {
+            Command::Serve(c) => c,
+            _ => unreachable!("`gavel serve` parses as Command::Serve"),
+        }
     }
 
     /// Takes the conventional `REDIS_URL` and `DATABASE_URL` when both are set and neither
@@ -300,11 +343,12 @@ mod tests {
 
     #[test]
     fn closed_retention_defaults_to_a_day_and_reads_the_flag() {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(c) = cli.command;
+        let c = ServeConfig::defaults();
         assert_eq!(c.closed_retention, Duration::from_secs(86_400));
         let cli = Cli::parse_from(["gavel", "serve", "--closed-retention", "5m"]);
-        let Command::Serve(c) = cli.command;
+        let Command::Serve(c) = cli.command else {
+            panic!("not serve")
+        };
         assert_eq!(c.closed_retention, Duration::from_secs(300));
     }
 }

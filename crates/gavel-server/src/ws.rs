@@ -26,7 +26,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
 use gavel_engine::EngineError;
-use gavel_protocol::{ClientMessage, ErrorCode, Limits, ServerMessage};
+use gavel_protocol::{ClientMessage, ErrorCode, Limits, ReconnectReason, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -39,12 +39,13 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-/// Close codes (RFC 6455).
-const GOING_AWAY: u16 = 1001;
+/// Close codes (RFC 6455, and 1012 from the IANA registry).
 const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_PAYLOAD: u16 = 1007;
 const POLICY_VIOLATION: u16 = 1008;
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// "Service restart": sent after `reconnect` when the node drains.
+const SERVICE_RESTART: u16 = 1012;
 
 /// Bids one connection may have waiting for a decision at once.
 const BIDS_IN_FLIGHT: usize = 32;
@@ -65,6 +66,14 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
     };
+    // Only a connection opened before the drain can still ask (new ones are refused).
+    if state.drain.is_draining() {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "this node is shutting down: connect again (another node will answer)",
+        )
+        .into_response();
+    }
     // The connection's slot (taken when it was accepted) goes with the upgrade; a router
     // served some other way takes one here.
     let slot = match handoff {
@@ -107,6 +116,7 @@ pub async fn upgrade(
                 last_sent: Instant::now(),
                 last_received: Instant::now(),
                 pinged: false,
+                closing_at: None,
                 state,
                 socket,
                 user: user.map(Box::new),
@@ -298,6 +308,8 @@ struct Conn {
     last_received: Instant,
     /// Whether the client has been pinged since it last sent anything.
     pinged: bool,
+    /// Draining: when this connection closes with 1012 (the delay its `reconnect` gave).
+    closing_at: Option<Instant>,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
     /// Bytes of the text messages in `outbox`.
@@ -373,7 +385,7 @@ impl Conn {
         };
         tokio::select! {
             biased;
-            _ = &mut self.shutdown => Input::Shutdown,
+            _ = &mut self.shutdown, if self.closing_at.is_none() => Input::Shutdown,
             Some(a) = answer => Input::BidAnswer(a),
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
@@ -402,7 +414,10 @@ impl Conn {
                 Instant::now() + Duration::from_millis(left)
             }
         };
-        self.timer.as_mut().reset(heartbeat.min(expiry).min(probe));
+        let closing = self.closing_at.unwrap_or(far);
+        self.timer
+            .as_mut()
+            .reset(heartbeat.min(expiry).min(probe).min(closing));
     }
 
     /// Ends a session whose token has expired (the connection stays, watch-only), sends a
@@ -499,7 +514,7 @@ impl Conn {
             self.pinged = false;
         }
         match input {
-            Input::Shutdown => return self.close(GOING_AWAY, "server shutting down"),
+            Input::Shutdown => self.send_elsewhere(),
             Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => return Flow::Stop,
             Input::Client(Some(Ok(Message::Text(t)))) => {
                 if t.len() > self.state.config.max_message_bytes {
@@ -532,6 +547,9 @@ impl Conn {
                 };
             }
             Input::BidAnswer(t) => self.push(t),
+            Input::Timer if self.closing_at.is_some_and(|at| Instant::now() >= at) => {
+                return Box::pin(self.close_for_restart()).await;
+            }
             Input::Timer => return self.on_timer(),
             Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
@@ -560,6 +578,52 @@ impl Conn {
             }
         }
         Flow::Continue
+    }
+
+    /// The node drains: tells the client to reconnect after a delay of its own (spread
+    /// over [`ServeConfig::reconnect_spread`](crate::config::ServeConfig::reconnect_spread)
+    /// so a node's clients do not all land on the others at once) and keeps serving it
+    /// until then.
+    fn send_elsewhere(&mut self) {
+        let spread = self.state.config.reconnect_spread().as_millis() as u64;
+        let delay_ms = rand::random_range(0..=spread);
+        self.push(text(&ServerMessage::Reconnect {
+            delay_ms,
+            reason: ReconnectReason::Draining,
+        }));
+        self.closing_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+        metrics::counter!("gavel_ws_reconnects_sent_total").increment(1);
+        self.arm_timer();
+    }
+
+    /// The connection's `reconnect` delay has passed: answers the bids it is still
+    /// deciding (until the drain's WebSocket time is up), then closes with 1012.
+    async fn close_for_restart(&mut self) -> Flow {
+        let grace = self.state.config.shutdown_grace();
+        let until = self
+            .state
+            .drain
+            .deadline()
+            .map_or_else(|| Instant::now() + grace / 3, |d| d - grace / 3);
+        if let Some(bids) = self.bids.as_mut() {
+            while !bids.is_empty() {
+                match tokio::time::timeout_at(until, bids.next()).await {
+                    Ok(Some(answer)) => {
+                        self.outbox_bytes += answer.len();
+                        self.outbox.push(Message::Text(answer));
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        tracing::warn!(
+                            left = bids.len(),
+                            "bids still undecided when their connection had to close"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        self.close(SERVICE_RESTART, "service restart")
     }
 
     fn refuse_too_large(&mut self) -> Flow {

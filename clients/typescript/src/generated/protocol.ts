@@ -109,6 +109,11 @@ export type ServerMessage =
     type: "watchers";
     auction_id: string;
     count: number;
+  }
+  | {
+    type: "reconnect";
+    delay_ms: number;
+    reason: ReconnectReason;
   };
 
 /** `POST /api/auctions/{id}/cancel` and `/end` (admin). */
@@ -297,6 +302,19 @@ export interface Limits {
   max_subscriptions: number;
 }
 
+/** One reason a node is not ready. */
+export interface NotReady {
+  code: NotReadyCode;
+  /** What failed, in words (for logs and operators; not stable). */
+  message: string;
+}
+
+/** Why a node is not ready: the one owner of these names. */
+export type NotReadyCode =
+  | "draining"
+  | "authority_unavailable"
+  | "archive_unavailable";
+
 /** `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here. */
 export interface PlaceBid {
   /** Integer minor units (cents for USD), 1 to 2^53-1. */
@@ -306,6 +324,19 @@ export interface PlaceBid {
   kind?: BidKind | null;
   request_id: string;
 }
+
+/**
+ * `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
+ * `ready: false` and every reason otherwise.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** Why the node is not ready (empty when it is). */
+  reasons: NotReady[];
+}
+
+/** Why the server asks a client to reconnect. */
+export type ReconnectReason = "draining";
 
 /**
  * `GET /api/admin/stats` (admin): what this node holds, for operators and the

@@ -738,4 +738,38 @@ impl Engine for RedisEngine {
     fn now(&self) -> Millis {
         self.core().clock.estimate()
     }
+
+    /// Redis answers on both of this node's command connections (a `PING` on the commit
+    /// connection, which also makes it reconnect after a cut rather than at the next bid),
+    /// and holds both scripts (`SCRIPT EXISTS`). A script Redis lost (restart, failover,
+    /// `SCRIPT FLUSH`) is loaded again here, so readiness never reports a node that would
+    /// first have to reload before deciding.
+    async fn check_ready(&self) -> Result<(), EngineError> {
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
+        let mut commits = core.commits.clone();
+        let ping = redis::cmd("PING");
+        let mut exists = redis::cmd("SCRIPT");
+        exists
+            .arg("EXISTS")
+            .arg(core.commit.get_hash())
+            .arg(core.trim.get_hash());
+        let (ping, present) = tokio::join!(
+            ping.query_async::<String>(&mut commits),
+            exists.query_async::<Vec<bool>>(&mut cmd)
+        );
+        ping.map_err(map_err)?;
+        let present = present.map_err(map_err)?;
+        for (script, loaded) in [&core.commit, &core.trim].into_iter().zip(present) {
+            if !loaded {
+                tracing::info!("a Gavel script is missing in Redis; loading it again");
+                script
+                    .prepare_invoke()
+                    .load_async(&mut cmd)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
 }

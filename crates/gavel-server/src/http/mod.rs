@@ -16,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, TimeResponse};
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, Readiness, TimeResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api/time", get(time))
@@ -69,6 +70,18 @@ async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
     })
+}
+
+/// 200 when the node should get traffic, 503 with every reason otherwise
+/// (`crate::readiness`).
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let r = crate::readiness::check(&state).await;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r))
 }
 
 async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {

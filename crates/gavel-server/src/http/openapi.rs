@@ -116,6 +116,25 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/readyz",
+        id: "readiness",
+        summary: "Readiness",
+        description: "Whether a load balancer should send this node traffic: 200 when the \
+            authority (memory engine / Redis with Gavel's scripts) and the archive (SQLite / \
+            PostgreSQL) answer and the node is not draining; 503 with every reason \
+            (`draining`, `authority_unavailable`, `archive_unavailable`) otherwise. Also \
+            exported as the gauges `gavel_ready` and `gavel_draining`.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[
+            (200, Body::Json("Readiness"), "Ready."),
+            (503, Body::Json("Readiness"), "Not ready; `reasons` says why."),
+        ],
+        errors: &[],
+    },
+    Op {
+        method: "get",
         path: "/metrics",
         id: "metrics",
         summary: "Prometheus metrics",

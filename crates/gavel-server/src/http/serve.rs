@@ -14,6 +14,7 @@ use crate::limits::ConnectionSlot;
 use crate::AppState;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures::FutureExt;
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,13 +39,16 @@ impl SlotHandoff {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets open HTTP exchanges finish
-/// (bounded) and returns.
+/// Serves `app` on `listener` until `shutdown`, then closes the listener at once (a new
+/// connection is refused, so a load balancer moves on to another node) and keeps serving
+/// the open HTTP connections, each response saying `connection: close`, until
+/// `close_http`; then lets open HTTP exchanges finish (bounded) and returns.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     state: Arc<AppState>,
     shutdown: CancellationToken,
+    close_http: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
     loop {
@@ -73,9 +77,11 @@ pub async fn run(
             slot,
             app.clone(),
             state.clone(),
-            shutdown.clone(),
+            close_http.clone(),
         ));
     }
+    // Refuse from now on, including what waits in the kernel's accept queue.
+    drop(listener);
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
     Ok(())
@@ -90,10 +96,25 @@ async fn serve_one(
     shutdown: CancellationToken,
 ) {
     let handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot))));
+    let draining = state.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(addr));
         req.extensions_mut().insert(handoff.clone());
-        app.clone().oneshot(req.map(axum::body::Body::new))
+        let draining = draining.clone();
+        app.clone()
+            .oneshot(req.map(axum::body::Body::new))
+            .map(move |res| {
+                res.map(|mut res| {
+                    // A draining node answers what it is asked, then lets the connection go.
+                    if draining.drain.is_draining() {
+                        res.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    res
+                })
+            })
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
