@@ -177,7 +177,7 @@ pub type ChangeFeed = mpsc::Receiver<ChangeNotice>;
 /// - A repeat's reply is the first one: the auction as of the seq it was decided at, never
 ///   the current state, and never another bidder's proxy maximum ([`as_seen_by`]).
 /// - The decision clock never goes back: no decision uses a time earlier than one already
-///   used (`the_decision_clock_never_steps_back`; the Redis engine is to follow).
+///   used (`the_decision_clock_never_steps_back`, for both engines).
 /// - A closed auction stays readable (view, history, `closed` for a new bid, the first
 ///   answer for a retried accepted request) after its hot state leaves the authority.
 #[async_trait]

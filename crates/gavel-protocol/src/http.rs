@@ -125,6 +125,54 @@ pub struct ServerStats {
     pub watched_auctions: Option<u64>,
 }
 
+/// `GET /api/admin/latency` (admin): delivery latency on this node, decision → frame
+/// written (server) and decision → received (as clients report it), overall and for the
+/// auctions with the most watchers here.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyStats {
+    /// Upper bounds of the buckets (milliseconds, inclusive); `counts` have one more entry
+    /// for everything slower.
+    pub bounds_ms: Vec<u64>,
+    pub overall: LatencyPair,
+    /// The watched auctions with the most watchers on this node, most first.
+    pub auctions: Vec<AuctionLatencyStats>,
+}
+
+/// Server-measured and client-reported latency of one scope.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyPair {
+    /// Decision → frame written to the socket, for every update this node sent.
+    pub server: LatencyHistogram,
+    /// Decision → received, as the clients' reports say.
+    pub client: LatencyHistogram,
+    /// Latency reports received.
+    pub reports: u64,
+    /// The largest clock error (half a round trip) any of those reports claimed, ms.
+    pub max_clock_error_ms: u64,
+}
+
+/// One latency histogram.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyHistogram {
+    /// Per bucket, not cumulative.
+    pub counts: Vec<u64>,
+    pub count: u64,
+    /// The bucket bounds under which half / 95 % / 99 % of the updates arrived (`null`
+    /// without samples, or when that share was slower than the last bound).
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+    pub p99_ms: Option<u64>,
+}
+
+/// The latency of one auction's updates.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionLatencyStats {
+    pub auction_id: String,
+    /// Connections watching it on this node.
+    pub watchers: u64,
+    pub latency: LatencyPair,
+}
+
 /// `GET /api/auctions/{id}/bids`, newest first.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BidHistory {

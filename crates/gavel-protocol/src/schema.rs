@@ -56,6 +56,7 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("AuctionView", g.subschema_for::<crate::AuctionView>()),
         ("BidHistory", g.subschema_for::<crate::BidHistory>()),
         ("ServerStats", g.subschema_for::<crate::ServerStats>()),
+        ("LatencyStats", g.subschema_for::<crate::LatencyStats>()),
         ("BidResult", g.subschema_for::<crate::BidResult>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
         ("WebhookList", g.subschema_for::<crate::WebhookList>()),

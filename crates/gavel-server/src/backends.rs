@@ -92,7 +92,10 @@ async fn distributed(
         .context("opening the PostgreSQL archive (--database)")?;
     let mut redis_config = RedisConfig::new(redis, config.redis_prefix.clone());
     redis_config.allow_eviction = config.allow_redis_eviction;
-    let engine = RedisEngine::connect(redis_config)
+    redis_config.closed_retention = config.closed_retention;
+    // With the archive: closed auctions leave Redis after their retention, once drained,
+    // and are answered from PostgreSQL afterwards.
+    let engine = RedisEngine::connect_with_archive(redis_config, archive.clone())
         .await
         .context("connecting to Redis (--redis)")?;
     let node = config.node_id.clone().unwrap_or_else(|| {

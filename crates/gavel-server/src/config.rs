@@ -67,9 +67,10 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Allow `POST /api/session` to sign guests in as bidders.
-    #[arg(long, env = "GAVEL_GUEST_SESSIONS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub guest_sessions: bool,
+    /// Allow `POST /api/session` to sign guests in as bidders. Default: true, or false when
+    /// external identity is configured (--jwt-hmac-secret, --jwt-public-key or --jwks-url).
+    #[arg(long, env = "GAVEL_GUEST_SESSIONS", action = clap::ArgAction::Set)]
+    pub guest_sessions: Option<bool>,
 
     /// Lifetime of a session token, in seconds.
     #[arg(long, env = "GAVEL_SESSION_TTL_SECS", default_value_t = 86_400)]
@@ -245,6 +246,78 @@ pub struct ServeConfig {
     /// archive and exits, all within this time.
     #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    // --- Identity from the marketplace (docs/security.md, docs/integration.md#identity) ---
+    /// External identity: HMAC secret (HS256/384/512) of the identity provider's tokens,
+    /// at least 32 bytes. Its tokens must name the first --jwt-issuer.
+    #[arg(long, env = "GAVEL_JWT_HMAC_SECRET", hide_env_values = true)]
+    pub jwt_hmac_secret: Option<String>,
+
+    /// External identity: PEM file of the identity provider's public key(s) (RSA: RS256/384/
+    /// 512; EC P-256: ES256; P-384: ES384; Ed25519: EdDSA), for the first --jwt-issuer.
+    #[arg(long, env = "GAVEL_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// External identity: JWKS URL(s), comma-separated; the n-th holds the keys of the n-th
+    /// --jwt-issuer. Cached; fetched again on an unknown `kid` (at most once per
+    /// --jwks-min-refresh-secs) and every 15 minutes.
+    #[arg(long, env = "GAVEL_JWKS_URL", value_delimiter = ',')]
+    pub jwks_url: Vec<String>,
+
+    /// External identity: accepted token issuer(s) (`iss`), comma-separated. Required when
+    /// external identity is on.
+    #[arg(long, env = "GAVEL_JWT_ISSUER", value_delimiter = ',')]
+    pub jwt_issuer: Vec<String>,
+
+    /// External identity: this server's audience(s) (`aud`), comma-separated; a token must
+    /// name one. Required when external identity is on.
+    #[arg(long, env = "GAVEL_JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+
+    /// External identity: clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[arg(long, env = "GAVEL_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+
+    /// External identity: the claim holding the display name (then `preferred_username`,
+    /// then the user id). Dots reach into nested objects.
+    #[arg(long, env = "GAVEL_JWT_NAME_CLAIM", default_value = "name")]
+    pub jwt_name_claim: String,
+
+    /// External identity: the claim holding the user's role(s), a string or an array. Dots
+    /// reach into nested objects (Keycloak: `realm_access.roles`).
+    #[arg(long, env = "GAVEL_JWT_ROLE_CLAIM", default_value = "role")]
+    pub jwt_role_claim: String,
+
+    /// External identity: the role (in --jwt-role-claim) that makes a user an admin.
+    #[arg(long, env = "GAVEL_JWT_ADMIN_ROLE", default_value = "gavel:admin")]
+    pub jwt_admin_role: String,
+
+    /// External identity: the shortest time between two fetches of one JWKS URL caused by
+    /// unknown key ids, in seconds.
+    #[arg(long, env = "GAVEL_JWKS_MIN_REFRESH_SECS", default_value_t = 60)]
+    pub jwks_min_refresh_secs: u64,
+
+    // --- Browser and proxy boundaries (docs/security.md) ---
+    /// Browser origins allowed to open WebSockets and call the API cross-origin (CORS),
+    /// comma-separated: `https://shop.example`, `http://localhost:*` (any port), or `*`.
+    /// The server's own origin is always allowed; with --demo so are http://localhost:*
+    /// and http://127.0.0.1:*. Others get 403 origin_not_allowed.
+    #[arg(long, env = "GAVEL_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Peers (CIDR ranges or addresses, comma-separated) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client (for per-IP limits and logs). From any
+    /// other peer those headers are ignored.
+    #[arg(long, env = "GAVEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A CIDR range, or a single address (`10.0.0.1` is `10.0.0.1/32`).
+pub fn parse_cidr(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{raw:?} is neither a CIDR range (10.0.0.0/8) nor an address"))
 }
 
 impl ServeConfig {
@@ -277,6 +350,43 @@ impl ServeConfig {
         match Cli::parse_from(["gavel", "serve"]).command {
             Command::Serve(c) => c,
             _ => unreachable!("`gavel serve` parses as Command::Serve"),
+        }
+    }
+
+    /// Whether guests may sign in (see `--guest-sessions`).
+    pub fn guest_sessions_allowed(&self) -> bool {
+        self.guest_sessions
+            .unwrap_or_else(|| !self.identity_settings().enabled())
+    }
+
+    /// The external identity flags.
+    pub fn identity_settings(&self) -> crate::identity::IdentitySettings {
+        crate::identity::IdentitySettings {
+            hmac_secret: self.jwt_hmac_secret.clone(),
+            public_key_file: self.jwt_public_key.clone(),
+            jwks_urls: self
+                .jwks_url
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            issuers: self
+                .jwt_issuer
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            audiences: self
+                .jwt_audience
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            leeway_secs: self.jwt_leeway_secs,
+            name_claim: self.jwt_name_claim.clone(),
+            role_claim: self.jwt_role_claim.clone(),
+            admin_role: self.jwt_admin_role.clone(),
+            jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh_secs),
         }
     }
 

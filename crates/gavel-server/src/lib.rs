@@ -14,8 +14,11 @@ mod demo;
 mod drainer;
 pub mod fanout;
 pub mod http;
+pub mod identity;
+pub mod latency;
 mod limits;
 mod listing;
+pub mod proxy;
 pub mod readiness;
 pub mod telemetry;
 pub mod views;
@@ -41,8 +44,15 @@ pub struct AppState {
     pub archive: Arc<dyn Archive>,
     pub hub: Arc<Hub>,
     pub auth: Auth,
+    /// Tokens of the marketplace's identity provider (`--jwt-hmac-secret`,
+    /// `--jwt-public-key`, `--jwks-url`), when configured.
+    pub identity: Option<Arc<identity::ExternalIdentity>>,
     pub config: ServeConfig,
     limits: Limits,
+    /// `--allowed-origins`.
+    pub origins: http::origin::Origins,
+    /// `--trusted-proxies`.
+    pub proxies: proxy::TrustedProxies,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Cancelled on shutdown (SIGTERM): the node drains (see [`run`]).
     pub shutdown: CancellationToken,
@@ -82,6 +92,9 @@ pub async fn run_with_clock(
         config.session_ttl_secs,
         config.auth_failures_per_minute_per_ip,
     )?;
+    let identity = identity::ExternalIdentity::build(config.identity_settings())
+        .await?
+        .map(Arc::new);
     let background = CancellationToken::new();
     let backends::Backends {
         engine,
@@ -108,6 +121,9 @@ pub async fn run_with_clock(
             config.sessions_per_minute_per_ip,
         ),
         auth,
+        identity,
+        origins: http::origin::Origins::new(&config.allowed_origins, config.demo),
+        proxies: proxy::TrustedProxies::new(config.trusted_proxies.clone()),
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
         drain: readiness::Drain::default(),
@@ -125,6 +141,11 @@ pub async fn run_with_clock(
         background.clone(),
     ));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
+    if let Some(identity) = &state.identity {
+        for jwks in identity.jwks() {
+            tasks.spawn(refresh_jwks(jwks.clone(), background.clone()));
+        }
+    }
 
     tasks.spawn(readiness::monitor(state.clone(), background.clone()));
 
@@ -202,6 +223,45 @@ pub async fn run_with_clock(
     }
     tracing::info!("gavel stopped");
     Ok(())
+}
+
+impl AppState {
+    /// Authenticates a bearer token from `ip`: Gavel's own session token, else (when
+    /// configured) the identity provider's JWT, else the admin token.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        ip: std::net::IpAddr,
+        now_ms: i64,
+    ) -> Result<auth::Principal, auth::AuthError> {
+        match self.auth.verify_session(token, now_ms) {
+            Err(auth::AuthError::Invalid) => {}
+            other => return other,
+        }
+        if let Some(identity) = &self.identity {
+            if identity::external::looks_like_jwt(token) {
+                let result = identity.verify(token, now_ms).await;
+                if let Err(e) = &result {
+                    metrics::counter!("gavel_external_token_refused_total", "code" => e.code().as_str())
+                        .increment(1);
+                    tracing::info!(%ip, reason = %e, "external token refused");
+                }
+                return result;
+            }
+        }
+        self.auth.admin(token, ip)
+    }
+}
+
+/// Fetches a JWKS document again every [`identity::jwks::PERIODIC_REFRESH`].
+async fn refresh_jwks(jwks: Arc<identity::jwks::Jwks>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(identity::jwks::PERIODIC_REFRESH) => {}
+            () = stop.cancelled() => return,
+        }
+        let _ = jwks.fetch().await;
+    }
 }
 
 async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {

@@ -50,6 +50,10 @@ const SERVICE_RESTART: u16 = 1012;
 /// Bids one connection may have waiting for a decision at once.
 const BIDS_IN_FLIGHT: usize = 32;
 
+/// The shortest time between two latency reports of one connection (clients send one
+/// every 30 s).
+const REPORT_INTERVAL_MIN: Duration = Duration::from_secs(10);
+
 #[derive(Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
@@ -92,7 +96,7 @@ pub async fn upgrade(
     // is told why (bidding needs a valid token).
     let (user, refused) = match q.token.as_deref() {
         None | Some("") => (None, None),
-        Some(t) => match state.auth.authenticate(t, addr.ip(), state.engine.now()) {
+        Some(t) => match state.authenticate(t, addr.ip(), state.engine.now()).await {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
         },
@@ -122,6 +126,8 @@ pub async fn upgrade(
                 user: user.map(Box::new),
                 outbox: Vec::new(),
                 outbox_bytes: 0,
+                measured: Vec::new(),
+                last_report: None,
                 subscriptions: StreamMap::with_capacity(1),
                 lobby: None,
                 bids: None,
@@ -220,6 +226,13 @@ fn refused(e: &AuthError) -> Utf8Bytes {
             "too many failed sign-ins from this address; try again in a minute"
         }
         AuthError::NotYetValid => "the token is not valid yet: you can watch, but not bid",
+        AuthError::BadIssuer(_)
+        | AuthError::BadAudience(_)
+        | AuthError::BadSignature(_)
+        | AuthError::UnknownKey(_)
+        | AuthError::Malformed(_) => {
+            return error(e.code(), format!("{e}: you can watch, but not bid"), None)
+        }
         _ => "invalid token: you can watch, but sign in again to bid",
     };
     error(e.code(), message, None)
@@ -314,6 +327,10 @@ struct Conn {
     outbox: Vec<Message>,
     /// Bytes of the text messages in `outbox`.
     outbox_bytes: usize,
+    /// The updates in `outbox` whose delivery latency is recorded once they are written.
+    measured: Vec<SharedFrame>,
+    /// When the client last sent a latency report.
+    last_report: Option<Instant>,
     /// The subscribed rooms, keyed by auction.
     subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
@@ -493,11 +510,65 @@ impl Conn {
         match written {
             Ok(Ok(())) => {
                 frames_sent().increment(count);
+                self.record_delivery();
                 Ok(())
             }
             Ok(Err(_)) => Err(ErrorCode::BadRequest),
             Err(_) => Err(ErrorCode::TooSlow),
         }
+    }
+
+    /// Records decision → written for the updates just written (overall and per auction).
+    fn record_delivery(&mut self) {
+        if self.measured.is_empty() {
+            return;
+        }
+        let now = self.state.engine.now();
+        for frame in self.measured.drain(..) {
+            if let Some(at) = frame.decided_at {
+                let ms = now - at;
+                crate::latency::OVERALL.server.record_ms(ms);
+                if let Some(room) = &frame.latency {
+                    room.server.record_ms(ms);
+                }
+            }
+        }
+        self.measured = Vec::new();
+    }
+
+    /// A `latency_report`: refused with `invalid_message` when out of bounds and with
+    /// `rate_limited` when sooner than [`REPORT_INTERVAL_MIN`] after the last one. Entries for
+    /// auctions this connection does not watch count only in the totals.
+    fn latency_report(&mut self, report: gavel_protocol::LatencyReport) {
+        if self
+            .last_report
+            .is_some_and(|at| at.elapsed() < REPORT_INTERVAL_MIN)
+        {
+            return self.push(error(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most one latency report every {} s",
+                    REPORT_INTERVAL_MIN.as_secs()
+                ),
+                None,
+            ));
+        }
+        if let Err(e) = crate::latency::accept_report(&report) {
+            return self.push(error(ErrorCode::InvalidMessage, e, None));
+        }
+        self.last_report = Some(Instant::now());
+        for a in &report.auctions {
+            let Ok(id) = AuctionId::parse(a.auction_id.as_str()) else {
+                continue;
+            };
+            if let Some((_, sub)) = self.subscriptions.iter().find(|(k, _)| *k == id) {
+                sub.watch
+                    .room()
+                    .latency()
+                    .add_report(&a.counts, report.clock_error_ms);
+            }
+        }
+        self.push(ok("latency_report"))
     }
 
     fn close(&mut self, code: u16, reason: &'static str) -> Flow {
@@ -551,7 +622,12 @@ impl Conn {
                 return Box::pin(self.close_for_restart()).await;
             }
             Input::Timer => return self.on_timer(),
-            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
+            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => {
+                self.push(frame.text.clone());
+                if frame.decided_at.is_some() {
+                    self.measured.push(frame);
+                }
+            }
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
@@ -667,7 +743,7 @@ impl Conn {
                 // A failed `auth` leaves the connection anonymous: it never keeps an
                 // identity the client no longer proves.
                 self.user = None;
-                match self.state.auth.authenticate(&token, ip, now) {
+                match self.state.authenticate(&token, ip, now).await {
                     Ok(p) => {
                         let hello = hello(&self.state, Some(&p));
                         self.user = Some(Box::new(p));
@@ -681,6 +757,7 @@ impl Conn {
                 auction_id,
                 since_seq,
             } => self.subscribe(&auction_id, since_seq).await,
+            ClientMessage::LatencyReport(report) => self.latency_report(report),
             ClientMessage::Unsubscribe { auction_id } => {
                 if let Ok(id) = AuctionId::parse(auction_id) {
                     self.unwatch(&id);

@@ -39,6 +39,16 @@ export type ClientMessage =
   | {
     type: "ping";
     client_time: number;
+  }
+  | {
+    type: "latency_report";
+    /** One entry per watched auction that received updates since the last report. */
+    auctions: AuctionLatency[];
+    /**
+     * The error bound of the client's clock offset: half the round trip of the clock
+     * sample it uses (milliseconds). Every latency in the report is ± this much.
+     */
+    clock_error_ms: number;
   };
 
 /** Server → client. */
@@ -119,6 +129,25 @@ export type ServerMessage =
 /** `POST /api/auctions/{id}/cancel` and `/end` (admin). */
 export interface AdminAction {
   reason?: string | null;
+}
+
+/** How one auction's updates reached a client. */
+export interface AuctionLatency {
+  auction_id: string;
+  /**
+   * Updates per bucket: `counts[i]` arrived at most `LATENCY_BOUNDS_MS[i]` ms after the
+   * decision (and more than the bound before it); the last entry counts the slower ones.
+   * Exactly `LATENCY_BOUNDS_MS.len() + 1` entries.
+   */
+  counts: number[];
+}
+
+/** The latency of one auction's updates. */
+export interface AuctionLatencyStats {
+  auction_id: string;
+  latency: LatencyPair;
+  /** Connections watching it on this node. */
+  watchers: number;
 }
 
 /** `GET /api/auctions`: one page. */
@@ -275,7 +304,7 @@ export interface ErrorBody {
 }
 
 /** A wire error code (docs/protocol.md, "Error codes"). */
-export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "invalid_webhook" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "forbidden" | "admin_cannot_bid" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "webhook_from_config" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
+export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "invalid_webhook" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "bad_issuer" | "bad_audience" | "bad_signature" | "unknown_key" | "forbidden" | "admin_cannot_bid" | "origin_not_allowed" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "webhook_from_config" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
 
 /** The error body of every failed HTTP request, and the fields of a WebSocket `error`. */
 export interface ErrorDetail {
@@ -293,6 +322,48 @@ export interface Health {
 export interface IncrementBandView {
   from: number;
   increment: number;
+}
+
+/** One latency histogram. */
+export interface LatencyHistogram {
+  count: number;
+  /** Per bucket, not cumulative. */
+  counts: number[];
+  /**
+   * The bucket bounds under which half / 95 % / 99 % of the updates arrived (`null`
+   * without samples, or when that share was slower than the last bound).
+   */
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+}
+
+/** Server-measured and client-reported latency of one scope. */
+export interface LatencyPair {
+  /** Decision → received, as the clients' reports say. */
+  client: LatencyHistogram;
+  /** The largest clock error (half a round trip) any of those reports claimed, ms. */
+  max_clock_error_ms: number;
+  /** Latency reports received. */
+  reports: number;
+  /** Decision → frame written to the socket, for every update this node sent. */
+  server: LatencyHistogram;
+}
+
+/**
+ * `GET /api/admin/latency` (admin): delivery latency on this node, decision → frame
+ * written (server) and decision → received (as clients report it), overall and for the
+ * auctions with the most watchers here.
+ */
+export interface LatencyStats {
+  /** The watched auctions with the most watchers on this node, most first. */
+  auctions: AuctionLatencyStats[];
+  /**
+   * Upper bounds of the buckets (milliseconds, inclusive); `counts` have one more entry
+   * for everything slower.
+   */
+  bounds_ms: number[];
+  overall: LatencyPair;
 }
 
 /** Limits announced in `hello`. */
@@ -384,6 +455,11 @@ export interface Update {
   bid?: BidView | null;
   bid_count?: number | null;
   buy_now_available?: boolean | null;
+  /**
+   * The authority's time of the change (server UTC ms): what delivery latency is measured
+   * from. Absent for `max_raised` (a change that carries no time of its own).
+   */
+  decided_at?: number | null;
   /** New end time after a soft-close extension. */
   ends_at?: number | null;
   /** `bid`, `max_raised` or `opened`. */

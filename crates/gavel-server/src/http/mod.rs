@@ -3,6 +3,7 @@
 mod assets;
 mod auctions;
 pub mod openapi;
+pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
@@ -21,7 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
+        .with_state(state)
 }
 
 /// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
@@ -44,6 +50,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))
+        .route("/api/admin/latency", get(stats::latency))
         .route("/api/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/api/webhooks/deliveries", get(webhooks::deliveries))
         .route("/api/webhooks/{id}", delete(webhooks::delete))
@@ -91,10 +98,11 @@ async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = state.metrics.render();
+        crate::latency::render(&mut text);
+        text
+    })
 }
 
 /// Every HTTP error: `{"error": {"code", "message"}}` with the code's own status.
@@ -313,8 +321,8 @@ impl FromRequestParts<Arc<AppState>> for User {
         })?;
         let ip = client_ip(parts);
         state
-            .auth
             .authenticate(token, ip, state.engine.now())
+            .await
             .map(User)
             .map_err(ApiError::from)
     }

@@ -65,6 +65,9 @@ fn listing_status_schema() -> Value {
 fn limit_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})
 }
+fn latency_limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
+}
 fn seq_schema() -> Value {
     json!({"type": "integer", "minimum": 0})
 }
@@ -386,6 +389,23 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/admin/latency",
+        id: "deliveryLatency",
+        summary: "Delivery latency on this node (admin)",
+        description: "Decision → frame written (measured by the server for every update) and decision → received (reported by clients every 30 s with `latency_report`), overall and for the auctions with the most watchers on this node. Histograms over `bounds_ms`; docs/deployment.md explains them.",
+        auth: Auth::Admin,
+        params: &[Param {
+            name: "limit",
+            location: "query",
+            description: "How many of the most watched auctions to list (1–100, default 10).",
+            schema: latency_limit_schema,
+        }],
+        request: None,
+        responses: &[(200, Body::Json("LatencyStats"), "The node's delivery latency.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, InvalidLimit, InvalidQuery],
+    },
+    Op {
+        method: "get",
         path: "/api/webhooks",
         id: "listWebhooks",
         summary: "Webhook endpoints (admin)",
@@ -551,7 +571,9 @@ fn operation(op: &Op) -> Value {
     // Error codes grouped by their status, each named in the description.
     let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
     let auth_errors: &[ErrorCode] = match op.auth {
-        Auth::Admin => &[Forbidden],
+        Auth::Admin => &[Forbidden, BadIssuer, BadAudience, BadSignature, UnknownKey],
+        // External tokens (docs/security.md) are refused with their own codes.
+        Auth::Bearer => &[BadIssuer, BadAudience, BadSignature, UnknownKey],
         _ => &[],
     };
     for code in op.errors.iter().chain(auth_errors).chain(EVERY_REQUEST) {

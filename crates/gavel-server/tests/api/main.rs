@@ -16,6 +16,7 @@ mod contract;
 mod durability;
 mod http_api;
 mod http_timeouts;
+mod latency;
 mod listing;
 mod modes;
 mod replay;
