@@ -700,6 +700,11 @@ impl Archive for PostgresArchive {
         Ok(outbox::finish(&mut conn, event_id, endpoint_id, now, outcome).await?)
     }
 
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::prune(&mut conn, finished_before).await?)
+    }
+
     async fn webhook_deliveries(
         &self,
         endpoint_id: Option<&str>,

@@ -642,6 +642,11 @@ impl Archive for SqliteArchive {
         .await
     }
 
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        self.run(move |db| db.write(|conn| outbox::prune(conn, finished_before)))
+            .await
+    }
+
     async fn webhook_deliveries(
         &self,
         endpoint_id: Option<&str>,

@@ -240,6 +240,11 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
     pub webhook_poll: Duration,
 
+    /// How long finished webhook deliveries (delivered or failed) stay in the outbox, for
+    /// the admin API, before they are removed (pending ones always stay).
+    #[arg(long, env = "GAVEL_WEBHOOK_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub webhook_retention: Duration,
+
     /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
     /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
     /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the

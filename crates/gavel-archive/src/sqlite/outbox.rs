@@ -319,3 +319,18 @@ pub(super) fn deliveries(
     }
     Ok(out)
 }
+
+pub(super) fn prune(conn: &mut Connection, before: Millis) -> Result<u64, SqliteError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute(
+        "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < ?1",
+        [before],
+    )?;
+    tx.execute(
+        "DELETE FROM webhook_events WHERE created_at < ?1
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+        [before],
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
+}
