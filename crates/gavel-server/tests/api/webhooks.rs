@@ -660,9 +660,30 @@ async fn a_410_answer_disables_the_endpoint() {
     );
     // Later events are not sent to it.
     receiver.set(Behaviour::Accept);
-    create_auction(&server.base, body).await;
+    create_auction(&server.base, body.clone()).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(receiver.arrivals(), 1);
+    // Until an admin enables it again: events from then on arrive.
+    let id = endpoints["endpoints"][0]["id"].as_str().unwrap();
+    let enabled: Value = reqwest::Client::new()
+        .post(format!("{}/api/webhooks/{id}/enable", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(enabled["disabled_at"].is_null(), "{enabled}");
+    create_auction(&server.base, body).await;
+    receiver
+        .wait_for(20, "an event after enabling", |r| r.delivered().len() == 1)
+        .await;
+    assert_eq!(
+        receiver.arrivals(),
+        2,
+        "the event from while it was disabled is not sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
