@@ -139,6 +139,12 @@ pub trait Archive: Send + Sync + 'static {
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
 
+    /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
+    /// on a connection of its own pool. Callers bound it in time.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+
     // --- The webhook outbox (see [`webhooks`]). ---
     //
     // Contract:
@@ -222,12 +228,6 @@ pub trait Archive: Send + Sync + 'static {
         _limit: u32,
     ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
         Err(no_outbox())
-    }
-
-    /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
-    /// on a connection of its own pool. Callers bound it in time.
-    async fn check_ready(&self) -> Result<(), ArchiveError> {
-        Ok(())
     }
 }
 

@@ -218,6 +218,10 @@ impl Archive for MergedHistory {
         self.archive.stats()
     }
 
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.archive.check_ready().await
+    }
+
     async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
         self.archive.put_webhook_endpoint(endpoint).await
     }
@@ -279,9 +283,5 @@ impl Archive for MergedHistory {
         self.archive
             .webhook_deliveries(endpoint_id, status, limit)
             .await
-    }
-
-    async fn check_ready(&self) -> Result<(), ArchiveError> {
-        self.archive.check_ready().await
     }
 }

@@ -200,51 +200,6 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_NODE_ID")]
     pub node_id: Option<String>,
 
-    // --- Webhooks (docs/integration.md#webhooks) ---
-    /// Webhook receiver URL (repeatable; the environment variable takes a comma list). Each
-    /// needs a `--webhook-secret`, paired by position.
-    #[arg(long = "webhook", env = "GAVEL_WEBHOOK", value_delimiter = ',')]
-    pub webhook: Vec<String>,
-
-    /// Signing secret (`whsec_` + base64 of 24 to 64 bytes) of each `--webhook`, in the same
-    /// order (repeatable; the environment variable takes a comma list).
-    #[arg(
-        long = "webhook-secret",
-        env = "GAVEL_WEBHOOK_SECRET",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub webhook_secret: Vec<String>,
-
-    /// Also send `bid.accepted` to the `--webhook` endpoints (one event per accepted bid).
-    #[arg(long, env = "GAVEL_WEBHOOK_BID_EVENTS")]
-    pub webhook_bid_events: bool,
-
-    /// Waits between webhook delivery attempts, comma-separated durations; after the last
-    /// one the delivery is marked failed. Each wait varies by ±20 % (jitter). The default
-    /// retries for about 27.5 hours.
-    #[arg(
-        long,
-        env = "GAVEL_WEBHOOK_RETRY_SCHEDULE",
-        default_value = "5s,5m,30m,2h,5h,10h,10h",
-        value_parser = parse_duration,
-        value_delimiter = ','
-    )]
-    pub webhook_retry_schedule: Vec<Duration>,
-
-    /// Time a webhook receiver has to answer one attempt.
-    #[arg(long, env = "GAVEL_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub webhook_timeout: Duration,
-
-    /// How often the webhook outbox is checked for due deliveries.
-    #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
-    pub webhook_poll: Duration,
-
-    /// How long finished webhook deliveries (delivered or failed) stay in the outbox, for
-    /// the admin API, before they are removed (pending ones always stay).
-    #[arg(long, env = "GAVEL_WEBHOOK_RETENTION", default_value = "7d", value_parser = parse_duration)]
-    pub webhook_retention: Duration,
-
     /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
     /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
     /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
@@ -315,6 +270,51 @@ pub struct ServeConfig {
     /// other peer those headers are ignored.
     #[arg(long, env = "GAVEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    // --- Webhooks (docs/integration.md#webhooks) ---
+    /// Webhook receiver URL (repeatable; the environment variable takes a comma list). Each
+    /// needs a `--webhook-secret`, paired by position.
+    #[arg(long = "webhook", env = "GAVEL_WEBHOOK", value_delimiter = ',')]
+    pub webhook: Vec<String>,
+
+    /// Signing secret (`whsec_` + base64 of 24 to 64 bytes) of each `--webhook`, in the same
+    /// order (repeatable; the environment variable takes a comma list).
+    #[arg(
+        long = "webhook-secret",
+        env = "GAVEL_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secret: Vec<String>,
+
+    /// Also send `bid.accepted` to the `--webhook` endpoints (one event per accepted bid).
+    #[arg(long, env = "GAVEL_WEBHOOK_BID_EVENTS")]
+    pub webhook_bid_events: bool,
+
+    /// Waits between webhook delivery attempts, comma-separated durations; after the last
+    /// one the delivery is marked failed. Each wait varies by ±20 % (jitter). The default
+    /// retries for about 27.5 hours.
+    #[arg(
+        long,
+        env = "GAVEL_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h",
+        value_parser = parse_duration,
+        value_delimiter = ','
+    )]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// Time a webhook receiver has to answer one attempt.
+    #[arg(long, env = "GAVEL_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// How often the webhook outbox is checked for due deliveries.
+    #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub webhook_poll: Duration,
+
+    /// How long finished webhook deliveries (delivered or failed) stay in the outbox, for
+    /// the admin API, before they are removed (pending ones always stay).
+    #[arg(long, env = "GAVEL_WEBHOOK_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub webhook_retention: Duration,
 }
 
 /// A CIDR range, or a single address (`10.0.0.1` is `10.0.0.1/32`).
