@@ -153,6 +153,17 @@ pub(super) fn enqueue(
     Ok(true)
 }
 
+/// Whether any pending delivery is due at `now` (its lease free).
+pub(super) fn any_due(conn: &Connection, now: Millis) -> Result<bool, SqliteError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+                             WHERE status = 'pending' AND next_attempt_at <= ?1
+                               AND (leased_until IS NULL OR leased_until <= ?1))",
+        )?
+        .query_row([now], |r| r.get(0))?)
+}
+
 pub(super) fn claim(
     conn: &mut Connection,
     now: Millis,
