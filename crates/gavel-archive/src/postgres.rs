@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/postgres/004_webhooks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "webhook_pruning",
+        sql: include_str!("../migrations/postgres/005_webhook_pruning.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).

@@ -52,8 +52,5 @@ CREATE TABLE webhook_deliveries (
 -- What a deliverer polls: due pending deliveries, oldest first.
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
     WHERE status = 'pending';
--- Pruning finished deliveries past the retention (`--webhook-retention`).
-CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (finished_at)
-    WHERE status <> 'pending';
 -- The admin API's per-endpoint listing.
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, created_at);
