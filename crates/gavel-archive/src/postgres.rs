@@ -27,8 +27,8 @@
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, StoredBid};
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, LogRow, StoredBid};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
@@ -61,6 +61,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "listing",
         sql: include_str!("../migrations/postgres/003_listing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "log",
+        sql: include_str!("../migrations/postgres/004_log.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
@@ -84,6 +89,10 @@ WITH a_in AS (
 ), p_in AS (
     SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
         AS t(auction_id, bidder_id, request_id, seq, state)
+), l_in AS (
+    SELECT * FROM UNNEST($30::text[], $31::int8[], $32::text[], $33::int8[], $34::text[],
+                         $35::text[])
+        AS t(auction_id, seq, kind, at, entry, hash)
 ), upserted AS (
     -- A NULL spec: this archive wrote the row before (see `written`), so the spec is not
     -- sent again; the row's own spec stands in (a row that is somehow missing then fails
@@ -119,8 +128,15 @@ WITH a_in AS (
       FROM p_in
     ON CONFLICT DO NOTHING
     RETURNING 1
+), log_in AS (
+    -- A redelivered change keeps the entry stored first.
+    INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
+    SELECT * FROM l_in
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM log_in) AS logged,
        (SELECT count(*) FROM upserted) AS upserted,
        (SELECT count(*) FROM results_in) AS results,
        (SELECT count(*) FROM replies_in) AS replies,
@@ -355,6 +371,13 @@ impl PostgresArchive {
         let p_request: Vec<&str> = p.iter().map(|x| x.request_id.as_str()).collect();
         let p_seq: Vec<i64> = p.iter().map(|x| x.seq).collect();
         let p_state: Vec<&str> = p.iter().map(|x| x.state.as_str()).collect();
+        let l = &rows.log;
+        let l_auction: Vec<&str> = l.iter().map(|x| x.auction_id.as_str()).collect();
+        let l_seq: Vec<i64> = l.iter().map(|x| x.seq).collect();
+        let l_kind: Vec<&str> = l.iter().map(|x| x.kind).collect();
+        let l_at: Vec<i64> = l.iter().map(|x| x.at).collect();
+        let l_entry: Vec<&str> = l.iter().map(|x| x.entry.as_str()).collect();
+        let l_hash: Vec<&str> = l.iter().map(|x| x.hash.as_str()).collect();
         let stmt = conn.prepare_cached(WRITE_BATCH).await?;
         let row = conn
             .query_one(
@@ -363,7 +386,8 @@ impl PostgresArchive {
                     &a_id, &a_spec, &a_state, &a_seq, &a_status, &a_ends, &b_id, &b_auction,
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
                     &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
-                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed,
+                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed, &l_auction, &l_seq,
+                    &l_kind, &l_at, &l_entry, &l_hash,
                 ],
             )
             .await?;
@@ -420,7 +444,18 @@ impl Archive for PostgresArchive {
             )
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if let Some(l) = LogRow::of(auction)? {
+                    conn.execute(
+                        "INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[&l.auction_id, &l.seq, &l.kind, &l.at, &l.entry, &l.hash],
+                    )
+                    .await
+                    .map_err(PgError::from)?;
+                }
+                Ok(())
+            }
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 Err(ArchiveError::AlreadyExists(auction.id.clone()))
             }
@@ -555,6 +590,27 @@ impl Archive for PostgresArchive {
                 }
                 .decode()
             })
+            .collect()
+    }
+
+    async fn log(
+        &self,
+        id: &AuctionId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, ArchiveError> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT entry, hash FROM log_entries
+                 WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&id.as_str(), &after, &i64::from(limit)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| LogRow::decode(r.get(0), r.get(1)))
             .collect()
     }
 

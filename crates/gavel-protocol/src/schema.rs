@@ -55,6 +55,8 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("BidHistory", g.subschema_for::<crate::BidHistory>()),
         ("ServerStats", g.subschema_for::<crate::ServerStats>()),
         ("BidResult", g.subschema_for::<crate::BidResult>()),
+        ("LogPage", g.subschema_for::<crate::LogPage>()),
+        ("KeysResponse", g.subschema_for::<crate::KeysResponse>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
     ]
 }

@@ -16,10 +16,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (embedded mode unless --redis and --database are given).
     Serve(ServeConfig),
+    /// Check an auction's verifiable log and receipts against the server's public key
+    /// (docs/verification.md). Exits non-zero on the first broken link.
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -178,6 +183,14 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_DRAIN_CLAIM_IDLE_MS")]
     pub drain_claim_idle_ms: Option<u64>,
 
+    /// File holding the Ed25519 key that signs bid receipts and log heads (64 hex digits,
+    /// e.g. from `openssl rand -hex 32`). Unset: embedded mode generates it on first start
+    /// into <data-dir>/signing-key; distributed mode generates one for the deployment and
+    /// shares it through Redis (<prefix>:signing-key). Give every node the same file to
+    /// keep the key out of Redis.
+    #[arg(long, env = "GAVEL_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+
     /// Distributed mode: this node's name in the drainers' consumer group. Keep it stable
     /// across restarts so a restarted node re-reads its own pending entries first.
     /// Default: `<hostname>-<listen port>`.
@@ -189,7 +202,9 @@ impl ServeConfig {
     /// The defaults, with a data directory: what tests start from.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
         let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(mut c) = cli.command;
+        let Command::Serve(mut c) = cli.command else {
+            unreachable!("parsed as serve")
+        };
         c.data_dir = data_dir;
         // Embedded mode whatever the environment says.
         c.redis = None;
@@ -261,10 +276,14 @@ mod tests {
     #[test]
     fn closed_retention_defaults_to_a_day_and_reads_the_flag() {
         let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(c) = cli.command;
+        let Command::Serve(c) = cli.command else {
+            unreachable!("parsed as serve")
+        };
         assert_eq!(c.closed_retention, Duration::from_secs(86_400));
         let cli = Cli::parse_from(["gavel", "serve", "--closed-retention", "5m"]);
-        let Command::Serve(c) = cli.command;
+        let Command::Serve(c) = cli.command else {
+            unreachable!("parsed as serve")
+        };
         assert_eq!(c.closed_retention, Duration::from_secs(300));
     }
 }

@@ -14,7 +14,9 @@ pub mod fanout;
 pub mod http;
 mod limits;
 mod listing;
+pub mod signing;
 pub mod telemetry;
+pub mod verify;
 pub mod views;
 mod ws;
 
@@ -38,6 +40,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub auth: Auth,
     pub config: ServeConfig,
+    /// Signs bid receipts and log heads (`docs/verification.md`).
+    pub signer: Arc<signing::Signer>,
     limits: Limits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Cancelled on shutdown: every connection closes with 1001.
@@ -78,6 +82,19 @@ pub async fn run_with_clock(
         archive,
         stopped,
     } = backends::build(&config, clock, background.clone()).await?;
+    // After the backends: a wrong Redis URL is reported by them, in their words.
+    let signer = Arc::new(
+        signing::Signer::load(
+            config.signing_key.as_deref(),
+            &config.data_dir,
+            config
+                .redis
+                .as_deref()
+                .map(|url| (url, config.redis_prefix.as_str())),
+        )
+        .await
+        .inspect_err(|_| background.cancel())?,
+    );
     let hub = Hub::new(engine.clone(), Some(archive.clone()));
     let feed = engine
         .take_changes()
@@ -98,6 +115,7 @@ pub async fn run_with_clock(
             config.sessions_per_minute_per_ip,
         ),
         auth,
+        signer,
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),

@@ -13,7 +13,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { command } = Cli::parse();
-    let Command::Serve(config) = command;
+    let config = match command {
+        Command::Serve(config) => config,
+        Command::Verify(args) => {
+            let verified = gavel_server::verify::run(args).await?;
+            std::process::exit(if verified { 0 } else { 1 });
+        }
+    };
     let config = config.with_conventional_env();
     gavel_server::telemetry::init_tracing(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

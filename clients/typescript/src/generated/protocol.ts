@@ -144,6 +144,11 @@ export interface AuctionView {
   /** Present when the auction uses a tiered increment table. */
   increment_table?: IncrementBandView[] | null;
   leader: UserRef | null;
+  /**
+   * Once closed: the final hash of the auction's verifiable log (hex; see
+   * `GET /api/auctions/{id}/log`).
+   */
+  log_hash?: string | null;
   /** Lowest amount a new bid may have now. */
   min_bid: number;
   /** End time the auction was created with. */
@@ -187,6 +192,8 @@ export interface BidResult {
    * `closed`, `not_found`, `buy_now_unavailable`, `buy_now_price`, `max_not_raised`).
    */
   outcome: BidOutcome;
+  /** For `accepted`: the signed receipt (see `docs/verification.md`). */
+  receipt?: Receipt | null;
   request_id: string;
 }
 
@@ -209,6 +216,8 @@ export interface Closed {
   bid_count: number;
   closed_at: number;
   final_price: number | null;
+  /** The final hash of the auction's verifiable log (hex; `GET /api/auctions/{id}/log`). */
+  log_hash?: string | null;
   /** `ended`, `buy_now`, `ended_early` or `cancelled`. */
   reason: CloseReason;
   reserve_met: boolean | null;
@@ -279,11 +288,58 @@ export interface IncrementBandView {
   increment: number;
 }
 
+/** `GET /api/keys`: the keys receipts and log heads are signed with. */
+export interface KeysResponse {
+  keys: PublicKeyView[];
+}
+
 /** Limits announced in `hello`. */
 export interface Limits {
   bids_per_second: number;
   max_message_bytes: number;
   max_subscriptions: number;
+}
+
+/**
+ * One entry of an auction's log, with its chain hash. The fields are those of the
+ * canonical encoding (`docs/verification.md`); absent ones are not part of this kind of
+ * entry.
+ */
+export interface LogEntryView {
+  amount?: number | null;
+  /** Server UTC ms of the change. */
+  at: number;
+  bid_count: number;
+  bidder?: string | null;
+  buy_now?: number | null;
+  close_reason?: string | null;
+  currency?: string | null;
+  ends_at: number;
+  extended: boolean;
+  final_price?: number | null;
+  /** hash_seq = SHA-256(hash_{seq-1} ‖ canonical encoding of this entry), hex. */
+  hash: string;
+  /** `created`, `opened`, `bid`, `auto`, `buy_now`, `max_raised` or `closed`. */
+  kind: string;
+  leader?: string | null;
+  price?: number | null;
+  seq: number;
+  starting_price?: number | null;
+  starts_at?: number | null;
+  winner?: string | null;
+}
+
+/**
+ * `GET /api/auctions/{id}/log?after_seq=N&limit=M`: entries with `seq > after_seq`, oldest
+ * first. `next_after_seq` is set when more entries may follow (pass it as `after_seq`).
+ * `head` is the authority's current head, signed; the entries served end there once the
+ * archive has them all (in distributed mode the drainer writes them shortly after).
+ */
+export interface LogPage {
+  auction_id: string;
+  entries: LogEntryView[];
+  head?: SignedHead | null;
+  next_after_seq?: number | null;
 }
 
 /** `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here. */
@@ -294,6 +350,39 @@ export interface PlaceBid {
   /** `plain` (default), `max` (proxy bid up to `amount`) or `buy_now`. */
   kind?: BidKind | null;
   request_id: string;
+}
+
+/** One public key of the server. */
+export interface PublicKeyView {
+  /** Always `ed25519`. */
+  algorithm: string;
+  /** Names the key in receipts and heads: the first 16 hex digits of SHA-256(public key). */
+  key_id: string;
+  /** The 32-byte public key, hex. */
+  public_key: string;
+}
+
+/**
+ * A signed receipt for an accepted bid: proof that the server accepted `bidder_id`'s bid
+ * at `seq`, leading at `amount`, at `at`, with the auction's log hash `hash` after it.
+ * `signature` is Ed25519 (hex) by the key `key_id` over the bytes documented in
+ * `docs/verification.md`. Never carries a proxy maximum.
+ */
+export interface Receipt {
+  /** The price the bidder leads at after the bid (minor units). */
+  amount: number;
+  /** Server UTC ms of the change. */
+  at: number;
+  auction_id: string;
+  bidder_id: string;
+  currency: string;
+  /** hash_seq of the auction's log, 64 lowercase hex digits. */
+  hash: string;
+  /** Which of the server's keys signed it (see `GET /api/keys`). */
+  key_id: string;
+  seq: number;
+  /** Ed25519 signature, 128 hex digits. */
+  signature: string;
 }
 
 /**
@@ -321,6 +410,19 @@ export interface SessionResponse {
   expires_at: number;
   token: string;
   user: UserView;
+}
+
+/**
+ * The head of an auction's log as the authority holds it, signed: `hash` is hash_seq.
+ * `signature` is Ed25519 (hex) by `key_id` over the bytes documented in
+ * `docs/verification.md`.
+ */
+export interface SignedHead {
+  auction_id: string;
+  hash: string;
+  key_id: string;
+  seq: number;
+  signature: string;
 }
 
 /** Soft-close settings. */

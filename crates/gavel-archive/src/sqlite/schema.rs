@@ -33,6 +33,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "listing",
         sql: include_str!("../../migrations/sqlite/003_listing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "log",
+        sql: include_str!("../../migrations/sqlite/004_log.sql"),
+    },
 ];
 
 /// The schema version this build writes.
