@@ -23,5 +23,6 @@ mod rooms;
 mod sessions;
 mod slow_consumers;
 mod strict_input;
+mod verification;
 mod websocket;
 mod ws_protocol;
