@@ -16,6 +16,12 @@ ensure_chromium
 # Tests of the distributed mode find the services at REDIS_URL / DATABASE_URL, by default
 # redis://127.0.0.1:6379 and postgres://postgres@127.0.0.1:5432/test.
 
+# tests/identity.rs generates its RSA, EC and Ed25519 keys with openssl.
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+
+echo "== deploy: Prometheus alert rules (promtool check and unit tests)"
+scripts/check-alerts.sh
+
 echo "== cargo build"
 cargo build --workspace --all-targets
 echo "== cargo test"

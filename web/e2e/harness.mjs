@@ -200,7 +200,7 @@ export async function launchBrowser() {
 }
 
 /** Shift Date / Date.now in the page by `shiftMs` (the computer's clock is wrong). */
-function clockShiftScript(shiftMs) {
+export function clockShiftScript(shiftMs) {
   return `(() => {
     const shift = ${Number(shiftMs)};
     const RealDate = Date;

@@ -38,6 +38,13 @@ try {
     env: { ...process.env, GAVEL_WEB_OUT_DIR: out },
   });
   if (build.status !== 0) throw new Error("vite build failed");
+  // The embeddable bid box (dist/embed/gavel-auction.js), as `npm run build` makes it.
+  const embed = spawnSync(
+    process.execPath,
+    [join(webDir, "node_modules/vite/bin/vite.js"), "build", "--config", "vite.embed.config.ts", "--logLevel", "warn"],
+    { cwd: webDir, stdio: "inherit", env: { ...process.env, GAVEL_WEB_OUT_DIR: out } },
+  );
+  if (embed.status !== 0) throw new Error("vite build of the embeddable bid box failed");
   const a = files(committed);
   const b = files(out);
   const problems = [];

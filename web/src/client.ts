@@ -1,9 +1,30 @@
 // The app's live state: one connection, the clock, the lobby, the rooms and the user's bids.
 // React reads it through useSyncExternalStore (hooks.ts); everything here is plain TS.
+//
+// The wire protocol is @gavel/client's (clients/typescript): its LiveSocket (reconnect with
+// back-off, the heartbeat watchdog, offline/online), ClockEstimator, HttpApi and the
+// generated protocol types. This file holds what is the web app's own: the store the React
+// components read (rooms through state.ts's reducers, the lobby, the bid shown per room),
+// the session kept in sessionStorage, and "sign in to place this bid".
 
-import { ApiError, getAuction, getBids, listAuctions, refreshSession } from "./api";
-import { ClockEstimator } from "./clock";
-import { Connection, type ConnInfo, type ConnectionOptions, type Hello } from "./connection";
+import {
+  ClockEstimator,
+  GavelError,
+  HttpApi,
+  LiveSocket,
+  newRequestId as packageRequestId,
+  type AuctionView,
+  type BidKind,
+  type ClientMessage,
+  type Hello,
+  type LiveSocketOptions,
+  type ServerMessage,
+  type SessionResponse as Session,
+  type SocketInfo,
+  type SocketLike,
+  type UserView,
+  refreshDelay,
+} from "@gavel/client";
 import {
   initialLobby,
   initialRoom,
@@ -14,7 +35,23 @@ import {
   type RoomAction,
   type RoomState,
 } from "./state";
-import type { AuctionView, BidKind, ClientMessage, ServerMessage, Session, UserView } from "./types";
+
+export { refreshDelay } from "@gavel/client";
+export type { Session };
+
+/** The socket's status as the UI shows it. */
+export type ConnStatus = "connecting" | "open" | "reconnecting" | "offline";
+
+export interface ConnInfo {
+  status: ConnStatus;
+  /** Failed attempts since the last successful connection. */
+  attempt: number;
+  /** Local time of the next attempt while reconnecting. */
+  retryAt: number | null;
+}
+
+/** Parts of the socket's options a test may replace (a fake socket, the network state, back-off). */
+export type ConnectionOverrides = Partial<Pick<LiveSocketOptions, "socket" | "online" | "reconnect" | "now" | "fallbackHeartbeatMs" | "helloTimeoutMs">>;
 
 /** What the user last tried in a room, and what came of it. */
 export interface BidAttempt {
@@ -80,25 +117,15 @@ const OVERDUE_CLOSE_MS = 5_000;
 const BID_GIVE_UP_MS = 120_000;
 /** Ask again about a bid answered `outcome_unknown` after this long. */
 const UNKNOWN_RETRY_MS = 1_000;
-/** Refresh the session token when this share of its remaining lifetime is left (at most a minute). */
-const REFRESH_SHARE = 0.2;
-const REFRESH_MARGIN_MAX_MS = 60_000;
+/** Clock pings once connected (the heartbeats keep the socket alive; these keep the offset fresh). */
+const CLOCK_PING_MS = 15_000;
+/** Pings in the burst after `hello`, and their spacing: the clock keeps the fastest. */
+const CLOCK_BURST = 5;
+const CLOCK_BURST_SPACING_MS = 120;
 
-/** When to refresh a token that expires in `remainingMs`: the delay from now (ms). */
-export function refreshDelay(remainingMs: number): number {
-  const margin = Math.min(REFRESH_MARGIN_MAX_MS, remainingMs * REFRESH_SHARE);
-  return Math.max(0, Math.round(remainingMs - margin));
-}
-
-let counter = 0;
-/** A request id unique to this tab: 1–64 of A-Za-z0-9-_.: */
+/** A request id (1–64 of A-Za-z0-9-_.:), `w-` for the web client. */
 export function newRequestId(): string {
-  counter += 1;
-  const rand =
-    typeof crypto !== "undefined" && "randomUUID" in crypto
-      ? crypto.randomUUID().replace(/-/g, "").slice(0, 12)
-      : Math.random().toString(36).slice(2, 14);
-  return `w-${rand}-${counter}`;
+  return packageRequestId("w");
 }
 
 export function loadSession(): Session | null {
@@ -125,9 +152,13 @@ function saveSession(s: Session | null): void {
 
 export class GavelClient {
   readonly clock = new ClockEstimator();
+  /** The HTTP API on this page's origin, with the session's token. */
+  readonly http: HttpApi;
   private state: ClientState;
   private listeners = new Set<() => void>();
-  private conn: Connection;
+  private conn: LiveSocket;
+  private clockTimers: ReturnType<typeof setTimeout>[] = [];
+  private lastClockPingAt = 0;
   private lobbyWatchers = 0;
   private roomWatchers = new Map<string, number>();
   private resyncAskedAt = new Map<string, number>();
@@ -144,7 +175,7 @@ export class GavelClient {
   private barrier: { clientTime: number; rooms: string[] } | null = null;
 
   /** `connection` overrides parts of the socket's options (a fake socket in unit tests). */
-  constructor(session: Session | null, connection: Partial<ConnectionOptions> = {}) {
+  constructor(session: Session | null, connection: ConnectionOverrides = {}) {
     this.state = {
       session,
       sessionProblem: null,
@@ -158,21 +189,28 @@ export class GavelClient {
       bids: {},
       signInFor: null,
     };
-    this.conn = new Connection({
+    this.http = new HttpApi({ baseUrl: "", token: () => this.state.session?.token ?? null });
+    this.conn = new LiveSocket({
       url: () => {
         const proto = location.protocol === "https:" ? "wss:" : "ws:";
         const token = this.state.session?.token;
         return `${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ""}`;
       },
+      socket: (url) => new WebSocket(url) as unknown as SocketLike,
       onHello: (m, fresh) => this.onHello(m, fresh),
       onMessage: (m) => this.onMessage(m),
       onStatus: (info) => this.onStatus(info),
+      reconnect: { baseMs: 500, maxMs: 10_000 },
       ...connection,
     });
   }
 
   /** Connection status: anything but open makes every room's state unconfirmed. */
-  private onStatus(info: ConnInfo): void {
+  private onStatus(socket: SocketInfo): void {
+    // `closed` only passes by during a restart (sign-in, sign-out): the next status follows at once.
+    if (socket.status === "closed" || socket.status === "idle") return;
+    const info: ConnInfo = { status: socket.status, attempt: socket.attempt, retryAt: socket.retryAt };
+    if (info.status !== "open") this.stopClockPings();
     this.set({ conn: info });
     if (info.status !== "open") {
       this.barrier = null;
@@ -202,6 +240,7 @@ export class GavelClient {
 
   stop(): void {
     this.conn.stop();
+    this.stopClockPings();
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
@@ -265,7 +304,8 @@ export class GavelClient {
     if (this.refreshing) return this.refreshing;
     const s = this.state.session;
     if (!s) return Promise.resolve(false);
-    this.refreshing = refreshSession(s.token)
+    this.refreshing = this.http
+      .refreshSession(s.token)
       .then(
         (fresh) => {
           if (this.state.session?.token !== s.token) return false; // signed out meanwhile
@@ -277,7 +317,7 @@ export class GavelClient {
         },
         (err) => {
           if (this.state.session?.token !== s.token) return false;
-          if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+          if (err instanceof GavelError && (err.status === 401 || err.status === 403)) {
             this.sessionEnded();
           } else if (s.expires_at > this.serverNow()) {
             // The server could not be reached: try again while the token is still valid.
@@ -344,7 +384,7 @@ export class GavelClient {
       // Show the list at once over HTTP too (the socket may still be connecting); the
       // socket's `lobby` message replaces it.
       if (!this.state.lobby.loaded) {
-        listAuctions().then(
+        this.http.listAuctions().then(
           (r) => {
             if (!this.state.lobby.loaded) this.dispatchLobby({ type: "lobby", auctions: r.auctions }, false);
           },
@@ -381,20 +421,20 @@ export class GavelClient {
 
   /** Load the next older page of an auction's history (GET .../bids?before_seq=). */
   async loadOlder(id: string, cursor: number, limit = 50): Promise<void> {
-    const page = await getBids(id, cursor, limit);
+    const page = await this.http.bids(id, { beforeSeq: cursor, limit });
     this.dispatchRoom(id, { type: "older", bids: page.bids, next_before_seq: page.next_before_seq });
   }
 
   /** The auction and its recent bids over HTTP, shown until the socket's snapshot arrives. */
   private fetchRoom(id: string): void {
-    Promise.all([getAuction(id), getBids(id, undefined, 20)]).then(
+    Promise.all([this.http.getAuction(id), this.http.bids(id, { limit: 20 })]).then(
       ([auction, history]) => {
         const room = this.state.rooms[id];
         if (!room || room.auction) return; // the socket was faster
         this.dispatchRoom(id, { type: "snapshot", auction, recent_bids: history.bids, resync: false });
       },
       (err) => {
-        if (err instanceof ApiError && err.code === "not_found" && !this.state.rooms[id]?.auction) {
+        if (err instanceof GavelError && err.code === "not_found" && !this.state.rooms[id]?.auction) {
           this.set({ roomErrors: { ...this.state.roomErrors, [id]: "not_found" } });
         }
       },
@@ -514,17 +554,35 @@ export class GavelClient {
     for (const id of rooms) this.subscribeRoom(id);
     // A ping after the subscribes: the server answers in order, so its pong arrives after
     // whatever the subscribes sent (the missed updates, or nothing when nothing was missed).
-    const t = this.conn.ping();
+    const t = this.ping();
     this.barrier = t === null ? null : { clientTime: t, rooms };
+    // More pings a little apart: the clock keeps the one with the smallest round trip.
+    this.stopClockPings();
+    for (let i = 1; i < CLOCK_BURST; i++) this.clockTimers.push(setTimeout(() => this.ping(), i * CLOCK_BURST_SPACING_MS));
     // Bids that were not answered are sent again with their own request_id: the server
     // answers a repeated id with the first answer and never places a second bid.
     for (const attempt of this.pending.values()) this.sendBid(attempt);
   }
 
+  /** Send a ping now; returns its client_time (the pong echoes it), or null if not sent. */
+  private ping(): number | null {
+    const t = Date.now();
+    if (!this.send({ type: "ping", client_time: t })) return null;
+    this.lastClockPingAt = t;
+    return t;
+  }
+
+  private stopClockPings(): void {
+    for (const t of this.clockTimers) clearTimeout(t);
+    this.clockTimers = [];
+  }
+
   private onMessage(m: ServerMessage): void {
     switch (m.type) {
+      case "heartbeat":
+        return;
       case "pong": {
-        this.clock.addPong(m.client_time, m.server_time, Date.now());
+        this.clock.addSample(m.client_time, m.server_time, Date.now());
         this.set({ clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
         const b = this.barrier;
         if (b && m.client_time === b.clientTime) {
@@ -702,6 +760,7 @@ export class GavelClient {
       }
     }
     this.fixLobbyGap();
+    if (this.conn.status === "open" && now - this.lastClockPingAt >= CLOCK_PING_MS) this.ping();
   }
 
   // ------------------------------------------------------------ admin helpers

@@ -2,7 +2,7 @@
 
 import type { BidAttempt } from "./client";
 import { formatMoney } from "./money";
-import type { AuctionView, BidView, SoftClose } from "./types";
+import type { AuctionView, BidView, SoftCloseView as SoftClose } from "@gavel/client";
 
 /** Remaining time: "2d 03:04:05", "1:02:03", "04:59". Rounds up so "00:00" means over. */
 export function formatRemaining(ms: number): string {
@@ -268,4 +268,11 @@ export function statusLabel(a: AuctionView, serverNow: number): string {
   if (a.status === "scheduled" && serverNow < a.starts_at) return "Scheduled";
   if (serverNow >= a.ends_at) return "Closing";
   return "Open";
+}
+
+/** The text shown for a failed HTTP call: the server's message, or a plain one when it could not be reached. */
+export function httpErrorText(err: { code: string; message: string }): string {
+  if (err.code === "network") return "Cannot reach the server. Check your connection and try again.";
+  if (err.code === "timeout") return "The server did not answer in time. Try again.";
+  return err.message;
 }

@@ -1,6 +1,6 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
-import { ApiError, getMe } from "./api";
+import { GavelError } from "@gavel/client";
 import { App } from "./App";
 import { GavelClient, loadSession } from "./client";
 import { ClientContext } from "./hooks";
@@ -12,14 +12,14 @@ client.start();
 
 // A token kept from earlier in this tab may have expired: check it once.
 if (session) {
-  getMe(session.token).then(
+  client.http.me().then(
     (user) => {
       if (user.name !== session.user.name || user.role !== session.user.role) {
         client.setSession({ ...session, user: { ...session.user, ...user } });
       }
     },
     (err) => {
-      if (err instanceof ApiError && err.status === 401) {
+      if (err instanceof GavelError && err.status === 401) {
         client.setSession(null, "Your session has expired. Please sign in again.");
       }
     },

@@ -4,45 +4,10 @@
 // older ones; a higher seq means something was missed → mark a gap so the client sends
 // `subscribe` with `since_seq` (the room) or `subscribe_lobby` again (the lobby).
 
-import type { AuctionView, BidView, Closed, Update } from "./types";
+import { applyClosed as applyClosedFields, applyUpdate as applyUpdateFields, type AuctionView, type BidView, type Closed, type Update } from "@gavel/client";
 
 /** History entries kept in the room (live ones and older pages the user loaded). */
 export const MAX_BIDS = 2_000;
-
-/** Apply the fields present in an update to a view (no seq checks here). */
-export function applyUpdateFields(view: AuctionView, u: Update): AuctionView {
-  const next: AuctionView = { ...view, seq: u.seq };
-  if (u.price !== undefined) next.price = u.price;
-  if (u.leader !== undefined) next.leader = u.leader;
-  if (u.bid_count !== undefined) next.bid_count = u.bid_count;
-  if (u.min_bid !== undefined) next.min_bid = u.min_bid;
-  if (u.ends_at !== undefined) next.ends_at = u.ends_at;
-  if (u.status !== undefined) next.status = u.status;
-  if (u.reserve_met !== undefined) next.reserve_met = u.reserve_met;
-  if (u.buy_now_available !== undefined) next.buy_now_available = u.buy_now_available;
-  if (u.event === "opened" && u.status === undefined) next.status = "open";
-  return next;
-}
-
-/** Apply a `closed` message to a view. */
-export function applyClosedFields(view: AuctionView, c: Closed): AuctionView {
-  return {
-    ...view,
-    seq: Math.max(view.seq, c.seq),
-    status: "closed",
-    bid_count: c.bid_count,
-    reserve_met: c.reserve_met,
-    buy_now_available: false,
-    price: c.final_price ?? view.price,
-    leader: c.winner ?? view.leader,
-    closing: {
-      reason: c.reason,
-      closed_at: c.closed_at,
-      winner: c.winner,
-      final_price: c.final_price,
-    },
-  };
-}
 
 // ---------------------------------------------------------------- room
 
@@ -208,12 +173,12 @@ export function roomReducer(s: RoomState, action: RoomAction): RoomState {
       }
       const next = applyUpdateFields(s.auction, u);
       let extension = s.extension;
-      if (u.ends_at !== undefined && u.ends_at > s.auction.ends_at) {
+      if (u.ends_at != null && u.ends_at > s.auction.ends_at) {
         extension = { from: s.auction.ends_at, to: u.ends_at, seq: u.seq };
       }
       const bids = u.bid ? mergeBids(s.bids, [u.bid]) : s.bids;
       // Someone else took the lead: the user's maximum was used up.
-      const yourMax = u.leader !== undefined && u.leader.id !== s.me ? null : s.yourMax;
+      const yourMax = u.leader != null && u.leader.id !== s.me ? null : s.yourMax;
       return withLeaderNotice({ ...s, auction: next, bids, extension, gapSince: null, yourMax });
     }
     case "closed": {

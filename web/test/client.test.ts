@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { GavelClient, refreshDelay } from "../src/client";
-import type { SocketLike } from "../src/connection";
-import type { AuctionView, Session } from "../src/types";
+import type { SocketLike } from "@gavel/client";
+import type { AuctionView, SessionResponse as Session } from "@gavel/client";
 
 describe("refreshDelay", () => {
   it("refreshes when a fifth of the token's life is left, at most a minute before expiry", () => {
@@ -78,8 +78,7 @@ describe("GavelClient against a fake server", () => {
         return s;
       },
       online: () => true,
-      baseDelayMs: 100,
-      maxDelayMs: 100,
+      reconnect: { baseMs: 100, maxMs: 100 },
     });
     c.start();
     return c;

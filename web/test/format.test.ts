@@ -9,7 +9,7 @@ import {
   softCloseRule,
   spokenRemaining,
 } from "../src/format";
-import type { AuctionView } from "../src/types";
+import type { AuctionView, BidView } from "@gavel/client";
 
 const view = (over: Partial<AuctionView> = {}): AuctionView => ({
   id: "cam",
@@ -93,7 +93,7 @@ describe("outcomeText", () => {
   it("says when another bidder's maximum answered the bid at once", () => {
     // Alice saw seq 4 and bid $110; Bob's maximum answered at $120 (seq 5, an auto entry).
     const b = attempt({ outcome: "outbid", amount: 11000, seenSeq: 4, auction: view({ price: 12000, seq: 5 }) });
-    const auto = { seq: 5, bidder: { id: "u-bob", name: "Bob" }, amount: 12000, kind: "auto", at: 1 };
+    const auto: BidView = { seq: 5, bidder: { id: "u-bob", name: "Bob" }, amount: 12000, kind: "auto", at: 1 };
     expect(outbidByProxy(b, auto)).toBe(true);
     expect(outcomeText(b, "USD", "u-alice", auto)).toEqual({
       tone: "warn",
@@ -103,7 +103,7 @@ describe("outcomeText", () => {
         "(shown as “auto” in the history). The price is now $120.00. The next bid must be at least $130.00.",
     });
     // A plain bid that got there first is not called automatic.
-    const plain = { ...auto, kind: "bid" };
+    const plain: BidView = { ...auto, kind: "bid" };
     expect(outbidByProxy(b, plain)).toBe(false);
     expect(outcomeText(b, "USD", "u-alice", plain).title).toBe("Someone bid more first");
     // Nothing moved: simply too low.

@@ -11,7 +11,7 @@ import {
   standing,
   type RoomState,
 } from "../src/state";
-import type { AuctionView, BidView, Update } from "../src/types";
+import type { AuctionView, BidView, Update } from "@gavel/client";
 
 const alice = { id: "u-alice", name: "Alice" };
 const bob = { id: "u-bob", name: "Bob" };

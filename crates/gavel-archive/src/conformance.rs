@@ -52,7 +52,12 @@ macro_rules! archive_conformance_tests {
             closed_auctions_page_newest_closed_first,
             load_hot_reads_live_and_recently_closed_auctions,
             an_empty_batch_is_a_no_op,
-            readers_see_whole_batches_while_writing
+            readers_see_whole_batches_while_writing,
+            webhook_events_commit_with_their_changes_once_per_wanting_endpoint,
+            an_event_no_endpoint_wants_is_not_stored,
+            a_claimed_delivery_is_leased_retried_and_finished_once,
+            a_gone_endpoint_is_disabled_and_its_pending_deliveries_fail,
+            endpoints_are_stored_rotated_and_deleted_with_their_deliveries
         );
         $crate::archive_conformance_tests!(@harness $harness;
             everything_survives_a_reopen
@@ -819,3 +824,7 @@ pub async fn everything_survives_a_reopen(harness: &dyn Harness) {
 
 /// Realistic changes for the suite, made by the real rules of `gavel-core`.
 pub mod fixture;
+
+/// The webhook outbox checks.
+pub mod outbox;
+pub use outbox::*;

@@ -11,11 +11,15 @@ pub mod conformance;
 pub mod postgres;
 mod rows;
 pub mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, AuctionState, BidEntry, BidderId, Event, Millis, RequestId};
 pub use std::path::Path;
 use std::sync::Arc;
+use webhooks::{
+    AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
+};
 
 /// One state change to archive: the auction's state after it, and what happened.
 #[derive(Clone, Debug)]
@@ -152,6 +156,94 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
+
+    /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
+    /// on a connection of its own pool. Callers bound it in time.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        Ok(())
+    }
+
+    // --- The webhook outbox (see [`webhooks`]). ---
+    //
+    // Contract:
+    // - `record_batch` and `create_auction` write the events of their changes
+    //   ([`webhooks::events_of`], [`webhooks::created_event`]) in the same transaction,
+    //   each once (by its stable id), with one pending delivery per enabled endpoint that
+    //   wants the type (`bid.accepted` only with `bid_events`). An event no endpoint wants
+    //   is not stored.
+    // - A claimed delivery is leased until `lease_until`: no other claim returns it before
+    //   then, on any node (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    // - Finishing a delivery that is no longer pending changes nothing.
+    //
+    // The defaults refuse: an archive without an outbox says so instead of losing events.
+
+    /// Stores an endpoint, replacing one with the same id (a replaced endpoint is enabled
+    /// again).
+    async fn put_webhook_endpoint(&self, _endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Every endpoint, oldest first.
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Removes an endpoint and its deliveries. `false` when there was none.
+    async fn delete_webhook_endpoint(&self, _id: &str) -> Result<bool, ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Replaces an endpoint's secret. `false` when there is no such endpoint.
+    async fn set_webhook_secret(&self, _id: &str, _secret: &str) -> Result<bool, ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Stores `event` with one pending delivery to `endpoint_id` only (the admin API's test
+    /// event). `false` when there is no such endpoint.
+    async fn enqueue_webhook_event(
+        &self,
+        _event: &OutboxEvent,
+        _endpoint_id: &str,
+    ) -> Result<bool, ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Claims up to `limit` pending deliveries due at `now` (oldest first) whose lease is
+    /// free, leasing them to `owner` until `lease_until`.
+    async fn claim_webhook_deliveries(
+        &self,
+        _now: Millis,
+        _lease_until: Millis,
+        _owner: &str,
+        _limit: u32,
+    ) -> Result<Vec<DueDelivery>, ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Records how an attempt at a claimed delivery ended.
+    async fn finish_webhook_delivery(
+        &self,
+        _event_id: &str,
+        _endpoint_id: &str,
+        _now: Millis,
+        _outcome: &AttemptOutcome,
+    ) -> Result<(), ArchiveError> {
+        Err(no_outbox())
+    }
+
+    /// Deliveries, newest first, of one endpoint (or all), in one status (or any).
+    async fn webhook_deliveries(
+        &self,
+        _endpoint_id: Option<&str>,
+        _status: Option<DeliveryStatus>,
+        _limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
+        Err(no_outbox())
+    }
+}
+
+fn no_outbox() -> ArchiveError {
+    ArchiveError::Storage("this archive keeps no webhook outbox".into())
 }
 
 /// Opens the distributed archive: PostgreSQL at `url`, in `schema` if given (created and

@@ -24,10 +24,14 @@
 //! transaction each under an advisory lock, recorded in `gavel_migrations`. An optional
 //! schema name isolates deployments (and tests) sharing one database.
 
+mod outbox;
 #[cfg(test)]
 mod tests;
 
 use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, LogRow, StoredBid};
+use crate::webhooks::{
+    AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
+};
 use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -63,8 +67,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "webhooks",
+        sql: include_str!("../migrations/postgres/004_webhooks.sql"),
+    },
+    Migration {
+        version: 5,
         name: "log",
-        sql: include_str!("../migrations/postgres/004_log.sql"),
+        sql: include_str!("../migrations/postgres/005_log.sql"),
     },
 ];
 
@@ -90,8 +99,8 @@ WITH a_in AS (
     SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
         AS t(auction_id, bidder_id, request_id, seq, state)
 ), l_in AS (
-    SELECT * FROM UNNEST($30::text[], $31::int8[], $32::text[], $33::int8[], $34::text[],
-                         $35::text[])
+    SELECT * FROM UNNEST($34::text[], $35::int8[], $36::text[], $37::int8[], $38::text[],
+                         $39::text[])
         AS t(auction_id, seq, kind, at, entry, hash)
 ), upserted AS (
     -- A NULL spec: this archive wrote the row before (see `written`), so the spec is not
@@ -128,6 +137,27 @@ WITH a_in AS (
       FROM p_in
     ON CONFLICT DO NOTHING
     RETURNING 1
+), e_in AS (
+    SELECT * FROM UNNEST($30::text[], $31::text[], $32::text[], $33::text[])
+        AS t(id, type, auction_id, payload)
+), events_in AS (
+    -- The webhook outbox: each event once (by its stable id), and only if an enabled
+    -- endpoint wants it; only a newly stored event fans out into deliveries.
+    INSERT INTO webhook_events (id, type, auction_id, payload, created_at)
+    SELECT id, type, auction_id, payload, (extract(epoch FROM clock_timestamp()) * 1000)::int8
+      FROM e_in
+     WHERE EXISTS (SELECT 1 FROM webhook_endpoints w
+                    WHERE w.disabled_at IS NULL AND (e_in.type <> 'bid.accepted' OR w.bid_events))
+    ON CONFLICT DO NOTHING
+    RETURNING id, type, created_at
+), deliveries_in AS (
+    INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_at, created_at)
+    SELECT ev.id, w.id, 'pending', ev.created_at, ev.created_at
+      FROM events_in ev
+      JOIN webhook_endpoints w
+        ON w.disabled_at IS NULL AND (ev.type <> 'bid.accepted' OR w.bid_events)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 ), log_in AS (
     -- A redelivered change keeps the entry stored first.
     INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
@@ -136,6 +166,7 @@ WITH a_in AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
+       (SELECT count(*) FROM deliveries_in) AS deliveries,
        (SELECT count(*) FROM log_in) AS logged,
        (SELECT count(*) FROM upserted) AS upserted,
        (SELECT count(*) FROM results_in) AS results,
@@ -371,6 +402,11 @@ impl PostgresArchive {
         let p_request: Vec<&str> = p.iter().map(|x| x.request_id.as_str()).collect();
         let p_seq: Vec<i64> = p.iter().map(|x| x.seq).collect();
         let p_state: Vec<&str> = p.iter().map(|x| x.state.as_str()).collect();
+        let ev = &rows.events;
+        let e_id: Vec<&str> = ev.iter().map(|x| x.id.as_str()).collect();
+        let e_type: Vec<&str> = ev.iter().map(|x| x.event_type.as_str()).collect();
+        let e_auction: Vec<Option<&str>> = ev.iter().map(|x| x.auction_id.as_deref()).collect();
+        let e_payload: Vec<&str> = ev.iter().map(|x| x.payload.as_str()).collect();
         let l = &rows.log;
         let l_auction: Vec<&str> = l.iter().map(|x| x.auction_id.as_str()).collect();
         let l_seq: Vec<i64> = l.iter().map(|x| x.seq).collect();
@@ -386,8 +422,8 @@ impl PostgresArchive {
                     &a_id, &a_spec, &a_state, &a_seq, &a_status, &a_ends, &b_id, &b_auction,
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
                     &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
-                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed, &l_auction, &l_seq,
-                    &l_kind, &l_at, &l_entry, &l_hash,
+                    &p_bidder, &p_request, &p_seq, &p_state, &a_closed, &e_id, &e_type, &e_auction,
+                    &e_payload, &l_auction, &l_seq, &l_kind, &l_at, &l_entry, &l_hash,
                 ],
             )
             .await?;
@@ -428,8 +464,9 @@ fn report_clashes(json: &str) {
 impl Archive for PostgresArchive {
     async fn create_auction(&self, auction: &Auction) -> Result<(), ArchiveError> {
         let row = AuctionRow::new(auction)?;
-        let conn = self.pool.get().await.map_err(PgError::from)?;
-        let result = conn
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        let tx = conn.transaction().await.map_err(PgError::from)?;
+        let result = tx
             .execute(
                 "INSERT INTO auctions (id, spec, state, seq, status, ends_at)
                  VALUES ($1, $2::text::jsonb, $3::text::jsonb, $4, $5, $6)",
@@ -446,7 +483,7 @@ impl Archive for PostgresArchive {
         match result {
             Ok(_) => {
                 if let Some(l) = LogRow::of(auction)? {
-                    conn.execute(
+                    tx.execute(
                         "INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                         &[&l.auction_id, &l.seq, &l.kind, &l.at, &l.entry, &l.hash],
@@ -454,13 +491,17 @@ impl Archive for PostgresArchive {
                     .await
                     .map_err(PgError::from)?;
                 }
-                Ok(())
             }
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                Err(ArchiveError::AlreadyExists(auction.id.clone()))
+                return Err(ArchiveError::AlreadyExists(auction.id.clone()));
             }
-            Err(e) => Err(PgError::from(e).into()),
+            Err(e) => return Err(PgError::from(e).into()),
         }
+        // The auction and its `auction.created` event commit together.
+        let event = crate::webhooks::created_event(auction, Some(outbox::now_ms()));
+        outbox::write_events(&tx, std::slice::from_ref(&event)).await?;
+        tx.commit().await.map_err(PgError::from)?;
+        Ok(())
     }
 
     async fn record_batch(&self, changes: &[ArchivedChange]) -> Result<(), ArchiveError> {
@@ -648,10 +689,78 @@ impl Archive for PostgresArchive {
             .transpose()
     }
 
+    /// `SELECT 1` on a pooled connection (a dead one is replaced by the pool first).
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        conn.simple_query("SELECT 1").await.map_err(PgError::from)?;
+        Ok(())
+    }
+
     fn stats(&self) -> ArchiveStats {
         ArchiveStats {
             batches: self.batches.load(Ordering::Relaxed),
             bids: self.bids.load(Ordering::Relaxed),
         }
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::put_endpoint(&conn, endpoint).await?)
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::endpoints(&conn).await?)
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool, ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::delete_endpoint(&mut conn, id).await?)
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret: &str) -> Result<bool, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::set_secret(&conn, id, secret).await?)
+    }
+
+    async fn enqueue_webhook_event(
+        &self,
+        event: &OutboxEvent,
+        endpoint_id: &str,
+    ) -> Result<bool, ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::enqueue(&mut conn, event, endpoint_id).await?)
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::claim(&conn, now, lease_until, owner, limit).await?)
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        now: Millis,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::finish(&mut conn, event_id, endpoint_id, now, outcome).await?)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::deliveries(&conn, endpoint_id, status, limit).await?)
     }
 }

@@ -75,6 +75,8 @@ pub(crate) struct BatchRows {
     pub replies: Vec<ReplyRow>,
     /// One log entry per sealed change.
     pub log: Vec<LogRow>,
+    /// The webhook events of the batch's changes, in order (see `webhooks::events_of`).
+    pub events: Vec<crate::webhooks::OutboxEvent>,
 }
 
 /// A `log_entries` row: one entry of the verifiable log and its chain hash.
@@ -132,6 +134,7 @@ impl BatchRows {
             if let Event::Bid { entry, .. } = &change.event {
                 rows.bids.push(bid_row(change, entry)?);
             }
+            rows.events.extend(crate::webhooks::events_of(change));
             if let Some(reply) = reply_row(change)? {
                 rows.replies.push(reply);
             }

@@ -32,11 +32,16 @@
 //! inserts use `ON CONFLICT DO NOTHING`, the auction upsert only applies a higher `seq`,
 //! and a result is written once. Redelivering a batch after a crash stores nothing twice.
 
+pub mod backup;
+mod outbox;
 mod schema;
 #[cfg(test)]
 mod tests;
 
 use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, LogRow, StoredBid};
+use crate::webhooks::{
+    AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
+};
 use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
@@ -329,6 +334,8 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
             insert_log(&tx, l)?;
         }
     }
+    // The webhook events of these changes commit with them (the outbox).
+    outbox::write_events(&tx, &rows.events, created_at)?;
     tx.commit()?;
     Ok(inserted)
 }
@@ -374,13 +381,18 @@ impl Archive for SqliteArchive {
     async fn create_auction(&self, auction: &Auction) -> Result<(), ArchiveError> {
         let row = AuctionRow::new(auction)?;
         let log = LogRow::of(auction)?;
+        let created_at = now_ms();
+        let event = crate::webhooks::created_event(auction, Some(created_at));
         self.run(move |db| {
             db.write(|conn| {
+                // The auction, its first log entry and its `auction.created` event commit
+                // together.
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 insert_auction(&tx, &row)?;
                 if let Some(log) = &log {
                     insert_log(&tx, log)?;
                 }
+                outbox::write_events(&tx, std::slice::from_ref(&event), created_at)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -602,10 +614,98 @@ impl Archive for SqliteArchive {
         .await
     }
 
+    /// A read of the schema on a reader connection: the file is open and readable.
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.run(|db| {
+            db.read(|conn| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     fn stats(&self) -> ArchiveStats {
         ArchiveStats {
             batches: self.inner.batches.load(Ordering::Relaxed),
             bids: self.inner.bids.load(Ordering::Relaxed),
         }
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
+        let endpoint = endpoint.clone();
+        self.run(move |db| db.write(|conn| outbox::put_endpoint(conn, &endpoint)))
+            .await
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ArchiveError> {
+        self.run(|db| db.read(outbox::endpoints)).await
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool, ArchiveError> {
+        let id = id.to_string();
+        self.run(move |db| db.write(|conn| outbox::delete_endpoint(conn, &id)))
+            .await
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret: &str) -> Result<bool, ArchiveError> {
+        let (id, secret) = (id.to_string(), secret.to_string());
+        self.run(move |db| db.write(|conn| outbox::set_secret(conn, &id, &secret)))
+            .await
+    }
+
+    async fn enqueue_webhook_event(
+        &self,
+        event: &OutboxEvent,
+        endpoint_id: &str,
+    ) -> Result<bool, ArchiveError> {
+        let (event, endpoint_id) = (event.clone(), endpoint_id.to_string());
+        self.run(move |db| db.write(|conn| outbox::enqueue(conn, &event, &endpoint_id, now_ms())))
+            .await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, ArchiveError> {
+        let owner = owner.to_string();
+        self.run(move |db| db.write(|conn| outbox::claim(conn, now, lease_until, &owner, limit)))
+            .await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        now: Millis,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), ArchiveError> {
+        let (event_id, endpoint_id, outcome) = (
+            event_id.to_string(),
+            endpoint_id.to_string(),
+            outcome.clone(),
+        );
+        self.run(move |db| {
+            db.write(|conn| outbox::finish(conn, &event_id, &endpoint_id, now, &outcome))
+        })
+        .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
+        let endpoint_id = endpoint_id.map(str::to_string);
+        self.run(move |db| {
+            db.read(|conn| outbox::deliveries(conn, endpoint_id.as_deref(), status, limit))
+        })
+        .await
     }
 }

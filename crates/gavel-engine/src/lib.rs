@@ -177,7 +177,7 @@ pub type ChangeFeed = mpsc::Receiver<ChangeNotice>;
 /// - A repeat's reply is the first one: the auction as of the seq it was decided at, never
 ///   the current state, and never another bidder's proxy maximum ([`as_seen_by`]).
 /// - The decision clock never goes back: no decision uses a time earlier than one already
-///   used (`the_decision_clock_never_steps_back`; the Redis engine is to follow).
+///   used (`the_decision_clock_never_steps_back`, for both engines).
 /// - A closed auction stays readable (view, history, `closed` for a new bid, the first
 ///   answer for a retried accepted request) after its hot state leaves the authority.
 #[async_trait]
@@ -265,4 +265,12 @@ pub trait Engine: Send + Sync + 'static {
     /// Finishes in-flight work before the process exits (the memory engine commits every
     /// decided change still queued). Bounded in time.
     async fn flush(&self) {}
+
+    /// Whether the authority can decide bids right now (readiness, `GET /readyz`): the
+    /// memory engine when its archive commits; the Redis engine when Redis answers and
+    /// holds its scripts (loaded again here if Redis lost them). Cheap: one round trip at
+    /// most; callers bound it in time.
+    async fn check_ready(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 }

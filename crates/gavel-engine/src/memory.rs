@@ -869,6 +869,21 @@ impl Engine for MemoryEngine {
         }
     }
 
+    /// Ready while the group committer runs and its last commit went through.
+    async fn check_ready(&self) -> Result<(), EngineError> {
+        if self.inner.commit_tx.is_closed() {
+            return Err(EngineError::Unavailable(Cause::msg(
+                "the group committer has stopped",
+            )));
+        }
+        if !self.inner.shared.archive_healthy.load(Ordering::Acquire) {
+            return Err(EngineError::Unavailable(Cause::msg(
+                "the archive cannot commit right now",
+            )));
+        }
+        Ok(())
+    }
+
     async fn flush(&self) {
         let tx = &self.inner.commit_tx;
         let busy = || {

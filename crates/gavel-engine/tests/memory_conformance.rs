@@ -26,8 +26,3 @@ mod live {
     use super::harness;
     gavel_engine::engine_conformance_live_tests!(harness);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_decision_clock_never_steps_back() {
-    gavel_engine::conformance::the_decision_clock_never_steps_back(harness().await).await;
-}

@@ -76,16 +76,32 @@ error_codes! {
     IdentityField => "identity_field", 422;
     /// An auction that cannot be created as given (the message names the field).
     InvalidAuction => "invalid_auction", 422;
+    /// A webhook endpoint that cannot be used as given: a URL that is not absolute
+    /// `http`/`https`, or a secret that is not `whsec_` + base64 of 24 to 64 bytes.
+    InvalidWebhook => "invalid_webhook", 422;
     /// No valid token (missing, forged, or signed for another server).
     Unauthorized => "unauthorized", 401;
     /// The token has expired: sign in again, or refresh it before it expires.
     TokenExpired => "token_expired", 401;
     /// The token was issued for, or is valid only from, a time still in the future.
     TokenNotYetValid => "token_not_yet_valid", 401;
+    /// An external token from an issuer this server does not accept (or naming none).
+    BadIssuer => "bad_issuer", 401;
+    /// An external token issued for another audience (service) than this server's.
+    BadAudience => "bad_audience", 401;
+    /// A token whose signature does not verify, that is unsigned (`alg: none`), or signed
+    /// with an algorithm its issuer's key is not pinned to (HS256 with a public key).
+    BadSignature => "bad_signature", 401;
+    /// An external token naming a key (`kid`) its issuer does not publish, even after the
+    /// JWKS was fetched again.
+    UnknownKey => "unknown_key", 401;
     /// Signed in, but not allowed to do this (not an admin, or a wrong admin token).
     Forbidden => "forbidden", 403;
     /// The raw admin token may administer auctions but not bid.
     AdminCannotBid => "admin_cannot_bid", 403;
+    /// A browser page from an origin not in `--allowed-origins` (WebSocket upgrade or CORS
+    /// preflight).
+    OriginNotAllowed => "origin_not_allowed", 403;
     /// Guest sign-in is switched off on this server.
     GuestSessionsDisabled => "guest_sessions_disabled", 403;
     /// No such auction or endpoint.
@@ -96,6 +112,8 @@ error_codes! {
     RequestTimeout => "request_timeout", 408;
     /// An auction with that id exists already.
     AlreadyExists => "already_exists", 409;
+    /// The webhook endpoint comes from `--webhook`: change the configuration instead.
+    WebhookFromConfig => "webhook_from_config", 409;
     /// The auction has already ended (admin actions).
     Closed => "closed", 409;
     /// The request body is over the limit.

@@ -31,6 +31,72 @@ pub struct Health {
     pub status: String,
 }
 
+/// `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
+/// `ready: false` and every reason otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why the node is not ready (empty when it is).
+    pub reasons: Vec<NotReady>,
+}
+
+/// One reason a node is not ready.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NotReady {
+    pub code: NotReadyCode,
+    /// What failed, in words (for logs and operators; not stable).
+    pub message: String,
+}
+
+/// Why a node is not ready: the one owner of these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotReadyCode {
+    /// The node is shutting down (SIGTERM): it takes no new connections and sends its
+    /// WebSocket clients elsewhere.
+    Draining,
+    /// The authority cannot decide bids: embedded, the engine's archive commits fail;
+    /// distributed, Redis does not answer (or cannot load Gavel's scripts).
+    AuthorityUnavailable,
+    /// The archive does not answer: SQLite (embedded) or PostgreSQL (distributed).
+    ArchiveUnavailable,
+}
+
+impl NotReadyCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [NotReadyCode] = &[
+        NotReadyCode::Draining,
+        NotReadyCode::AuthorityUnavailable,
+        NotReadyCode::ArchiveUnavailable,
+    ];
+
+    /// The code on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotReadyCode::Draining => "draining",
+            NotReadyCode::AuthorityUnavailable => "authority_unavailable",
+            NotReadyCode::ArchiveUnavailable => "archive_unavailable",
+        }
+    }
+}
+
+impl std::str::FromStr for NotReadyCode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        NotReadyCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "not a readiness code: {:?}",
+                    s.chars().take(40).collect::<String>()
+                )
+            })
+    }
+}
+
 /// `GET /api/time`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TimeResponse {
@@ -57,6 +123,54 @@ pub struct ServerStats {
     pub hot_auctions: Option<u64>,
     /// Auctions this node's engine follows for its watchers (where tracked).
     pub watched_auctions: Option<u64>,
+}
+
+/// `GET /api/admin/latency` (admin): delivery latency on this node, decision → frame
+/// written (server) and decision → received (as clients report it), overall and for the
+/// auctions with the most watchers here.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyStats {
+    /// Upper bounds of the buckets (milliseconds, inclusive); `counts` have one more entry
+    /// for everything slower.
+    pub bounds_ms: Vec<u64>,
+    pub overall: LatencyPair,
+    /// The watched auctions with the most watchers on this node, most first.
+    pub auctions: Vec<AuctionLatencyStats>,
+}
+
+/// Server-measured and client-reported latency of one scope.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyPair {
+    /// Decision → frame written to the socket, for every update this node sent.
+    pub server: LatencyHistogram,
+    /// Decision → received, as the clients' reports say.
+    pub client: LatencyHistogram,
+    /// Latency reports received.
+    pub reports: u64,
+    /// The largest clock error (half a round trip) any of those reports claimed, ms.
+    pub max_clock_error_ms: u64,
+}
+
+/// One latency histogram.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyHistogram {
+    /// Per bucket, not cumulative.
+    pub counts: Vec<u64>,
+    pub count: u64,
+    /// The bucket bounds under which half / 95 % / 99 % of the updates arrived (`null`
+    /// without samples, or when that share was slower than the last bound).
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+    pub p99_ms: Option<u64>,
+}
+
+/// The latency of one auction's updates.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionLatencyStats {
+    pub auction_id: String,
+    /// Connections watching it on this node.
+    pub watchers: u64,
+    pub latency: LatencyPair,
 }
 
 /// `GET /api/auctions/{id}/bids`, newest first.
@@ -132,4 +246,19 @@ pub struct ErrorBody {
 pub struct AdminAction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_readiness_code_reads_back_and_is_written_as_its_name() {
+        for code in NotReadyCode::ALL {
+            assert_eq!(code.as_str().parse::<NotReadyCode>(), Ok(*code));
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, serde_json::Value::from(code.as_str()));
+        }
+        assert!("ready".parse::<NotReadyCode>().is_err());
+    }
 }

@@ -11,12 +11,14 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod schema;
+pub mod webhooks;
 pub mod ws;
 
 pub use amount::{parse_amount, AmountError, MAX_AMOUNT};
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
 pub use log::{KeysResponse, LogEntryView, LogPage, PublicKeyView, Receipt, SignedHead};
+pub use webhooks::*;
 pub use ws::*;
 
 use schemars::JsonSchema;

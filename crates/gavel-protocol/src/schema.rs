@@ -37,6 +37,7 @@ pub fn http_requests(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("CreateAuction", g.subschema_for::<crate::CreateAuction>()),
         ("PlaceBid", g.subschema_for::<crate::PlaceBid>()),
         ("AdminAction", g.subschema_for::<crate::AdminAction>()),
+        ("CreateWebhook", g.subschema_for::<crate::CreateWebhook>()),
     ]
 }
 
@@ -50,14 +51,29 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("UserView", g.subschema_for::<crate::UserView>()),
         ("TimeResponse", g.subschema_for::<crate::TimeResponse>()),
         ("Health", g.subschema_for::<crate::Health>()),
+        ("Readiness", g.subschema_for::<crate::Readiness>()),
         ("AuctionList", g.subschema_for::<crate::AuctionList>()),
         ("AuctionView", g.subschema_for::<crate::AuctionView>()),
         ("BidHistory", g.subschema_for::<crate::BidHistory>()),
         ("ServerStats", g.subschema_for::<crate::ServerStats>()),
+        ("LatencyStats", g.subschema_for::<crate::LatencyStats>()),
         ("BidResult", g.subschema_for::<crate::BidResult>()),
         ("LogPage", g.subschema_for::<crate::LogPage>()),
         ("KeysResponse", g.subschema_for::<crate::KeysResponse>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
+        ("WebhookList", g.subschema_for::<crate::WebhookList>()),
+        (
+            "WebhookWithSecret",
+            g.subschema_for::<crate::WebhookWithSecret>(),
+        ),
+        (
+            "WebhookDeliveryList",
+            g.subschema_for::<crate::WebhookDeliveryList>(),
+        ),
+        (
+            "WebhookTestQueued",
+            g.subschema_for::<crate::WebhookTestQueued>(),
+        ),
     ]
 }
 

@@ -48,6 +48,82 @@ pub enum ClientMessage {
     Ping {
         client_time: f64,
     },
+    /// Delivery latency as this client saw it since its last report (sent about every
+    /// 30 s): per watched auction, how many updates arrived how long after the authority
+    /// decided them, in the buckets of [`LATENCY_BOUNDS_MS`]. Bounded by
+    /// [`LatencyReport::MAX_AUCTIONS`] and [`LatencyReport::MAX_SAMPLES`].
+    LatencyReport(LatencyReport),
+}
+
+/// Upper bounds (inclusive, milliseconds) of the delivery-latency buckets shared by the
+/// server's histograms and the clients' reports; one more bucket holds everything slower.
+pub const LATENCY_BOUNDS_MS: &[u64] =
+    &[1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+
+/// A client's delivery-latency report (`latency_report`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyReport {
+    /// The error bound of the client's clock offset: half the round trip of the clock
+    /// sample it uses (milliseconds). Every latency in the report is ± this much.
+    pub clock_error_ms: u64,
+    /// One entry per watched auction that received updates since the last report.
+    pub auctions: Vec<AuctionLatency>,
+}
+
+/// How one auction's updates reached a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuctionLatency {
+    pub auction_id: String,
+    /// Updates per bucket: `counts[i]` arrived at most `LATENCY_BOUNDS_MS[i]` ms after the
+    /// decision (and more than the bound before it); the last entry counts the slower ones.
+    /// Exactly `LATENCY_BOUNDS_MS.len() + 1` entries.
+    pub counts: Vec<u64>,
+}
+
+impl LatencyReport {
+    /// Auctions one report may list.
+    pub const MAX_AUCTIONS: usize = 64;
+    /// Updates one report may count in all.
+    pub const MAX_SAMPLES: u64 = 100_000;
+    /// The largest clock error a report may claim (a minute).
+    pub const MAX_CLOCK_ERROR_MS: u64 = 60_000;
+
+    /// Checks the report's bounds, saying what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.auctions.len() > Self::MAX_AUCTIONS {
+            return Err(format!(
+                "a latency report lists at most {} auctions",
+                Self::MAX_AUCTIONS
+            ));
+        }
+        if self.clock_error_ms > Self::MAX_CLOCK_ERROR_MS {
+            return Err(format!(
+                "clock_error_ms must be at most {}",
+                Self::MAX_CLOCK_ERROR_MS
+            ));
+        }
+        let mut total: u64 = 0;
+        for a in &self.auctions {
+            if a.counts.len() != LATENCY_BOUNDS_MS.len() + 1 {
+                return Err(format!(
+                    "counts must have exactly {} entries (one per bucket)",
+                    LATENCY_BOUNDS_MS.len() + 1
+                ));
+            }
+            for c in &a.counts {
+                total = total.saturating_add(*c);
+            }
+        }
+        if total > Self::MAX_SAMPLES {
+            return Err(format!(
+                "a latency report counts at most {} updates",
+                Self::MAX_SAMPLES
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Server → client.
@@ -117,6 +193,48 @@ pub enum ServerMessage {
         auction_id: String,
         count: u64,
     },
+    /// The node is going away (a rolling restart): open a new connection to the same URL
+    /// after `delay_ms` (behind a load balancer it reaches another node), subscribe again
+    /// with `since_seq`, and let this one go. The server keeps serving this connection
+    /// until then and closes it with code 1012 (service restart) at `delay_ms`, after the
+    /// answers to the bids it was deciding. Each connection gets its own delay, spread over
+    /// a few seconds, so the clients of a node do not all reconnect at once. Not an error:
+    /// show nothing.
+    Reconnect {
+        delay_ms: u64,
+        reason: ReconnectReason,
+    },
+}
+
+/// Why the server asks a client to reconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconnectReason {
+    /// The node is shutting down (SIGTERM): a restart, a deploy, a scale-in.
+    Draining,
+}
+
+impl ReconnectReason {
+    /// The reason on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReconnectReason::Draining => "draining",
+        }
+    }
+}
+
+impl std::str::FromStr for ReconnectReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "draining" => Ok(ReconnectReason::Draining),
+            _ => Err(format!(
+                "not a reconnect reason: {:?}",
+                s.chars().take(40).collect::<String>()
+            )),
+        }
+    }
 }
 
 /// Limits announced in `hello`.
@@ -155,6 +273,10 @@ pub struct Update {
     /// The new history entry, for `bid` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bid: Option<BidView>,
+    /// The authority's time of the change (server UTC ms): what delivery latency is measured
+    /// from. Absent for `max_raised` (a change that carries no time of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
 }
 
 /// The auction has ended.
@@ -185,6 +307,7 @@ impl ClientMessage {
         "unsubscribe_lobby",
         "bid",
         "ping",
+        "latency_report",
     ];
 }
 
@@ -241,6 +364,59 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<ClientMessage>(raw).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn reconnect_carries_its_delay_and_reason() {
+        let m = ServerMessage::Reconnect {
+            delay_ms: 1250,
+            reason: ReconnectReason::Draining,
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            serde_json::json!({"type": "reconnect", "delay_ms": 1250, "reason": "draining"})
+        );
+        assert_eq!("draining".parse(), Ok(ReconnectReason::Draining));
+        assert_eq!(ReconnectReason::Draining.as_str(), "draining");
+        assert!("restart".parse::<ReconnectReason>().is_err());
+    }
+
+    #[test]
+    fn latency_reports_are_bounded() {
+        let ok = |n: usize| AuctionLatency {
+            auction_id: "a1".into(),
+            counts: vec![1; n],
+        };
+        let good = LatencyReport {
+            clock_error_ms: 12,
+            auctions: vec![ok(LATENCY_BOUNDS_MS.len() + 1)],
+        };
+        assert_eq!(good.validate(), Ok(()));
+        let m: ClientMessage = serde_json::from_str(
+            &serde_json::json!({"type": "latency_report", "clock_error_ms": 12,
+                "auctions": [{"auction_id": "a1", "counts": vec![1; LATENCY_BOUNDS_MS.len() + 1]}]})
+            .to_string(),
+        )
+        .unwrap();
+        assert!(matches!(m, ClientMessage::LatencyReport(r) if r == good));
+        let short = LatencyReport {
+            auctions: vec![ok(3)],
+            ..good.clone()
+        };
+        assert!(short.validate().unwrap_err().contains("exactly"));
+        let many = LatencyReport {
+            auctions: vec![ok(LATENCY_BOUNDS_MS.len() + 1); LatencyReport::MAX_AUCTIONS + 1],
+            ..good.clone()
+        };
+        assert!(many.validate().unwrap_err().contains("at most"));
+        let mut huge = good.clone();
+        huge.auctions[0].counts[0] = LatencyReport::MAX_SAMPLES;
+        assert!(huge.validate().unwrap_err().contains("updates"));
+        let vague = LatencyReport {
+            clock_error_ms: LatencyReport::MAX_CLOCK_ERROR_MS + 1,
+            ..good
+        };
+        assert!(vague.validate().unwrap_err().contains("clock_error_ms"));
     }
 
     #[test]

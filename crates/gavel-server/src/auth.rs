@@ -41,6 +41,9 @@ pub struct Principal {
 pub enum Credential {
     /// A signed session token, valid until `expires_at` (server UTC ms).
     Session { expires_at: i64 },
+    /// An external identity provider's token, valid until `expires_at` (server UTC ms). It
+    /// is renewed by its provider, never by Gavel.
+    External { expires_at: i64 },
     /// The raw `--admin-token`: it administers auctions, but it is one secret shared by
     /// every operator, not a user, so it may not bid.
     AdminToken,
@@ -50,7 +53,9 @@ impl Principal {
     /// When the credential stops being valid (server UTC ms); `None` for the admin token.
     pub fn expires_at(&self) -> Option<i64> {
         match self.credential {
-            Credential::Session { expires_at } => Some(expires_at),
+            Credential::Session { expires_at } | Credential::External { expires_at } => {
+                Some(expires_at)
+            }
             Credential::AdminToken => None,
         }
     }
@@ -77,6 +82,16 @@ pub enum AuthError {
     Expired,
     #[error("the token is not valid yet (issued or valid from a time in the future)")]
     NotYetValid,
+    #[error("bad issuer: {0}")]
+    BadIssuer(String),
+    #[error("bad audience: {0}")]
+    BadAudience(String),
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    #[error("unknown key: {0}")]
+    UnknownKey(String),
+    #[error("invalid token: {0}")]
+    Malformed(String),
     #[error("too many failed sign-ins from this address; try again in a minute")]
     RateLimited,
     #[error("cannot read or create the token secret: {0}")]
@@ -89,7 +104,13 @@ impl AuthError {
     /// The wire error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing | AuthError::Invalid => ErrorCode::Unauthorized,
+            AuthError::Missing | AuthError::Invalid | AuthError::Malformed(_) => {
+                ErrorCode::Unauthorized
+            }
+            AuthError::BadIssuer(_) => ErrorCode::BadIssuer,
+            AuthError::BadAudience(_) => ErrorCode::BadAudience,
+            AuthError::BadSignature(_) => ErrorCode::BadSignature,
+            AuthError::UnknownKey(_) => ErrorCode::UnknownKey,
             AuthError::Expired => ErrorCode::TokenExpired,
             AuthError::NotYetValid => ErrorCode::TokenNotYetValid,
             AuthError::RateLimited => ErrorCode::RateLimited,
@@ -238,6 +259,11 @@ impl Auth {
             Err(AuthError::Invalid) => {}
             other => return other,
         }
+        self.admin(token, ip)
+    }
+
+    /// The admin token's principal, if `token` is it (a wrong one counts against `ip`).
+    pub fn admin(&self, token: &str, ip: IpAddr) -> Result<Principal, AuthError> {
         self.check_admin_token(token, ip)?;
         Ok(Principal {
             id: "admin".into(),

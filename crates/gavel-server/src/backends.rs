@@ -11,6 +11,9 @@ use crate::config::ServeConfig;
 use crate::drainer::{self, DrainConfig, DrainStats};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use gavel_archive::webhooks::{
+    AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
+};
 use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
@@ -31,7 +34,8 @@ pub struct Backends {
     /// Embedded mode: resolves once every handle on the engine is gone and its group
     /// committer has finished, i.e. the archive file is closed. The server waits for it
     /// before returning, so a restart in the same process never finds the old engine
-    /// still writing to the file.
+    /// still writing to the file. Distributed mode: resolves once the drainer, stopped
+    /// with the server's background tasks, has written what it held to PostgreSQL.
     pub stopped: Option<Stopped>,
 }
 
@@ -88,7 +92,10 @@ async fn distributed(
         .context("opening the PostgreSQL archive (--database)")?;
     let mut redis_config = RedisConfig::new(redis, config.redis_prefix.clone());
     redis_config.allow_eviction = config.allow_redis_eviction;
-    let engine = RedisEngine::connect(redis_config)
+    redis_config.closed_retention = config.closed_retention;
+    // With the archive: closed auctions leave Redis after their retention, once drained,
+    // and are answered from PostgreSQL afterwards.
+    let engine = RedisEngine::connect_with_archive(redis_config, archive.clone())
         .await
         .context("connecting to Redis (--redis)")?;
     let node = config.node_id.clone().unwrap_or_else(|| {
@@ -112,13 +119,17 @@ async fn distributed(
         .change_log(&node)
         .await
         .context("opening the Redis change logs")?;
-    tokio::spawn(drainer::run(
+    let drainer = tokio::spawn(drainer::run(
         log,
         archive.clone(),
         drain,
         Arc::new(DrainStats::default()),
         stop,
     ));
+    // The drainer writes what it holds when it stops: the server waits for that.
+    let stopped: Stopped = Box::pin(async move {
+        let _ = drainer.await;
+    });
     tracing::info!(node = %node, prefix = %config.redis_prefix, "distributed mode");
     let history: Arc<dyn Archive> = Arc::new(MergedHistory {
         archive,
@@ -127,7 +138,7 @@ async fn distributed(
     Ok(Backends {
         engine: Arc::new(engine),
         archive: history,
-        stopped: None,
+        stopped: Some(stopped),
     })
 }
 
@@ -215,5 +226,68 @@ impl Archive for MergedHistory {
 
     fn stats(&self) -> ArchiveStats {
         self.archive.stats()
+    }
+
+    async fn check_ready(&self) -> Result<(), ArchiveError> {
+        self.archive.check_ready().await
+    }
+
+    async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {
+        self.archive.put_webhook_endpoint(endpoint).await
+    }
+
+    async fn webhook_endpoints(&self) -> Result<Vec<WebhookEndpoint>, ArchiveError> {
+        self.archive.webhook_endpoints().await
+    }
+
+    async fn delete_webhook_endpoint(&self, id: &str) -> Result<bool, ArchiveError> {
+        self.archive.delete_webhook_endpoint(id).await
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret: &str) -> Result<bool, ArchiveError> {
+        self.archive.set_webhook_secret(id, secret).await
+    }
+
+    async fn enqueue_webhook_event(
+        &self,
+        event: &OutboxEvent,
+        endpoint_id: &str,
+    ) -> Result<bool, ArchiveError> {
+        self.archive.enqueue_webhook_event(event, endpoint_id).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Millis,
+        lease_until: Millis,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, ArchiveError> {
+        self.archive
+            .claim_webhook_deliveries(now, lease_until, owner, limit)
+            .await
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        now: Millis,
+        outcome: &AttemptOutcome,
+    ) -> Result<(), ArchiveError> {
+        self.archive
+            .finish_webhook_delivery(event_id, endpoint_id, now, outcome)
+            .await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, ArchiveError> {
+        self.archive
+            .webhook_deliveries(endpoint_id, status, limit)
+            .await
     }
 }

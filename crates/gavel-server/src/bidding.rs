@@ -167,7 +167,15 @@ fn answer(state: &AppState, bidder: &BidderId, request_id: &RequestId, reply: Bi
 }
 
 /// An engine failure as the bidder's error (nothing decided, or outcome unknown).
+/// The error for a bid the engine could not decide (or answer), counted in
+/// `gavel_bid_errors_total{code}` (the bid error rate alerts watch it).
 fn engine_error(e: EngineError, auction_id: &AuctionId) -> BidError {
+    let error = engine_error_of(e, auction_id);
+    metrics::counter!("gavel_bid_errors_total", "code" => error.code.as_str()).increment(1);
+    error
+}
+
+fn engine_error_of(e: EngineError, auction_id: &AuctionId) -> BidError {
     match e {
         EngineError::Unavailable(cause) => BidError::new(
             ErrorCode::Unavailable,

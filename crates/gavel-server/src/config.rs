@@ -16,7 +16,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once at start-up: the size of the serve variant costs nothing.
+// `Serve` is much larger than the others; the command is parsed once, at start.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -25,6 +25,13 @@ pub enum Command {
     /// Check an auction's verifiable log and receipts against the server's public key
     /// (docs/verification.md). Exits non-zero on the first broken link.
     Verify(crate::verify::VerifyArgs),
+    /// Check a configuration file (see docs/configuration.md).
+    #[command(subcommand)]
+    Config(crate::cli::config_check::ConfigCommand),
+    /// Copy the embedded archive to a file while the server runs (SQLite online backup).
+    Backup(crate::cli::backup::BackupArgs),
+    /// Restore the embedded archive from a `gavel backup` file (the server stopped).
+    Restore(crate::cli::backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -35,6 +42,12 @@ pub enum LogFormat {
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
+    /// TOML file of settings: every flag of `gavel serve` is also a key, named as the flag
+    /// (`batch-max = 1000`). A flag or environment variable beats the file; the file
+    /// beats the default (see docs/configuration.md).
+    #[arg(long, env = "GAVEL_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "GAVEL_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
@@ -57,9 +70,10 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Allow `POST /api/session` to sign guests in as bidders.
-    #[arg(long, env = "GAVEL_GUEST_SESSIONS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub guest_sessions: bool,
+    /// Allow `POST /api/session` to sign guests in as bidders. Default: true, or false when
+    /// external identity is configured (--jwt-hmac-secret, --jwt-public-key or --jwks-url).
+    #[arg(long, env = "GAVEL_GUEST_SESSIONS", action = clap::ArgAction::Set)]
+    pub guest_sessions: Option<bool>,
 
     /// Lifetime of a session token, in seconds.
     #[arg(long, env = "GAVEL_SESSION_TTL_SECS", default_value_t = 86_400)]
@@ -196,20 +210,195 @@ pub struct ServeConfig {
     /// Default: `<hostname>-<listen port>`.
     #[arg(long, env = "GAVEL_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Seconds a node has, from SIGTERM, to shut down: it stops accepting connections,
+    /// reports not ready, asks each WebSocket client to reconnect (spread over a third of
+    /// this, at most 5 s), closes them with 1012, finishes its in-flight bids, flushes the
+    /// archive and exits, all within this time.
+    #[arg(long, env = "GAVEL_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    // --- Identity from the marketplace (docs/security.md, docs/integration.md#identity) ---
+    /// External identity: HMAC secret (HS256/384/512) of the identity provider's tokens,
+    /// at least 32 bytes. Its tokens must name the first --jwt-issuer.
+    #[arg(long, env = "GAVEL_JWT_HMAC_SECRET", hide_env_values = true)]
+    pub jwt_hmac_secret: Option<String>,
+
+    /// External identity: PEM file of the identity provider's public key(s) (RSA: RS256/384/
+    /// 512; EC P-256: ES256; P-384: ES384; Ed25519: EdDSA), for the first --jwt-issuer.
+    #[arg(long, env = "GAVEL_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// External identity: JWKS URL(s), comma-separated; the n-th holds the keys of the n-th
+    /// --jwt-issuer. Cached; fetched again on an unknown `kid` (at most once per
+    /// --jwks-min-refresh-secs) and every 15 minutes.
+    #[arg(long, env = "GAVEL_JWKS_URL", value_delimiter = ',')]
+    pub jwks_url: Vec<String>,
+
+    /// External identity: accepted token issuer(s) (`iss`), comma-separated. Required when
+    /// external identity is on.
+    #[arg(long, env = "GAVEL_JWT_ISSUER", value_delimiter = ',')]
+    pub jwt_issuer: Vec<String>,
+
+    /// External identity: this server's audience(s) (`aud`), comma-separated; a token must
+    /// name one. Required when external identity is on.
+    #[arg(long, env = "GAVEL_JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+
+    /// External identity: clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[arg(long, env = "GAVEL_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+
+    /// External identity: the claim holding the display name (then `preferred_username`,
+    /// then the user id). Dots reach into nested objects.
+    #[arg(long, env = "GAVEL_JWT_NAME_CLAIM", default_value = "name")]
+    pub jwt_name_claim: String,
+
+    /// External identity: the claim holding the user's role(s), a string or an array. Dots
+    /// reach into nested objects (Keycloak: `realm_access.roles`).
+    #[arg(long, env = "GAVEL_JWT_ROLE_CLAIM", default_value = "role")]
+    pub jwt_role_claim: String,
+
+    /// External identity: the role (in --jwt-role-claim) that makes a user an admin.
+    #[arg(long, env = "GAVEL_JWT_ADMIN_ROLE", default_value = "gavel:admin")]
+    pub jwt_admin_role: String,
+
+    /// External identity: the shortest time between two fetches of one JWKS URL caused by
+    /// unknown key ids, in seconds.
+    #[arg(long, env = "GAVEL_JWKS_MIN_REFRESH_SECS", default_value_t = 60)]
+    pub jwks_min_refresh_secs: u64,
+
+    // --- Browser and proxy boundaries (docs/security.md) ---
+    /// Browser origins allowed to open WebSockets and call the API cross-origin (CORS),
+    /// comma-separated: `https://shop.example`, `http://localhost:*` (any port), or `*`.
+    /// The server's own origin is always allowed; with --demo so are http://localhost:*
+    /// and http://127.0.0.1:*. Others get 403 origin_not_allowed.
+    #[arg(long, env = "GAVEL_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Peers (CIDR ranges or addresses, comma-separated) whose `Forwarded` /
+    /// `X-Forwarded-For` headers name the client (for per-IP limits and logs). From any
+    /// other peer those headers are ignored.
+    #[arg(long, env = "GAVEL_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    // --- Webhooks (docs/integration.md#webhooks) ---
+    /// Webhook receiver URL (repeatable; the environment variable takes a comma list). Each
+    /// needs a `--webhook-secret`, paired by position.
+    #[arg(long = "webhook", env = "GAVEL_WEBHOOK", value_delimiter = ',')]
+    pub webhook: Vec<String>,
+
+    /// Signing secret (`whsec_` + base64 of 24 to 64 bytes) of each `--webhook`, in the same
+    /// order (repeatable; the environment variable takes a comma list).
+    #[arg(
+        long = "webhook-secret",
+        env = "GAVEL_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secret: Vec<String>,
+
+    /// Also send `bid.accepted` to the `--webhook` endpoints (one event per accepted bid).
+    #[arg(long, env = "GAVEL_WEBHOOK_BID_EVENTS")]
+    pub webhook_bid_events: bool,
+
+    /// Waits between webhook delivery attempts, comma-separated durations; after the last
+    /// one the delivery is marked failed. Each wait varies by ±20 % (jitter). The default
+    /// retries for about 27.5 hours.
+    #[arg(
+        long,
+        env = "GAVEL_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h",
+        value_parser = parse_duration,
+        value_delimiter = ','
+    )]
+    pub webhook_retry_schedule: Vec<Duration>,
+
+    /// Time a webhook receiver has to answer one attempt.
+    #[arg(long, env = "GAVEL_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// How often the webhook outbox is checked for due deliveries.
+    #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
+    pub webhook_poll: Duration,
+}
+
+/// A CIDR range, or a single address (`10.0.0.1` is `10.0.0.1/32`).
+pub fn parse_cidr(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{raw:?} is neither a CIDR range (10.0.0.0/8) nor an address"))
+}
+
+impl ServeConfig {
+    /// The whole shutdown's budget (at least 1 s).
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs.max(1))
+    }
+
+    /// Over how long the WebSocket clients are sent away when the node drains: a third of
+    /// the grace period, at most 5 s (what remains is for the bids in flight and the
+    /// archive).
+    pub fn reconnect_spread(&self) -> Duration {
+        (self.shutdown_grace() / 3).min(Duration::from_secs(5))
+    }
 }
 
 impl ServeConfig {
     /// The defaults, with a data directory: what tests start from.
     pub fn for_data_dir(data_dir: PathBuf) -> Self {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(mut c) = cli.command else {
-            unreachable!("parsed as serve")
-        };
+        let mut c = Self::defaults();
         c.data_dir = data_dir;
         // Embedded mode whatever the environment says.
         c.redis = None;
         c.database = None;
         c
+    }
+
+    /// `gavel serve` with no flag (the environment still applies).
+    fn defaults() -> Self {
+        match Cli::parse_from(["gavel", "serve"]).command {
+            Command::Serve(c) => c,
+            _ => unreachable!("`gavel serve` parses as Command::Serve"),
+        }
+    }
+
+    /// Whether guests may sign in (see `--guest-sessions`).
+    pub fn guest_sessions_allowed(&self) -> bool {
+        self.guest_sessions
+            .unwrap_or_else(|| !self.identity_settings().enabled())
+    }
+
+    /// The external identity flags.
+    pub fn identity_settings(&self) -> crate::identity::IdentitySettings {
+        crate::identity::IdentitySettings {
+            hmac_secret: self.jwt_hmac_secret.clone(),
+            public_key_file: self.jwt_public_key.clone(),
+            jwks_urls: self
+                .jwks_url
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            issuers: self
+                .jwt_issuer
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            audiences: self
+                .jwt_audience
+                .iter()
+                .filter(|u| !u.is_empty())
+                .cloned()
+                .collect(),
+            leeway_secs: self.jwt_leeway_secs,
+            name_claim: self.jwt_name_claim.clone(),
+            role_claim: self.jwt_role_claim.clone(),
+            admin_role: self.jwt_admin_role.clone(),
+            jwks_min_refresh: Duration::from_secs(self.jwks_min_refresh_secs),
+        }
     }
 
     /// Takes the conventional `REDIS_URL` and `DATABASE_URL` when both are set and neither
@@ -275,14 +464,11 @@ mod tests {
 
     #[test]
     fn closed_retention_defaults_to_a_day_and_reads_the_flag() {
-        let cli = Cli::parse_from(["gavel", "serve"]);
-        let Command::Serve(c) = cli.command else {
-            unreachable!("parsed as serve")
-        };
+        let c = ServeConfig::defaults();
         assert_eq!(c.closed_retention, Duration::from_secs(86_400));
         let cli = Cli::parse_from(["gavel", "serve", "--closed-retention", "5m"]);
         let Command::Serve(c) = cli.command else {
-            unreachable!("parsed as serve")
+            panic!("not serve")
         };
         assert_eq!(c.closed_retention, Duration::from_secs(300));
     }

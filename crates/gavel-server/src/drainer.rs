@@ -120,6 +120,7 @@ pub async fn run(
         let step = d
             .step(&mut reread_own, &mut last_claim, claim_every, &stop)
             .await;
+        d.report_lag();
         match step {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
@@ -141,7 +142,39 @@ pub async fn run(
     tracing::info!("drainer stopped");
 }
 
+/// The time (ms) a change-log entry was added: its stream id's first part (Redis' clock).
+fn entry_time_ms(entry_id: &str) -> Option<i64> {
+    entry_id.split('-').next()?.parse().ok()
+}
+
 impl Drainer {
+    /// Exports `gavel_archive_lag_seconds`: how long ago the oldest change this drainer
+    /// holds was written to its log (0 when it holds none). It grows while PostgreSQL
+    /// refuses the batch; the drain interval bounds it in normal operation.
+    fn report_lag(&self) {
+        self.report_lag_with(&[]);
+    }
+
+    /// [`Self::report_lag`], counting `held` (entries out of the buffer being written) too.
+    fn report_lag_with(&self, held: &[LogEntry]) {
+        let oldest = self
+            .buffer
+            .iter()
+            .chain(held)
+            .filter_map(|e| entry_time_ms(&e.entry_id))
+            .min();
+        let lag_ms = match oldest {
+            Some(at) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                (now - at).max(0)
+            }
+            None => 0,
+        };
+        metrics::gauge!("gavel_archive_lag_seconds").set(lag_ms as f64 / 1000.0);
+    }
+
     async fn step(
         &mut self,
         reread_own: &mut bool,
@@ -311,6 +344,8 @@ impl Drainer {
                         if !retry {
                             return false;
                         }
+                        // The chunk is out of the buffer while it is retried: count it.
+                        self.report_lag_with(&chunk);
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = stop.cancelled() => return false,

@@ -24,10 +24,10 @@
 //! Each room keeps the state it last published. The change carries the full new state, so
 //! a gap in `seq` (possible with Redis Pub/Sub) is repaired by sending a snapshot.
 
-use crate::views;
+use crate::{latency, views};
 use axum::extract::ws::Utf8Bytes;
 use gavel_archive::Archive;
-use gavel_core::{Auction, AuctionId, BidEntry, Change, Event};
+use gavel_core::{Auction, AuctionId, BidEntry, Change, Event, Millis};
 use gavel_engine::{Cause, ChangeFeed, Engine, EngineError};
 use gavel_protocol::ServerMessage;
 use parking_lot::{Mutex, RwLock};
@@ -55,6 +55,11 @@ pub struct Frame {
     /// The auction's seq after this message (0 for messages outside the seq order).
     pub seq: u64,
     pub text: Utf8Bytes,
+    /// The authority's time of the change this frame announces, for an update whose
+    /// delivery latency is measured (the writer records it once the frame is written).
+    pub decided_at: Option<Millis>,
+    /// The room's latency counters, for a room's update (not the lobby's).
+    pub latency: Option<Arc<latency::Stats>>,
 }
 
 pub type SharedFrame = Arc<Frame>;
@@ -82,6 +87,8 @@ pub struct Room {
     watchers_announced: AtomicU64,
     /// When the watcher count last dropped to zero.
     idle_since: Mutex<Option<Instant>>,
+    /// Delivery latency of this auction's updates on this node.
+    latency: Arc<latency::Stats>,
 }
 
 impl Room {
@@ -99,7 +106,18 @@ impl Room {
             watchers: AtomicUsize::new(0),
             watchers_announced: AtomicU64::new(0),
             idle_since: Mutex::new(None),
+            latency: Arc::new(latency::Stats::new()),
         })
+    }
+
+    /// Delivery latency of this auction's updates on this node.
+    pub fn latency(&self) -> &latency::Stats {
+        &self.latency
+    }
+
+    /// Connections watching the auction on this node.
+    pub fn watchers(&self) -> u64 {
+        self.watchers.load(Ordering::Relaxed) as u64
     }
 }
 
@@ -220,6 +238,20 @@ impl Hub {
         self.rooms.read().len()
     }
 
+    /// The `n` watched rooms with the most watchers on this node, most first (ties by id).
+    pub fn most_watched(&self, n: usize) -> Vec<(AuctionId, Arc<Room>)> {
+        let mut rooms: Vec<(AuctionId, Arc<Room>)> = self
+            .rooms
+            .read()
+            .iter()
+            .filter(|(_, r)| r.watchers() > 0)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        rooms.sort_by(|a, b| b.1.watchers().cmp(&a.1.watchers()).then(a.0.cmp(&b.0)));
+        rooms.truncate(n);
+        rooms
+    }
+
     fn room(&self, id: &AuctionId) -> Option<Arc<Room>> {
         self.rooms.read().get(id).cloned()
     }
@@ -266,6 +298,8 @@ impl Hub {
                 auction_id: next.id.clone(),
                 seq: next.state.seq,
                 text: encode(&message_for(&prev, change)),
+                decided_at: decided_at(change),
+                latency: Some(room.latency.clone()),
             })
         } else {
             // A gap: our watchers missed changes we never saw. Resync them now, and reload
@@ -277,6 +311,8 @@ impl Hub {
                 auction_id: next.id.clone(),
                 seq: next.state.seq,
                 text: snapshot_text(&mut st, self.engine.now(), true),
+                decided_at: decided_at(change),
+                latency: Some(room.latency.clone()),
             })
         };
         if st.ring.len() == REPLAY_RING {
@@ -294,6 +330,8 @@ impl Hub {
                 auction_id: change.auction.id.clone(),
                 seq: change.auction.state.seq,
                 text: encode(&message()),
+                decided_at: decided_at(change),
+                latency: None,
             }));
         }
     }
@@ -378,6 +416,8 @@ impl Hub {
                 auction_id: id.clone(),
                 seq,
                 text,
+                decided_at: None,
+                latency: None,
             }));
         });
     }
@@ -505,7 +545,8 @@ impl Hub {
         Ok((text, rx))
     }
 
-    /// Sends `watchers` counts to rooms whose count changed. Called about once a second.
+    /// Sends `watchers` counts to rooms whose count changed, and exports the node's total
+    /// (`gavel_watchers`: subscriptions to auctions). Called about once a second.
     pub fn announce_watchers(&self) {
         let rooms: Vec<(AuctionId, Arc<Room>)> = self
             .rooms
@@ -513,6 +554,8 @@ impl Hub {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let total: u64 = rooms.iter().map(|(_, r)| r.watchers()).sum();
+        metrics::gauge!("gavel_watchers").set(total as f64);
         for (id, room) in rooms {
             let count = room.watchers.load(Ordering::Relaxed) as u64;
             if room.watchers_announced.swap(count, Ordering::Relaxed) != count && count > 0 {
@@ -523,6 +566,8 @@ impl Hub {
                         auction_id: id.to_string(),
                         count,
                     }),
+                    decided_at: None,
+                    latency: None,
                 }));
             }
         }
@@ -530,6 +575,18 @@ impl Hub {
 }
 
 fn message_for(prev: &Auction, change: &Change) -> ServerMessage {
+    with_decided_at(message_for_change(prev, change), change)
+}
+
+/// Stamps an update with the authority's time of its change (`closed` has `closed_at`).
+fn with_decided_at(mut msg: ServerMessage, change: &Change) -> ServerMessage {
+    if let ServerMessage::Update(u) = &mut msg {
+        u.decided_at = decided_at(change);
+    }
+    msg
+}
+
+fn message_for_change(prev: &Auction, change: &Change) -> ServerMessage {
     let next = &change.auction;
     match &change.event {
         Event::Closed => views::closed(next)
@@ -562,8 +619,23 @@ fn first_message(change: &Change, now: i64) -> ServerMessage {
                 Event::Bid { entry, .. } => Some(entry),
                 _ => None,
             };
-            ServerMessage::Update(views::full_update(a, event_name(event), bid))
+            with_decided_at(
+                ServerMessage::Update(views::full_update(a, event_name(event), bid)),
+                change,
+            )
         }
+    }
+}
+
+/// The authority's time of a change: when a bid was decided, when the auction closed
+/// (its end time, an admin's action, a buy-now), when its start came. `None` for a raised
+/// maximum, which holds no time (and changes nothing others see), and for a creation.
+pub fn decided_at(change: &Change) -> Option<Millis> {
+    match &change.event {
+        Event::Bid { entry, .. } => Some(entry.at),
+        Event::Closed => change.auction.state.closing.as_ref().map(|c| c.closed_at),
+        Event::Opened => Some(change.auction.spec.starts_at),
+        Event::MaxRaised | Event::Created => None,
     }
 }
 

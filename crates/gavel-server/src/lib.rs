@@ -6,18 +6,25 @@
 pub mod auth;
 mod backends;
 mod bidding;
+pub mod cli;
 mod closer;
 pub mod config;
+pub mod config_file;
 mod demo;
 mod drainer;
 pub mod fanout;
 pub mod http;
+pub mod identity;
+pub mod latency;
 mod limits;
 mod listing;
+pub mod proxy;
+pub mod readiness;
 pub mod signing;
 pub mod telemetry;
 pub mod verify;
 pub mod views;
+pub mod webhooks;
 mod ws;
 
 use anyhow::Context;
@@ -39,19 +46,32 @@ pub struct AppState {
     pub archive: Arc<dyn Archive>,
     pub hub: Arc<Hub>,
     pub auth: Auth,
+    /// Tokens of the marketplace's identity provider (`--jwt-hmac-secret`,
+    /// `--jwt-public-key`, `--jwks-url`), when configured.
+    pub identity: Option<Arc<identity::ExternalIdentity>>,
     pub config: ServeConfig,
     /// Signs bid receipts and log heads (`docs/verification.md`).
     pub signer: Arc<signing::Signer>,
     limits: Limits,
+    /// `--allowed-origins`.
+    pub origins: http::origin::Origins,
+    /// `--trusted-proxies`.
+    pub proxies: proxy::TrustedProxies,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Cancelled on shutdown: every connection closes with 1001.
+    /// Cancelled on shutdown (SIGTERM): the node drains (see [`run`]).
     pub shutdown: CancellationToken,
+    /// Whether the node drains, and until when.
+    pub drain: readiness::Drain,
     /// Tracks WebSocket connections so shutdown can wait for their close frames.
     pub tracker: TaskTracker,
 }
 
-/// Runs the server on `listener` until `shutdown` is cancelled, then closes every socket
-/// with a close frame and flushes the archive.
+/// Runs the server on `listener` until `shutdown` is cancelled, then drains within
+/// `--shutdown-grace-secs`: stops accepting connections (the listener is closed at once),
+/// reports not ready, sends each WebSocket client a `reconnect` (its delay spread over
+/// [`ServeConfig::reconnect_spread`]) and closes it with 1012 at that delay after the
+/// answers to its bids in flight, lets open HTTP exchanges finish, flushes the archive
+/// and returns.
 pub async fn run(
     config: ServeConfig,
     listener: TcpListener,
@@ -76,6 +96,9 @@ pub async fn run_with_clock(
         config.session_ttl_secs,
         config.auth_failures_per_minute_per_ip,
     )?;
+    let identity = identity::ExternalIdentity::build(config.identity_settings())
+        .await?
+        .map(Arc::new);
     let background = CancellationToken::new();
     let backends::Backends {
         engine,
@@ -115,38 +138,148 @@ pub async fn run_with_clock(
             config.sessions_per_minute_per_ip,
         ),
         auth,
+        identity,
+        origins: http::origin::Origins::new(&config.allowed_origins, config.demo),
+        proxies: proxy::TrustedProxies::new(config.trusted_proxies.clone()),
         signer,
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
+        drain: readiness::Drain::default(),
         tracker: TaskTracker::new(),
         config,
     });
     tasks.spawn(closer::run(engine.clone(), background.clone()));
+    webhooks::apply_config(&state.config, state.archive.as_ref()).await?;
+    tasks.spawn(webhooks::delivery::run(
+        state.archive.clone(),
+        webhooks::WebhookSettings::from_config(
+            &state.config,
+            webhooks::deliverer_name(&state.config),
+        ),
+        background.clone(),
+    ));
     tasks.spawn(housekeeping(state.clone(), background.clone()));
+    if let Some(identity) = &state.identity {
+        for jwks in identity.jwks() {
+            tasks.spawn(refresh_jwks(jwks.clone(), background.clone()));
+        }
+    }
+
+    tasks.spawn(readiness::monitor(state.clone(), background.clone()));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gavel listening");
     let app = http::router(state.clone()).layer(telemetry::trace_layer());
-    http::serve::run(listener, app, state.clone(), shutdown.clone()).await?;
-    // Every connection has been told to close; give them a moment to send their frames.
+    // HTTP connections outlive the start of a drain (answering `connection: close`), so a
+    // load balancer's kept-alive probe sees `/readyz` turn 503; they are closed once the
+    // WebSocket clients have gone.
+    let close_http = CancellationToken::new();
+    let mut serving = tokio::spawn(http::serve::run(
+        listener,
+        app,
+        state.clone(),
+        shutdown.clone(),
+        close_http.clone(),
+    ));
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        served = &mut serving => {
+            // The accept loop only returns after `shutdown`; an error here is fatal.
+            served??;
+        }
+    }
+    let grace = state.config.shutdown_grace();
+    let deadline = tokio::time::Instant::now() + grace;
+    state.drain.start(deadline);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        websockets = state.tracker.len(),
+        "draining: no new connections; sending WebSocket clients elsewhere"
+    );
+    // Each connection sends its `reconnect`, closes at its delay and goes; what remains of
+    // the grace period after the WebSockets (at least a third of it) is for the rest.
     state.tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(5), state.tracker.wait()).await;
+    let websockets_by = deadline - grace / 3;
+    if tokio::time::timeout_at(websockets_by, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = state.tracker.len(),
+            "WebSocket connections still open at the end of their drain time; leaving them"
+        );
+    }
+    close_http.cancel();
+    let _ = tokio::time::timeout_at(deadline, &mut serving).await;
     background.cancel();
-    engine.flush().await;
+    if tokio::time::timeout_at(deadline, engine.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the engine's flush did not finish within the grace period");
+    }
     // Let every holder of the engine go, then wait for it to stop (embedded mode: its
     // last batch committed and the archive closed).
-    while tasks.join_next().await.is_some() {}
+    let joined = tokio::time::timeout_at(deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        tasks.abort_all();
+    }
     drop((state, hub, engine));
     if let Some(stopped) = stopped {
-        if tokio::time::timeout(Duration::from_secs(10), stopped)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the engine is still held 10 s after shutdown; not waiting longer");
+        // Past the deadline the archive still gets a moment to close its last commit: a
+        // reply was only ever sent for what it committed, so nothing confirmed is at stake,
+        // but a clean close spares the next start a recovery.
+        let until = deadline.max(tokio::time::Instant::now() + Duration::from_millis(500));
+        if tokio::time::timeout_at(until, stopped).await.is_err() {
+            tracing::warn!(
+                "the engine is still held at the end of the grace period; not waiting longer"
+            );
         }
     }
     tracing::info!("gavel stopped");
     Ok(())
+}
+
+impl AppState {
+    /// Authenticates a bearer token from `ip`: Gavel's own session token, else (when
+    /// configured) the identity provider's JWT, else the admin token.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        ip: std::net::IpAddr,
+        now_ms: i64,
+    ) -> Result<auth::Principal, auth::AuthError> {
+        match self.auth.verify_session(token, now_ms) {
+            Err(auth::AuthError::Invalid) => {}
+            other => return other,
+        }
+        if let Some(identity) = &self.identity {
+            if identity::external::looks_like_jwt(token) {
+                let result = identity.verify(token, now_ms).await;
+                if let Err(e) = &result {
+                    metrics::counter!("gavel_external_token_refused_total", "code" => e.code().as_str())
+                        .increment(1);
+                    tracing::info!(%ip, reason = %e, "external token refused");
+                }
+                return result;
+            }
+        }
+        self.auth.admin(token, ip)
+    }
+}
+
+/// Fetches a JWKS document again every [`identity::jwks::PERIODIC_REFRESH`].
+async fn refresh_jwks(jwks: Arc<identity::jwks::Jwks>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(identity::jwks::PERIODIC_REFRESH) => {}
+            () = stop.cancelled() => return,
+        }
+        let _ = jwks.fetch().await;
+    }
 }
 
 async fn housekeeping(state: Arc<AppState>, stop: CancellationToken) {

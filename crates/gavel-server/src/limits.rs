@@ -105,6 +105,22 @@ impl Limits {
         })
     }
 
+    /// Takes a connection slot for a trusted proxy at `ip`: counted in the total, but not
+    /// capped per address (its requests are, by their clients' addresses).
+    pub fn connect_proxy(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut c = self.connections.lock();
+        if c.total >= self.total {
+            return None;
+        }
+        c.total += 1;
+        *c.by_ip.entry(ip).or_default() += 1;
+        metrics::gauge!("gavel_connections").set(c.total as f64);
+        Some(ConnectionSlot {
+            ip,
+            counts: self.connections.clone(),
+        })
+    }
+
     /// Forgets idle rate-limit keys (the keyed limiter otherwise grows without bound).
     pub fn housekeeping(&self) {
         self.bids.retain_recent();

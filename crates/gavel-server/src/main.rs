@@ -1,7 +1,9 @@
-//! The `gavel` binary: parse the configuration, set up logging, run.
+//! The `gavel` binary: parse the configuration (flags, environment, `--config` file), set
+//! up logging, run the server or a CLI command.
 
-use clap::Parser;
-use gavel_server::config::{Cli, Command};
+use clap::FromArgMatches;
+use gavel_server::config::{Cli, Command, ServeConfig};
+use gavel_server::config_file::{self, ConfigError};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's allocator: the bid and fan-out paths allocate small,
@@ -12,14 +14,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli { command } = Cli::parse();
-    let config = match command {
-        Command::Serve(config) => config,
-        Command::Verify(args) => {
-            let verified = gavel_server::verify::run(args).await?;
-            std::process::exit(if verified { 0 } else { 1 });
+    let parsed = match config_file::parse_args(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(ConfigError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
         }
     };
+    let Cli { command } = Cli::from_arg_matches(&parsed.matches).unwrap_or_else(|e| e.exit());
+    match command {
+        Command::Serve(config) => serve(config).await,
+        other => std::process::exit(gavel_server::cli::run(other).await),
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let config = config.with_conventional_env();
     gavel_server::telemetry::init_tracing(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -118,6 +118,7 @@ pub fn update(
         buy_now_available: (buy_now_available(prev) != buy_now_available(next))
             .then(|| buy_now_available(next)),
         bid: bid.map(bid_view),
+        decided_at: None,
     }
 }
 
@@ -137,6 +138,7 @@ pub fn full_update(a: &Auction, event: &'static str, bid: Option<&BidEntry>) -> 
         reserve_met: a.reserve_met(),
         buy_now_available: Some(buy_now_available(a)),
         bid: bid.map(bid_view),
+        decided_at: None,
     }
 }
 

@@ -26,7 +26,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gavel_core::AuctionId;
 use gavel_engine::EngineError;
-use gavel_protocol::{ClientMessage, ErrorCode, Limits, ServerMessage};
+use gavel_protocol::{ClientMessage, ErrorCode, Limits, ReconnectReason, ServerMessage};
 use serde::Deserialize;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -39,15 +39,20 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-/// Close codes (RFC 6455).
-const GOING_AWAY: u16 = 1001;
+/// Close codes (RFC 6455, and 1012 from the IANA registry).
 const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_PAYLOAD: u16 = 1007;
 const POLICY_VIOLATION: u16 = 1008;
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// "Service restart": sent after `reconnect` when the node drains.
+const SERVICE_RESTART: u16 = 1012;
 
 /// Bids one connection may have waiting for a decision at once.
 const BIDS_IN_FLIGHT: usize = 32;
+
+/// The shortest time between two latency reports of one connection (clients send one
+/// every 30 s).
+const REPORT_INTERVAL_MIN: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -65,6 +70,14 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(e) => return ApiError::new(ErrorCode::BadRequest, e.body_text()).into_response(),
     };
+    // Only a connection opened before the drain can still ask (new ones are refused).
+    if state.drain.is_draining() {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "this node is shutting down: connect again (another node will answer)",
+        )
+        .into_response();
+    }
     // The connection's slot (taken when it was accepted) goes with the upgrade; a router
     // served some other way takes one here.
     let slot = match handoff {
@@ -83,7 +96,7 @@ pub async fn upgrade(
     // is told why (bidding needs a valid token).
     let (user, refused) = match q.token.as_deref() {
         None | Some("") => (None, None),
-        Some(t) => match state.auth.authenticate(t, addr.ip(), state.engine.now()) {
+        Some(t) => match state.authenticate(t, addr.ip(), state.engine.now()).await {
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
         },
@@ -107,11 +120,14 @@ pub async fn upgrade(
                 last_sent: Instant::now(),
                 last_received: Instant::now(),
                 pinged: false,
+                closing_at: None,
                 state,
                 socket,
                 user: user.map(Box::new),
                 outbox: Vec::new(),
                 outbox_bytes: 0,
+                measured: Vec::new(),
+                last_report: None,
                 subscriptions: StreamMap::with_capacity(1),
                 lobby: None,
                 bids: None,
@@ -210,6 +226,13 @@ fn refused(e: &AuthError) -> Utf8Bytes {
             "too many failed sign-ins from this address; try again in a minute"
         }
         AuthError::NotYetValid => "the token is not valid yet: you can watch, but not bid",
+        AuthError::BadIssuer(_)
+        | AuthError::BadAudience(_)
+        | AuthError::BadSignature(_)
+        | AuthError::UnknownKey(_)
+        | AuthError::Malformed(_) => {
+            return error(e.code(), format!("{e}: you can watch, but not bid"), None)
+        }
         _ => "invalid token: you can watch, but sign in again to bid",
     };
     error(e.code(), message, None)
@@ -298,10 +321,16 @@ struct Conn {
     last_received: Instant,
     /// Whether the client has been pinged since it last sent anything.
     pinged: bool,
+    /// Draining: when this connection closes with 1012 (the delay its `reconnect` gave).
+    closing_at: Option<Instant>,
     /// Messages written with the next flush.
     outbox: Vec<Message>,
     /// Bytes of the text messages in `outbox`.
     outbox_bytes: usize,
+    /// The updates in `outbox` whose delivery latency is recorded once they are written.
+    measured: Vec<SharedFrame>,
+    /// When the client last sent a latency report.
+    last_report: Option<Instant>,
     /// The subscribed rooms, keyed by auction.
     subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
@@ -373,7 +402,7 @@ impl Conn {
         };
         tokio::select! {
             biased;
-            _ = &mut self.shutdown => Input::Shutdown,
+            _ = &mut self.shutdown, if self.closing_at.is_none() => Input::Shutdown,
             Some(a) = answer => Input::BidAnswer(a),
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
@@ -402,7 +431,10 @@ impl Conn {
                 Instant::now() + Duration::from_millis(left)
             }
         };
-        self.timer.as_mut().reset(heartbeat.min(expiry).min(probe));
+        let closing = self.closing_at.unwrap_or(far);
+        self.timer
+            .as_mut()
+            .reset(heartbeat.min(expiry).min(probe).min(closing));
     }
 
     /// Ends a session whose token has expired (the connection stays, watch-only), sends a
@@ -478,11 +510,65 @@ impl Conn {
         match written {
             Ok(Ok(())) => {
                 frames_sent().increment(count);
+                self.record_delivery();
                 Ok(())
             }
             Ok(Err(_)) => Err(ErrorCode::BadRequest),
             Err(_) => Err(ErrorCode::TooSlow),
         }
+    }
+
+    /// Records decision → written for the updates just written (overall and per auction).
+    fn record_delivery(&mut self) {
+        if self.measured.is_empty() {
+            return;
+        }
+        let now = self.state.engine.now();
+        for frame in self.measured.drain(..) {
+            if let Some(at) = frame.decided_at {
+                let ms = now - at;
+                crate::latency::OVERALL.server.record_ms(ms);
+                if let Some(room) = &frame.latency {
+                    room.server.record_ms(ms);
+                }
+            }
+        }
+        self.measured = Vec::new();
+    }
+
+    /// A `latency_report`: refused with `invalid_message` when out of bounds and with
+    /// `rate_limited` when sooner than [`REPORT_INTERVAL_MIN`] after the last one. Entries for
+    /// auctions this connection does not watch count only in the totals.
+    fn latency_report(&mut self, report: gavel_protocol::LatencyReport) {
+        if self
+            .last_report
+            .is_some_and(|at| at.elapsed() < REPORT_INTERVAL_MIN)
+        {
+            return self.push(error(
+                ErrorCode::RateLimited,
+                format!(
+                    "at most one latency report every {} s",
+                    REPORT_INTERVAL_MIN.as_secs()
+                ),
+                None,
+            ));
+        }
+        if let Err(e) = crate::latency::accept_report(&report) {
+            return self.push(error(ErrorCode::InvalidMessage, e, None));
+        }
+        self.last_report = Some(Instant::now());
+        for a in &report.auctions {
+            let Ok(id) = AuctionId::parse(a.auction_id.as_str()) else {
+                continue;
+            };
+            if let Some((_, sub)) = self.subscriptions.iter().find(|(k, _)| *k == id) {
+                sub.watch
+                    .room()
+                    .latency()
+                    .add_report(&a.counts, report.clock_error_ms);
+            }
+        }
+        self.push(ok("latency_report"))
     }
 
     fn close(&mut self, code: u16, reason: &'static str) -> Flow {
@@ -499,7 +585,7 @@ impl Conn {
             self.pinged = false;
         }
         match input {
-            Input::Shutdown => return self.close(GOING_AWAY, "server shutting down"),
+            Input::Shutdown => self.send_elsewhere(),
             Input::Client(None) | Input::Client(Some(Ok(Message::Close(_)))) => return Flow::Stop,
             Input::Client(Some(Ok(Message::Text(t)))) => {
                 if t.len() > self.state.config.max_message_bytes {
@@ -532,8 +618,16 @@ impl Conn {
                 };
             }
             Input::BidAnswer(t) => self.push(t),
+            Input::Timer if self.closing_at.is_some_and(|at| Instant::now() >= at) => {
+                return Box::pin(self.close_for_restart()).await;
+            }
             Input::Timer => return self.on_timer(),
-            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => self.push(frame.text.clone()),
+            Input::Room(_, Ok(frame)) | Input::Lobby(Ok(frame)) => {
+                self.push(frame.text.clone());
+                if frame.decided_at.is_some() {
+                    self.measured.push(frame);
+                }
+            }
             Input::Room(id, Err(BroadcastStreamRecvError::Lagged(skipped))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
@@ -560,6 +654,52 @@ impl Conn {
             }
         }
         Flow::Continue
+    }
+
+    /// The node drains: tells the client to reconnect after a delay of its own (spread
+    /// over [`ServeConfig::reconnect_spread`](crate::config::ServeConfig::reconnect_spread)
+    /// so a node's clients do not all land on the others at once) and keeps serving it
+    /// until then.
+    fn send_elsewhere(&mut self) {
+        let spread = self.state.config.reconnect_spread().as_millis() as u64;
+        let delay_ms = rand::random_range(0..=spread);
+        self.push(text(&ServerMessage::Reconnect {
+            delay_ms,
+            reason: ReconnectReason::Draining,
+        }));
+        self.closing_at = Some(Instant::now() + Duration::from_millis(delay_ms));
+        metrics::counter!("gavel_ws_reconnects_sent_total").increment(1);
+        self.arm_timer();
+    }
+
+    /// The connection's `reconnect` delay has passed: answers the bids it is still
+    /// deciding (until the drain's WebSocket time is up), then closes with 1012.
+    async fn close_for_restart(&mut self) -> Flow {
+        let grace = self.state.config.shutdown_grace();
+        let until = self
+            .state
+            .drain
+            .deadline()
+            .map_or_else(|| Instant::now() + grace / 3, |d| d - grace / 3);
+        if let Some(bids) = self.bids.as_mut() {
+            while !bids.is_empty() {
+                match tokio::time::timeout_at(until, bids.next()).await {
+                    Ok(Some(answer)) => {
+                        self.outbox_bytes += answer.len();
+                        self.outbox.push(Message::Text(answer));
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        tracing::warn!(
+                            left = bids.len(),
+                            "bids still undecided when their connection had to close"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        self.close(SERVICE_RESTART, "service restart")
     }
 
     fn refuse_too_large(&mut self) -> Flow {
@@ -603,7 +743,7 @@ impl Conn {
                 // A failed `auth` leaves the connection anonymous: it never keeps an
                 // identity the client no longer proves.
                 self.user = None;
-                match self.state.auth.authenticate(&token, ip, now) {
+                match self.state.authenticate(&token, ip, now).await {
                     Ok(p) => {
                         let hello = hello(&self.state, Some(&p));
                         self.user = Some(Box::new(p));
@@ -617,6 +757,7 @@ impl Conn {
                 auction_id,
                 since_seq,
             } => self.subscribe(&auction_id, since_seq).await,
+            ClientMessage::LatencyReport(report) => self.latency_report(report),
             ClientMessage::Unsubscribe { auction_id } => {
                 if let Ok(id) = AuctionId::parse(auction_id) {
                     self.unwatch(&id);

@@ -731,9 +731,28 @@ async fn postgres_unreachable_for_a_while_loses_nothing() {
                 > 0,
             "the drainers noticed the outage"
         );
+        // The archive lag (alerted on: deploy/prometheus/alerts.yml) shows the wait.
+        assert!(
+            a.metric("gavel_archive_lag_seconds").await
+                + b.metric("gavel_archive_lag_seconds").await
+                >= 1,
+            "the archive lag grows while PostgreSQL is away"
+        );
 
         proxy.up().await;
         wait_stored(&d, &auctions, accepted as i64, Duration::from_secs(40)).await;
+        // And falls back once everything is archived.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while a.metric("gavel_archive_lag_seconds").await
+            + b.metric("gavel_archive_lag_seconds").await
+            > 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the archive lag stays up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
     .await
     .expect("bounded in time");
@@ -974,6 +993,8 @@ async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers
             "{e}"
         );
         assert_eq!(e["request_id"], "r-2");
+        // Counted for the bid error rate alert (deploy/prometheus/alerts.yml).
+        assert!(a.metric("gavel_bid_errors_total").await >= 1);
         ws.send(Message::text(
             json!({"type": "ping", "client_time": 1.0}).to_string(),
         ))

@@ -12,7 +12,7 @@ import {
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney } from "../money";
 import { isConfirmed, standing, type RoomState } from "../state";
-import type { AuctionView, BidKind } from "../types";
+import type { AuctionView, BidKind } from "@gavel/client";
 import { BuyNow, CustomBid, MaxBid } from "./BidForms";
 import { Countdown } from "./Countdown";
 import { Details, History } from "./RoomSide";

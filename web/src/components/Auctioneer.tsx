@@ -1,9 +1,10 @@
 import { useEffect, useId, useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { ApiError, adminAction, createAuction, type CreateAuctionBody } from "../api";
+import { GavelError, type CreateAuction as CreateAuctionBody } from "@gavel/client";
+import { httpErrorText } from "../format";
 import { statusLabel } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney, parseMoney } from "../money";
-import type { AuctionView } from "../types";
+import type { AuctionView } from "@gavel/client";
 import { Countdown } from "./Countdown";
 
 const CURRENCIES = ["USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "INR", "BRL"];
@@ -148,14 +149,14 @@ function CreateForm() {
     if (errs.length) return;
     setBusy(true);
     try {
-      const a = await createAuction(s.session!.token, body as CreateAuctionBody);
+      const a = await client.http.createAuction(body as CreateAuctionBody);
       client.noteAuction(a);
       setCreated(a);
       setTitle("");
       setDescription("");
       setCustomId("");
     } catch (err) {
-      setErrors([err instanceof ApiError ? `${err.message} (${err.code})` : "Could not create the auction."]);
+      setErrors([err instanceof GavelError ? `${httpErrorText(err)} (${err.code})` : "Could not create the auction."]);
     } finally {
       setBusy(false);
     }
@@ -319,7 +320,6 @@ function AuctionTable() {
 
 function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
   const client = useClient();
-  const s = useClientState();
   const [confirm, setConfirm] = useState<"cancel" | "end" | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -329,11 +329,11 @@ function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
     setBusy(true);
     setError(null);
     try {
-      const v = await adminAction(s.session!.token, a.id, action);
+      const v = action === "cancel" ? await client.http.cancelAuction(a.id) : await client.http.endAuction(a.id);
       client.noteAuction(v);
       setConfirm(null);
     } catch (err) {
-      setError(err instanceof ApiError ? (err.code === "closed" ? "It has already ended." : err.message) : "Failed.");
+      setError(err instanceof GavelError ? (err.code === "closed" ? "It has already ended." : httpErrorText(err)) : "Failed.");
     } finally {
       setBusy(false);
     }

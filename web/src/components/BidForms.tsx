@@ -3,7 +3,7 @@
 
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import { CONFIRM_INCREMENTS, CONFIRM_PRICE_FACTOR, formatMoney, needsConfirmation, parseMoney, validateBidInput } from "../money";
-import type { AuctionView } from "../types";
+import type { AuctionView } from "@gavel/client";
 
 /** A large amount waits here for a second click (docs/rules.md, "Large bids"). */
 function ConfirmLarge({

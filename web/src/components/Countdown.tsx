@@ -1,6 +1,6 @@
 import { formatRemaining, spokenRemaining } from "../format";
 import { useServerNow } from "../hooks";
-import type { AuctionView } from "../types";
+import type { AuctionView } from "@gavel/client";
 
 /** Time left by the server clock. The server's ends_at (and its closes) always win. */
 export function Countdown({ auction, big = false }: { auction: AuctionView; big?: boolean }) {

@@ -3,7 +3,7 @@ import { statusLabel } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney } from "../money";
 import { filterAuctions, lobbySections, type LobbyFilter } from "../state";
-import type { AuctionView } from "../types";
+import type { AuctionView } from "@gavel/client";
 import { Countdown } from "./Countdown";
 
 const FILTERS: { id: LobbyFilter; label: string }[] = [

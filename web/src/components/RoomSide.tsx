@@ -6,7 +6,7 @@ import { formatLocalDateTime, formatLocalTime, softCloseRule } from "../format";
 import { useClient, useClientState } from "../hooks";
 import { formatMoney } from "../money";
 import { olderCursor, type RoomState } from "../state";
-import type { AuctionView } from "../types";
+import type { AuctionView } from "@gavel/client";
 
 export function History({ room, auction: a, me }: { room: RoomState; auction: AuctionView; me: string | null }) {
   const s = useClientState();

@@ -1,7 +1,8 @@
 import { useId, useState, type FormEvent } from "react";
-import { ApiError, createSession } from "../api";
+import { GavelError } from "@gavel/client";
+import { httpErrorText } from "../format";
 import { useClient } from "../hooks";
-import type { Session } from "../types";
+import type { SessionResponse as Session } from "@gavel/client";
 
 /** Which field a sign-in error belongs to (so only that field is marked invalid). */
 type ErrorField = "name" | "admin_token" | "form";
@@ -21,6 +22,7 @@ export function SignInForm({
   onSignedIn: (s: Session) => void;
   onCancel?: () => void;
 }) {
+  const client = useClient();
   const [name, setName] = useState("");
   const [asAdmin, setAsAdmin] = useState(false);
   const [adminToken, setAdminToken] = useState("");
@@ -41,14 +43,14 @@ export function SignInForm({
     setBusy(true);
     setError(null);
     try {
-      const session = await createSession(trimmed, asAdmin ? adminToken : undefined);
+      const session = await client.http.createSession(trimmed, asAdmin ? adminToken : undefined);
       onSignedIn(session);
     } catch (err) {
-      if (err instanceof ApiError) {
+      if (err instanceof GavelError) {
         if (err.code === "forbidden") setError({ field: "admin_token", text: "That admin token is not right." });
         else if (err.code === "invalid_name") setError({ field: "name", text: err.message || "That name cannot be used." });
         else if (err.code === "guest_sessions_disabled") setError({ field: "form", text: "Guest sign-in is turned off on this server." });
-        else setError({ field: "form", text: err.message });
+        else setError({ field: "form", text: httpErrorText(err) });
       } else setError({ field: "form", text: "Sign-in failed. Try again." });
     } finally {
       setBusy(false);

@@ -39,6 +39,16 @@ export type ClientMessage =
   | {
     type: "ping";
     client_time: number;
+  }
+  | {
+    type: "latency_report";
+    /** One entry per watched auction that received updates since the last report. */
+    auctions: AuctionLatency[];
+    /**
+     * The error bound of the client's clock offset: half the round trip of the clock
+     * sample it uses (milliseconds). Every latency in the report is ± this much.
+     */
+    clock_error_ms: number;
   };
 
 /** Server → client. */
@@ -109,11 +119,35 @@ export type ServerMessage =
     type: "watchers";
     auction_id: string;
     count: number;
+  }
+  | {
+    type: "reconnect";
+    delay_ms: number;
+    reason: ReconnectReason;
   };
 
 /** `POST /api/auctions/{id}/cancel` and `/end` (admin). */
 export interface AdminAction {
   reason?: string | null;
+}
+
+/** How one auction's updates reached a client. */
+export interface AuctionLatency {
+  auction_id: string;
+  /**
+   * Updates per bucket: `counts[i]` arrived at most `LATENCY_BOUNDS_MS[i]` ms after the
+   * decision (and more than the bound before it); the last entry counts the slower ones.
+   * Exactly `LATENCY_BOUNDS_MS.len() + 1` entries.
+   */
+  counts: number[];
+}
+
+/** The latency of one auction's updates. */
+export interface AuctionLatencyStats {
+  auction_id: string;
+  latency: LatencyPair;
+  /** Connections watching it on this node. */
+  watchers: number;
 }
 
 /** `GET /api/auctions`: one page. */
@@ -259,6 +293,17 @@ export interface CreateAuction {
   title: string;
 }
 
+/** `POST /api/webhooks`: a new endpoint. */
+export interface CreateWebhook {
+  /** Also send `bid.accepted` (one event per accepted bid). */
+  bid_events?: boolean;
+  description?: string;
+  /** `whsec_` + base64 of 24 to 64 bytes; generated when absent (and returned once). */
+  secret?: string | null;
+  /** Absolute `http` or `https` URL the events are posted to. */
+  url: string;
+}
+
 /** How a history entry came about: `bid` (placed at that amount), `auto` (placed for a proxy maximum), `buy_now`. */
 export type EntryKind = "bid" | "auto" | "buy_now";
 
@@ -268,7 +313,7 @@ export interface ErrorBody {
 }
 
 /** A wire error code (docs/protocol.md, "Error codes"). */
-export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "forbidden" | "admin_cannot_bid" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
+export type ErrorCode = "bad_json" | "bad_request" | "invalid_query" | "invalid_status" | "invalid_limit" | "invalid_name" | "invalid_message" | "unknown_type" | "invalid_amount" | "invalid_request_id" | "invalid_kind" | "identity_field" | "invalid_auction" | "invalid_webhook" | "unauthorized" | "token_expired" | "token_not_yet_valid" | "bad_issuer" | "bad_audience" | "bad_signature" | "unknown_key" | "forbidden" | "admin_cannot_bid" | "origin_not_allowed" | "guest_sessions_disabled" | "not_found" | "method_not_allowed" | "request_timeout" | "already_exists" | "webhook_from_config" | "closed" | "body_too_large" | "message_too_large" | "rate_limited" | "too_many_connections" | "too_many_subscriptions" | "too_slow" | "unavailable" | "outcome_unknown" | "internal";
 
 /** The error body of every failed HTTP request, and the fields of a WebSocket `error`. */
 export interface ErrorDetail {
@@ -291,6 +336,48 @@ export interface IncrementBandView {
 /** `GET /api/keys`: the keys receipts and log heads are signed with. */
 export interface KeysResponse {
   keys: PublicKeyView[];
+}
+
+/** One latency histogram. */
+export interface LatencyHistogram {
+  count: number;
+  /** Per bucket, not cumulative. */
+  counts: number[];
+  /**
+   * The bucket bounds under which half / 95 % / 99 % of the updates arrived (`null`
+   * without samples, or when that share was slower than the last bound).
+   */
+  p50_ms: number | null;
+  p95_ms: number | null;
+  p99_ms: number | null;
+}
+
+/** Server-measured and client-reported latency of one scope. */
+export interface LatencyPair {
+  /** Decision → received, as the clients' reports say. */
+  client: LatencyHistogram;
+  /** The largest clock error (half a round trip) any of those reports claimed, ms. */
+  max_clock_error_ms: number;
+  /** Latency reports received. */
+  reports: number;
+  /** Decision → frame written to the socket, for every update this node sent. */
+  server: LatencyHistogram;
+}
+
+/**
+ * `GET /api/admin/latency` (admin): delivery latency on this node, decision → frame
+ * written (server) and decision → received (as clients report it), overall and for the
+ * auctions with the most watchers here.
+ */
+export interface LatencyStats {
+  /** The watched auctions with the most watchers on this node, most first. */
+  auctions: AuctionLatencyStats[];
+  /**
+   * Upper bounds of the buckets (milliseconds, inclusive); `counts` have one more entry
+   * for everything slower.
+   */
+  bounds_ms: number[];
+  overall: LatencyPair;
 }
 
 /** Limits announced in `hello`. */
@@ -342,6 +429,19 @@ export interface LogPage {
   next_after_seq?: number | null;
 }
 
+/** One reason a node is not ready. */
+export interface NotReady {
+  code: NotReadyCode;
+  /** What failed, in words (for logs and operators; not stable). */
+  message: string;
+}
+
+/** Why a node is not ready: the one owner of these names. */
+export type NotReadyCode =
+  | "draining"
+  | "authority_unavailable"
+  | "archive_unavailable";
+
 /** `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here. */
 export interface PlaceBid {
   /** Integer minor units (cents for USD), 1 to 2^53-1. */
@@ -360,6 +460,16 @@ export interface PublicKeyView {
   key_id: string;
   /** The 32-byte public key, hex. */
   public_key: string;
+}
+
+/**
+ * `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
+ * `ready: false` and every reason otherwise.
+ */
+export interface Readiness {
+  ready: boolean;
+  /** Why the node is not ready (empty when it is). */
+  reasons: NotReady[];
 }
 
 /**
@@ -384,6 +494,9 @@ export interface Receipt {
   /** Ed25519 signature, 128 hex digits. */
   signature: string;
 }
+
+/** Why the server asks a client to reconnect. */
+export type ReconnectReason = "draining";
 
 /**
  * `GET /api/admin/stats` (admin): what this node holds, for operators and the
@@ -444,6 +557,11 @@ export interface Update {
   bid?: BidView | null;
   bid_count?: number | null;
   buy_now_available?: boolean | null;
+  /**
+   * The authority's time of the change (server UTC ms): what delivery latency is measured
+   * from. Absent for `max_raised` (a change that carries no time of its own).
+   */
+  decided_at?: number | null;
   /** New end time after a soft-close extension. */
   ends_at?: number | null;
   /** `bid`, `max_raised` or `opened`. */
@@ -468,6 +586,62 @@ export interface UserView {
   name: string;
   /** `bidder` or `admin`. */
   role: string;
+}
+
+/** `GET /api/webhooks/deliveries`, newest first. */
+export interface WebhookDeliveryList {
+  deliveries: WebhookDeliveryView[];
+}
+
+/** One (event, endpoint) delivery. */
+export interface WebhookDeliveryView {
+  attempts: number;
+  created_at: number;
+  endpoint_id: string;
+  /** The event's id: `webhook-id` of every attempt. */
+  event_id: string;
+  event_type: string;
+  finished_at: number | null;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  /** The receiver's HTTP status on the last attempt, if it answered. */
+  last_status: number | null;
+  next_attempt_at: number;
+  /** `pending`, `delivered` or `failed`. */
+  status: string;
+}
+
+/** `GET /api/webhooks`. */
+export interface WebhookList {
+  endpoints: WebhookView[];
+}
+
+/** `POST /api/webhooks/{id}/test`: the test event queued for the endpoint. */
+export interface WebhookTestQueued {
+  event_id: string;
+}
+
+/** An endpoint as listed (never with its secret). */
+export interface WebhookView {
+  bid_events: boolean;
+  created_at: number;
+  description: string;
+  /** Set when the receiver answered 410 Gone; nothing more is sent to it. */
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  id: string;
+  /** `config` (from `--webhook`, managed by the configuration) or `api`. */
+  source: string;
+  url: string;
+}
+
+/**
+ * `POST /api/webhooks` and `POST /api/webhooks/{id}/rotate`: the endpoint and its
+ * secret (the only answers that ever show it).
+ */
+export interface WebhookWithSecret {
+  endpoint: WebhookView;
+  secret: string;
 }
 
 /** The server message of one `type`. */

@@ -35,8 +35,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        name: "webhooks",
+        sql: include_str!("../../migrations/sqlite/004_webhooks.sql"),
+    },
+    Migration {
+        version: 5,
         name: "log",
-        sql: include_str!("../../migrations/sqlite/004_log.sql"),
+        sql: include_str!("../../migrations/sqlite/005_log.sql"),
     },
 ];
 

@@ -39,6 +39,10 @@ pub(super) struct AuthorityClock {
     anchor: Mutex<(Instant, Millis)>,
     /// Milliseconds between a decision and its script's execution, as measured.
     lead: AtomicI64,
+    /// The latest clock a commit of this node ran at: no decision of this node is made,
+    /// and no script of this node runs, at an earlier time (the decision clock is
+    /// monotonic per engine, whatever the wall clock or Redis `TIME` does).
+    last: AtomicI64,
 }
 
 /// The most the lead grows to: a guess of when the script will run, nothing more.
@@ -50,13 +54,40 @@ impl AuthorityClock {
             source,
             anchor: Mutex::new((Instant::now(), crate::clock::system_now())),
             lead: AtomicI64::new(1),
+            last: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// A commit of this node ran at `clock` (or saw the auction's clock there).
+    pub(super) fn used(&self, clock: Millis) {
+        self.last.fetch_max(clock, Ordering::AcqRel);
+    }
+
+    /// The engine's time: the estimate, never earlier than a clock already used.
+    pub(super) fn now(&self) -> Millis {
+        self.estimate().max(self.last.load(Ordering::Acquire))
+    }
+
+    /// The floor the scripts put under `TIME` (`''`: none): the latest clock this node
+    /// used. Not for a pinned estimate, whose point is a node deciding with a wrong clock.
+    pub(super) fn script_floor(&self) -> String {
+        match &self.source {
+            Source::Redis => {
+                let last = self.last.load(Ordering::Acquire);
+                if last == i64::MIN {
+                    String::new()
+                } else {
+                    last.to_string()
+                }
+            }
+            Source::Test(_) | Source::Pinned(_) => String::new(),
         }
     }
 
     /// What the scripts are told the time is: `''` (read `TIME`), or a test clock's time.
     pub(super) fn script_now(&self) -> String {
         match &self.source {
-            Source::Test(c) => c.now().to_string(),
+            Source::Test(c) => c.now().max(self.last.load(Ordering::Acquire)).to_string(),
             Source::Redis | Source::Pinned(_) => String::new(),
         }
     }
@@ -85,12 +116,17 @@ impl AuthorityClock {
         } else {
             0
         };
-        (self.estimate() + lead).max(floor)
+        let base = match &self.source {
+            Source::Pinned(_) => self.estimate(),
+            Source::Redis | Source::Test(_) => self.now(),
+        };
+        (base + lead).max(floor)
     }
 
     /// A script ran at Redis `TIME` `time` (ms); `estimate` is what
     /// [`estimate`](Self::estimate) said when the node decided.
     pub(super) fn observe(&self, estimate: Millis, time: Millis) {
+        self.used(time);
         if !self.learns() {
             return;
         }

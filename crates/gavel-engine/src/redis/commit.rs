@@ -55,6 +55,8 @@ pub(super) struct Record {
 pub(super) struct CallSettings<'a> {
     pub keys: &'a Keys,
     pub script_now: &'a str,
+    /// The node's clock floor (`''`: none), see `AuthorityClock::script_floor`.
+    pub floor: &'a str,
     pub ttl_secs: u64,
     pub group: &'a str,
 }
@@ -67,7 +69,13 @@ impl Commit {
             .record
             .as_ref()
             .map_or_else(|| hash.clone(), |r| r.key.clone());
-        let keys = vec![hash, s.keys.log(id), s.keys.recent(id), record_key];
+        let keys = vec![
+            hash,
+            s.keys.log(id),
+            s.keys.recent(id),
+            record_key,
+            s.keys.reqs(id),
+        ];
         let (version, seq, change) = match &self.change {
             Some(c) => (c.version.clone(), c.seq.to_string(), c.json.clone()),
             None => Default::default(),
@@ -97,6 +105,7 @@ impl Commit {
             self.spec.clone().unwrap_or_default(),
             s.group.to_string(),
             flag(self.marked),
+            s.floor.to_string(),
         ];
         (keys, argv)
     }

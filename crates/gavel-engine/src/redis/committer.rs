@@ -580,9 +580,11 @@ fn record_json(reply: &BidReply) -> String {
 /// Sends a batch's calls as one pipeline and settles each; returns the work to redo.
 async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
     let script_now = core.clock.script_now();
+    let floor = core.clock.script_floor();
     let settings = CallSettings {
         keys: &core.keys,
         script_now: &script_now,
+        floor: &floor,
         ttl_secs: core.config.request_ttl.as_secs(),
         group: DRAIN_GROUP,
     };
@@ -601,7 +603,7 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
             Step::Lookup { key, .. } => {
                 pipe.cmd("GET").arg(key);
             }
-            Step::Record { key, json, .. } => {
+            Step::Record { p, key, json, .. } => {
                 pipe.cmd("SET")
                     .arg(key)
                     .arg(json)
@@ -609,6 +611,14 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
                     .arg("GET")
                     .arg("EX")
                     .arg(settings.ttl_secs.max(1));
+                // Named in the auction's record index, as the commit script does, so
+                // retirement deletes it too (its reply is ignored: one reply per step).
+                let expires = core.clock.estimate() + settings.ttl_secs.max(1) as i64 * 1000;
+                pipe.cmd("ZADD")
+                    .arg(core.keys.reqs(&p.job.id))
+                    .arg(expires)
+                    .arg(key)
+                    .ignore();
             }
         }
     }

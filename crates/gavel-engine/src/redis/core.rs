@@ -51,12 +51,19 @@ pub(crate) struct Core {
     hasher: std::collections::hash_map::RandomState,
     /// Auctions this node's watchers asked for (resynced after a Pub/Sub reconnect).
     pub watched: Mutex<HashSet<AuctionId>>,
+    /// Where a retired auction is read from (see `retire.rs`); `None`: nothing is retired.
+    pub archive: Option<Arc<dyn gavel_archive::Archive>>,
+    /// When this node last looked for auctions to retire (wall ms).
+    pub retire_checked: std::sync::atomic::AtomicI64,
+    /// True while a retirement task of this node runs.
+    pub retiring: std::sync::atomic::AtomicBool,
     /// Random per process: versions from different nodes never collide.
     node_tag: String,
     versions: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         client: redis::Client,
         cmd: ConnectionManager,
@@ -65,6 +72,7 @@ impl Core {
         clock: AuthorityClock,
         config: RedisConfig,
         shards: usize,
+        archive: Option<Arc<dyn gavel_archive::Archive>>,
     ) -> Self {
         Core {
             client,
@@ -81,6 +89,9 @@ impl Core {
                 .collect(),
             hasher: Default::default(),
             watched: Mutex::new(HashSet::new()),
+            archive,
+            retire_checked: std::sync::atomic::AtomicI64::new(i64::MIN),
+            retiring: std::sync::atomic::AtomicBool::new(false),
             node_tag: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             versions: std::sync::atomic::AtomicU64::new(0),
         }
@@ -137,6 +148,16 @@ impl Core {
     /// Drops this node's copy (after a call whose outcome is unknown).
     pub(super) fn forget(&self, id: &AuctionId) {
         self.states[self.shard_of(id)].lock().remove(id);
+    }
+
+    /// Drops this node's copy of a retired auction's spec.
+    pub(super) fn forget_spec(&self, id: &AuctionId) {
+        self.specs.write().remove(id);
+    }
+
+    /// `closed_retention` in ms.
+    pub(super) fn retention_ms(&self) -> Millis {
+        i64::try_from(self.config.closed_retention.as_millis()).unwrap_or(i64::MAX)
     }
 
     pub(super) fn cache_spec(&self, id: &AuctionId, spec: Arc<AuctionSpec>) {

@@ -10,6 +10,11 @@
 //! | `<p>:{<id>}:recent` | list | the 50 newest history entries, newest first |
 //! | `<p>:{<id>}:req:<n>:<bidder>:<request>` | string, TTL | the reply to that request, as it was given (`<n>`: the bidder id's length) |
 //! | `<p>:{<id>}:dead` | stream | change-log entries the drainer could not decode (dead letters) |
+//! | `<p>:{<id>}:reqs` | sorted set | the names of the auction's request records (score: when each expires), so retirement can delete them without a scan |
+//!
+//! Every key above leaves Redis together (`scripts/retire.lua`) once the auction is closed,
+//! fully archived in PostgreSQL, without dead letters, and `closed_retention` has passed
+//! since it closed (see `retire.rs`).
 //!
 //! Node-wide indexes, never written by a script (a script may only touch its own slot);
 //! each is written before the auction exists and corrected lazily by `advance` and the
@@ -21,6 +26,8 @@
 //! | `<p>:deadlines` | sorted set | open/scheduled auction id → a deadline at or before its next start/end |
 //! | `<p>:active` | sorted set | auctions whose change log may still hold unarchived entries |
 //! | `<p>:dead` | sorted set | auctions with a dead-letter stream (score: first dead letter) |
+//! | `<p>:live` | sorted set | auctions not closed yet (score: current end time), what listings page through |
+//! | `<p>:retire` | sorted set | closed, fully archived auctions → when their keys may leave Redis |
 //!
 //! Pub/Sub channel of an auction: `<p>:ch:<id>`; nodes subscribe to the pattern `<p>:ch:*`.
 
@@ -93,6 +100,11 @@ impl Keys {
         format!("{}:{{{}}}:dead", self.prefix, id)
     }
 
+    /// The names of the auction's request records, scored by when each expires.
+    pub fn reqs(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:reqs", self.prefix, id)
+    }
+
     pub fn channel(&self, id: &AuctionId) -> String {
         format!("{}:ch:{}", self.prefix, id)
     }
@@ -120,6 +132,16 @@ impl Keys {
         format!("{}:active", self.prefix)
     }
 
+    /// Live (scheduled or open) auctions by current end time.
+    pub fn live(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
+    /// Closed auctions whose change log is fully archived, by when they may be retired.
+    pub fn retire(&self) -> String {
+        format!("{}:retire", self.prefix)
+    }
+
     /// Auctions whose dead-letter stream may hold entries (what an operator looks at).
     pub fn dead_index(&self) -> String {
         format!("{}:dead", self.prefix)
@@ -142,6 +164,7 @@ mod tests {
             k.recent(&id),
             k.request(&id, &bidder, &req),
             k.dead(&id),
+            k.reqs(&id),
         ] {
             assert!(key.starts_with("gavel:{lot-7}:"), "{key}");
         }

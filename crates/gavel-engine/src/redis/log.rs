@@ -342,8 +342,9 @@ impl ChangeLog {
         Ok(())
     }
 
-    /// Acknowledges stored entries, trims what every drainer has acknowledged, and retires
-    /// the logs of closed auctions that are fully archived.
+    /// Acknowledges stored entries, trims what every drainer has acknowledged, and, for a
+    /// closed auction whose log is then empty (fully archived), schedules its retirement
+    /// and drops it from the active set.
     pub async fn ack(&mut self, entries: &[LogEntry]) -> Result<(), EngineError> {
         if entries.is_empty() {
             return Ok(());
@@ -372,6 +373,10 @@ impl ChangeLog {
                 .await
                 .map_err(map_err)?;
             if done == 1 {
+                // Everything up to and including its close is archived: it may leave
+                // Redis after its retention (`retire.rs`). Scheduled before it leaves
+                // the active set: if scheduling fails, it stays there, in sight.
+                self.engine.schedule_retirement(auction).await?;
                 let _: () = cmd
                     .zrem(i.keys.active(), auction.as_str())
                     .await

@@ -29,7 +29,15 @@
 //! committing, batched per shard), `guard.rs` (where a decision holds in time, and the
 //! clock markers), `core.rs` (what the parts share, this node's copies of the auctions),
 //! `authority.rs` (the node's estimate of the clock), `feed.rs` (one Pub/Sub pattern
-//! subscription per node), `log.rs` (what the drainer reads).
+//! subscription per node), `log.rs` (what the drainer reads), `retire.rs` (closed,
+//! archived auctions leaving Redis after `closed_retention`).
+//!
+//! Bounded state: a closed auction's keys leave Redis once PostgreSQL holds all of it and
+//! its retention has passed (`retire.rs`); it is then answered from the archive, as the
+//! memory engine answers for the auctions it let go. Listings page through `<p>:live`
+//! (live auctions by end time), kept by every commit that moves an end time or closes an
+//! auction, never a walk over every auction. This node's set of watched auctions shrinks
+//! when the fan-out drops a room (`Engine::unwatch`).
 
 mod authority;
 mod commit;
@@ -40,6 +48,7 @@ mod feed;
 mod guard;
 pub mod keys;
 pub mod log;
+mod retire;
 pub mod wire;
 
 pub use keys::{Keys, DRAIN_GROUP};
@@ -85,6 +94,9 @@ pub struct RedisConfig {
     pub shards: usize,
     /// Start even if Redis's `maxmemory-policy` may evict Gavel's keys (see `eviction.rs`).
     pub allow_eviction: bool,
+    /// How long a closed auction's keys stay in Redis after it closed, once archived (see
+    /// `retire.rs`; only with an archive, [`RedisEngine::connect_with_archive`]).
+    pub closed_retention: Duration,
 }
 
 impl RedisConfig {
@@ -98,6 +110,7 @@ impl RedisConfig {
             request_ttl: Duration::from_secs(24 * 3600),
             shards: 4,
             allow_eviction: false,
+            closed_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -198,6 +211,23 @@ impl RedisEngine {
     /// subscribed, so every change committed after this returns reaches
     /// [`Engine::take_changes`].
     pub async fn connect(config: RedisConfig) -> Result<Self, EngineError> {
+        Self::start(config, None).await
+    }
+
+    /// As [`connect`](Self::connect), with the archive the drainer writes to: closed,
+    /// archived auctions then leave Redis after `closed_retention` and are answered from
+    /// it (see `retire.rs`).
+    pub async fn connect_with_archive(
+        config: RedisConfig,
+        archive: Arc<dyn gavel_archive::Archive>,
+    ) -> Result<Self, EngineError> {
+        Self::start(config, Some(archive)).await
+    }
+
+    async fn start(
+        config: RedisConfig,
+        archive: Option<Arc<dyn gavel_archive::Archive>>,
+    ) -> Result<Self, EngineError> {
         let keys = Keys::new(&config.prefix).map_err(internal)?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| EngineError::Internal(Cause::msg(format!("invalid Redis URL: {e}"))))?;
@@ -211,7 +241,9 @@ impl RedisEngine {
         };
         let clock = AuthorityClock::new(source);
         let shards = config.shards.max(1);
-        let core = Arc::new(Core::new(client, cmd, commits, keys, clock, config, shards));
+        let core = Arc::new(Core::new(
+            client, cmd, commits, keys, clock, config, shards, archive,
+        ));
         sync_clock(&core).await?;
         let senders = (0..shards)
             .map(|_| {
@@ -349,6 +381,74 @@ impl RedisEngine {
         }
     }
 
+    /// Keeps the live index right after a commit: a closed auction leaves it, a moved end
+    /// time moves it (`XX`: an auction that left is never put back).
+    async fn index_live(&self, auction: &Auction) -> Result<(), EngineError> {
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
+        if auction.state.closing.is_some() {
+            cmd.zrem::<_, _, ()>(core.keys.live(), auction.id.as_str())
+                .await
+                .map_err(map_err)
+        } else {
+            redis::cmd("ZADD")
+                .arg(core.keys.live())
+                .arg("XX")
+                .arg(auction.state.ends_at)
+                .arg(auction.id.as_str())
+                .query_async::<()>(&mut cmd)
+                .await
+                .map_err(map_err)
+        }
+    }
+
+    /// A closed auction no longer in Redis (retired after its retention), from the archive;
+    /// `None` when the archive does not know it either (or there is no archive).
+    async fn archived(&self, id: &AuctionId) -> Result<Option<Auction>, EngineError> {
+        let Some(archive) = &self.core().archive else {
+            return Ok(None);
+        };
+        match archive.auction(id).await.map_err(storage)? {
+            Some(a) if a.state.closing.is_none() => Err(EngineError::Internal(Cause::msg(
+                format!("auction {id} is open in the archive but not in Redis"),
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// Whether the auction's hash is in Redis.
+    async fn in_redis(&self, id: &AuctionId) -> Result<bool, EngineError> {
+        let core = self.core();
+        core.cmd
+            .clone()
+            .exists(core.keys.hash(id))
+            .await
+            .map_err(map_err)
+    }
+
+    /// A bid on a retired auction: the first answer if the request was accepted (the
+    /// archive's stored reply), otherwise `closed`, as the memory engine answers.
+    async fn bid_archived(
+        &self,
+        id: &AuctionId,
+        request_id: &RequestId,
+        req: &BidRequest,
+    ) -> Result<BidReply, EngineError> {
+        let auction = self.archived(id).await?.ok_or(EngineError::NotFound)?;
+        let archive = self.core().archive.as_ref().ok_or(EngineError::NotFound)?;
+        let stored = archive
+            .reply(id, &req.bidder.id, request_id)
+            .await
+            .map_err(storage)?;
+        Ok(match stored {
+            Some(stored) => archived_reply(auction, stored.state),
+            None => BidReply {
+                outcome: Err(Rejection::Closed),
+                auction: crate::as_seen_by(auction, &req.bidder.id),
+            },
+        })
+    }
+
     /// An auction registered in the indexes whose creation never completed: dropped from
     /// the deadline index once it is old enough that its create cannot still be running.
     async fn forget_ghost(&self, id: &AuctionId) -> Result<(), EngineError> {
@@ -361,6 +461,12 @@ impl RedisEngine {
             .map_err(map_err)?;
         if registered.is_none_or(|at| (at as i64) < wall_ms() - GHOST_AFTER_MS) {
             self.set_deadline(id, None).await?;
+            let _: () = core
+                .cmd
+                .clone()
+                .zrem(core.keys.live(), id.as_str())
+                .await
+                .map_err(map_err)?;
         }
         Ok(())
     }
@@ -369,6 +475,22 @@ impl RedisEngine {
 fn wall_ms() -> Millis {
     crate::clock::system_now()
 }
+
+fn storage(e: gavel_archive::ArchiveError) -> EngineError {
+    EngineError::Unavailable(Cause::new("archive", e))
+}
+
+/// The first answer to an accepted request, from the state the archive stored with it (the
+/// requester led then: a maximum in it is their own).
+fn archived_reply(current: Auction, state: gavel_core::AuctionState) -> BidReply {
+    BidReply {
+        outcome: Ok(()),
+        auction: Auction { state, ..current },
+    }
+}
+
+/// Live auctions read from the index per round of `list_live`.
+const LIVE_READ: usize = 100;
 
 /// Reads Redis `TIME` into the authority clock's estimate.
 async fn sync_clock(core: &Core) -> Result<(), EngineError> {
@@ -402,6 +524,12 @@ impl Engine for RedisEngine {
     async fn create_auction(&self, auction: Auction) -> Result<Auction, EngineError> {
         let core = self.core();
         let id = &auction.id;
+        // A retired auction's id stays taken: the archive still answers for it.
+        if let Some(archive) = &core.archive {
+            if archive.auction(id).await.map_err(storage)?.is_some() {
+                return Err(EngineError::AlreadyExists(auction.id));
+            }
+        }
         let spec = serde_json::to_string(&*auction.spec).map_err(internal)?;
         // Register in the node-wide indexes first (a script may only touch the auction's
         // own slot): an entry for an auction that then fails to be created is skipped and
@@ -420,6 +548,17 @@ impl Engine for RedisEngine {
             .arg(now)
             .arg(id.as_str())
             .ignore();
+        if auction.state.closing.is_none() {
+            // Before the auction exists, like the other indexes: an entry whose creation
+            // failed (or that names an existing closed auction) is skipped by listings and
+            // dropped lazily.
+            pipe.cmd("ZADD")
+                .arg(core.keys.live())
+                .arg("NX")
+                .arg(auction.state.ends_at)
+                .arg(id.as_str())
+                .ignore();
+        }
         if let Some(at) = committer::deadline_of(&auction) {
             pipe.cmd("ZADD")
                 .arg(core.keys.deadlines())
@@ -443,9 +582,11 @@ impl Engine for RedisEngine {
             }
         };
         let script_now = core.clock.script_now();
+        let floor = core.clock.script_floor();
         let settings = CallSettings {
             keys: &core.keys,
             script_now: &script_now,
+            floor: &floor,
             ttl_secs: core.config.request_ttl.as_secs(),
             group: DRAIN_GROUP,
         };
@@ -479,6 +620,7 @@ impl Engine for RedisEngine {
             .map_err(map_write_err)?;
         match ScriptReply::parse(&out).map_err(internal)? {
             ScriptReply::Committed { clock } => {
+                core.clock.used(clock);
                 core.cache_spec(id, auction.spec.clone());
                 let auction = created_at(clock).auction;
                 core.remember(&auction, &version, clock);
@@ -495,6 +637,7 @@ impl Engine for RedisEngine {
         request_id: &RequestId,
         req: BidRequest,
     ) -> Result<BidReply, EngineError> {
+        let req_copy = req.clone();
         let op = Op::Bid {
             request_id: request_id.clone(),
             req,
@@ -502,9 +645,24 @@ impl Engine for RedisEngine {
         };
         let reply = match self.submit(id, op).await? {
             Done::Bid(reply) => reply,
-            Done::Missing => return Err(EngineError::NotFound),
+            Done::Missing => return self.bid_archived(id, request_id, &req_copy).await,
             other => return Err(internal(format!("a bid was answered {other:?}"))),
         };
+        if reply.outcome == Err(Rejection::Closed)
+            && self.core().archive.is_some()
+            && !self.in_redis(id).await?
+        {
+            // Answered `closed` from this node's copy of an auction that has since left
+            // Redis: an accepted request's first answer is in the archive.
+            return self.bid_archived(id, request_id, &req_copy).await;
+        }
+        let moved_end = reply.outcome.is_ok() && reply.auction.spec.soft_close.is_some();
+        if moved_end || reply.auction.state.closing.is_some() {
+            // The bid may have moved the end (soft close) or closed it (buy-now).
+            if let Err(e) = self.index_live(&reply.auction).await {
+                tracing::warn!(auction = %id, error = %e, "could not update the live index; listings correct it");
+            }
+        }
         metrics::counter!("gavel_bids_total", "outcome" => gavel_core::outcome_code(&reply.outcome))
             .increment(1);
         Ok(reply)
@@ -525,7 +683,19 @@ impl Engine for RedisEngine {
             .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;
-        let (Some(record), Some(spec), Some(last)) = (record, spec, last) else {
+        let (Some(spec), Some(last)) = (spec, last) else {
+            // Retired: the archive holds the accepted answers.
+            let Some(auction) = self.archived(id).await? else {
+                return Ok(None);
+            };
+            let archive = core.archive.as_ref().ok_or(EngineError::NotFound)?;
+            let stored = archive
+                .reply(id, bidder, request_id)
+                .await
+                .map_err(storage)?;
+            return Ok(stored.map(|r| archived_reply(auction, r.state)));
+        };
+        let Some(record) = record else {
             return Ok(None);
         };
         let (current, _) = core.decode_stored(id, &spec, &last)?;
@@ -554,7 +724,7 @@ impl Engine for RedisEngine {
             .await
             .map_err(map_err)?;
         let (Some(spec), Some(last)) = (spec, last) else {
-            return Ok(None);
+            return self.archived(id).await;
         };
         let (auction, version) = core.decode_stored(id, &spec, &last)?;
         core.remember(&auction, &version, 0);
@@ -601,14 +771,105 @@ impl Engine for RedisEngine {
         Ok(out)
     }
 
-    /// Simple and correct, not indexed: reads every auction and sorts. To be replaced by a
-    /// Redis index of live auctions by end time.
+    /// From the index `<p>:live` (end time → id): reads only as far as the page needs.
+    /// Entries the index holds wrongly (a closed auction, an end time that moved without
+    /// the index following, a node having died between its commit and the index write) are
+    /// corrected here, and the page is ordered by the auctions' actual end times.
     async fn list_live(
         &self,
         after: Option<(Millis, AuctionId)>,
         limit: usize,
     ) -> Result<Vec<Auction>, EngineError> {
-        Ok(crate::live_page(self.list().await?, after.as_ref(), limit))
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
+        let min = after
+            .as_ref()
+            .map_or_else(|| "-inf".to_string(), |(at, _)| at.to_string());
+        let read = LIVE_READ.max(limit + 1);
+        let mut offset = 0;
+        let mut out = Vec::new();
+        let mut closed = Vec::new();
+        let mut moved = Vec::new();
+        loop {
+            let page: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(core.keys.live())
+                .arg(&min)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(read)
+                .query_async(&mut cmd)
+                .await
+                .map_err(map_err)?;
+            offset += page.len();
+            let ids: Vec<(AuctionId, Millis)> = page
+                .iter()
+                .filter_map(|(raw, score)| {
+                    let id = AuctionId::parse(raw.as_str()).ok()?;
+                    let at = *score as Millis;
+                    let seen = after
+                        .as_ref()
+                        .is_some_and(|(a_at, a_id)| (at, &id) <= (*a_at, a_id));
+                    (!seen).then_some((id, at))
+                })
+                .collect();
+            let mut pipe = redis::pipe();
+            for (id, _) in &ids {
+                pipe.cmd("HMGET")
+                    .arg(core.keys.hash(id))
+                    .arg("spec")
+                    .arg("last");
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut cmd).await.map_err(map_err)?
+            };
+            for ((id, at), row) in ids.into_iter().zip(rows) {
+                // No hash: a creation still in flight, or retired; skipped either way.
+                let (Some(spec), Some(last)) = row else {
+                    continue;
+                };
+                match core.decode_stored(&id, &spec, &last) {
+                    Ok((a, _)) if a.state.closing.is_some() => closed.push(id),
+                    Ok((a, _)) => {
+                        if a.state.ends_at != at {
+                            moved.push((id, a.state.ends_at));
+                        }
+                        out.push(a);
+                    }
+                    Err(e) => {
+                        tracing::error!(auction = %id, error = %e, "skipping an unreadable auction in a listing");
+                        metrics::counter!("gavel_redis_unreadable_auctions_total").increment(1);
+                    }
+                }
+            }
+            if out.len() > limit || page.len() < read {
+                break;
+            }
+        }
+        if !closed.is_empty() || !moved.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &closed {
+                pipe.zrem(core.keys.live(), id.as_str()).ignore();
+            }
+            for (id, at) in &moved {
+                pipe.cmd("ZADD")
+                    .arg(core.keys.live())
+                    .arg("XX")
+                    .arg(*at)
+                    .arg(id.as_str())
+                    .ignore();
+            }
+            if let Err(e) = pipe.query_async::<()>(&mut cmd).await {
+                tracing::warn!(error = %e, "could not correct the live index");
+            }
+        }
+        Ok(crate::live_page(out, after.as_ref(), limit))
     }
 
     async fn recent_bids(
@@ -624,7 +885,17 @@ impl Engine for RedisEngine {
             .await
             .map_err(map_err)?;
         if !exists {
-            return Err(EngineError::NotFound);
+            let Some(archive) = &core.archive else {
+                return Err(EngineError::NotFound);
+            };
+            let bids = archive
+                .bids(id, None, u32::try_from(limit).unwrap_or(u32::MAX))
+                .await
+                .map_err(storage)?;
+            if bids.is_empty() && self.archived(id).await?.is_none() {
+                return Err(EngineError::NotFound);
+            }
+            return Ok(bids);
         }
         raw.iter()
             .take(limit)
@@ -634,7 +905,7 @@ impl Engine for RedisEngine {
 
     async fn advance(&self) -> Result<Vec<ChangeNotice>, EngineError> {
         let core = self.core();
-        let now = core.clock.estimate();
+        let now = core.clock.now();
         let due: Vec<String> = core
             .cmd
             .clone()
@@ -663,6 +934,11 @@ impl Engine for RedisEngine {
             let step = match done {
                 Ok(Done::Advanced(change)) => {
                     let next = committer::deadline_of(&change.auction);
+                    if change.auction.state.closing.is_some() {
+                        if let Err(e) = self.index_live(&change.auction).await {
+                            tracing::warn!(auction = %id, error = %e, "could not update the live index; listings correct it");
+                        }
+                    }
                     changes.push(change);
                     self.set_deadline(&id, next).await
                 }
@@ -675,6 +951,7 @@ impl Engine for RedisEngine {
                 first_error.get_or_insert(e);
             }
         }
+        self.spawn_retirement(now);
         match first_error {
             Some(e) if changes.is_empty() => Err(e),
             _ => Ok(changes),
@@ -705,10 +982,16 @@ impl Engine for RedisEngine {
         match self.submit(id, op).await? {
             Done::Admin(Ok(a)) => {
                 self.set_deadline(id, None).await?;
+                if let Err(e) = self.index_live(&a).await {
+                    tracing::warn!(auction = %id, error = %e, "could not update the live index; listings correct it");
+                }
                 Ok(Ok(a))
             }
             Done::Admin(Err(r)) => Ok(Err(r)),
-            Done::Missing => Err(EngineError::NotFound),
+            Done::Missing => match self.archived(id).await? {
+                Some(_) => Ok(Err(Rejection::Closed)),
+                None => Err(EngineError::NotFound),
+            },
             other => Err(internal(format!("an admin action was answered {other:?}"))),
         }
     }
@@ -726,7 +1009,12 @@ impl Engine for RedisEngine {
             .await
             .map_err(map_err)?;
         if !exists {
-            return Err(EngineError::NotFound);
+            // A retired auction is watchable (its snapshot comes from the archive); it
+            // changes no more, so there is nothing to follow.
+            return match self.archived(id).await? {
+                Some(_) => Ok(()),
+                None => Err(EngineError::NotFound),
+            };
         }
         core.watched.lock().insert(id.clone());
         Ok(())
@@ -743,7 +1031,42 @@ impl Engine for RedisEngine {
         }
     }
 
+    /// Never earlier than a clock this node's commits already used.
     fn now(&self) -> Millis {
-        self.core().clock.estimate()
+        self.core().clock.now()
+    }
+
+    /// Redis answers on both of this node's command connections (a `PING` on the commit
+    /// connection, which also makes it reconnect after a cut rather than at the next bid),
+    /// and holds both scripts (`SCRIPT EXISTS`). A script Redis lost (restart, failover,
+    /// `SCRIPT FLUSH`) is loaded again here, so readiness never reports a node that would
+    /// first have to reload before deciding.
+    async fn check_ready(&self) -> Result<(), EngineError> {
+        let core = self.core();
+        let mut cmd = core.cmd.clone();
+        let mut commits = core.commits.clone();
+        let ping = redis::cmd("PING");
+        let mut exists = redis::cmd("SCRIPT");
+        exists
+            .arg("EXISTS")
+            .arg(core.commit.get_hash())
+            .arg(core.trim.get_hash());
+        let (ping, present) = tokio::join!(
+            ping.query_async::<String>(&mut commits),
+            exists.query_async::<Vec<bool>>(&mut cmd)
+        );
+        ping.map_err(map_err)?;
+        let present = present.map_err(map_err)?;
+        for (script, loaded) in [&core.commit, &core.trim].into_iter().zip(present) {
+            if !loaded {
+                tracing::info!("a Gavel script is missing in Redis; loading it again");
+                script
+                    .prepare_invoke()
+                    .load_async(&mut cmd)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        Ok(())
     }
 }

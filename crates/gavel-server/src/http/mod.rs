@@ -4,9 +4,11 @@ mod assets;
 mod auctions;
 mod log;
 pub mod openapi;
+pub mod origin;
 pub mod serve;
 pub(crate) mod session;
 mod stats;
+mod webhooks;
 
 use crate::auth::{AuthError, Principal, Role};
 use crate::AppState;
@@ -14,20 +16,26 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, TimeResponse};
+use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail, Health, Readiness, TimeResponse};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    routes().with_state(state)
+    routes()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
+        .with_state(state)
 }
 
 /// Every route, before the state is given (`tests/api/openapi.rs` reads the paths from it).
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/api/openapi.json", get(openapi::serve))
         .route("/api/time", get(time))
@@ -45,6 +53,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))
+        .route("/api/admin/latency", get(stats::latency))
+        .route("/api/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/api/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/api/webhooks/{id}", delete(webhooks::delete))
+        .route("/api/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/api/webhooks/{id}/test", post(webhooks::send_test))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)
         .method_not_allowed_fallback(method_not_allowed)
@@ -68,6 +82,18 @@ async fn healthz() -> Json<Health> {
     })
 }
 
+/// 200 when the node should get traffic, 503 with every reason otherwise
+/// (`crate::readiness`).
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let r = crate::readiness::check(&state).await;
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r))
+}
+
 async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
     Json(TimeResponse {
         server_time: state.engine.now(),
@@ -75,10 +101,11 @@ async fn time(State(state): State<Arc<AppState>>) -> Json<TimeResponse> {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = state.metrics.render();
+        crate::latency::render(&mut text);
+        text
+    })
 }
 
 /// Every HTTP error: `{"error": {"code", "message"}}` with the code's own status.
@@ -297,8 +324,8 @@ impl FromRequestParts<Arc<AppState>> for User {
         })?;
         let ip = client_ip(parts);
         state
-            .auth
             .authenticate(token, ip, state.engine.now())
+            .await
             .map(User)
             .map_err(ApiError::from)
     }

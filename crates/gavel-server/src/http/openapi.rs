@@ -68,6 +68,9 @@ fn limit_schema() -> Value {
 fn log_limit_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 200})
 }
+fn latency_limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
+}
 fn seq_schema() -> Value {
     json!({"type": "integer", "minimum": 0})
 }
@@ -78,6 +81,20 @@ const AUCTION_ID: Param = Param {
     description: "The auction's id.",
     schema: id_schema,
 };
+
+const WEBHOOK_ID: Param = Param {
+    name: "id",
+    location: "path",
+    description: "The webhook endpoint's id.",
+    schema: id_schema,
+};
+
+fn delivery_status_schema() -> Value {
+    json!({"type": "string", "enum": ["pending", "delivered", "failed"]})
+}
+fn delivery_limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 100})
+}
 
 use ErrorCode::*;
 
@@ -101,6 +118,25 @@ const OPS: &[Op] = &[
         params: &[],
         request: None,
         responses: &[(200, Body::Json("Health"), "Serving.")],
+        errors: &[],
+    },
+    Op {
+        method: "get",
+        path: "/readyz",
+        id: "readiness",
+        summary: "Readiness",
+        description: "Whether a load balancer should send this node traffic: 200 when the \
+            authority (memory engine / Redis with Gavel's scripts) and the archive (SQLite / \
+            PostgreSQL) answer and the node is not draining; 503 with every reason \
+            (`draining`, `authority_unavailable`, `archive_unavailable`) otherwise. Also \
+            exported as the gauges `gavel_ready` and `gavel_draining`.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[
+            (200, Body::Json("Readiness"), "Ready."),
+            (503, Body::Json("Readiness"), "Not ready; `reasons` says why."),
+        ],
         errors: &[],
     },
     Op {
@@ -394,6 +430,114 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/api/admin/latency",
+        id: "deliveryLatency",
+        summary: "Delivery latency on this node (admin)",
+        description: "Decision → frame written (measured by the server for every update) and decision → received (reported by clients every 30 s with `latency_report`), overall and for the auctions with the most watchers on this node. Histograms over `bounds_ms`; docs/deployment.md explains them.",
+        auth: Auth::Admin,
+        params: &[Param {
+            name: "limit",
+            location: "query",
+            description: "How many of the most watched auctions to list (1–100, default 10).",
+            schema: latency_limit_schema,
+        }],
+        request: None,
+        responses: &[(200, Body::Json("LatencyStats"), "The node's delivery latency.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, InvalidLimit, InvalidQuery],
+    },
+    Op {
+        method: "get",
+        path: "/api/webhooks",
+        id: "listWebhooks",
+        summary: "Webhook endpoints (admin)",
+        description: "Every endpoint, oldest first, without secrets. `source` is `config` for `--webhook` endpoints (managed by the configuration) or `api`; `disabled_at` is set once a receiver answered 410 Gone. docs/integration.md#webhooks describes the events.",
+        auth: Auth::Admin,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("WebhookList"), "The endpoints.")],
+        errors: &[Unauthorized, TokenExpired, Unavailable],
+    },
+    Op {
+        method: "post",
+        path: "/api/webhooks",
+        id: "createWebhook",
+        summary: "Add a webhook endpoint (admin)",
+        description: "Events (Standard Webhooks 1.0, signed with the endpoint's `whsec_` secret) are posted to `url` from now on; `bid.accepted` only with `bid_events`. Without `secret` one is generated. The answer is the only place the secret is shown.",
+        auth: Auth::Admin,
+        params: &[],
+        request: Some(("CreateWebhook", true)),
+        responses: &[(201, Body::Json("WebhookWithSecret"), "The endpoint and its secret.")],
+        errors: &[BadJson, InvalidMessage, InvalidWebhook, Unauthorized, TokenExpired, BodyTooLarge, Unavailable],
+    },
+    Op {
+        method: "get",
+        path: "/api/webhooks/deliveries",
+        id: "listWebhookDeliveries",
+        summary: "Webhook deliveries (admin)",
+        description: "Newest first; optionally of one endpoint and in one status (`pending`, `delivered`, `failed`). A failed delivery has spent its retries (or its endpoint answered 410).",
+        auth: Auth::Admin,
+        params: &[
+            Param {
+                name: "endpoint",
+                location: "query",
+                description: "Only this endpoint's deliveries.",
+                schema: id_schema,
+            },
+            Param {
+                name: "status",
+                location: "query",
+                description: "Only deliveries in this status.",
+                schema: delivery_status_schema,
+            },
+            Param {
+                name: "limit",
+                location: "query",
+                description: "At most this many (1 to 500, default 100).",
+                schema: delivery_limit_schema,
+            },
+        ],
+        request: None,
+        responses: &[(200, Body::Json("WebhookDeliveryList"), "The deliveries.")],
+        errors: &[InvalidQuery, InvalidStatus, InvalidLimit, Unauthorized, TokenExpired, Unavailable],
+    },
+    Op {
+        method: "delete",
+        path: "/api/webhooks/{id}",
+        id: "deleteWebhook",
+        summary: "Remove a webhook endpoint (admin)",
+        description: "Its pending deliveries are dropped. Endpoints from `--webhook` are managed by the configuration (`webhook_from_config`).",
+        auth: Auth::Admin,
+        params: &[WEBHOOK_ID],
+        request: None,
+        responses: &[(204, Body::Empty, "Removed.")],
+        errors: &[Unauthorized, TokenExpired, NotFound, WebhookFromConfig, Unavailable],
+    },
+    Op {
+        method: "post",
+        path: "/api/webhooks/{id}/rotate",
+        id: "rotateWebhookSecret",
+        summary: "Give a webhook endpoint a new secret (admin)",
+        description: "Attempts from now on are signed with the new secret (retries of earlier events included). The answer is the only place it is shown.",
+        auth: Auth::Admin,
+        params: &[WEBHOOK_ID],
+        request: None,
+        responses: &[(200, Body::Json("WebhookWithSecret"), "The endpoint and its new secret.")],
+        errors: &[Unauthorized, TokenExpired, NotFound, WebhookFromConfig, Unavailable],
+    },
+    Op {
+        method: "post",
+        path: "/api/webhooks/{id}/test",
+        id: "sendWebhookTest",
+        summary: "Send a test event (admin)",
+        description: "Queues a `webhook.test` event for this endpoint only, delivered (and retried) like any other.",
+        auth: Auth::Admin,
+        params: &[WEBHOOK_ID],
+        request: None,
+        responses: &[(202, Body::Json("WebhookTestQueued"), "Queued.")],
+        errors: &[Unauthorized, TokenExpired, NotFound, Unavailable],
+    },
+    Op {
+        method: "get",
         path: "/ws",
         id: "websocket",
         summary: "The live WebSocket",
@@ -468,7 +612,9 @@ fn operation(op: &Op) -> Value {
     // Error codes grouped by their status, each named in the description.
     let mut by_status: std::collections::BTreeMap<u16, Vec<&str>> = Default::default();
     let auth_errors: &[ErrorCode] = match op.auth {
-        Auth::Admin => &[Forbidden],
+        Auth::Admin => &[Forbidden, BadIssuer, BadAudience, BadSignature, UnknownKey],
+        // External tokens (docs/security.md) are refused with their own codes.
+        Auth::Bearer => &[BadIssuer, BadAudience, BadSignature, UnknownKey],
         _ => &[],
     };
     for code in op.errors.iter().chain(auth_errors).chain(EVERY_REQUEST) {

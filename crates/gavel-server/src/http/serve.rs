@@ -14,6 +14,7 @@ use crate::limits::ConnectionSlot;
 use crate::AppState;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures::FutureExt;
 use gavel_protocol::{ErrorBody, ErrorCode, ErrorDetail};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -38,13 +39,16 @@ impl SlotHandoff {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets open HTTP exchanges finish
-/// (bounded) and returns.
+/// Serves `app` on `listener` until `shutdown`, then closes the listener at once (a new
+/// connection is refused, so a load balancer moves on to another node) and keeps serving
+/// the open HTTP connections, each response saying `connection: close`, until
+/// `close_http`; then lets open HTTP exchanges finish (bounded) and returns.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     state: Arc<AppState>,
     shutdown: CancellationToken,
+    close_http: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
     loop {
@@ -61,7 +65,14 @@ pub async fn run(
             },
             () = shutdown.cancelled() => break,
         };
-        let Some(slot) = state.limits.connect(addr.ip()) else {
+        // A trusted proxy carries many clients: its connections count in the total only,
+        // and each of its requests takes a slot of the client it names (see `serve_one`).
+        let slot = if state.proxies.trusts(addr.ip()) {
+            state.limits.connect_proxy(addr.ip())
+        } else {
+            state.limits.connect(addr.ip())
+        };
+        let Some(slot) = slot else {
             metrics::counter!("gavel_connections_refused_total").increment(1);
             connections.spawn(refuse(tcp));
             continue;
@@ -73,9 +84,11 @@ pub async fn run(
             slot,
             app.clone(),
             state.clone(),
-            shutdown.clone(),
+            close_http.clone(),
         ));
     }
+    // Refuse from now on, including what waits in the kernel's accept queue.
+    drop(listener);
     connections.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.wait()).await;
     Ok(())
@@ -89,12 +102,61 @@ async fn serve_one(
     state: Arc<AppState>,
     shutdown: CancellationToken,
 ) {
-    let handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot))));
+    let proxied = state.proxies.trusts(addr.ip());
+    // A proxied connection's own slot (total count only) lives as long as the connection.
+    let (own, _proxy_slot) = if proxied {
+        (None, Some(slot))
+    } else {
+        (Some(slot), None)
+    };
+    let handoff = SlotHandoff(Arc::new(Mutex::new(own)));
+    let limits_state = state.clone();
+    let draining = state.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(addr));
-        req.extensions_mut().insert(handoff.clone());
-        app.clone().oneshot(req.map(axum::body::Body::new))
+        let app = app.clone();
+        let draining = draining.clone();
+        let mut handoff = handoff.clone();
+        // Through a trusted proxy: the client it names is the request's address (limits,
+        // logs), and the request holds a connection slot of that client while it runs (a
+        // WebSocket upgrade keeps it).
+        let client = if proxied {
+            let client = limits_state.proxies.client_addr(addr, req.headers());
+            match limits_state.limits.connect(client.ip()) {
+                Some(slot) => handoff = SlotHandoff(Arc::new(Mutex::new(Some(slot)))),
+                None => {
+                    metrics::counter!("gavel_connections_refused_total").increment(1);
+                    tracing::info!(client = %client.ip(), proxy = %addr.ip(), "request refused: too many connections from the client");
+                    let refused = super::ApiError::new(
+                        ErrorCode::TooManyConnections,
+                        "too many connections from this address",
+                    );
+                    return futures::future::Either::Left(std::future::ready(Ok(
+                        axum::response::IntoResponse::into_response(refused),
+                    )));
+                }
+            }
+            client
+        } else {
+            addr
+        };
+        req.extensions_mut().insert(ConnectInfo(client));
+        req.extensions_mut().insert(handoff);
+        futures::future::Either::Right(app.oneshot(req.map(axum::body::Body::new)).map(
+            move |res| {
+                res.map(|mut res| {
+                    // A draining node answers what it is asked, then lets the connection go.
+                    if draining.drain.is_draining() {
+                        res.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    res
+                })
+            },
+        ))
     });
+
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(

@@ -38,7 +38,7 @@ pub async fn create(
             }
             Err(e) => return Err(e.into()),
         },
-        None if !state.config.guest_sessions => {
+        None if !state.config.guest_sessions_allowed() => {
             return Err(ApiError::new(
                 ErrorCode::GuestSessionsDisabled,
                 "guest sign-in is switched off on this server",
@@ -52,6 +52,13 @@ pub async fn create(
         Ok(name) => name,
         Err(NameError::Reserved(name)) if role == Role::Admin => name,
         Err(e) => return Err(ApiError::new(ErrorCode::InvalidName, e.to_string())),
+    };
+    // Beside the marketplace's users (named by their provider), a guest is marked as one,
+    // so "Alice (guest)" never passes for the marketplace's Alice.
+    let name = if role == Role::Bidder && state.identity.is_some() {
+        format!("{name}{}", crate::identity::GUEST_SUFFIX)
+    } else {
+        name
     };
     let principal = Principal {
         id: format!("u-{}", uuid::Uuid::now_v7().simple()),
@@ -69,6 +76,12 @@ pub async fn refresh(
     State(state): State<Arc<AppState>>,
     User(p): User,
 ) -> Result<Json<SessionResponse>, ApiError> {
+    if let Credential::External { .. } = p.credential {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "an external token is renewed by its identity provider, not by Gavel",
+        ));
+    }
     if p.credential == Credential::AdminToken {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

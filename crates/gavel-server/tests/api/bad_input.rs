@@ -344,7 +344,7 @@ async fn sign_ins_from_one_address_are_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn guest_sign_in_can_be_switched_off() {
-    let app = spawn_app_with(|c| c.guest_sessions = false).await;
+    let app = spawn_app_with(|c| c.guest_sessions = Some(false)).await;
     let (s, e) = app
         .post("/api/session", None, json!({"name": "Guest"}))
         .await;

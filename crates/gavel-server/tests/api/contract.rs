@@ -186,6 +186,7 @@ fn round_trip(name: &str, v: &Value) -> Result<Value, String> {
         "UserView" => rt::<UserView>(v),
         "TimeResponse" => rt::<TimeResponse>(v),
         "Health" => rt::<Health>(v),
+        "Readiness" => rt::<Readiness>(v),
         "AuctionList" => rt::<AuctionList>(v),
         "AuctionView" => rt::<AuctionView>(v),
         "BidView" => rt::<BidView>(v),
@@ -197,6 +198,7 @@ fn round_trip(name: &str, v: &Value) -> Result<Value, String> {
         "ErrorBody" => rt::<ErrorBody>(v),
         "LogPage" => rt::<LogPage>(v),
         "KeysResponse" => rt::<KeysResponse>(v),
+        "LatencyStats" => rt::<LatencyStats>(v),
         other => Err(format!("no Rust type known for {other}")),
     }
 }

@@ -184,6 +184,8 @@ async fn spawn_app_on(
     let mut config = ServeConfig::for_data_dir(data_dir.path().to_path_buf());
     config.admin_token = Some(ADMIN.into());
     config.bids_per_second = 1000;
+    // A stop sends WebSocket clients away over a third of this (1 s), not the default 5 s.
+    config.shutdown_grace_secs = 3;
     let isolation = match MODE {
         Mode::Embedded => None,
         Mode::Distributed => Some(Isolation::new().await),

@@ -104,3 +104,63 @@ async fn list_filter_read_history_time_health_and_metrics() {
     assert!(page.text().await.unwrap().contains("<html"));
     app.stop().await;
 }
+
+/// The `<gavel-auction>` script (web/dist/embed/gavel-auction.js) is served with a short
+/// cache, an ETag that a revalidation answers with 304, and `Access-Control-Allow-Origin: *`
+/// (shop pages on any origin load it); the web client's hashed assets stay immutable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_script_is_served_with_cache_headers_and_etag() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/embed/gavel-auction.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert!(h["content-type"].to_str().unwrap().contains("javascript"));
+    assert_eq!(h["cache-control"], "public, max-age=300, must-revalidate");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("gavel-auction"), "not the bid box script");
+    let expected = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../web/dist/embed/gavel-auction.js"
+    ))
+    .unwrap();
+    assert_eq!(body, expected);
+
+    // Revalidation: the same ETag gives 304 with the headers and no body; another gives 200.
+    let r = app
+        .http
+        .get(app.url("/embed/gavel-auction.js"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=300, must-revalidate"
+    );
+    assert!(r.text().await.unwrap().is_empty());
+    let r = app
+        .http
+        .get(app.url("/embed/gavel-auction.js"))
+        .header("If-None-Match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The app's own files keep their policies and get no CORS header.
+    let r = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let (s, _) = app.get("/embed/nope.js").await;
+    assert_eq!(s, 404);
+}

@@ -135,12 +135,19 @@ async fn watchers_are_counted_per_auction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shutdown_sends_every_socket_a_going_away_close_frame() {
+async fn shutdown_tells_every_socket_to_reconnect_then_closes_it_with_1012() {
     let app = spawn_app().await;
     let mut ws = app.ws(None).await;
     app.shutdown.cancel();
+    let told = ws.recv_type("reconnect").await;
+    assert_eq!(told["reason"], "draining", "{told}");
+    // The helpers' grace period is 3 s: delays are spread over 1 s.
+    assert!(told["delay_ms"].as_u64().unwrap() <= 1000, "{told}");
     let close = ws.recv_any().await;
     assert_eq!(close["type"], "_close");
-    assert!(close["frame"].as_str().unwrap().contains("Away"), "{close}");
+    assert!(
+        close["frame"].as_str().unwrap().contains("Restart"),
+        "{close}"
+    );
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), app.handle).await;
 }

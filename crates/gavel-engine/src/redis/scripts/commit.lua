@@ -6,6 +6,7 @@
 -- never parses the JSON it stores.
 --
 -- KEYS[1] auction hash   KEYS[2] change log   KEYS[3] recent list   KEYS[4] request record
+-- KEYS[5] the auction's index of request records (what retire.lua deletes them by)
 -- ARGV[1]  version the node decided on ('': the auction must not exist yet)
 -- ARGV[2], ARGV[3]  the decision holds for a clock in [ARGV[2], ARGV[3]) (ms)
 -- ARGV[4]  '' to read Redis TIME; tests pass their frozen clock's time (ms)
@@ -17,9 +18,10 @@
 -- ARGV[14] a recorded reply it may replace ('' = none)
 -- ARGV[15] spec JSON, ARGV[16] the drainers' consumer group (creation only)
 -- ARGV[17] '1' when the JSON holds clock markers: \1<k>\1 is written as clock + k
+-- ARGV[18] the node's clock floor ('' = none): TIME is never taken below it
 --
--- The auction's clock is max(TIME, t), t being the last clock it used: it never runs
--- backwards, even if Redis TIME does. Times are milliseconds of "now" (below 2^53),
+-- The auction's clock is max(TIME, floor, t), t being the last clock it used and floor the
+-- latest clock the calling node used: it never runs backwards, even if Redis TIME does. Times are milliseconds of "now" (below 2^53),
 -- exact as Lua doubles; versions are compared as strings.
 --
 -- Returns {'ok', clock}, {'moved', version or '', last change or '', clock}, or
@@ -42,6 +44,7 @@ else
   local t = redis.call('TIME')
   time = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+if (ARGV[18] or '') ~= '' then time = math.max(time, tonumber(ARGV[18])) end
 local clock = math.max(time, tonumber(h[2] or '0'))
 if (h[1] or '') ~= ARGV[1] or clock < tonumber(ARGV[2]) or clock >= tonumber(ARGV[3]) then
   -- Keep the clock where it was seen, so an answer given at it stays true.
@@ -75,6 +78,10 @@ if ARGV[8] ~= '' then
   redis.call('LPUSH', KEYS[3], stamp(ARGV[8]))
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[9]) - 1)
 end
-if ARGV[12] ~= '' then redis.call('SET', rec, stamp(ARGV[12]), 'EX', ARGV[13]) end
+if ARGV[12] ~= '' then
+  redis.call('SET', rec, stamp(ARGV[12]), 'EX', ARGV[13])
+  redis.call('ZADD', KEYS[5], fmt(clock + tonumber(ARGV[13]) * 1000), rec)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. fmt(clock))
+end
 if change then redis.call('PUBLISH', ARGV[10], change) end
 return { 'ok', fmt(clock) }
