@@ -94,7 +94,13 @@ fn write_json(path: &Path, v: &Value) {
 #[tokio::test]
 async fn receipts_and_the_log_verify_across_a_restart_and_the_close_publishes_the_final_hash() {
     let app = spawn_app().await;
-    let (id, receipts) = auction_with_bids(&app, 3000).await;
+    let (id, mut receipts) = auction_with_bids(&app, 3000).await;
+    // Over the WebSocket too.
+    let (cy, _) = app.session("Cy").await;
+    let mut ws = app.ws(Some(&cy)).await;
+    let r = ws.bid(&id, json!(60000), "c1").await;
+    assert_eq!(r["outcome"], "accepted", "{r}");
+    receipts.push(r["receipt"].clone());
     for r in &receipts {
         assert_eq!(r["auction_id"], id.as_str());
         assert_eq!(r["signature"].as_str().unwrap().len(), 128, "{r}");
@@ -163,7 +169,7 @@ async fn receipts_and_the_log_verify_across_a_restart_and_the_close_publishes_th
     .await;
     assert!(ok, "{out}");
     assert!(out.contains("signed head"), "{out}");
-    assert_eq!(out.matches("receipt: ").count(), 3, "{out}");
+    assert_eq!(out.matches("receipt: ").count(), 4, "{out}");
 
     // After a restart: the same log, the same key, the same receipts, and a retried
     // request answered with its first receipt.
