@@ -53,6 +53,14 @@ pub struct StoredReply {
     pub stored_at: Millis,
 }
 
+/// One entry of an auction's verifiable log as stored, with its chain hash
+/// (see `gavel_core::chain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub entry: gavel_core::chain::LogEntry,
+    pub hash: gavel_core::chain::ChainHash,
+}
+
 /// Counters that let tests and benchmarks check the write amplification.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArchiveStats {
@@ -135,6 +143,16 @@ pub trait Archive: Send + Sync + 'static {
         bidder: &BidderId,
         request_id: &RequestId,
     ) -> Result<Option<StoredReply>, ArchiveError>;
+
+    /// The auction's log entries with `seq > after_seq`, oldest first, at most `limit`.
+    /// Every sealed change stored by `create_auction` or `record_batch` has one, written
+    /// in the same transaction.
+    async fn log(
+        &self,
+        id: &AuctionId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, ArchiveError>;
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;

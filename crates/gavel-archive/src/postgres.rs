@@ -28,11 +28,11 @@ mod outbox;
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, StoredBid};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, LogRow, StoredBid};
 use crate::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhook_pruning",
         sql: include_str!("../migrations/postgres/005_webhook_pruning.sql"),
     },
+    Migration {
+        version: 6,
+        name: "log",
+        sql: include_str!("../migrations/postgres/006_log.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
@@ -98,6 +103,10 @@ WITH a_in AS (
 ), p_in AS (
     SELECT * FROM UNNEST($24::text[], $25::text[], $26::text[], $27::int8[], $28::text[])
         AS t(auction_id, bidder_id, request_id, seq, state)
+), l_in AS (
+    SELECT * FROM UNNEST($34::text[], $35::int8[], $36::text[], $37::int8[], $38::text[],
+                         $39::text[])
+        AS t(auction_id, seq, kind, at, entry, hash)
 ), upserted AS (
     -- A NULL spec: this archive wrote the row before (see `written`), so the spec is not
     -- sent again; the row's own spec stands in (a row that is somehow missing then fails
@@ -154,9 +163,16 @@ WITH a_in AS (
         ON w.disabled_at IS NULL AND (ev.type <> 'bid.accepted' OR w.bid_events)
     ON CONFLICT DO NOTHING
     RETURNING 1
+), log_in AS (
+    -- A redelivered change keeps the entry stored first.
+    INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
+    SELECT * FROM l_in
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM inserted) AS inserted,
        (SELECT count(*) FROM deliveries_in) AS deliveries,
+       (SELECT count(*) FROM log_in) AS logged,
        (SELECT count(*) FROM upserted) AS upserted,
        (SELECT count(*) FROM results_in) AS results,
        (SELECT count(*) FROM replies_in) AS replies,
@@ -396,6 +412,13 @@ impl PostgresArchive {
         let e_type: Vec<&str> = ev.iter().map(|x| x.event_type.as_str()).collect();
         let e_auction: Vec<Option<&str>> = ev.iter().map(|x| x.auction_id.as_deref()).collect();
         let e_payload: Vec<&str> = ev.iter().map(|x| x.payload.as_str()).collect();
+        let l = &rows.log;
+        let l_auction: Vec<&str> = l.iter().map(|x| x.auction_id.as_str()).collect();
+        let l_seq: Vec<i64> = l.iter().map(|x| x.seq).collect();
+        let l_kind: Vec<&str> = l.iter().map(|x| x.kind).collect();
+        let l_at: Vec<i64> = l.iter().map(|x| x.at).collect();
+        let l_entry: Vec<&str> = l.iter().map(|x| x.entry.as_str()).collect();
+        let l_hash: Vec<&str> = l.iter().map(|x| x.hash.as_str()).collect();
         let stmt = conn.prepare_cached(WRITE_BATCH).await?;
         let row = conn
             .query_one(
@@ -405,7 +428,7 @@ impl PostgresArchive {
                     &b_seq, &b_bidder, &b_name, &b_amount, &b_kind, &b_at, &b_req, &r_auction,
                     &r_seq, &r_reason, &r_wid, &r_wname, &r_price, &r_at, &r_by, &p_auction,
                     &p_bidder, &p_request, &p_seq, &p_state, &a_closed, &e_id, &e_type, &e_auction,
-                    &e_payload,
+                    &e_payload, &l_auction, &l_seq, &l_kind, &l_at, &l_entry, &l_hash,
                 ],
             )
             .await?;
@@ -463,7 +486,17 @@ impl Archive for PostgresArchive {
             )
             .await;
         match result {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(l) = LogRow::of(auction)? {
+                    tx.execute(
+                        "INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[&l.auction_id, &l.seq, &l.kind, &l.at, &l.entry, &l.hash],
+                    )
+                    .await
+                    .map_err(PgError::from)?;
+                }
+            }
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 return Err(ArchiveError::AlreadyExists(auction.id.clone()));
             }
@@ -603,6 +636,27 @@ impl Archive for PostgresArchive {
                 }
                 .decode()
             })
+            .collect()
+    }
+
+    async fn log(
+        &self,
+        id: &AuctionId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, ArchiveError> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT entry, hash FROM log_entries
+                 WHERE auction_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&id.as_str(), &after, &i64::from(limit)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| LogRow::decode(r.get(0), r.get(1)))
             .collect()
     }
 

@@ -4,9 +4,9 @@
 //! `gavel-core` values) is the same for SQLite and PostgreSQL; only the SQL differs. Doing
 //! it before the blocking database work also keeps serialization off the writer's lock.
 
-use crate::{ArchiveError, ArchivedChange, StoredReply};
+use crate::{ArchiveError, ArchivedChange, LogRecord, StoredReply};
 use gavel_core::{
-    Auction, AuctionId, AuctionState, BidEntry, Bidder, BidderId, Event, Money, RequestId,
+    chain, Auction, AuctionId, AuctionState, BidEntry, Bidder, BidderId, Event, Money, RequestId,
 };
 use std::collections::HashMap;
 
@@ -73,8 +73,48 @@ pub(crate) struct BatchRows {
     pub results: Vec<ResultRow>,
     /// One reply per change made by an accepted request, attributed to the leader.
     pub replies: Vec<ReplyRow>,
+    /// One log entry per sealed change.
+    pub log: Vec<LogRow>,
     /// The webhook events of the batch's changes, in order (see `webhooks::events_of`).
     pub events: Vec<crate::webhooks::OutboxEvent>,
+}
+
+/// A `log_entries` row: one entry of the verifiable log and its chain hash.
+#[derive(Debug)]
+pub(crate) struct LogRow {
+    pub auction_id: String,
+    pub seq: i64,
+    pub kind: &'static str,
+    pub at: i64,
+    pub entry: String,
+    pub hash: String,
+}
+
+impl LogRow {
+    /// The row of the change that made `a`'s state; `None` for a state never sealed.
+    pub fn of(a: &Auction) -> Result<Option<Self>, ArchiveError> {
+        let (Some(entry), Some(hash)) = (chain::LogEntry::of(a), chain::head(a)) else {
+            return Ok(None);
+        };
+        Ok(Some(LogRow {
+            auction_id: a.id.to_string(),
+            seq: to_i64(entry.seq)?,
+            kind: entry.kind.as_str(),
+            at: entry.at,
+            entry: to_json(&entry)?,
+            hash: hash.to_hex(),
+        }))
+    }
+
+    /// A stored row read back.
+    pub fn decode(entry: &str, hash: &str) -> Result<LogRecord, ArchiveError> {
+        Ok(LogRecord {
+            entry: serde_json::from_str(entry)
+                .map_err(|e| ArchiveError::Corrupt(format!("log entry {entry:?}: {e}")))?,
+            hash: chain::ChainHash::parse(hash)
+                .map_err(|e| ArchiveError::Corrupt(format!("log hash {hash:?}: {e}")))?,
+        })
+    }
 }
 
 impl BatchRows {
@@ -97,6 +137,9 @@ impl BatchRows {
             rows.events.extend(crate::webhooks::events_of(change));
             if let Some(reply) = reply_row(change)? {
                 rows.replies.push(reply);
+            }
+            if let Some(log) = LogRow::of(a)? {
+                rows.log.push(log);
             }
             if let Some(closing) = &a.state.closing {
                 rows.results.push(ResultRow {

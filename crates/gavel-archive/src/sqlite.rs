@@ -38,11 +38,11 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, StoredBid};
+use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, LogRow, StoredBid};
 use crate::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -210,6 +210,24 @@ const INSERT_RESULT: &str = "\
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
     ON CONFLICT (auction_id) DO NOTHING";
 
+/// The first entry stored for a seq stays (a redelivered change).
+const INSERT_LOG: &str = "\
+    INSERT INTO log_entries (auction_id, seq, kind, at, entry, hash)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT DO NOTHING";
+
+fn insert_log(conn: &Connection, l: &LogRow) -> Result<(), SqliteError> {
+    conn.prepare_cached(INSERT_LOG)?.execute(params![
+        l.auction_id,
+        l.seq,
+        l.kind,
+        l.at,
+        l.entry,
+        l.hash
+    ])?;
+    Ok(())
+}
+
 /// The first reply stored for a request stays.
 const INSERT_REPLY: &str = "\
     INSERT INTO replies (auction_id, bidder_id, request_id, seq, state, stored_at)
@@ -312,6 +330,9 @@ fn write_batch(conn: &mut Connection, rows: &BatchRows) -> Result<u64, SqliteErr
                 created_at
             ])?;
         }
+        for l in &rows.log {
+            insert_log(&tx, l)?;
+        }
     }
     // The webhook events of these changes commit with them (the outbox).
     outbox::write_events(&tx, &rows.events, created_at)?;
@@ -359,13 +380,18 @@ fn reply_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplyColumns> {
 impl Archive for SqliteArchive {
     async fn create_auction(&self, auction: &Auction) -> Result<(), ArchiveError> {
         let row = AuctionRow::new(auction)?;
+        let log = LogRow::of(auction)?;
         let created_at = now_ms();
         let event = crate::webhooks::created_event(auction, Some(created_at));
         self.run(move |db| {
             db.write(|conn| {
-                // The auction and its `auction.created` event commit together.
+                // The auction, its first log entry and its `auction.created` event commit
+                // together.
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 insert_auction(&tx, &row)?;
+                if let Some(log) = &log {
+                    insert_log(&tx, log)?;
+                }
                 outbox::write_events(&tx, std::slice::from_ref(&event), created_at)?;
                 tx.commit()?;
                 Ok(())
@@ -509,6 +535,34 @@ impl Archive for SqliteArchive {
                     bids.push(row?.decode()?);
                 }
                 Ok(bids)
+            })
+        })
+        .await
+    }
+
+    async fn log(
+        &self,
+        id: &AuctionId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, ArchiveError> {
+        let id = id.to_string();
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        self.run(move |db| {
+            db.read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT entry, hash FROM log_entries
+                     WHERE auction_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![id, after, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (entry, hash) = row?;
+                    out.push(LogRow::decode(&entry, &hash)?);
+                }
+                Ok(out)
             })
         })
         .await

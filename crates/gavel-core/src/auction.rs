@@ -236,6 +236,11 @@ pub struct AuctionState {
     pub ends_at: Millis,
     #[serde(default)]
     pub closing: Option<Closing>,
+    /// The head of the auction's verifiable log ([`crate::chain`]): the hash of the entry
+    /// at `seq` and its time. Set by the authority in the step that decides the change;
+    /// `None` only for a state that was never sealed (stored before the log existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<crate::chain::ChainLink>,
 }
 
 /// An auction: id, settings, state.
@@ -266,6 +271,7 @@ impl Auction {
                 seq: 1,
                 ends_at,
                 closing: None,
+                chain: None,
             },
         })
     }

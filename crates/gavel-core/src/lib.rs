@@ -4,6 +4,7 @@
 //! the rules can be tested exhaustively and restated (in Lua) for the Redis engine.
 
 pub mod auction;
+pub mod chain;
 pub mod ids;
 pub mod money;
 pub mod names;

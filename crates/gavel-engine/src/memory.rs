@@ -362,12 +362,13 @@ impl MemoryEngine {
     ) -> Result<Option<Arc<Change>>, EngineError> {
         let permit = self.reserve_commit()?;
         let mut live = slot.live.lock();
-        let Some(change) = rules::open_if_due(&live.auction, now)
+        let Some(mut change) = rules::open_if_due(&live.auction, now)
             .or_else(|| rules::close_if_due(&live.auction, now))
         else {
             self.inner.reindex(&live.auction);
             return Ok(None);
         };
+        gavel_core::chain::seal(&live.auction, &mut change, now);
         let change = Arc::new(change);
         live.auction = change.auction.clone();
         if live.auction.state.closing.is_some() {
@@ -559,7 +560,8 @@ async fn group_committer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pending>) {
 
 #[async_trait]
 impl Engine for MemoryEngine {
-    async fn create_auction(&self, auction: Auction) -> Result<Auction, EngineError> {
+    async fn create_auction(&self, mut auction: Auction) -> Result<Auction, EngineError> {
+        gavel_core::chain::seal_created(&mut auction, self.inner.decision_time());
         if self.inner.auctions.read().contains_key(&auction.id) {
             return Err(EngineError::AlreadyExists(auction.id));
         }
@@ -624,7 +626,10 @@ impl Engine for MemoryEngine {
                 let base = stale.as_ref().unwrap_or(&live.auction);
                 #[cfg(not(feature = "broken-cas"))]
                 let base = &live.auction;
-                let decision = rules::place_bid(base, &req, now);
+                let mut decision = rules::place_bid(base, &req, now);
+                if let Some(change) = decision.change.as_mut() {
+                    gavel_core::chain::seal(base, change, now);
+                }
                 let decided_at = decision.decided_at(base);
                 if let Some(change) = decision.change {
                     let change = Arc::new(change);
@@ -814,7 +819,10 @@ impl Engine for MemoryEngine {
                 AdminAction::EndEarly => rules::end_early(&live.auction, now, by),
             };
             let change = match decided {
-                Ok(c) => Arc::new(c),
+                Ok(mut c) => {
+                    gavel_core::chain::seal(&live.auction, &mut c, now);
+                    Arc::new(c)
+                }
                 Err(r) => return Ok(Err(r)),
             };
             live.auction = change.auction.clone();

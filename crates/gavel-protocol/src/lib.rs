@@ -9,6 +9,7 @@ pub mod amount;
 pub mod doc_examples;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod schema;
 pub mod webhooks;
 pub mod ws;
@@ -16,6 +17,7 @@ pub mod ws;
 pub use amount::{parse_amount, AmountError, MAX_AMOUNT};
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
+pub use log::{KeysResponse, LogEntryView, LogPage, PublicKeyView, Receipt, SignedHead};
 pub use webhooks::*;
 pub use ws::*;
 
@@ -104,6 +106,10 @@ pub struct AuctionView {
     /// The viewer's own proxy maximum, only in answers to the leader themself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub your_max: Option<i64>,
+    /// Once closed: the final hash of the auction's verifiable log (hex; see
+    /// `GET /api/auctions/{id}/log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_hash: Option<String>,
 }
 
 /// One entry of the public bid history. Never carries a proxy maximum.
@@ -131,6 +137,9 @@ pub struct BidResult {
     /// The auction as of the moment the bid was decided (absent for `not_found`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auction: Option<AuctionView>,
+    /// For `accepted`: the signed receipt (see `docs/verification.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Box<Receipt>>,
 }
 
 /// The error body of every failed HTTP request, and the fields of a WebSocket `error`.

@@ -58,6 +58,8 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("ServerStats", g.subschema_for::<crate::ServerStats>()),
         ("LatencyStats", g.subschema_for::<crate::LatencyStats>()),
         ("BidResult", g.subschema_for::<crate::BidResult>()),
+        ("LogPage", g.subschema_for::<crate::LogPage>()),
+        ("KeysResponse", g.subschema_for::<crate::KeysResponse>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
         ("WebhookList", g.subschema_for::<crate::WebhookList>()),
         ("WebhookView", g.subschema_for::<crate::WebhookView>()),

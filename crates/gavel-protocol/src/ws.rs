@@ -292,6 +292,9 @@ pub struct Closed {
     pub closed_at: i64,
     pub bid_count: u64,
     pub reserve_met: Option<bool>,
+    /// The final hash of the auction's verifiable log (hex; `GET /api/auctions/{id}/log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_hash: Option<String>,
 }
 
 impl ClientMessage {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use gavel_archive::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
 use gavel_engine::redis::{RedisConfig, RedisEngine};
@@ -212,6 +212,16 @@ impl Archive for MergedHistory {
         request_id: &RequestId,
     ) -> Result<Option<StoredReply>, ArchiveError> {
         self.archive.reply(id, bidder, request_id).await
+    }
+
+    /// The drained log only: entries still in Redis appear once the drainer writes them.
+    async fn log(
+        &self,
+        id: &AuctionId,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, ArchiveError> {
+        self.archive.log(id, after_seq, limit).await
     }
 
     fn stats(&self) -> ArchiveStats {

@@ -80,6 +80,7 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
             outcome: ErrorCode::NotFound.as_str().into(),
             message: "No such auction.".into(),
             auction: None,
+            receipt: None,
         },
         http_status: StatusCode::NOT_FOUND,
     };
@@ -149,8 +150,14 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
 
 /// The answer to a decided bid (or a replayed one), as `bidder` may see it.
 fn answer(state: &AppState, bidder: &BidderId, request_id: &RequestId, reply: BidReply) -> Answer {
+    let mut result = views::bid_result(request_id, &reply, bidder, state.engine.now());
+    if reply.outcome.is_ok() {
+        // Ed25519 signatures are deterministic: a repeated request gets the same receipt.
+        result.receipt = gavel_core::chain::Receipt::for_accepted(&reply.auction, bidder)
+            .map(|r| Box::new(state.signer.receipt(&r)));
+    }
     Answer {
-        result: views::bid_result(request_id, &reply, bidder, state.engine.now()),
+        result,
         http_status: if reply.outcome.is_ok() {
             StatusCode::OK
         } else {

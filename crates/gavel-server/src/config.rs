@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (embedded mode unless --redis and --database are given).
     Serve(ServeConfig),
+    /// Check an auction's verifiable log and receipts against the server's public key
+    /// (docs/verification.md). Exits non-zero on the first broken link.
+    Verify(crate::verify::VerifyArgs),
     /// Check a configuration file (see docs/configuration.md).
     #[command(subcommand)]
     Config(crate::cli::config_check::ConfigCommand),
@@ -197,6 +200,14 @@ pub struct ServeConfig {
     /// is presumed dead). Default: twice the drain interval plus 30 s.
     #[arg(long, env = "GAVEL_DRAIN_CLAIM_IDLE_MS")]
     pub drain_claim_idle_ms: Option<u64>,
+
+    /// File holding the Ed25519 key that signs bid receipts and log heads (64 hex digits,
+    /// e.g. from `openssl rand -hex 32`). Unset: embedded mode generates it on first start
+    /// into <data-dir>/signing-key; distributed mode generates one for the deployment and
+    /// shares it through Redis (<prefix>:signing-key). Give every node the same file to
+    /// keep the key out of Redis.
+    #[arg(long, env = "GAVEL_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
 
     /// Distributed mode: this node's name in the drainers' consumer group. Keep it stable
     /// across restarts so a restarted node re-reads its own pending entries first.

@@ -20,7 +20,9 @@ mod limits;
 mod listing;
 pub mod proxy;
 pub mod readiness;
+pub mod signing;
 pub mod telemetry;
+pub mod verify;
 pub mod views;
 pub mod webhooks;
 mod ws;
@@ -48,6 +50,8 @@ pub struct AppState {
     /// `--jwt-public-key`, `--jwks-url`), when configured.
     pub identity: Option<Arc<identity::ExternalIdentity>>,
     pub config: ServeConfig,
+    /// Signs bid receipts and log heads (`docs/verification.md`).
+    pub signer: Arc<signing::Signer>,
     limits: Limits,
     /// `--allowed-origins`.
     pub origins: http::origin::Origins,
@@ -101,6 +105,19 @@ pub async fn run_with_clock(
         archive,
         stopped,
     } = backends::build(&config, clock, background.clone()).await?;
+    // After the backends: a wrong Redis URL is reported by them, in their words.
+    let signer = Arc::new(
+        signing::Signer::load(
+            config.signing_key.as_deref(),
+            &config.data_dir,
+            config
+                .redis
+                .as_deref()
+                .map(|url| (url, config.redis_prefix.as_str())),
+        )
+        .await
+        .inspect_err(|_| background.cancel())?,
+    );
     let hub = Hub::new(engine.clone(), Some(archive.clone()));
     let feed = engine
         .take_changes()
@@ -124,6 +141,7 @@ pub async fn run_with_clock(
         identity,
         origins: http::origin::Origins::new(&config.allowed_origins, config.demo),
         proxies: proxy::TrustedProxies::new(config.trusted_proxies.clone()),
+        signer,
         metrics: telemetry::metrics_handle(),
         shutdown: shutdown.clone(),
         drain: readiness::Drain::default(),

@@ -80,7 +80,14 @@ pub fn auction_view(a: &Auction, now: Millis, viewer: Option<&str>) -> AuctionVi
             final_price: c.final_price.map(|p| p.minor_units()),
         }),
         your_max,
+        log_hash: final_log_hash(a),
     }
+}
+
+/// The final hash of the auction's verifiable log, once it has closed.
+pub fn final_log_hash(a: &Auction) -> Option<String> {
+    a.state.closing.as_ref()?;
+    gavel_core::chain::head(a).map(|h| h.to_hex())
 }
 
 /// The delta between two consecutive states: only what changed.
@@ -146,6 +153,7 @@ pub fn closed(a: &Auction) -> Option<Closed> {
         closed_at: c.closed_at,
         bid_count: a.state.bid_count,
         reserve_met: a.reserve_met(),
+        log_hash: final_log_hash(a),
     })
 }
 
@@ -164,6 +172,7 @@ pub fn bid_result(
         outcome: outcome_code(&reply.outcome).into(),
         message: outcome_message(&reply.outcome, &reply.auction, viewer),
         auction: Some(auction_view(&reply.auction, now, Some(viewer.as_str()))),
+        receipt: None,
     }
 }
 

@@ -338,6 +338,7 @@ mod tests {
             soft_close: None,
             closing: None,
             your_max: None,
+            log_hash: None,
         }
     }
 

@@ -178,6 +178,11 @@ export interface AuctionView {
   /** Present when the auction uses a tiered increment table. */
   increment_table?: IncrementBandView[] | null;
   leader: UserRef | null;
+  /**
+   * Once closed: the final hash of the auction's verifiable log (hex; see
+   * `GET /api/auctions/{id}/log`).
+   */
+  log_hash?: string | null;
   /** Lowest amount a new bid may have now. */
   min_bid: number;
   /** End time the auction was created with. */
@@ -221,6 +226,8 @@ export interface BidResult {
    * `closed`, `not_found`, `buy_now_unavailable`, `buy_now_price`, `max_not_raised`).
    */
   outcome: BidOutcome;
+  /** For `accepted`: the signed receipt (see `docs/verification.md`). */
+  receipt?: Receipt | null;
   request_id: string;
 }
 
@@ -243,6 +250,8 @@ export interface Closed {
   bid_count: number;
   closed_at: number;
   final_price: number | null;
+  /** The final hash of the auction's verifiable log (hex; `GET /api/auctions/{id}/log`). */
+  log_hash?: string | null;
   /** `ended`, `buy_now`, `ended_early` or `cancelled`. */
   reason: CloseReason;
   reserve_met: boolean | null;
@@ -324,6 +333,11 @@ export interface IncrementBandView {
   increment: number;
 }
 
+/** `GET /api/keys`: the keys receipts and log heads are signed with. */
+export interface KeysResponse {
+  keys: PublicKeyView[];
+}
+
 /** One latency histogram. */
 export interface LatencyHistogram {
   count: number;
@@ -373,6 +387,48 @@ export interface Limits {
   max_subscriptions: number;
 }
 
+/**
+ * One entry of an auction's log, with its chain hash. The fields are those of the
+ * canonical encoding (`docs/verification.md`); absent ones are not part of this kind of
+ * entry.
+ */
+export interface LogEntryView {
+  amount?: number | null;
+  /** Server UTC ms of the change. */
+  at: number;
+  bid_count: number;
+  bidder?: string | null;
+  buy_now?: number | null;
+  close_reason?: string | null;
+  currency?: string | null;
+  ends_at: number;
+  extended: boolean;
+  final_price?: number | null;
+  /** hash_seq = SHA-256(hash_{seq-1} ‖ canonical encoding of this entry), hex. */
+  hash: string;
+  /** `created`, `opened`, `bid`, `auto`, `buy_now`, `max_raised` or `closed`. */
+  kind: string;
+  leader?: string | null;
+  price?: number | null;
+  seq: number;
+  starting_price?: number | null;
+  starts_at?: number | null;
+  winner?: string | null;
+}
+
+/**
+ * `GET /api/auctions/{id}/log?after_seq=N&limit=M`: entries with `seq > after_seq`, oldest
+ * first. `next_after_seq` is set when more entries may follow (pass it as `after_seq`).
+ * `head` is the authority's current head, signed; the entries served end there once the
+ * archive has them all (in distributed mode the drainer writes them shortly after).
+ */
+export interface LogPage {
+  auction_id: string;
+  entries: LogEntryView[];
+  head?: SignedHead | null;
+  next_after_seq?: number | null;
+}
+
 /** One reason a node is not ready. */
 export interface NotReady {
   code: NotReadyCode;
@@ -396,6 +452,16 @@ export interface PlaceBid {
   request_id: string;
 }
 
+/** One public key of the server. */
+export interface PublicKeyView {
+  /** Always `ed25519`. */
+  algorithm: string;
+  /** Names the key in receipts and heads: the first 16 hex digits of SHA-256(public key). */
+  key_id: string;
+  /** The 32-byte public key, hex. */
+  public_key: string;
+}
+
 /**
  * `GET /readyz`: 200 with `ready: true` when the node can take traffic, 503 with
  * `ready: false` and every reason otherwise.
@@ -404,6 +470,29 @@ export interface Readiness {
   ready: boolean;
   /** Why the node is not ready (empty when it is). */
   reasons: NotReady[];
+}
+
+/**
+ * A signed receipt for an accepted bid: proof that the server accepted `bidder_id`'s bid
+ * at `seq`, leading at `amount`, at `at`, with the auction's log hash `hash` after it.
+ * `signature` is Ed25519 (hex) by the key `key_id` over the bytes documented in
+ * `docs/verification.md`. Never carries a proxy maximum.
+ */
+export interface Receipt {
+  /** The price the bidder leads at after the bid (minor units). */
+  amount: number;
+  /** Server UTC ms of the change. */
+  at: number;
+  auction_id: string;
+  bidder_id: string;
+  currency: string;
+  /** hash_seq of the auction's log, 64 lowercase hex digits. */
+  hash: string;
+  /** Which of the server's keys signed it (see `GET /api/keys`). */
+  key_id: string;
+  seq: number;
+  /** Ed25519 signature, 128 hex digits. */
+  signature: string;
 }
 
 /** Why the server asks a client to reconnect. */
@@ -434,6 +523,19 @@ export interface SessionResponse {
   expires_at: number;
   token: string;
   user: UserView;
+}
+
+/**
+ * The head of an auction's log as the authority holds it, signed: `hash` is hash_seq.
+ * `signature` is Ed25519 (hex) by `key_id` over the bytes documented in
+ * `docs/verification.md`.
+ */
+export interface SignedHead {
+  auction_id: string;
+  hash: string;
+  key_id: string;
+  seq: number;
+  signature: string;
 }
 
 /** Soft-close settings. */

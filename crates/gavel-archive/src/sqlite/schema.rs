@@ -43,6 +43,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "webhook_pruning",
         sql: include_str!("../../migrations/sqlite/005_webhook_pruning.sql"),
     },
+    Migration {
+        version: 6,
+        name: "log",
+        sql: include_str!("../../migrations/sqlite/006_log.sql"),
+    },
 ];
 
 /// The schema version this build writes.

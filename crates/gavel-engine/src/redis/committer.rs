@@ -51,7 +51,8 @@ use super::wire::{for_requester, WireChange, WireReply};
 use super::{map_err, map_write_err, DRAIN_GROUP};
 use crate::{AdminAction, BidReply, Cause, EngineError};
 use gavel_core::{
-    rules, Auction, AuctionId, BidRequest, Change, Event, Millis, Rejection, RequestId, Status,
+    chain, rules, Auction, AuctionId, BidRequest, Change, Event, Millis, Rejection, RequestId,
+    Status,
 };
 use redis::{RedisResult, Value};
 use std::collections::{HashMap, VecDeque};
@@ -335,7 +336,10 @@ struct Decided {
 fn decide(op: &Op, a: &Auction, at: Millis) -> Decided {
     match op {
         Op::Bid { req, .. } => {
-            let d = rules::place_bid(a, req, at);
+            let mut d = rules::place_bid(a, req, at);
+            if let Some(c) = d.change.as_mut() {
+                chain::seal(a, c, at);
+            }
             let after = d.change.as_ref().map_or(a, |c| &c.auction);
             Decided {
                 reply: Some(BidReply {
@@ -352,10 +356,13 @@ fn decide(op: &Op, a: &Auction, at: Millis) -> Decided {
                 AdminAction::EndEarly => rules::end_early(a, at, by),
             };
             match r {
-                Ok(c) => Decided {
+                Ok(mut c) => Decided {
+                    change: Some({
+                        chain::seal(a, &mut c, at);
+                        c
+                    }),
                     reply: None,
                     admin: Some(Ok(())),
-                    change: Some(c),
                 },
                 Err(r) => Decided {
                     reply: None,
@@ -367,7 +374,12 @@ fn decide(op: &Op, a: &Auction, at: Millis) -> Decided {
         Op::Advance => Decided {
             reply: None,
             admin: None,
-            change: rules::open_if_due(a, at).or_else(|| rules::close_if_due(a, at)),
+            change: rules::open_if_due(a, at)
+                .or_else(|| rules::close_if_due(a, at))
+                .map(|mut c| {
+                    chain::seal(a, &mut c, at);
+                    c
+                }),
         },
     }
 }

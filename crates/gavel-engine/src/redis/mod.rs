@@ -573,9 +573,15 @@ impl Engine for RedisEngine {
             .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;
-        let created = Change {
-            auction: auction.clone(),
-            event: Event::Created,
+        // The first log entry's time is the commit's clock, like every other time in the
+        // change: sealed at two instants, it becomes a template like them.
+        let created_at = |at: Millis| {
+            let mut auction = auction.clone();
+            gavel_core::chain::seal_created(&mut auction, at);
+            Change {
+                auction,
+                event: Event::Created,
+            }
         };
         let script_now = core.clock.script_now();
         let floor = core.clock.script_floor();
@@ -590,8 +596,9 @@ impl Engine for RedisEngine {
         // at any clock; the change's time is the clock it ran at.
         let version = core.new_version();
         let at = core.clock.propose(0);
+        let created = created_at(at);
         let mut json = WireChange::new(&created, &version, at, None, None).to_json();
-        let other = WireChange::new(&created, &version, at + 1, None, None).to_json();
+        let other = WireChange::new(&created_at(at + 1), &version, at + 1, None, None).to_json();
         json = guard::template(&json, at, &other, at + 1).map_err(|e| internal(e.0))?;
         let commit = Commit {
             expected: String::new(),
@@ -617,6 +624,7 @@ impl Engine for RedisEngine {
             ScriptReply::Committed { clock } => {
                 core.clock.used(clock);
                 core.cache_spec(id, auction.spec.clone());
+                let auction = created_at(clock).auction;
                 core.remember(&auction, &version, clock);
                 Ok(auction)
             }

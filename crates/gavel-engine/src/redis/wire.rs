@@ -204,6 +204,7 @@ mod tests {
                 final_price: Some(Money::new(MAX_AMOUNT).unwrap()),
                 by: Some("admin".into()),
             }),
+            chain: None,
         };
         let change = Change {
             auction: a.clone(),

@@ -16,5 +16,13 @@ pub async fn run(command: Command) -> i32 {
         Command::Restore(a) => backup::run_restore(a).await,
         Command::Auctions(a) => admin::run_auctions(a).await,
         Command::Bids(a) => admin::run_bids(a).await,
+        Command::Verify(a) => match crate::verify::run(a).await {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                2
+            }
+        },
     }
 }

@@ -85,7 +85,7 @@ fn parse_id(id: &str) -> Result<AuctionId, ApiError> {
     AuctionId::parse(id).map_err(|_| ApiError::new(ErrorCode::NotFound, "no such auction"))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<Auction, ApiError> {
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<Auction, ApiError> {
     let id = parse_id(id)?;
     state
         .engine

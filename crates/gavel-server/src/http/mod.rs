@@ -2,6 +2,7 @@
 
 mod assets;
 mod auctions;
+mod log;
 pub mod openapi;
 pub mod origin;
 pub mod serve;
@@ -47,6 +48,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/api/auctions/{id}/bids",
             get(auctions::history).post(auctions::bid),
         )
+        .route("/api/auctions/{id}/log", get(log::log))
+        .route("/api/keys", get(log::keys))
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))
         .route("/api/admin/stats", get(stats::get))

@@ -65,6 +65,9 @@ fn listing_status_schema() -> Value {
 fn limit_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50})
 }
+fn log_limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 200})
+}
 fn latency_limit_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
 }
@@ -374,6 +377,44 @@ const OPS: &[Op] = &[
         request: Some(("AdminAction", false)),
         responses: &[(200, Body::Json("AuctionView"), "The closed auction.")],
         errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Closed, Unavailable],
+    },
+    Op {
+        method: "get",
+        path: "/api/auctions/{id}/log",
+        id: "auctionLog",
+        summary: "The auction's verifiable log, oldest first",
+        description: "Every accepted change (creation, opening, bids, automatic bids, a leader raising their maximum, the closing) with its SHA-256 chain hash, never a proxy maximum; and the authority's current head, signed with the server's Ed25519 key. Pages of at most `limit` entries; pass `next_after_seq` as `after_seq` for the next page. docs/verification.md describes the encoding; `gavel verify` checks it.",
+        auth: Auth::Anyone,
+        params: &[
+            AUCTION_ID,
+            Param {
+                name: "limit",
+                location: "query",
+                description: "Page size (1 to 1000, default 200).",
+                schema: log_limit_schema,
+            },
+            Param {
+                name: "after_seq",
+                location: "query",
+                description: "Only entries with a higher seq.",
+                schema: seq_schema,
+            },
+        ],
+        request: None,
+        responses: &[(200, Body::Json("LogPage"), "A page of the log and the signed head.")],
+        errors: &[InvalidQuery, InvalidLimit, NotFound, Unavailable],
+    },
+    Op {
+        method: "get",
+        path: "/api/keys",
+        id: "publicKeys",
+        summary: "The server's public signing keys",
+        description: "The Ed25519 key that signs bid receipts and log heads (docs/verification.md).",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("KeysResponse"), "The keys.")],
+        errors: &[],
     },
     Op {
         method: "get",

@@ -196,6 +196,8 @@ fn round_trip(name: &str, v: &Value) -> Result<Value, String> {
         "BidResult" => rt::<BidResult>(v),
         "AdminAction" => rt::<AdminAction>(v),
         "ErrorBody" => rt::<ErrorBody>(v),
+        "LogPage" => rt::<LogPage>(v),
+        "KeysResponse" => rt::<KeysResponse>(v),
         "LatencyStats" => rt::<LatencyStats>(v),
         other => Err(format!("no Rust type known for {other}")),
     }

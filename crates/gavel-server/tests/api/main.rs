@@ -24,6 +24,7 @@ mod rooms;
 mod sessions;
 mod slow_consumers;
 mod strict_input;
+mod verification;
 mod webhooks;
 mod websocket;
 mod ws_protocol;

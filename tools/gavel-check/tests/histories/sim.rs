@@ -101,6 +101,7 @@ pub fn view_of(a: &Auction, now: i64, viewer: Option<&str>) -> AuctionView {
             (Some(l), Some(m), Some(v)) if l.id.as_str() == v => Some(m.minor_units()),
             _ => None,
         },
+        log_hash: None,
     }
 }
 
@@ -163,6 +164,7 @@ impl Sim {
             },
             message: String::new(),
             auction: Some(view_of(&self.a, now, Some(b.id.as_str()))),
+            receipt: None,
         }
     }
 
