@@ -29,6 +29,10 @@ pub enum Command {
     Backup(crate::cli::backup::BackupArgs),
     /// Restore the embedded archive from a `gavel backup` file (the server stopped).
     Restore(crate::cli::backup::RestoreArgs),
+    /// Admin CLI: create, list, show, cancel and end auctions on a running server.
+    Auctions(crate::cli::admin::AuctionsArgs),
+    /// Admin CLI: export an auction's bids from a running server.
+    Bids(crate::cli::admin::BidsArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
