@@ -65,6 +65,12 @@ export interface GavelClientOptions {
   fallbackHeartbeatMs?: number;
   /** A socket that has not said hello within this is given up (ms). */
   helloTimeoutMs?: number;
+  /**
+   * After a server's `reconnect` (a rolling restart), how long the move to a new connection
+   * may take, past the delay it gave, before the status shows `reconnecting` (ms, default
+   * 3,000). Until then the status stays `open` and watches stay live.
+   */
+  quietReconnectMs?: number;
   /** Local clock (tests). */
   now?: () => number;
 }
@@ -225,6 +231,7 @@ export class GavelClient {
       reconnect: opts.reconnect,
       fallbackHeartbeatMs: opts.fallbackHeartbeatMs,
       helloTimeoutMs: opts.helloTimeoutMs,
+      quietReconnectMs: opts.quietReconnectMs,
       now: this.now,
     });
   }

@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/postgres/004_webhooks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "webhook_pruning",
+        sql: include_str!("../migrations/postgres/005_webhook_pruning.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
@@ -698,6 +703,11 @@ impl Archive for PostgresArchive {
     ) -> Result<(), ArchiveError> {
         let mut conn = self.pool.get().await.map_err(PgError::from)?;
         Ok(outbox::finish(&mut conn, event_id, endpoint_id, now, outcome).await?)
+    }
+
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::prune(&mut conn, finished_before).await?)
     }
 
     async fn webhook_deliveries(

@@ -60,6 +60,7 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("BidResult", g.subschema_for::<crate::BidResult>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
         ("WebhookList", g.subschema_for::<crate::WebhookList>()),
+        ("WebhookView", g.subschema_for::<crate::WebhookView>()),
         (
             "WebhookWithSecret",
             g.subschema_for::<crate::WebhookWithSecret>(),

@@ -226,3 +226,51 @@ describe.runIf(hasFaketime() || Boolean(process.env.CI))("against a server whose
     c.close();
   }, 40_000);
 });
+
+describe("a server that drains (SIGTERM) and comes back on the same address", () => {
+  // Grace 3 s: the server spreads its reconnects over 1 s.
+  const server = new GavelServer("client-drain", { args: ["--shutdown-grace-secs", "3"] });
+  beforeAll(() => server.start(), 40_000);
+  afterAll(() => server.stop());
+
+  it("follows reconnect: no status but open, no error, resubscribes from its seq and sees what happened meanwhile", async () => {
+    const { id } = await server.createAuction();
+    // A single node restarting takes longer than a move to another node: a longer quiet period.
+    const alice = clientFor(server, { quietReconnectMs: 10_000 });
+    const bob = clientFor(server, { quietReconnectMs: 10_000 });
+    const statuses: string[] = [];
+    const errors: unknown[] = [];
+    const told: unknown[] = [];
+    for (const c of [alice, bob]) {
+      await c.signInAsGuest(c === alice ? "Alice" : "Bob");
+      await c.connect();
+      c.on("status", (s) => statuses.push(s.status));
+      c.on("error", (e) => errors.push(e));
+      c.on("message", (m) => {
+        if (m.type === "reconnect") told.push(m);
+      });
+    }
+    const watch = alice.watch(id);
+    await watch.ready();
+    expect((await alice.bid(id, 10000)).outcome).toBe("accepted");
+    await waitFor(() => watch.state?.auction.seq === 2, "seq 2");
+
+    const took = await server.terminate();
+    expect(took).toBeLessThan(3_000);
+    expect(told).toMatchObject([
+      { type: "reconnect", reason: "draining" },
+      { type: "reconnect", reason: "draining" },
+    ]);
+    // A bid made while no server listens waits and goes out on the next connection.
+    const pending = bob.bid(id, 11000);
+    await server.start();
+    expect((await pending).outcome).toBe("accepted");
+    await waitFor(() => watch.state?.auction.seq === 3 && watch.state.live, "seq 3, live");
+    expect(watch.state?.auction.price).toBe(11000);
+    expect([alice.status, bob.status]).toEqual(["open", "open"]);
+    expect(statuses).toEqual([]);
+    expect(errors).toEqual([]);
+    alice.close();
+    bob.close();
+  }, 40_000);
+});

@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../migrations/sqlite/004_webhooks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "webhook_pruning",
+        sql: include_str!("../../migrations/sqlite/005_webhook_pruning.sql"),
+    },
 ];
 
 /// The schema version this build writes.
