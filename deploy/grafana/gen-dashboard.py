@@ -125,9 +125,11 @@ panel("Archive failures and dead letters",
 
 row("Webhooks")
 panel("Webhook delivery attempts per second by outcome",
-      [q(f"sum by (outcome) (rate(gavel_webhook_deliveries_total{{{SEL}}}[{RI}]))", "{{outcome}}")], unit="ops")
-panel("Failed webhook attempts per minute",
-      [q(f"sum(rate(gavel_webhook_deliveries_failed_total{{{SEL}}}[{RI}])) * 60", "failed or gone")])
+      [q(f"sum by (outcome) (rate(gavel_webhook_deliveries_total{{{SEL}}}[{RI}]))", "{{outcome}}")], unit="ops",
+      description="delivered, retry (failed, to be tried again), failed (given up), gone (410: endpoint disabled).")
+panel("Webhook deliveries given up",
+      [q(f"sum(increase(gavel_webhook_deliveries_failed_total{{{SEL}}}[{RI}]))", "given up")],
+      description="Events a receiver never accepted: retries spent, or 410 Gone.")
 panel("Webhook attempt duration", quantiles("gavel_webhook_attempt_seconds"), unit="s",
       description="From signing to the receiver's answer (or the timeout).")
 

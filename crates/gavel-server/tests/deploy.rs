@@ -388,6 +388,7 @@ fn check_dockerfile(text: &str, cli: &Cli) -> Image {
     let mut exposed = None;
     let mut user = None;
     let mut entrypoint = String::new();
+    let mut copied: Vec<String> = Vec::new();
     for line in &lines {
         let (instr, rest) = line.split_once(' ').unwrap_or((line, ""));
         match instr.to_ascii_uppercase().as_str() {
@@ -395,6 +396,7 @@ fn check_dockerfile(text: &str, cli: &Cli) -> Image {
             "COPY" if !rest.contains("--from=") => {
                 let parts: Vec<&str> = rest.split_whitespace().collect();
                 for src in &parts[..parts.len().saturating_sub(1)] {
+                    copied.push(src.trim_end_matches('/').to_string());
                     if !repo().join(src).exists() {
                         p.push(format!("Dockerfile copies {src}, which does not exist"));
                     }
@@ -457,6 +459,37 @@ fn check_dockerfile(text: &str, cli: &Cli) -> Image {
         p.push(format!(
             "the ENTRYPOINT does not run gavel serve: {entrypoint}"
         ));
+    }
+    for flag in entrypoint
+        .split(|c: char| c == '"' || c.is_whitespace() || c == ',' || c == '=')
+        .filter(|w| w.starts_with("--"))
+    {
+        if !cli.flags.contains(flag) {
+            p.push(format!(
+                "the ENTRYPOINT passes {flag}, which gavel serve does not take"
+            ));
+        }
+    }
+    // Cargo loads the whole workspace: every member must be in the build stage.
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|m| m.split(']').next())
+        .unwrap_or("");
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        if !copied
+            .iter()
+            .any(|c| member == c || member.starts_with(&format!("{c}/")))
+        {
+            p.push(format!(
+                "the Dockerfile does not copy the workspace member {member}"
+            ));
+        }
     }
     if image.health_paths.is_empty() {
         p.push("the Dockerfile has no HEALTHCHECK".into());
@@ -810,6 +843,23 @@ fn broken_container_files_are_caught() {
         (
             "copies web/build",
             dockerfile.replace("COPY web/dist web/dist", "COPY web/build web/dist"),
+            compose.clone(),
+            haproxy.clone(),
+            prometheus.clone(),
+        ),
+        (
+            "workspace member tools/gavel-bench",
+            dockerfile.replace(
+                "COPY tools tools",
+                "COPY tools/gavel-check tools/gavel-check",
+            ),
+            compose.clone(),
+            haproxy.clone(),
+            prometheus.clone(),
+        ),
+        (
+            "passes --listn",
+            dockerfile.replace("\"serve\"]", "\"serve\", \"--listn\", \"0.0.0.0:3000\"]"),
             compose.clone(),
             haproxy.clone(),
             prometheus.clone(),
