@@ -424,10 +424,10 @@ async fn every_auction_event_arrives_signed_with_a_stable_id_and_the_closing_res
     )
     .await;
     let id = lifecycle(&server.base).await;
+    // Deliveries run concurrently, so the closing may arrive before an extension: wait for
+    // all six events (the list below says which).
     receiver
-        .wait_for(20, "the closing", |r| {
-            !r.of_type("auction.closed").is_empty()
-        })
+        .wait_for(20, "the six events", |r| r.delivered().len() >= 6)
         .await;
     let requests = receiver.requests();
     assert!(
@@ -866,13 +866,23 @@ async fn the_admin_api_creates_lists_rotates_tests_and_deletes_endpoints() {
     assert!(verify(&new_secret, &got));
     assert!(!verify(&first_secret, &got));
 
-    // Deliveries are listed, and filtered.
-    let (_, delivered) = call(
-        Method::GET,
-        &format!("/api/webhooks/deliveries?endpoint={id}&status=delivered"),
-        None,
-    )
-    .await;
+    // Deliveries are listed, and filtered. The receiver has both events, but the server
+    // records an attempt's outcome only after the receiver's answer reaches it: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let (_, delivered) = call(
+            Method::GET,
+            &format!("/api/webhooks/deliveries?endpoint={id}&status=delivered"),
+            None,
+        )
+        .await;
+        if delivered["deliveries"].as_array().unwrap().len() >= 2
+            || std::time::Instant::now() > deadline
+        {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let list = delivered["deliveries"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{delivered}");
     assert!(list
