@@ -124,10 +124,12 @@ panel("Archive failures and dead letters",
        q(f"sum(increase(gavel_fanout_gaps_total{{{SEL}}}[{RI}]))", "fan-out gaps (resynced)")])
 
 row("Webhooks")
-panel("Webhook deliveries per second by outcome",
-      [q(f"sum by (outcome) (rate(gavel_webhook_deliveries_total{{{SEL}}}[{RI}]))", "{{outcome}}")], unit="ops", w=12)
-panel("Failed webhook deliveries per minute",
-      [q(f"sum(rate(gavel_webhook_deliveries_failed_total{{{SEL}}}[{RI}])) * 60", "failed")], w=12)
+panel("Webhook delivery attempts per second by outcome",
+      [q(f"sum by (outcome) (rate(gavel_webhook_deliveries_total{{{SEL}}}[{RI}]))", "{{outcome}}")], unit="ops")
+panel("Failed webhook attempts per minute",
+      [q(f"sum(rate(gavel_webhook_deliveries_failed_total{{{SEL}}}[{RI}])) * 60", "failed or gone")])
+panel("Webhook attempt duration", quantiles("gavel_webhook_attempt_seconds"), unit="s",
+      description="From signing to the receiver's answer (or the timeout).")
 
 dashboard = {
     "uid": "gavel",

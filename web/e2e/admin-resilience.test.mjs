@@ -64,6 +64,14 @@ describe("auctioneer, lobby and reconnects", { timeout: 240_000 }, () => {
     await shot(bob.page, "phone-auction-room");
     // The auctioneer's table follows live.
     await p.locator('[data-testid="admin-row"][data-auction-id="antique-globe"]').filter({ hasText: "Bob" }).waitFor();
+    // With the delivery latency of Bob's room: decision → written, measured by the server for
+    // the update Bob's page received (the browsers' own reports follow every 30 s).
+    await p
+      .locator('[data-testid="admin-row"][data-auction-id="antique-globe"] [data-testid="latency-server"]')
+      .filter({ hasText: /server p50 ≤ \d+ m?s · p95 ≤/ })
+      .waitFor({ timeout: 15_000 });
+    await p.getByTestId("latency-overall").waitFor();
+    await shot(p, "admin-delivery-latency");
 
     // End it early: Bob's room shows the close; no sale because the reserve was not met.
     await p.getByRole("button", { name: "End Antique globe now" }).click();

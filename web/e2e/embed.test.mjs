@@ -1,20 +1,38 @@
 // The embeddable bid box on a shop page served from another origin: the shop's own HTTP
 // server (another host and port) serves a page that loads /embed/gavel-auction.js from Gavel
-// and shows <gavel-auction>. The shop signs its user in and hands the box a token through
-// `getToken`; the box shows the live price and countdown, bids, and follows another
-// bidder's bid live.
+// and shows <gavel-auction>. The shop signs its user in and hands the box a token of its
+// own identity provider (an HS256 JWT Gavel accepts through --jwt-hmac-secret) through
+// `getToken` or the `token` attribute; the box shows the live price and countdown, bids,
+// and follows other bidders (guests on Gavel itself) live.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
 import { after, before, describe, it } from "node:test";
-import { GAVEL_BIN, auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
+import { auctionId, cleanup, clockShiftScript, launchBrowser, shot, startServer, waitFor } from "./harness.mjs";
 
 const TEN_MINUTES = 10 * 60_000;
 
-/** The shop: a page with the box, a sign-in that makes a Gavel token server-side, /token. */
-async function startShop(gavelUrl, auction) {
-  let token = null;
-  const page = `<!doctype html>
+const SECRET = "shop-identity-hmac-secret-for-e2e-0123456789";
+const ISSUER = "https://id.shop.test/";
+const AUDIENCE = "gavel-embed-e2e";
+
+/** A token of the shop's identity provider for one of its users (HS256, ten minutes). */
+function shopToken(sub, name, ttlSecs = 600) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ iss: ISSUER, aud: AUDIENCE, sub, name, iat: now, exp: now + ttlSecs })}`;
+  return `${body}.${createHmac("sha256", SECRET).update(body).digest("base64url")}`;
+}
+
+/**
+ * The shop: a page with the box, its own sign-in, and /token (a JWT for the signed-in user).
+ * Started before Gavel (whose --allowed-origins names it): set `gavelUrl` before use.
+ */
+async function startShop(auction) {
+  let signedIn = false;
+  const shop = { gavelUrl: null, shortTokens: 0 };
+  const page = (gavelUrl) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
 <script src="${gavelUrl}/embed/gavel-auction.js"></script></head>
 <body>
@@ -38,64 +56,69 @@ async function startShop(gavelUrl, auction) {
 </script>
 </body></html>`;
   const srv = createServer(async (req, res) => {
+    const gavelUrl = shop.gavelUrl;
     if (req.method === "GET" && req.url === "/with-token") {
       // A page rendered for a signed-in user: the token is in the attribute.
-      const r = await fetch(`${gavelUrl}/api/session`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name: "Carol" }),
-      });
-      const t = (await r.json()).token;
+      const t = shopToken("shop-user-carol", "Carol");
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shop</title>
 <script src="${gavelUrl}/embed/gavel-auction.js" defer></script></head>
 <body><gavel-auction auction="${auction}" token="${t}" locale="en-US"></gavel-auction></body></html>`);
     } else if (req.method === "GET" && req.url === "/") {
-      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page);
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(page(gavelUrl));
     } else if (req.method === "POST" && req.url === "/login") {
-      // The shop's back end gets a token for its user from Gavel (no browser involved).
-      const r = await fetch(`${gavelUrl}/api/session`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name: "Shopper" }),
-      });
-      token = (await r.json()).token;
+      signedIn = true;
       res.writeHead(204).end();
     } else if (req.method === "GET" && req.url === "/token") {
-      if (token) res.writeHead(200, { "Content-Type": "text/plain" }).end(token);
+      // Minted by the shop for its signed-in user; Gavel never sees the shop's sign-in.
+      if (signedIn) res.writeHead(200, { "Content-Type": "text/plain" }).end(shopToken("shop-user-1", "Shopper"));
       else res.writeHead(204).end(); // not signed in on the shop
+    } else if (req.method === "GET" && req.url === "/short") {
+      // A box whose tokens live 6 s: it must ask getToken again before each one expires.
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script src="${gavelUrl}/embed/gavel-auction.js"></script></head>
+<body><gavel-auction auction="${auction}" locale="en-US"></gavel-auction>
+<script>document.querySelector("gavel-auction").getToken = async () => (await fetch("/short-token")).text();</script>
+</body></html>`);
+    } else if (req.method === "GET" && req.url === "/short-token") {
+      shop.shortTokens++;
+      res.writeHead(200, { "Content-Type": "text/plain" }).end(shopToken("shop-user-erin", "Erin", 6));
     } else if (req.url === "/favicon.ico") res.writeHead(204).end();
     else res.writeHead(404).end();
   });
   await new Promise((r) => srv.listen(0, "127.0.0.1", r));
   // "localhost" rather than 127.0.0.1, on another port: another origin in every respect.
-  return { url: `http://localhost:${srv.address().port}`, close: () => new Promise((r) => srv.close(r)) };
+  shop.url = `http://localhost:${srv.address().port}`;
+  shop.close = () => new Promise((r) => srv.close(r));
+  return shop;
 }
 
-/** `--allowed-origins` where the server has it (WebSocket Origin check, CORS). */
-function originArgs(origin) {
-  const help = execFileSync(GAVEL_BIN, ["serve", "--help"], { encoding: "utf8" });
-  return help.includes("--allowed-origins") ? ["--allowed-origins", origin] : [];
-}
 
 describe("the embeddable bid box on another origin", { timeout: 120_000 }, () => {
   const ctx = { server: null, browser: null, users: [] };
-  let shop;
+  let shop, stranger;
   const id = auctionId("embed");
 
   before(async () => {
-    // The shop's port must be known before Gavel starts (to allow its origin): start it on
-    // a placeholder auction id, which the page only names.
-    const placeholder = await startShop("http://127.0.0.1:1", id);
-    const shopOrigin = placeholder.url;
-    await placeholder.close();
-    ctx.server = await startServer("embed", originArgs(shopOrigin));
-    shop = await startShop(ctx.server.url, id);
+    shop = await startShop(id);
+    stranger = await startShop(id);
+    // Only the shop's origin may open WebSockets to Gavel (besides Gavel's own).
+    ctx.server = await startServer("embed", [
+      "--allowed-origins", shop.url,
+      "--jwt-hmac-secret", SECRET,
+      "--jwt-issuer", ISSUER,
+      "--jwt-audience", AUDIENCE,
+      "--guest-sessions", "true", // Bob and Dave bid as guests on Gavel itself
+      "--jwt-leeway-secs", "0", // a token is refused the second it expires
+    ]);
+    shop.gavelUrl = stranger.gavelUrl = ctx.server.url;
     ctx.browser = await launchBrowser();
   });
 
   after(async (t) => {
     await shop?.close();
+    await stranger?.close();
     await cleanup(ctx, t);
   });
 
@@ -165,7 +188,7 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     const r = await ctx.server.bid(bob.token, id, { amount: 15000, request_id: "bob-1" });
     assert.equal(r.data.outcome, "accepted");
     await waitFor(async () => (await price.textContent()) === "$150.00", { what: "Bob's bid shown live", timeoutMs: 5_000 });
-    assert.equal(await box.locator('[part="leader"]').textContent(), "Bob leads · 2 bids");
+    assert.equal(await box.locator('[part="leader"]').textContent(), "Bob (guest) leads · 2 bids");
     assert.equal(await button.textContent(), "Bid $160.00");
     assert.equal(await button.isEnabled(), true);
     assert.equal(await box.locator('[part="message"]').textContent(), "You have been outbid.");
@@ -217,6 +240,51 @@ describe("the embeddable bid box on another origin", { timeout: 120_000 }, () =>
     await page.evaluate(() => document.querySelector("gavel-auction").removeAttribute("token"));
     await waitFor(async () => (await box.locator('[part="hint"]').textContent()) === "Sign in on this site to bid.", { what: "signed out" });
     assert.equal(await button.isDisabled(), true);
+    assert.deepEqual(consoleLines, []);
+  });
+
+  it("stays not live on a page whose origin is not in --allowed-origins", { timeout: 30_000 }, async () => {
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    ctx.users.push({ name: "stranger", context, consoleLines: [] });
+    const refused = [];
+    page.on("websocket", (ws) => ws.on("socketerror", (e) => refused.push(String(e))));
+    await page.goto(stranger.url);
+    assert.notEqual(new URL(stranger.url).origin, new URL(shop.url).origin);
+    // The script itself loads (a classic script needs no CORS); the WebSocket is refused.
+    await page.locator("gavel-auction[data-state]").waitFor();
+    await waitFor(async () => refused.length > 0, { what: "a refused WebSocket", timeoutMs: 10_000 });
+    await page.waitForTimeout(2_000);
+    assert.equal(await page.locator("gavel-auction[data-live]").count(), 0);
+    assert.equal(await page.locator("gavel-auction").getAttribute("data-state"), "loading");
+    assert.equal(await page.locator("gavel-auction").getByRole("button").isDisabled(), true);
+    const log = readFileSync(ctx.server.logPath, "utf8");
+    assert.ok(log.includes("WebSocket upgrade refused") && log.includes(stranger.url.replace(/\/$/, "")), "the refusal is logged with the origin");
+  });
+
+  it("asks getToken again before the token expires, and bids with the fresh one", { timeout: 60_000 }, async () => {
+    const context = await ctx.browser.newContext();
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on("pageerror", (e) => consoleLines.push(`[pageerror] ${e.message}`));
+    ctx.users.push({ name: "erin", context, consoleLines });
+    await page.goto(`${shop.url}/short`);
+    const box = page.locator("gavel-auction");
+    await page.locator("gavel-auction[data-live]").waitFor({ timeout: 15_000 });
+    // Signed in at once (getToken gives a token): the hint offers the next minimum.
+    await waitFor(async () => (await box.locator('[part="hint"]').textContent()).startsWith("The next bid must be at least"), { what: "signed in" });
+    const first = shop.shortTokens;
+    assert.ok(first >= 1);
+    // 6 s tokens: by 11 s later at least two more were fetched, and the first has expired.
+    await page.waitForTimeout(11_000);
+    assert.ok(shop.shortTokens >= first + 2, `getToken called ${shop.shortTokens} times`);
+    await page.locator("gavel-auction[data-live]").waitFor();
+    const min = (await ctx.server.getAuction(id)).min_bid;
+    await box.getByRole("button").click();
+    await box.locator('[part="message"]').filter({ hasText: "Your bid was placed" }).waitFor({ timeout: 15_000 });
+    const last = (await ctx.server.bids(id))[0];
+    assert.equal(last.bidder.name, "Erin");
+    assert.equal(last.amount, min);
     assert.deepEqual(consoleLines, []);
   });
 });

@@ -10,6 +10,7 @@
 import {
   ClockEstimator,
   GavelError,
+  LatencyRecorder,
   HttpApi,
   LiveSocket,
   newRequestId as packageRequestId,
@@ -113,6 +114,8 @@ const RESYNC_RETRY_MS = 3_000;
 const BID_RETRY_MS = 5_000;
 /** An auction still open this long after its end (server clock) is asked about again. */
 const OVERDUE_CLOSE_MS = 5_000;
+/** How often the delivery-latency report is sent (the server refuses them < 10 s apart). */
+const LATENCY_REPORT_MS = 30_000;
 /** Stop retrying an unanswered bid after this long. */
 const BID_GIVE_UP_MS = 120_000;
 /** Ask again about a bid answered `outcome_unknown` after this long. */
@@ -152,6 +155,10 @@ function saveSession(s: Session | null): void {
 
 export class GavelClient {
   readonly clock = new ClockEstimator();
+  /** Decision → received of the watched rooms' updates, reported every 30 s
+   *  (docs/protocol.md, `latency_report`). */
+  readonly latency = new LatencyRecorder();
+  private lastLatencyReport = 0;
   /** The HTTP API on this page's origin, with the session's token. */
   readonly http: HttpApi;
   private state: ClientState;
@@ -607,12 +614,14 @@ export class GavelClient {
         }
         return;
       case "update": {
+        if (m.decided_at != null) this.measure(m.auction_id, m.decided_at);
         const { type: _t, ...u } = m;
         this.dispatchRoom(u.auction_id, { type: "update", update: u });
         this.dispatchLobby({ type: "update", update: u });
         return;
       }
       case "closed": {
+        this.measure(m.auction_id, m.closed_at);
         const { type: _t, ...c } = m;
         this.dispatchRoom(c.auction_id, { type: "closed", closed: c });
         this.dispatchLobby({ type: "closed", closed: c });
@@ -761,6 +770,25 @@ export class GavelClient {
     }
     this.fixLobbyGap();
     if (this.conn.status === "open" && now - this.lastClockPingAt >= CLOCK_PING_MS) this.ping();
+    this.reportLatency(now);
+  }
+
+  /** Counts an update of a watched room as it arrives, once the clock has a ping sample
+   *  (before that the offset's error is unknown). */
+  private measure(auctionId: string, decidedAt: number): void {
+    if (!this.roomWatchers.has(auctionId) || this.clock.rtt === null) return;
+    this.latency.record(auctionId, decidedAt, this.serverNow());
+  }
+
+  /** Every 30 s: what the rooms received since the last report, with the clock's error
+   *  bound (half the round trip of its sample). */
+  private reportLatency(now: number): void {
+    if (this.lastLatencyReport === 0) this.lastLatencyReport = now;
+    if (now - this.lastLatencyReport < LATENCY_REPORT_MS || this.conn.status !== "open") return;
+    const rtt = this.clock.rtt;
+    if (rtt === null || this.latency.pending === 0) return;
+    const report = this.latency.take(rtt / 2);
+    if (report && this.send(report)) this.lastLatencyReport = now;
   }
 
   // ------------------------------------------------------------ admin helpers

@@ -276,3 +276,15 @@ export function httpErrorText(err: { code: string; message: string }): string {
   if (err.code === "timeout") return "The server did not answer in time. Try again.";
   return err.message;
 }
+
+/** A latency histogram of `GET /api/admin/latency` in a few words: "p50 ≤ 5 ms · p95 ≤ 25 ms"
+ *  (bucket bounds, so "at most"); "> 10 s" past the last bound; "—" without samples. */
+export function latencyText(h: { count: number; p50_ms?: number | null; p95_ms?: number | null }, lastBoundMs: number): string {
+  if (h.count === 0) return "—";
+  const q = (v: number | null | undefined) => (v == null ? `> ${formatMs(lastBoundMs)}` : `≤ ${formatMs(v)}`);
+  return `p50 ${q(h.p50_ms)} · p95 ${q(h.p95_ms)}`;
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
+}

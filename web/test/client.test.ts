@@ -130,6 +130,65 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a server's reconnect (rolling restart) moves to a new socket with no status change, no unconfirmed room and no error; the unanswered bid goes out again", () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    c.watchAuction("cam");
+    ws().hello(alice);
+    ws().frame({ type: "snapshot", auction: view(), server_time: Date.now(), recent_bids: [], resync: false });
+    expect(c.getState().rooms.cam.live).toBe(true);
+    const seen: { status: string; live: boolean }[] = [];
+    c.subscribe(() => seen.push({ status: c.getState().conn.status, live: c.getState().rooms.cam.live }));
+    const old = ws();
+    old.frame({ type: "reconnect", delay_ms: 1_500, reason: "draining" });
+    // Served until the delay: a bid and an update still go through the old socket.
+    const attempt = c.placeBid("cam", 12000);
+    expect(old.last("bid")).toMatchObject({ request_id: attempt.requestId });
+    vi.advanceTimersByTime(1_000);
+    old.frame({ type: "update", auction_id: "cam", seq: 3, event: "bid", price: 12000, min_bid: 13000 });
+    old.readyState = 3;
+    old.onclose?.({}); // the server's close 1012, before the delay
+    expect(sockets.length).toBe(2); // at once, no back-off
+    expect(ws().url).toBe(old.url);
+    ws().hello(alice);
+    expect(ws().sent[0]).toEqual({ type: "subscribe", auction_id: "cam", since_seq: 3 });
+    expect(ws().last("bid")).toMatchObject({ type: "bid", request_id: attempt.requestId, amount: 12000 });
+    ws().frame({ type: "bid_result", request_id: attempt.requestId, auction_id: "cam", outcome: "accepted", message: "ok", auction: view({ seq: 3, price: 12000 }) });
+    expect(c.getState().bids.cam).toMatchObject({ state: "done", outcome: "accepted" });
+    expect(c.getState().rooms.cam.auction).toMatchObject({ seq: 3, price: 12000 });
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((s) => s.status === "open" && s.live)).toBe(true);
+    expect(c.getState().roomErrors).toEqual({});
+    expect(c.getState().sessionProblem).toBe(null);
+    c.stop();
+  });
+
+  it("reports the latency of a watched room's updates every 30 s, measured on the server's clock", () => {
+    const c = client(null);
+    c.watchAuction("cam");
+    ws().hello(null);
+    ws().frame({ type: "snapshot", auction: view(), server_time: Date.now(), recent_bids: [], resync: false });
+    const beat = setInterval(() => ws().frame({ type: "heartbeat", server_time: Date.now() }), 500);
+    // No ping sample yet: the offset's error is unknown, nothing is counted.
+    ws().frame({ type: "update", auction_id: "cam", seq: 3, event: "bid", price: 12000, decided_at: Date.now() });
+    expect(c.latency.pending).toBe(0);
+    // The server is 5 s ahead; the round trip 10 ms.
+    const ping = ws().last("ping")!.client_time as number;
+    vi.setSystemTime(ping + 10);
+    ws().frame({ type: "pong", client_time: ping, server_time: ping + 5 + 5_000 });
+    ws().frame({ type: "update", auction_id: "cam", seq: 4, event: "bid", price: 13000, decided_at: Date.now() + 5_000 - 40 });
+    ws().frame({ type: "update", auction_id: "other", seq: 9, event: "bid", decided_at: Date.now() }); // not watched
+    expect(c.latency.pending).toBe(1);
+    vi.advanceTimersByTime(31_000);
+    const report = ws().last("latency_report") as unknown as { clock_error_ms: number; auctions: { auction_id: string; counts: number[] }[] };
+    expect(report.clock_error_ms).toBe(5);
+    expect(report.auctions.map((a) => a.auction_id)).toEqual(["cam"]);
+    expect(report.auctions[0].counts).toHaveLength(14);
+    expect(report.auctions[0].counts[5]).toBe(1); // 26–50 ms
+    expect(c.latency.pending).toBe(0);
+    clearInterval(beat);
+    c.stop();
+  });
+
   it("a lobby gap leaves and joins the lobby again (a repeated subscribe_lobby gets only ok)", () => {
     const c = client(null);
     const stop = c.watchLobby();

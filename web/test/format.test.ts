@@ -3,6 +3,7 @@ import type { BidAttempt } from "../src/client";
 import {
   answerIsCurrent,
   formatDuration,
+  latencyText,
   formatRemaining,
   outbidByProxy,
   outcomeText,
@@ -143,5 +144,13 @@ describe("softCloseRule", () => {
     expect(softCloseRule({ window_ms: 30_000, extend_ms: 30_000 }, false)).toBe(
       "A bid that moves the price in the last 30 s before the end moves the end to 30 s after that bid.",
     );
+  });
+});
+
+describe("latencyText", () => {
+  it("shows the bucket bounds of the median and the 95th percentile, or a dash without samples", () => {
+    expect(latencyText({ count: 0, p50_ms: null, p95_ms: null }, 10_000)).toBe("—");
+    expect(latencyText({ count: 9, p50_ms: 5, p95_ms: 250 }, 10_000)).toBe("p50 ≤ 5 ms · p95 ≤ 250 ms");
+    expect(latencyText({ count: 9, p50_ms: 2500, p95_ms: null }, 10_000)).toBe("p50 ≤ 2.5 s · p95 > 10 s");
   });
 });

@@ -12,8 +12,10 @@
 // - `unavailable` (nothing decided) and other refusals reject the bid's promise with a
 //   GavelError carrying the code; the caller decides whether to bid again.
 
+import type { LatencyReportMessage } from "./latency.js";
 import type { BackoffOptions } from "./backoff.js";
 import { ClockEstimator } from "./clock.js";
+import { LatencyRecorder } from "./latency.js";
 import { GavelError } from "./errors.js";
 import { AuctionFeed, applyClosed, applyUpdate } from "./feed.js";
 import type {
@@ -48,6 +50,9 @@ export interface GavelClientOptions {
   reconnect?: BackoffOptions;
   /** Clock sync: pings per burst, their spacing, and how often a burst is repeated (ms). */
   clock?: { pings?: number; spacingMs?: number; refreshMs?: number };
+  /** How often the delivery-latency report goes to the server (ms; default 30 000, 0: never;
+   *  the server refuses reports less than 10 s apart). docs/protocol.md, `latency_report`. */
+  latencyReportMs?: number;
   bids?: {
     /** Re-send an unanswered bid (same request_id) after this long (ms). */
     resendAfterMs?: number;
@@ -60,6 +65,12 @@ export interface GavelClientOptions {
   fallbackHeartbeatMs?: number;
   /** A socket that has not said hello within this is given up (ms). */
   helloTimeoutMs?: number;
+  /**
+   * After a server's `reconnect` (a rolling restart), how long the move to a new connection
+   * may take, past the delay it gave, before the status shows `reconnecting` (ms, default
+   * 3,000). Until then the status stays `open` and watches stay live.
+   */
+  quietReconnectMs?: number;
   /** Local clock (tests). */
   now?: () => number;
 }
@@ -121,6 +132,8 @@ export interface ClientEvents {
   /** Every server message, as received. */
   message: ServerMessage;
   clock: { offset: number | null; rtt: number | null };
+  /** A delivery-latency report was sent (what it said). */
+  latency: LatencyReportMessage;
 }
 
 type Listener<K extends keyof ClientEvents> = (e: ClientEvents[K]) => void;
@@ -181,6 +194,9 @@ function socketFactory(opts: GavelClientOptions): SocketFactory {
 export class GavelClient {
   readonly http: HttpApi;
   readonly clock = new ClockEstimator();
+  /** Decision → received of the watched auctions' updates, until the next report. */
+  readonly latency = new LatencyRecorder();
+  private lastLatencyReport = 0;
   private readonly socket: LiveSocket;
   private readonly now: () => number;
   private session: Session | null = null;
@@ -215,6 +231,7 @@ export class GavelClient {
       reconnect: opts.reconnect,
       fallbackHeartbeatMs: opts.fallbackHeartbeatMs,
       helloTimeoutMs: opts.helloTimeoutMs,
+      quietReconnectMs: opts.quietReconnectMs,
       now: this.now,
     });
   }
@@ -637,6 +654,7 @@ export class GavelClient {
       }
       case "update": {
         const entry = this.watches.get(m.auction_id);
+        if (entry && m.decided_at != null) this.measure(m.auction_id, m.decided_at);
         if (entry) {
           const hadGap = entry.feed.gapSince !== null;
           const r = entry.feed.update(m);
@@ -656,6 +674,7 @@ export class GavelClient {
       }
       case "closed": {
         const entry = this.watches.get(m.auction_id);
+        if (entry) this.measure(m.auction_id, m.closed_at);
         if (entry) {
           const r = entry.feed.closed(m);
           if (r !== "ignored") this.changed(entry);
@@ -733,7 +752,38 @@ export class GavelClient {
     this.emit("error", new GavelError(m.code, m.message));
   }
 
-  /** Every 250 ms: re-send bids, retry gaps, refresh the clock. */
+  /** Counts an arrival now, once the clock has a real (ping) sample: before that the
+   *  offset's error is unknown. */
+  private measure(auctionId: string, decidedAt: number): void {
+    if (this.clock.rtt === null) return;
+    this.latency.record(auctionId, decidedAt, this.clock.serverNow(this.now()));
+  }
+
+  /** Sends what `latency` counted since the last report, with the clock's error bound. */
+  private reportLatency(now: number): void {
+    const every = this.opts.latencyReportMs ?? 30_000;
+    if (every <= 0 || now - this.lastLatencyReport < every) return;
+    if (this.lastLatencyReport === 0) {
+      // The first window starts now.
+      this.lastLatencyReport = now;
+      return;
+    }
+    if (this.sendLatencyReport()) this.lastLatencyReport = now;
+  }
+
+  /** Sends the latency counted since the last report now (e.g. before the page goes away;
+   *  the server refuses reports less than 10 s apart). False when there is nothing to send,
+   *  no clock sample yet, or no open socket (the counts are then kept). */
+  sendLatencyReport(): boolean {
+    const rtt = this.clock.rtt;
+    if (rtt === null || this.latency.pending === 0 || !this.socket.isOpen) return false;
+    const report = this.latency.take(rtt / 2);
+    if (!report || !this.socket.send(report)) return false;
+    this.emit("latency", report);
+    return true;
+  }
+
+  /** Every 250 ms: re-send bids, retry gaps, refresh the clock, report latency. */
   private tick(): void {
     const now = this.now();
     const b = this.opts.bids ?? {};
@@ -761,6 +811,7 @@ export class GavelClient {
       this.ping();
       this.clockBurst(this.opts.clock?.pings ?? 5);
     }
+    this.reportLatency(now);
   }
 }
 

@@ -11,6 +11,7 @@ import type {
   BidHistory,
   BidResult,
   CreateAuction,
+  LatencyStats,
   PlaceBid,
   SessionResponse,
   TimeResponse,
@@ -147,6 +148,12 @@ export class HttpApi {
   /** `POST /api/auctions/{id}/end` (admin): end early. */
   endAuction(id: string, reason?: string): Promise<AuctionView> {
     return this.call("POST", `/api/auctions/${encodeURIComponent(id)}/end`, reason ? { reason } : {});
+  }
+
+  /** `GET /api/admin/latency` (admin): delivery latency on the node that answers, overall
+   *  and for its `limit` (1–100) most watched auctions. */
+  deliveryLatency(limit = 10): Promise<LatencyStats> {
+    return this.call("GET", `/api/admin/latency?limit=${limit}`);
   }
 
   /**

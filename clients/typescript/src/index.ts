@@ -10,6 +10,8 @@ export type { Hello, LiveSocketOptions, SocketFactory, SocketInfo, SocketLike, S
 export { AuctionFeed, applyClosed, applyUpdate, MAX_RECENT_BIDS } from "./feed.js";
 export type { FeedResult } from "./feed.js";
 export { ClockEstimator } from "./clock.js";
+export { LatencyRecorder, LATENCY_BOUNDS_MS, bucketOf } from "./latency.js";
+export type { LatencyReportMessage } from "./latency.js";
 export type { ClockOptions, ClockSample } from "./clock.js";
 export { backoffDelay } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";

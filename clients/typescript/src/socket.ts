@@ -5,6 +5,12 @@
 // deadline holds. In a browser, the `offline` event drops the socket at once (it may linger
 // for tens of seconds otherwise) and `online` reconnects without waiting for the back-off.
 // No Node-only API: runs in browsers and in Node (pass `ws`'s WebSocket).
+//
+// A server that drains (a rolling restart) sends `{"type": "reconnect", "delay_ms"}` and
+// closes with 1012 at that delay (docs/protocol.md). That is no failure: the socket opens
+// its next connection to the same URL at once when the old one closes (or at the delay,
+// whichever comes first), without back-off, and keeps reporting `open` meanwhile; only if
+// the move takes longer than `quietReconnectMs` does the status show `reconnecting`.
 
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import type { ClientMessage, ServerMessage } from "./generated/protocol.js";
@@ -60,6 +66,11 @@ export interface LiveSocketOptions {
   random?: () => number;
   /** Whether the network is up (default: `navigator.onLine` where there is one). */
   online?: () => boolean;
+  /**
+   * After a server's `reconnect`, how long the move to a new connection may take (ms,
+   * counted from the delay it gave) before the status shows it; until then it stays `open`.
+   */
+  quietReconnectMs?: number;
 }
 
 /** The browser's window events, where there is a window. */
@@ -79,6 +90,12 @@ export class LiveSocket {
   private lastSentAt = 0;
   private heartbeatMs: number | null = null;
   private info: SocketInfo = { status: "idle", attempt: 0, retryAt: null };
+  /** The server asked this socket to move (`reconnect`): its close is expected. */
+  private moving = false;
+  private moveTimer: ReturnType<typeof setTimeout> | null = null;
+  /** While set, `connecting`/`reconnecting` are not reported (a quick planned move). */
+  private quietTimer: ReturnType<typeof setTimeout> | null = null;
+  private withheld: SocketInfo | null = null;
   private readonly now: () => number;
 
   constructor(private readonly opts: LiveSocketOptions) {
@@ -112,6 +129,7 @@ export class LiveSocket {
   /** Close for good (until `start`). */
   stop(): void {
     this.running = false;
+    this.endQuiet(false);
     win?.removeEventListener("online", this.wentOnline);
     win?.removeEventListener("offline", this.wentOffline);
     this.clearTimers();
@@ -157,8 +175,47 @@ export class LiveSocket {
   }
 
   private setInfo(info: SocketInfo): void {
+    if (this.quietTimer && (info.status === "connecting" || info.status === "reconnecting")) {
+      // A planned move in progress: shown only if it outlasts the quiet period.
+      this.withheld = info;
+      return;
+    }
+    this.withheld = null;
     this.info = info;
     this.opts.onStatus?.(info);
+  }
+
+  /** The server's `reconnect`: move to a new connection when this one closes, or at `delayMs`. */
+  private moveLater(ws: SocketLike, delayMs: number): void {
+    this.moving = true;
+    if (this.moveTimer) clearTimeout(this.moveTimer);
+    this.moveTimer = setTimeout(() => {
+      if (this.ws === ws) this.moveNow();
+    }, delayMs);
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => this.endQuiet(true), delayMs + (this.opts.quietReconnectMs ?? 3_000));
+  }
+
+  /** Drops the socket the server asked us to leave and connects again at once. */
+  private moveNow(): void {
+    this.moving = false;
+    if (this.moveTimer) clearTimeout(this.moveTimer);
+    this.moveTimer = null;
+    this.attempt = 0;
+    this.drop(1000);
+    this.connect();
+  }
+
+  /** The quiet period is over: report what was withheld (if `report`). */
+  private endQuiet(report: boolean): void {
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.quietTimer = null;
+    if (this.moveTimer) clearTimeout(this.moveTimer);
+    this.moveTimer = null;
+    this.moving = false;
+    const w = this.withheld;
+    this.withheld = null;
+    if (report && w) this.setInfo(w);
   }
 
   private clearTimers(): void {
@@ -212,15 +269,21 @@ export class LiveSocket {
         this.heartbeatMs = msg.heartbeat_ms > 0 ? msg.heartbeat_ms : null;
         if (fresh) {
           this.attempt = 0;
-          this.setInfo({ status: "open", attempt: 0, retryAt: null });
+          const moved = this.quietTimer !== null && this.info.status === "open";
+          this.endQuiet(false);
+          // After a quiet move the status never left `open`: nothing to report.
+          if (!moved) this.setInfo({ status: "open", attempt: 0, retryAt: null });
         }
         this.opts.onHello(msg, fresh);
         return;
       }
+      if (msg.type === "reconnect") this.moveLater(ws, Math.max(0, msg.delay_ms));
       this.opts.onMessage(msg);
     };
     ws.onclose = () => {
-      if (this.ws === ws) this.failed();
+      if (this.ws !== ws) return;
+      if (this.moving) this.moveNow();
+      else this.failed();
     };
     ws.onerror = () => {
       // onclose follows
@@ -247,6 +310,9 @@ export class LiveSocket {
   }
 
   private failed(): void {
+    // A socket that fails in the middle of a move is no longer moving: its next attempt
+    // backs off as usual (still unreported until the quiet period ends).
+    this.moving = false;
     const wasGreeted = this.greeted;
     this.drop();
     this.clearTimers();

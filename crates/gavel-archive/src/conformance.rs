@@ -57,7 +57,8 @@ macro_rules! archive_conformance_tests {
             an_event_no_endpoint_wants_is_not_stored,
             a_claimed_delivery_is_leased_retried_and_finished_once,
             a_gone_endpoint_is_disabled_and_its_pending_deliveries_fail,
-            endpoints_are_stored_rotated_and_deleted_with_their_deliveries
+            endpoints_are_stored_rotated_and_deleted_with_their_deliveries,
+            finished_deliveries_and_their_events_are_pruned_after_the_retention
         );
         $crate::archive_conformance_tests!(@harness $harness;
             everything_survives_a_reopen

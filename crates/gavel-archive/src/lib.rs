@@ -231,6 +231,13 @@ pub trait Archive: Send + Sync + 'static {
         Err(no_outbox())
     }
 
+    /// Removes deliveries that finished (delivered or failed) before `finished_before`, and
+    /// the events left without any delivery that were stored before it. Returns how many
+    /// deliveries went.
+    async fn prune_webhook_outbox(&self, _finished_before: Millis) -> Result<u64, ArchiveError> {
+        Err(no_outbox())
+    }
+
     /// Deliveries, newest first, of one endpoint (or all), in one status (or any).
     async fn webhook_deliveries(
         &self,

@@ -72,8 +72,13 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "webhook_pruning",
+        sql: include_str!("../migrations/postgres/005_webhook_pruning.sql"),
+    },
+    Migration {
+        version: 6,
         name: "log",
-        sql: include_str!("../migrations/postgres/005_log.sql"),
+        sql: include_str!("../migrations/postgres/006_log.sql"),
     },
 ];
 
@@ -752,6 +757,11 @@ impl Archive for PostgresArchive {
     ) -> Result<(), ArchiveError> {
         let mut conn = self.pool.get().await.map_err(PgError::from)?;
         Ok(outbox::finish(&mut conn, event_id, endpoint_id, now, outcome).await?)
+    }
+
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        let mut conn = self.pool.get().await.map_err(PgError::from)?;
+        Ok(outbox::prune(&mut conn, finished_before).await?)
     }
 
     async fn webhook_deliveries(

@@ -674,8 +674,15 @@ impl Archive for SqliteArchive {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, ArchiveError> {
         let owner = owner.to_string();
-        self.run(move |db| db.write(|conn| outbox::claim(conn, now, lease_until, &owner, limit)))
-            .await
+        self.run(move |db| {
+            // Polled every second or so: a reader answers "nothing due" without touching the
+            // writer connection the group commit needs.
+            if !db.read(|conn| outbox::any_due(conn, now))? {
+                return Ok(Vec::new());
+            }
+            db.write(|conn| outbox::claim(conn, now, lease_until, &owner, limit))
+        })
+        .await
     }
 
     async fn finish_webhook_delivery(
@@ -694,6 +701,11 @@ impl Archive for SqliteArchive {
             db.write(|conn| outbox::finish(conn, &event_id, &endpoint_id, now, &outcome))
         })
         .await
+    }
+
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        self.run(move |db| db.write(|conn| outbox::prune(conn, finished_before)))
+            .await
     }
 
     async fn webhook_deliveries(

@@ -440,3 +440,123 @@ fn extreme_times_stay_exact_and_one_unreadable_auction_does_not_fail_a_listing()
     assert_eq!(listed_far, &cancelled, "every time exact");
     assert_eq!(listed_far.spec, far.spec);
 }
+
+/// `list_live` pages through the index `<p>:live` (end time → id), which every commit that
+/// moves an end time or closes an auction keeps right: it holds exactly the live auctions,
+/// each at its current end time. An entry the index holds wrongly (a node that died
+/// between its commit and the index write) is skipped and corrected by the next listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_index_holds_exactly_the_live_auctions_at_their_current_end_times() {
+    let p = prefix().await;
+    let clock = Clock::system();
+    clock.freeze_at(T0 + 1);
+    let e = engine(&p, |c| c.test_clock = Some(clock.clone())).await;
+    let score = |id: AuctionId| {
+        let key = e.keys().live();
+        async move {
+            let s: Option<f64> = redis::cmd("ZSCORE")
+                .arg(key)
+                .arg(id.as_str())
+                .query_async(&mut redis().await)
+                .await
+                .unwrap();
+            s.map(|s| s as i64)
+        }
+    };
+    let make = |s: AuctionSpec| {
+        let e = e.clone();
+        async move {
+            let a = Auction::new(new_id(), s).unwrap();
+            e.create_auction(a.clone()).await.unwrap();
+            a.id
+        }
+    };
+    let plain = make(spec()).await;
+    let soft = make(AuctionSpec {
+        ends_at: T0 + 20_000,
+        soft_close: Some(gavel_core::SoftClose {
+            window_ms: 30_000,
+            extend_ms: 75_000,
+            max_extension_ms: None,
+        }),
+        ..spec()
+    })
+    .await;
+    let buy = make(AuctionSpec {
+        buy_now: Some(Money::new(50_000).unwrap()),
+        ..spec()
+    })
+    .await;
+    let cancel = make(spec()).await;
+    let scheduled = make(AuctionSpec {
+        starts_at: T0 + 30_000,
+        ends_at: T0 + 90_000,
+        ..spec()
+    })
+    .await;
+    for id in [&plain, &cancel, &buy] {
+        assert_eq!(
+            score(id.clone()).await,
+            Some(T0 + 60_000),
+            "created: listed"
+        );
+    }
+    assert_eq!(score(scheduled.clone()).await, Some(T0 + 90_000));
+
+    let r = bid(&e, &soft, "r1", req("alice", 10_000, BidKind::Plain)).await;
+    assert_eq!(r.auction.state.ends_at, T0 + 75_001);
+    assert_eq!(
+        score(soft.clone()).await,
+        Some(T0 + 75_001),
+        "moved by soft close"
+    );
+    let r = bid(&e, &buy, "r1", req("bob", 50_000, BidKind::BuyNow)).await;
+    assert_eq!(r.outcome, Ok(()));
+    assert_eq!(score(buy.clone()).await, None, "bought now: out");
+    e.admin_close(&cancel, AdminAction::Cancel, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(score(cancel.clone()).await, None, "cancelled: out");
+    clock.freeze_at(T0 + 60_000);
+    e.advance().await.unwrap();
+    assert_eq!(score(plain.clone()).await, None, "ended: out");
+    assert_eq!(score(scheduled.clone()).await, Some(T0 + 90_000));
+    let live: Vec<AuctionId> = e
+        .list_live(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(live, [soft.clone(), scheduled.clone()]);
+
+    // Wrong entries: a closed auction put back, a live one at a wrong end time. The
+    // listing is still right, and corrects the index.
+    let _: () = redis::cmd("ZADD")
+        .arg(e.keys().live())
+        .arg(T0)
+        .arg(plain.as_str())
+        .arg(T0 + 1)
+        .arg(scheduled.as_str())
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    let live: Vec<(i64, AuctionId)> = e
+        .list_live(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.state.ends_at, a.id))
+        .collect();
+    assert_eq!(
+        live,
+        [(T0 + 75_001, soft), (T0 + 90_000, scheduled.clone())]
+    );
+    assert_eq!(score(plain).await, None, "the closed one was dropped");
+    assert_eq!(
+        score(scheduled).await,
+        Some(T0 + 90_000),
+        "the score corrected"
+    );
+}

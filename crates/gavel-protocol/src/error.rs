@@ -85,7 +85,7 @@ error_codes! {
     TokenExpired => "token_expired", 401;
     /// The token was issued for, or is valid only from, a time still in the future.
     TokenNotYetValid => "token_not_yet_valid", 401;
-    /// An external token from an issuer this server does not accept (or naming none).
+    /// An external token from an issuer this server does not accept.
     BadIssuer => "bad_issuer", 401;
     /// An external token issued for another audience (service) than this server's.
     BadAudience => "bad_audience", 401;

@@ -62,6 +62,7 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("KeysResponse", g.subschema_for::<crate::KeysResponse>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
         ("WebhookList", g.subschema_for::<crate::WebhookList>()),
+        ("WebhookView", g.subschema_for::<crate::WebhookView>()),
         (
             "WebhookWithSecret",
             g.subschema_for::<crate::WebhookWithSecret>(),

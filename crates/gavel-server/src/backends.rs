@@ -280,6 +280,10 @@ impl Archive for MergedHistory {
             .await
     }
 
+    async fn prune_webhook_outbox(&self, finished_before: Millis) -> Result<u64, ArchiveError> {
+        self.archive.prune_webhook_outbox(finished_before).await
+    }
+
     async fn webhook_deliveries(
         &self,
         endpoint_id: Option<&str>,

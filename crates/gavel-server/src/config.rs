@@ -32,6 +32,10 @@ pub enum Command {
     Backup(crate::cli::backup::BackupArgs),
     /// Restore the embedded archive from a `gavel backup` file (the server stopped).
     Restore(crate::cli::backup::RestoreArgs),
+    /// Admin CLI: create, list, show, cancel and end auctions on a running server.
+    Auctions(crate::cli::admin::AuctionsArgs),
+    /// Admin CLI: export an auction's bids from a running server.
+    Bids(crate::cli::admin::BidsArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -321,6 +325,11 @@ pub struct ServeConfig {
     /// How often the webhook outbox is checked for due deliveries.
     #[arg(long, env = "GAVEL_WEBHOOK_POLL", default_value = "1s", value_parser = parse_duration)]
     pub webhook_poll: Duration,
+
+    /// How long finished webhook deliveries (delivered or failed) stay in the outbox, for
+    /// the admin API, before they are removed (pending ones always stay).
+    #[arg(long, env = "GAVEL_WEBHOOK_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub webhook_retention: Duration,
 }
 
 /// A CIDR range, or a single address (`10.0.0.1` is `10.0.0.1/32`).

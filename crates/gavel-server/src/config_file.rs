@@ -42,8 +42,13 @@ pub enum ConfigError {
     },
     #[error("{}: not valid TOML: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
-    #[error("{}: unknown key {key:?}: `gavel serve` has no flag --{key} (keys are the flags' long names, e.g. batch-max = 1000)", path.display())]
-    UnknownKey { path: PathBuf, key: String },
+    #[error("{}: unknown key {key:?}: `gavel serve` has no flag --{key} (keys are the flags' long names, e.g. batch-max = 1000){hint}", path.display())]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        /// `; did you mean "batch-max"?` when a flag's name is close.
+        hint: String,
+    },
     #[error("{}: key {key:?}: {message}", path.display())]
     BadValue {
         path: PathBuf,
@@ -131,6 +136,9 @@ fn file_args(
         let arg = key_arg(serve_cmd, key).ok_or_else(|| ConfigError::UnknownKey {
             path: path.to_path_buf(),
             key: key.clone(),
+            hint: suggestion(serve_cmd, key)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default(),
         })?;
         let bad = |message: String| ConfigError::BadValue {
             path: path.to_path_buf(),
@@ -159,6 +167,35 @@ fn key_arg<'a>(serve_cmd: &'a clap::Command, key: &str) -> Option<&'a Arg> {
             && a.get_id() != CONFIG_ARG
             && !matches!(a.get_action(), ArgAction::Help | ArgAction::Version)
     })
+}
+
+/// The flag an unknown key was probably meant to be: the same name with `_` for `-` or in
+/// another case, or the nearest name at most two edits away.
+fn suggestion(serve_cmd: &clap::Command, key: &str) -> Option<String> {
+    let wanted = key.to_ascii_lowercase().replace('_', "-");
+    serve_cmd
+        .get_arguments()
+        .filter(|a| a.get_id() != CONFIG_ARG)
+        .filter_map(|a| a.get_long())
+        .map(|long| (edit_distance(&wanted, long), long))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, long)| long.to_string())
+}
+
+/// Levenshtein distance (the names are short ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// What a flag's values are, as far as the file's TOML types go.
@@ -446,6 +483,77 @@ fn mask_url(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command like `gavel serve` with the kinds of flags other helpers add: a
+    /// repeatable list, a switch, a secret.
+    fn future_serve() -> clap::Command {
+        clap::Command::new("serve")
+            .arg(
+                Arg::new("webhook")
+                    .long("webhook")
+                    .action(ArgAction::Append),
+            )
+            .arg(
+                Arg::new("jwt_leeway_secs")
+                    .long("jwt-leeway-secs")
+                    .value_parser(clap::value_parser!(u64))
+                    .default_value("30"),
+            )
+            .arg(Arg::new("strict").long("strict").action(ArgAction::SetTrue))
+    }
+
+    fn args_of(text: &str, cli: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, text).unwrap();
+        let cmd = future_serve();
+        let m = cmd.clone().try_get_matches_from(cli).unwrap();
+        let (args, _) = file_args(&cmd, &m, &path)?;
+        Ok(args
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    #[test]
+    fn list_flags_take_toml_arrays_and_the_command_line_still_wins() {
+        assert_eq!(
+            args_of(
+                "webhook = [\"http://a\", \"http://b\"]\njwt-leeway-secs = 5\nstrict = true\n",
+                &["serve"]
+            )
+            .unwrap(),
+            // (keys in name order)
+            [
+                "--jwt-leeway-secs=5",
+                "--strict",
+                "--webhook=http://a",
+                "--webhook=http://b",
+            ]
+        );
+        // One value for a list flag is a list of one.
+        assert_eq!(
+            args_of("webhook = \"http://a\"\n", &["serve"]).unwrap(),
+            ["--webhook=http://a"]
+        );
+        // Set on the command line: the file's value is checked but not added.
+        assert_eq!(
+            args_of(
+                "jwt-leeway-secs = 5\n",
+                &["serve", "--jwt-leeway-secs", "9"]
+            )
+            .unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(matches!(
+            args_of("webhook = [1]\n", &["serve"]),
+            Err(ConfigError::BadValue { key, .. }) if key == "webhook"
+        ));
+        assert!(matches!(
+            args_of("jwt-leeway-secs = \"5\"\n", &["serve", "--jwt-leeway-secs", "9"]),
+            Err(ConfigError::BadValue { key, .. }) if key == "jwt-leeway-secs"
+        ));
+    }
 
     #[test]
     fn secrets_are_masked_by_name_and_inside_urls() {

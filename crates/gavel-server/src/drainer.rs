@@ -17,7 +17,10 @@
 //! - **PostgreSQL down**: the batch is retried with backoff and nothing more is read;
 //!   entries wait in Redis (the stream keeps them) and bids keep flowing.
 //! - **Trimming**: after acknowledging, each log is trimmed below its oldest pending entry
-//!   (`trim.lua`), never by length.
+//!   (`trim.lua`), never by length. A closed auction whose log that leaves empty is fully
+//!   archived: it is scheduled to leave Redis after its retention (the engine's
+//!   `retire.rs`) and leaves the active set; with each claim round the drainer also settles
+//!   any such auction a failed follow-up left in the active set.
 //! - **An entry that cannot be decoded** is never acknowledged as if archived. A damaged
 //!   entry (no retry can help) is moved to its auction's dead-letter stream, counted
 //!   (`gavel_drainer_dead_letters_total`) and logged as an error; an entry whose decoding
@@ -214,6 +217,9 @@ impl Drainer {
                 .claim_stale(&ids, self.config.claim_idle, self.config.batch)
                 .await?;
             self.take(claimed);
+            // Closed auctions archived whole but still listed as active (a follow-up of
+            // their last acknowledgement failed) are scheduled to leave Redis now.
+            self.log.settle(&ids).await?;
         } else {
             let room = self.config.batch.saturating_sub(self.buffer.len()).max(1);
             let mut block = match self.first_at {

@@ -376,6 +376,12 @@ impl Hub {
         for entry in &recent {
             remember_bid(&mut st.recent, entry);
         }
+        // The bids were read after the state, so they may hold changes the room's state has
+        // not reached yet (their feed messages are still on the way). A snapshot must not
+        // show a bid newer than its own seq: leave those to their feed messages, which add
+        // them back as the updates they are.
+        let seq = st.auction.as_ref().map_or(0, |a| a.state.seq);
+        st.recent.retain(|e| e.seq <= seq);
         st.ring.clear();
         st.snapshot = None;
         st.loaded = true;

@@ -181,13 +181,16 @@ pub async fn run_with_clock(
         shutdown.clone(),
         close_http.clone(),
     ));
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        served = &mut serving => {
-            // The accept loop only returns after `shutdown`; an error here is fatal.
-            served??;
+    let served = tokio::select! {
+        () = shutdown.cancelled() => false,
+        // The accept loop returns after `shutdown` (both may be seen at once), or with an
+        // error, which is fatal.
+        r = &mut serving => {
+            r??;
+            true
         }
-    }
+    };
+    shutdown.cancel();
     let grace = state.config.shutdown_grace();
     let deadline = tokio::time::Instant::now() + grace;
     state.drain.start(deadline);
@@ -210,7 +213,9 @@ pub async fn run_with_clock(
         );
     }
     close_http.cancel();
-    let _ = tokio::time::timeout_at(deadline, &mut serving).await;
+    if !served {
+        let _ = tokio::time::timeout_at(deadline, &mut serving).await;
+    }
     background.cancel();
     if tokio::time::timeout_at(deadline, engine.flush())
         .await

@@ -45,13 +45,24 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Request spans without the query string (it may hold a token).
+/// Request spans without the query string (it may hold a token), with the client address.
 #[derive(Clone)]
 pub struct RedactedSpan;
 
 impl<B> MakeSpan<B> for RedactedSpan {
     fn make_span(&mut self, req: &Request<B>) -> tracing::Span {
-        tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        // The client's address: the peer's, or the one a trusted proxy named (proxy.rs).
+        let client = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            client = %client
+        )
     }
 }
 

@@ -630,6 +630,23 @@ fn check_deployment(d: &Deployment, cli: &Cli, image: &Image) -> (Requests, Vec<
                 p.push(format!("{name} (distributed mode) does not set {required}"));
             }
         }
+        // Docker must wait for the drain: its stop grace period (default 10 s) longer than
+        // the server's own (`--shutdown-grace-secs`, default 30).
+        let grace = env
+            .get("GAVEL_SHUTDOWN_GRACE_SECS")
+            .and_then(yaml_str)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        let stop = svc["stop_grace_period"]
+            .as_str()
+            .and_then(|s| s.strip_suffix('s'))
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(10);
+        if stop <= grace {
+            p.push(format!(
+                "{name}: stop_grace_period {stop}s does not outlast the shutdown grace of {grace}s"
+            ));
+        }
         match port {
             Some(port) => {
                 gavel_ports.insert(name, port);
@@ -860,6 +877,17 @@ fn broken_container_files_are_caught() {
             "does not publish",
             dockerfile.clone(),
             compose.replace("\"8080:8080\"", "\"8080:8081\""),
+            haproxy.clone(),
+            prometheus.clone(),
+        ),
+        (
+            "does not outlast the shutdown grace",
+            dockerfile.clone(),
+            compose.replacen(
+                "GAVEL_SHUTDOWN_GRACE_SECS: \"25\"",
+                "GAVEL_SHUTDOWN_GRACE_SECS: \"45\"",
+                1,
+            ),
             haproxy.clone(),
             prometheus.clone(),
         ),

@@ -154,3 +154,155 @@ async fn a_room_nobody_watches_goes_and_the_engine_stops_following_it() {
     hub.sweep();
     assert_eq!((hub.rooms(), watched()), (0, Some(0)));
 }
+
+/// A memory engine where one more bid lands between a room's read of the state and its read
+/// of the history (as when a bid is decided on another node and its feed message is still
+/// on the way), and whose feed never reaches the hub.
+struct BidBetweenReads {
+    inner: Arc<MemoryEngine>,
+    bid_once: std::sync::atomic::AtomicBool,
+}
+
+fn bid(bidder: &str, amount: i64) -> gavel_core::BidRequest {
+    gavel_core::BidRequest {
+        bidder: gavel_core::Bidder {
+            id: gavel_core::BidderId::parse(bidder).unwrap(),
+            name: bidder.into(),
+        },
+        amount: Money::new(amount).unwrap(),
+        kind: gavel_core::BidKind::Plain,
+        expected_seq: None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for BidBetweenReads {
+    async fn create_auction(&self, a: Auction) -> Result<Auction, gavel_engine::EngineError> {
+        self.inner.create_auction(a).await
+    }
+    async fn place_bid(
+        &self,
+        id: &AuctionId,
+        r: &gavel_core::RequestId,
+        req: gavel_core::BidRequest,
+    ) -> Result<gavel_engine::BidReply, gavel_engine::EngineError> {
+        self.inner.place_bid(id, r, req).await
+    }
+    async fn replay(
+        &self,
+        id: &AuctionId,
+        b: &gavel_core::BidderId,
+        r: &gavel_core::RequestId,
+    ) -> Result<Option<gavel_engine::BidReply>, gavel_engine::EngineError> {
+        self.inner.replay(id, b, r).await
+    }
+    async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, gavel_engine::EngineError> {
+        let state = self.inner.auction(id).await?;
+        if !self
+            .bid_once
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let reply = self
+                .inner
+                .place_bid(
+                    id,
+                    &gavel_core::RequestId::parse("late").unwrap(),
+                    bid("u-2", 110),
+                )
+                .await?;
+            assert_eq!(reply.outcome, Ok(()));
+        }
+        Ok(state)
+    }
+    async fn list(&self) -> Result<Vec<Auction>, gavel_engine::EngineError> {
+        self.inner.list().await
+    }
+    async fn list_live(
+        &self,
+        after: Option<(gavel_core::Millis, AuctionId)>,
+        limit: usize,
+    ) -> Result<Vec<Auction>, gavel_engine::EngineError> {
+        self.inner.list_live(after, limit).await
+    }
+    async fn recent_bids(
+        &self,
+        id: &AuctionId,
+        limit: usize,
+    ) -> Result<Vec<gavel_core::BidEntry>, gavel_engine::EngineError> {
+        self.inner.recent_bids(id, limit).await
+    }
+    async fn advance(&self) -> Result<Vec<gavel_engine::ChangeNotice>, gavel_engine::EngineError> {
+        self.inner.advance().await
+    }
+    async fn next_deadline(&self) -> Result<Option<gavel_core::Millis>, gavel_engine::EngineError> {
+        self.inner.next_deadline().await
+    }
+    async fn admin_close(
+        &self,
+        id: &AuctionId,
+        action: gavel_engine::AdminAction,
+        by: &str,
+    ) -> Result<Result<Auction, gavel_core::Rejection>, gavel_engine::EngineError> {
+        self.inner.admin_close(id, action, by).await
+    }
+    fn take_changes(&self) -> Option<gavel_engine::ChangeFeed> {
+        None
+    }
+    async fn watch(&self, id: &AuctionId) -> Result<(), gavel_engine::EngineError> {
+        self.inner.watch(id).await
+    }
+    fn unwatch(&self, id: &AuctionId) {
+        self.inner.unwatch(id)
+    }
+    fn now(&self) -> gavel_core::Millis {
+        self.inner.now()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_never_shows_a_bid_newer_than_its_own_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = gavel_archive::build_sqlite(dir.path()).unwrap();
+    let inner = Arc::new(
+        MemoryEngine::start(archive.clone(), Clock::system(), MemoryConfig::default())
+            .await
+            .unwrap(),
+    );
+    let id = create(inner.as_ref(), 1).await.remove(0);
+    let first = inner
+        .place_bid(
+            &id,
+            &gavel_core::RequestId::parse("first").unwrap(),
+            bid("u-1", 100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, Ok(()));
+    let engine: Arc<dyn Engine> = Arc::new(BidBetweenReads {
+        inner: inner.clone(),
+        bid_once: Default::default(),
+    });
+    let hub = Hub::new(engine.clone(), Some(archive));
+
+    let (_watch, start, _rx) = hub.subscribe(&id, None).await.unwrap();
+    let gavel_server::fanout::Start::Snapshot(text) = start else {
+        panic!("a first subscription starts with a snapshot");
+    };
+    let snapshot: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+    let seq = snapshot["auction"]["seq"].as_u64().unwrap();
+    let shown: Vec<u64> = snapshot["recent_bids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["seq"].as_u64().unwrap())
+        .collect();
+    // The state was read before the late bid: the snapshot is the auction at that seq, with
+    // exactly its bids; the late bid (read with the history) is left to its feed message.
+    assert_eq!(
+        inner.auction(&id).await.unwrap().unwrap().state.seq,
+        seq + 1,
+        "the late bid was decided after the state was read: {snapshot}"
+    );
+    assert_eq!(shown, vec![seq], "{snapshot}");
+    assert_eq!(snapshot["auction"]["price"], 100, "{snapshot}");
+}

@@ -504,9 +504,9 @@ async fn pem_keys_of_every_type_verify_and_each_bad_token_gets_its_own_code() {
             code("bad_issuer"),
         ),
         (
-            "no issuer",
+            "no issuer (as a stale Gavel session)",
             rsa.sign(Algorithm::RS256, None, &c(json!({"iss": null}))),
-            code("bad_issuer"),
+            code("unauthorized"),
         ),
         (
             "wrong audience",
@@ -1072,4 +1072,77 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         .err()
         .unwrap();
     assert_eq!(status, 429);
+}
+
+/// Distributed mode: the same external identity on a node over Redis and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_admin_and_bidder_work_on_a_distributed_node() {
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let database_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url, "gident").await;
+    let schema = format!("gident_{}", uuid::Uuid::new_v4().simple());
+    let keys_dir = tempfile::tempdir().unwrap();
+    let ed = generate(keys_dir.path(), "ed", Algorithm::EdDSA);
+    let pem = keys_dir.path().join("idp.pem");
+    std::fs::write(&pem, &ed.public_pem).unwrap();
+    let server = start(&args(&[
+        "--redis",
+        &redis_url,
+        "--database",
+        &database_url,
+        "--redis-prefix",
+        &prefix,
+        "--database-schema",
+        &schema,
+        "--jwt-public-key",
+        pem.to_str().unwrap(),
+        "--jwt-issuer",
+        ISSUER,
+        "--jwt-audience",
+        AUDIENCE,
+    ]))
+    .await;
+    let admin = ed.sign(
+        Algorithm::EdDSA,
+        None,
+        &claims("ops", json!({"role": "gavel:admin"})),
+    );
+    let (status, auction) = server.create_auction(&admin).await;
+    assert_eq!(status, 201, "{auction}");
+    let bidder = ed.sign(Algorithm::EdDSA, None, &claims("zoe", json!({})));
+    let mut ws = ws_with(&format!("{}?token={bidder}", server.ws), &[])
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws, "hello").await["user"]["id"], "ext:zoe");
+    send(
+        &mut ws,
+        json!({"type": "bid", "auction_id": auction["id"], "amount": 1000, "request_id": "z1"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws, "bid_result").await["outcome"], "accepted");
+    let expired = ed.sign(
+        Algorithm::EdDSA,
+        None,
+        &claims("zoe", json!({"exp": now() - 120})),
+    );
+    assert_eq!(server.refusal(&expired).await, code("token_expired"));
+    drop(server);
+    // Clean up the prefix and schema.
+    if let Ok(mut c) = redis::Client::open(redis_url).and_then(|c| c.get_connection()) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut c)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
+        }
+    }
+    if let Ok((client, conn)) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls).await
+    {
+        tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await;
+    }
 }

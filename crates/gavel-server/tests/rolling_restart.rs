@@ -597,3 +597,435 @@ async fn a_distributed_node_reports_redis_cut_postgres_cut_and_draining() {
     .await
     .expect("bounded in time");
 }
+
+/// A round-robin TCP load balancer on a free loopback port: each connection goes to the
+/// next backend that accepts it (one that refuses is skipped). Stops when dropped.
+struct LoadBalancer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LoadBalancer {
+    async fn start(backends: Vec<u16>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut next = 0usize;
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let first = next;
+                next = next.wrapping_add(1);
+                let backends = backends.clone();
+                conns.spawn(async move {
+                    for i in 0..backends.len() {
+                        let port = backends[(first + i) % backends.len()];
+                        if let Ok(mut server) = TcpStream::connect(("127.0.0.1", port)).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            return;
+                        }
+                    }
+                    // Every backend refused: the client's connection is dropped.
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        LoadBalancer { port, task }
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What one simulated user saw.
+#[derive(Default)]
+struct Seen {
+    seq: u64,
+    price: i64,
+    min_bid: i64,
+    /// Anything a user would have been shown: an `error` message, a connection lost
+    /// without `reconnect`, a close other than 1012, a reconnect that did not succeed.
+    errors: Vec<String>,
+    reconnects: u64,
+    /// Accepted bids: (seq, amount, request id).
+    accepted: Vec<(u64, i64, String)>,
+}
+
+type Shared = std::sync::Arc<parking_lot::Mutex<Seen>>;
+
+/// One user through the load balancer, following the protocol as the official clients do:
+/// applies updates in seq order (resubscribing with `since_seq` on a gap); on `reconnect`,
+/// keeps the connection until the server closes it with 1012 or `delay_ms` has passed, then
+/// connects again to the same address and resubscribes with `since_seq`. A bidder (with a
+/// token) bids at its view's minimum every `bid_every`, and sends a bid left unanswered by
+/// a closed connection again with the same request id on the next one.
+async fn user(
+    lb: u16,
+    auction: String,
+    token: Option<String>,
+    bid_every: Duration,
+    seen: Shared,
+    bidding: tokio_util::sync::CancellationToken,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let url = match &token {
+        Some(t) => format!("ws://127.0.0.1:{lb}/ws?token={t}"),
+        None => format!("ws://127.0.0.1:{lb}/ws"),
+    };
+    let mut unanswered: Vec<(String, i64)> = Vec::new();
+    let mut n = 0u64;
+    'connection: loop {
+        // A planned reconnect may meet a node that just stopped listening: try again
+        // quietly for a moment (as a client's reconnect does), but not for long.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut ws = loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match tokio_tungstenite::connect_async(&url).await {
+                Ok((ws, _)) => break ws,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    seen.lock().errors.push(format!("could not connect: {e}"));
+                    return;
+                }
+            }
+        };
+        let since = seen.lock().seq;
+        let mut subscribe = json!({"type": "subscribe", "auction_id": auction});
+        if since > 0 {
+            subscribe["since_seq"] = json!(since);
+        }
+        if ws.send(Message::text(subscribe.to_string())).await.is_err() {
+            seen.lock()
+                .errors
+                .push("the subscription could not be sent".into());
+            return;
+        }
+        for (request_id, amount) in &unanswered {
+            let bid = json!({"type": "bid", "auction_id": auction, "amount": amount, "request_id": request_id});
+            let _ = ws.send(Message::text(bid.to_string())).await;
+        }
+        let mut leave_at: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(bid_every);
+        loop {
+            let leave = async {
+                match leave_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = leave => {
+                    // The delay passed before the server closed: go on our own.
+                    let _ = ws.close(None).await;
+                    continue 'connection;
+                }
+                _ = tick.tick(), if token.is_some() && leave_at.is_none() && !bidding.is_cancelled() => {
+                    let amount = seen.lock().min_bid;
+                    if amount == 0 {
+                        continue;
+                    }
+                    n += 1;
+                    let request_id = format!("r-{}-{n}", uuid::Uuid::new_v4().simple());
+                    let bid = json!({"type": "bid", "auction_id": auction, "amount": amount, "request_id": request_id});
+                    unanswered.push((request_id, amount));
+                    if ws.send(Message::text(bid.to_string())).await.is_err() {
+                        // Answered after the next connection, as any unanswered bid.
+                        continue;
+                    }
+                }
+                msg = ws.next() => {
+                    let msg = match msg {
+                        Some(Ok(m)) => m,
+                        other => {
+                            if leave_at.is_some() {
+                                            continue 'connection;
+                            }
+                            seen.lock().errors.push(format!("connection lost without reconnect: {other:?}"));
+                            return;
+                        }
+                    };
+                    let text = match msg {
+                        Message::Text(t) => t,
+                        Message::Close(frame) => {
+                            let code = frame.as_ref().map_or(0, |f| u16::from(f.code));
+                            if leave_at.is_some() && code == 1012 {
+                                            continue 'connection;
+                            }
+                            seen.lock().errors.push(format!("closed with {frame:?}"));
+                            return;
+                        }
+                        _ => continue,
+                    };
+                    let v: Value = serde_json::from_str(&text).unwrap();
+                    let mut resubscribe = None;
+                    {
+                    let mut s = seen.lock();
+                    match v["type"].as_str().unwrap_or("") {
+                        "snapshot" => {
+                            s.seq = v["auction"]["seq"].as_u64().unwrap();
+                            s.price = v["auction"]["price"].as_i64().unwrap_or(0);
+                            s.min_bid = v["auction"]["min_bid"].as_i64().unwrap();
+                        }
+                        "update" => {
+                            let seq = v["seq"].as_u64().unwrap();
+                            if seq == s.seq + 1 {
+                                s.seq = seq;
+                                if let Some(p) = v["price"].as_i64() {
+                                    s.price = p;
+                                }
+                                if let Some(m) = v["min_bid"].as_i64() {
+                                    s.min_bid = m;
+                                }
+                            } else if seq > s.seq + 1 {
+                                resubscribe = Some(json!({"type": "subscribe", "auction_id": auction, "since_seq": s.seq}));
+                            }
+                        }
+                        "bid_result" => {
+                            let request_id = v["request_id"].as_str().unwrap().to_string();
+                            unanswered.retain(|(r, _)| *r != request_id);
+                            if v["outcome"] == "accepted" {
+                                let a = &v["auction"];
+                                s.accepted.push((
+                                    a["seq"].as_u64().unwrap(),
+                                    a["price"].as_i64().unwrap(),
+                                    request_id,
+                                ));
+                            }
+                        }
+                        "reconnect" => {
+                            s.reconnects += 1;
+                            let delay = v["delay_ms"].as_u64().unwrap();
+                            leave_at = Some(
+                                tokio::time::Instant::now()
+                                    + Duration::from_millis(delay)
+                                    + Duration::from_millis(500),
+                            );
+                        }
+                        "error" => s.errors.push(format!("error message: {v}")),
+                        _ => {}
+                    }
+                    }
+                    if let Some(again) = resubscribe {
+                        let _ = ws.send(Message::text(again.to_string())).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every history entry of an auction (through `base`), by seq: amount.
+async fn history(base: &str, auction: &str) -> std::collections::BTreeMap<u64, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let mut url = format!("{base}/api/auctions/{auction}/bids?limit=200");
+        if let Some(b) = before {
+            url += &format!("&before_seq={b}");
+        }
+        let page: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        let bids = page["bids"].as_array().unwrap();
+        if bids.is_empty() {
+            return out;
+        }
+        for b in bids {
+            let seq = b["seq"].as_u64().unwrap();
+            out.insert(seq, b["amount"].as_i64().unwrap());
+            before = Some(before.map_or(seq, |x: u64| x.min(seq)));
+        }
+    }
+}
+
+/// Two distributed nodes behind the load balancer, watchers and bidders connected through
+/// it under steady bidding; each node in turn gets SIGTERM, exits, and starts again on its
+/// port. Afterwards: every accepted bid is in the history and in PostgreSQL, every watcher
+/// and bidder shows the final seq and price, nobody was shown an error, every client went
+/// through a `reconnect`, and each node exited within its grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_error() {
+    let _turn = SERIAL.lock().await;
+    tokio::time::timeout(LIMIT, async {
+        let d = Deployment::new();
+        let grace = Duration::from_secs(6);
+        let mut flags = d.distributed(&redis_url(), &database_url());
+        flags.extend([
+            "--shutdown-grace-secs".to_string(),
+            grace.as_secs().to_string(),
+        ]);
+        let ports = [free_port(), free_port()];
+        let names = ["a", "b"];
+        let mut nodes = [
+            d.node(names[0], ports[0], &flags).await,
+            d.node(names[1], ports[1], &flags).await,
+        ];
+        let lb = LoadBalancer::start(ports.to_vec()).await;
+        let auction = create_auction(&nodes[0].base()).await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let bidding = tokio_util::sync::CancellationToken::new();
+        let mut users = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..9 {
+            let token = match i % 3 {
+                0 => Some(session(&nodes[i % 2].base(), &format!("Bidder {i}")).await),
+                _ => None,
+            };
+            let seen = Shared::default();
+            users.push(seen.clone());
+            tasks.spawn(user(
+                lb.port,
+                auction.clone(),
+                token,
+                Duration::from_millis(40),
+                seen,
+                bidding.clone(),
+                stop.clone(),
+            ));
+        }
+        // Steady load first, then each node in turn.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for i in 0..2 {
+            nodes[i].sigterm();
+            let term = Instant::now();
+            let status = nodes[i].wait_exit(grace + Duration::from_secs(2)).await;
+            let took = term.elapsed();
+            let status = status.unwrap_or_else(|| {
+                panic!(
+                    "node {} still runs {took:?} after SIGTERM\n{}",
+                    names[i],
+                    nodes[i].log_text()
+                )
+            });
+            assert!(status.success(), "{status}\n{}", nodes[i].log_text());
+            assert!(
+                took <= grace,
+                "node {} took {took:?} to exit (grace {grace:?})",
+                names[i]
+            );
+            eprintln!("node {} exited {took:?} after SIGTERM", names[i]);
+            nodes[i] = d.node(names[i], ports[i], &flags).await;
+            nodes[i]
+                .readyz_until(Duration::from_secs(15), |s, _| s == 200)
+                .await;
+            // Steady load on the restarted pair before the next one goes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        // Bidding stops (answers still come), then every user must show the final state.
+        bidding.cancel();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let final_view = || async {
+            let v: Value = reqwest::get(format!("{}/api/auctions/{auction}", nodes[0].base()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v["seq"].as_u64().unwrap(), v["price"].as_i64().unwrap_or(0))
+        };
+        let (seq, price) = final_view().await;
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            for (i, u) in users.iter().enumerate() {
+                let g = u.lock();
+                assert!(g.errors.is_empty(), "user {i} was shown: {:?}", g.errors);
+            }
+            let behind: Vec<(usize, u64, i64)> = users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    let g = u.lock();
+                    (i, g.seq, g.price)
+                })
+                .filter(|&(_, s, p)| (s, p) != (seq, price))
+                .collect();
+            if behind.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "users left on a stale state (final seq {seq}, price {price}): {behind:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            final_view().await,
+            (seq, price),
+            "nothing moved after bidding stopped"
+        );
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        let mut accepted = Vec::new();
+        let mut reconnects = 0;
+        for (i, u) in users.iter().enumerate() {
+            let g = u.lock();
+            assert!(g.errors.is_empty(), "user {i} was shown: {:?}", g.errors);
+            assert!(g.reconnects >= 1, "user {i} went through no reconnect");
+            reconnects += g.reconnects;
+            accepted.extend(g.accepted.iter().cloned());
+        }
+        eprintln!(
+            "final seq {seq}, price {price}; {} accepted bids; {reconnects} reconnects",
+            accepted.len()
+        );
+        assert!(
+            accepted.len() >= 20,
+            "too few bids accepted to mean anything: {}",
+            accepted.len()
+        );
+        // Every accepted bid is in the history, at its seq, with its amount.
+        let h = history(&nodes[1].base(), &auction).await;
+        for (s, amount, request_id) in &accepted {
+            assert_eq!(
+                h.get(s),
+                Some(amount),
+                "accepted bid {request_id} (seq {s}) missing from the history"
+            );
+        }
+        assert_eq!(
+            h.len() as u64,
+            seq - 1,
+            "one history entry per seq after creation"
+        );
+        // ... and in PostgreSQL once the drainers have written it.
+        let (pg, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = pg
+                .query(
+                    &format!(
+                        "SELECT seq, amount FROM {}.bids WHERE auction_id = $1",
+                        d.schema
+                    ),
+                    &[&auction],
+                )
+                .await
+                .unwrap();
+            let stored: std::collections::BTreeMap<u64, i64> = rows
+                .iter()
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1)))
+                .collect();
+            if stored == h {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "PostgreSQL holds {} of the {} bids in the history",
+                stored.len(),
+                h.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("bounded in time");
+}

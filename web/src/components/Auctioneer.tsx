@@ -1,10 +1,10 @@
 import { useEffect, useId, useMemo, useState, type FormEvent, type ReactNode } from "react";
 import { GavelError, type CreateAuction as CreateAuctionBody } from "@gavel/client";
 import { httpErrorText } from "../format";
-import { statusLabel } from "../format";
+import { latencyText, statusLabel } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
 import { formatMoney, parseMoney } from "../money";
-import type { AuctionView } from "@gavel/client";
+import type { AuctionView, LatencyPair, LatencyStats } from "@gavel/client";
 import { Countdown } from "./Countdown";
 
 const CURRENCIES = ["USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "SEK", "NOK", "DKK", "PLN", "INR", "BRL"];
@@ -284,13 +284,72 @@ function CreateForm() {
   );
 }
 
+/** How often the auctioneer page asks for delivery latency. */
+const LATENCY_POLL_MS = 5_000;
+
+/** `GET /api/admin/latency`, asked again every few seconds (null until the first answer or
+ *  when it fails: the page works without it). */
+function useLatency(): LatencyStats | null {
+  const client = useClient();
+  const [stats, setStats] = useState<LatencyStats | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    const poll = async () => {
+      try {
+        const s = await client.http.deliveryLatency(100);
+        if (!stopped) setStats(s);
+      } catch {
+        if (!stopped) setStats(null);
+      }
+    };
+    void poll();
+    const t = setInterval(poll, LATENCY_POLL_MS);
+    return () => {
+      stopped = true;
+      clearInterval(t);
+    };
+  }, [client]);
+  return stats;
+}
+
+/** Delivery latency of one scope: what the watchers' browsers report (± their clock error)
+ *  and what the server measured up to the socket. */
+function LatencyCell({ latency, lastBound }: { latency: LatencyPair | undefined; lastBound: number }) {
+  if (!latency || (latency.client.count === 0 && latency.server.count === 0)) return <span className="muted">—</span>;
+  return (
+    <>
+      <div data-testid="latency-clients">
+        {latency.client.count > 0 ? (
+          <>
+            clients {latencyText(latency.client, lastBound)}
+            <span className="muted small"> (±{latency.max_clock_error_ms} ms)</span>
+          </>
+        ) : (
+          <span className="muted">clients: no report yet</span>
+        )}
+      </div>
+      <div className="muted small" data-testid="latency-server">
+        server {latencyText(latency.server, lastBound)}
+      </div>
+    </>
+  );
+}
+
 function AuctionTable() {
   const s = useClientState();
   const now = useServerNow();
   const list = useMemo(() => Object.values(s.lobby.auctions).sort((a, b) => a.ends_at - b.ends_at || a.id.localeCompare(b.id)), [s.lobby.auctions]);
+  const latency = useLatency();
+  const lastBound = latency?.bounds_ms.at(-1) ?? 10_000;
+  const byAuction = useMemo(() => new Map((latency?.auctions ?? []).map((a) => [a.auction_id, a.latency])), [latency]);
   return (
     <section className="panel admin-list" aria-labelledby="all-title">
       <h2 id="all-title">All auctions</h2>
+      {latency && (
+        <div className="muted small" data-testid="latency-overall">
+          Delivery, decision → screen, on this server: <LatencyCell latency={latency.overall} lastBound={lastBound} />
+        </div>
+      )}
       {list.length === 0 ? (
         <p className="muted">{s.lobby.loaded ? "No auctions yet." : "Loading…"}</p>
       ) : (
@@ -303,12 +362,15 @@ function AuctionTable() {
                 <th scope="col">Price</th>
                 <th scope="col">Bids</th>
                 <th scope="col">Time</th>
+                <th scope="col" title="Decision → received, as the watchers' browsers report it; decision → written, as the server measured it">
+                  Delivery
+                </th>
                 <th scope="col">Actions</th>
               </tr>
             </thead>
             <tbody>
               {list.map((a) => (
-                <AdminRow key={a.id} auction={a} now={now} />
+                <AdminRow key={a.id} auction={a} now={now} latency={byAuction.get(a.id)} lastBound={lastBound} />
               ))}
             </tbody>
           </table>
@@ -318,7 +380,17 @@ function AuctionTable() {
   );
 }
 
-function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
+function AdminRow({
+  auction: a,
+  now,
+  latency,
+  lastBound,
+}: {
+  auction: AuctionView;
+  now: number;
+  latency: LatencyPair | undefined;
+  lastBound: number;
+}) {
   const client = useClient();
   const [confirm, setConfirm] = useState<"cancel" | "end" | null>(null);
   const [busy, setBusy] = useState(false);
@@ -357,6 +429,7 @@ function AdminRow({ auction: a, now }: { auction: AuctionView; now: number }) {
       <td>
         <Countdown auction={a} />
       </td>
+      <td data-testid="admin-latency">{closed ? <span className="muted">—</span> : <LatencyCell latency={latency} lastBound={lastBound} />}</td>
       <td>
         <div className="actions">
         {closed ? (

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { GavelClient, type AuctionState } from "../../src/index.js";
+import { GavelClient, LATENCY_BOUNDS_MS, type AuctionState, type LatencyStats } from "../../src/index.js";
 import { GavelServer, hasFaketime, sleep, waitFor } from "./server.js";
 
 function clientFor(server: GavelServer, extra: Partial<ConstructorParameters<typeof GavelClient>[0]> = {}): GavelClient {
@@ -52,6 +52,50 @@ describe("against a real server", () => {
     await waitFor(() => lobby.auctions.find((x) => x.id === id)?.price === 11000, "the lobby at 11000");
     lobby.close();
     alice.close();
+  }, 30_000);
+
+  it("reports the latency of the updates it received, and the server counts them for the auction", async () => {
+    const { id } = await server.createAuction();
+    const watcher = clientFor(server, { latencyReportMs: 0 });
+    await watcher.connect();
+    const watch = watcher.watch(id);
+    await watch.ready();
+    await waitFor(() => watcher.clock.rtt !== null, "a clock sample");
+    const [bidder, other] = [clientFor(server), clientFor(server)];
+    await Promise.all([bidder.signInAsGuest("Lat"), other.signInAsGuest("Ency")]);
+    for (const [i, amount] of [10000, 11000].entries()) {
+      const who = i % 2 === 0 ? bidder : other;
+      expect((await who.http.placeBid(id, { amount, request_id: `l-${i}` })).outcome).toBe("accepted");
+    }
+    await waitFor(() => watch.state?.auction.seq === 3, "both updates");
+    expect(watcher.latency.pending).toBe(2);
+    const acked = new Promise<void>((resolve) => {
+      const off = watcher.on("message", (m) => {
+        if (m.type === "ok" && m.what === "latency_report") {
+          off();
+          resolve();
+        }
+      });
+    });
+    expect(watcher.sendLatencyReport()).toBe(true);
+    await acked;
+    expect(watcher.latency.pending).toBe(0);
+    const stats: LatencyStats = await waitFor(async () => {
+      const r = await fetch(`${server.url}/api/admin/latency`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
+      const body = (await r.json()) as LatencyStats;
+      const mine = body.auctions.find((a) => a.auction_id === id);
+      return mine && mine.latency.reports === 1 ? body : null;
+    }, "the server counted the report").then((b) => b!);
+    expect(stats.bounds_ms).toEqual([...LATENCY_BOUNDS_MS]);
+    const mine = stats.auctions.find((a) => a.auction_id === id)!;
+    expect(mine.latency.client.count).toBe(2);
+    expect(mine.latency.server.count).toBeGreaterThanOrEqual(2);
+    // A local server: everything well within a second, whatever the clock error.
+    expect(mine.latency.client.p99_ms).not.toBeNull();
+    expect(mine.latency.client.p99_ms!).toBeLessThanOrEqual(1000);
+    watcher.close();
+    bidder.close();
+    other.close();
   }, 30_000);
 
   it("two clients racing for the same seq: exactly one is accepted and both watches agree", async () => {
@@ -180,5 +224,53 @@ describe.runIf(hasFaketime() || Boolean(process.env.CI))("against a server whose
     const t = (await c.http.time()).server_time;
     expect(Math.abs(c.serverNow() - t)).toBeLessThan(250);
     c.close();
+  }, 40_000);
+});
+
+describe("a server that drains (SIGTERM) and comes back on the same address", () => {
+  // Grace 3 s: the server spreads its reconnects over 1 s.
+  const server = new GavelServer("client-drain", { args: ["--shutdown-grace-secs", "3"] });
+  beforeAll(() => server.start(), 40_000);
+  afterAll(() => server.stop());
+
+  it("follows reconnect: no status but open, no error, resubscribes from its seq and sees what happened meanwhile", async () => {
+    const { id } = await server.createAuction();
+    // A single node restarting takes longer than a move to another node: a longer quiet period.
+    const alice = clientFor(server, { quietReconnectMs: 10_000 });
+    const bob = clientFor(server, { quietReconnectMs: 10_000 });
+    const statuses: string[] = [];
+    const errors: unknown[] = [];
+    const told: unknown[] = [];
+    for (const c of [alice, bob]) {
+      await c.signInAsGuest(c === alice ? "Alice" : "Bob");
+      await c.connect();
+      c.on("status", (s) => statuses.push(s.status));
+      c.on("error", (e) => errors.push(e));
+      c.on("message", (m) => {
+        if (m.type === "reconnect") told.push(m);
+      });
+    }
+    const watch = alice.watch(id);
+    await watch.ready();
+    expect((await alice.bid(id, 10000)).outcome).toBe("accepted");
+    await waitFor(() => watch.state?.auction.seq === 2, "seq 2");
+
+    const took = await server.terminate();
+    expect(took).toBeLessThan(3_000);
+    expect(told).toMatchObject([
+      { type: "reconnect", reason: "draining" },
+      { type: "reconnect", reason: "draining" },
+    ]);
+    // A bid made while no server listens waits and goes out on the next connection.
+    const pending = bob.bid(id, 11000);
+    await server.start();
+    expect((await pending).outcome).toBe("accepted");
+    await waitFor(() => watch.state?.auction.seq === 3 && watch.state.live, "seq 3, live");
+    expect(watch.state?.auction.price).toBe(11000);
+    expect([alice.status, bob.status]).toEqual(["open", "open"]);
+    expect(statuses).toEqual([]);
+    expect(errors).toEqual([]);
+    alice.close();
+    bob.close();
   }, 40_000);
 });

@@ -119,6 +119,18 @@ export class GavelServer {
     await gone;
   }
 
+  /** SIGTERM (a rolling restart's stop): waits for the exit; resolves with how long it took (ms). */
+  async terminate(): Promise<number> {
+    const p = this.proc;
+    this.proc = null;
+    if (!p || p.exitCode !== null) return 0;
+    const t0 = Date.now();
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill("SIGTERM");
+    await gone;
+    return Date.now() - t0;
+  }
+
   async stop(): Promise<void> {
     await this.kill();
     rmSync(this.dataDir, { recursive: true, force: true });

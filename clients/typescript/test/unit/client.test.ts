@@ -172,6 +172,44 @@ describe("bids", () => {
   });
 });
 
+describe("a rolling restart (reconnect)", () => {
+  it("resubscribes from the seq held, re-sends an unanswered bid with its request_id, and shows no error, offline state or gap", async () => {
+    const c = client();
+    const statuses: string[] = [];
+    const errors: unknown[] = [];
+    c.on("status", (s) => statuses.push(s.status));
+    c.on("error", (e) => errors.push(e));
+    void c.connect();
+    const old = sockets.last;
+    old.accept();
+    const live: boolean[] = [];
+    const w = c.watch("a1", (s) => live.push(s.live));
+    old.receive({ type: "snapshot", auction: auction({ seq: 3 }), server_time: Date.now(), recent_bids: [], resync: false });
+    old.receive({ type: "reconnect", delay_ms: 1_200, reason: "draining" });
+    // Still served until the delay: an update and a bid go through the old socket.
+    old.receive({ type: "update", auction_id: "a1", seq: 4, event: "bid", price: 11000 });
+    const p = c.bid("a1", 12000);
+    const [sent] = old.of("bid");
+    expect(sent).toBeDefined();
+    await vi.advanceTimersByTimeAsync(1_200);
+    expect(old.closedByClient).toBe(true);
+    const next = sockets.last;
+    expect(next).not.toBe(old);
+    expect(next.url).toBe(old.url);
+    next.accept();
+    expect(next.of("subscribe")).toEqual([{ type: "subscribe", auction_id: "a1", since_seq: 4 }]);
+    expect(next.of("bid")).toEqual([sent]);
+    next.receive({ type: "update", auction_id: "a1", seq: 5, event: "bid", price: 12000 });
+    next.receive({ type: "bid_result", ...result(sent!.request_id, "accepted", 5) });
+    await expect(p).resolves.toMatchObject({ outcome: "accepted" });
+    expect(w.state?.auction).toMatchObject({ seq: 5, price: 12000 });
+    expect(live.every((l) => l)).toBe(true);
+    expect(statuses).toEqual(["connecting", "open"]);
+    expect(errors).toEqual([]);
+    c.close();
+  });
+});
+
 describe("liveness", () => {
   it("a socket silent for 2.5 heartbeat intervals is dropped and reconnected with back-off", async () => {
     const c = client();

@@ -314,3 +314,48 @@ pub async fn endpoints_are_stored_rotated_and_deleted_with_their_deliveries(arch
         .iter()
         .any(|e| e.id == ep.id));
 }
+
+pub async fn finished_deliveries_and_their_events_are_pruned_after_the_retention(
+    archive: &dyn Archive,
+) {
+    let ep = endpoint("prune", false);
+    archive.put_webhook_endpoint(&ep).await.unwrap();
+    let done = test_event(unique("msg_done"), &ep.id, 1_000);
+    let waiting = test_event(unique("msg_waiting"), &ep.id, 1_000);
+    archive.enqueue_webhook_event(&done, &ep.id).await.unwrap();
+    archive
+        .enqueue_webhook_event(&waiting, &ep.id)
+        .await
+        .unwrap();
+    let now = now_ms();
+    archive
+        .finish_webhook_delivery(
+            &done.id,
+            &ep.id,
+            now,
+            &AttemptOutcome::Delivered { status: 200 },
+        )
+        .await
+        .unwrap();
+    // Not yet past the retention: kept.
+    archive.prune_webhook_outbox(now).await.unwrap();
+    assert_eq!(
+        archive
+            .webhook_deliveries(Some(&ep.id), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Past it: the finished one goes, the pending one stays whatever its age.
+    let pruned = archive.prune_webhook_outbox(now + 60_000).await.unwrap();
+    assert!(pruned >= 1);
+    let left = archive
+        .webhook_deliveries(Some(&ep.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_id, waiting.id);
+    assert_eq!(left[0].status, DeliveryStatus::Pending);
+    archive.delete_webhook_endpoint(&ep.id).await.unwrap();
+}

@@ -350,3 +350,24 @@ pub(super) async fn deliveries(
         })
         .collect()
 }
+
+pub(super) async fn prune(
+    client: &mut deadpool_postgres::Object,
+    before: Millis,
+) -> Result<u64, PgError> {
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < $1",
+            &[&before],
+        )
+        .await?;
+    tx.execute(
+        "DELETE FROM webhook_events e WHERE e.created_at < $1
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)",
+        &[&before],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(n)
+}

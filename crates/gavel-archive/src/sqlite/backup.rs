@@ -35,7 +35,7 @@ const TABLES: [&str; 3] = ["auctions", "bids", "results"];
 /// Why a backup or restore did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("no archive at {}: is --data-dir the server's data directory?", .0.display())]
+    #[error("no archive at {}: is --data-dir the server's data directory? (In distributed mode the archive is PostgreSQL: back it up with pg_dump, see docs/deployment.md#backups.)", .0.display())]
     NoArchive(PathBuf),
     #[error("{} already exists (pass --force to replace it)", .0.display())]
     DestinationExists(PathBuf),
@@ -337,5 +337,138 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert_auction(conn: &Connection, id: &str) {
+        conn.execute(
+            "INSERT INTO auctions (id, spec, state, seq, status, ends_at, created_at)
+             VALUES (?1, '{}', '{}', 0, 'open', 1, 1)",
+            [id],
+        )
+        .unwrap();
+    }
+
+    /// A data directory with a migrated archive, as a server leaves it.
+    fn archive_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::super::SqliteArchive::open(&dir.path().join(ARCHIVE_FILE)).unwrap());
+        dir
+    }
+
+    #[test]
+    fn a_backup_holds_what_was_committed_and_nothing_uncommitted() {
+        let dir = archive_dir();
+        let writer = Connection::open(dir.path().join(ARCHIVE_FILE)).unwrap();
+        insert_auction(&writer, "committed");
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        insert_auction(&writer, "in-flight");
+        let out = tempfile::tempdir().unwrap();
+        let first = out.path().join("first.db");
+        let summary = backup(dir.path(), &first, false).unwrap();
+        assert_eq!(summary.auctions, 1);
+        writer.execute_batch("COMMIT").unwrap();
+        let second = out.path().join("second.db");
+        assert_eq!(backup(dir.path(), &second, false).unwrap().auctions, 2);
+        // One self-contained file each, and no temporary file left behind.
+        let names: Vec<String> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        // An existing destination is refused, then replaced with `overwrite`.
+        assert!(matches!(
+            backup(dir.path(), &first, false),
+            Err(BackupError::DestinationExists(_))
+        ));
+        assert_eq!(backup(dir.path(), &first, true).unwrap().auctions, 2);
+        // A directory without an archive (a distributed node's): refused, saying where
+        // the archive of that mode is.
+        let empty = tempfile::tempdir().unwrap();
+        let err = backup(empty.path(), &out.path().join("x.db"), false).unwrap_err();
+        assert!(matches!(err, BackupError::NoArchive(_)));
+        assert!(err.to_string().contains("pg_dump"), "{err}");
+    }
+
+    #[test]
+    fn restore_refuses_files_that_are_not_archives_of_a_known_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("data");
+        // An SQLite database that is not Gavel's.
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a INTEGER)")
+            .unwrap();
+        assert!(matches!(
+            restore(&other, &target, true),
+            Err(BackupError::NotAnArchive { .. })
+        ));
+        // A Gavel archive from a newer build.
+        let src = archive_dir();
+        let newer = dir.path().join("newer.db");
+        backup(src.path(), &newer, false).unwrap();
+        let latest = MIGRATIONS.last().unwrap().version;
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", latest + 1)
+            .unwrap();
+        assert!(matches!(
+            restore(&newer, &target, true),
+            Err(BackupError::TooNew { found, .. }) if found == latest + 1
+        ));
+        assert!(!target.join(ARCHIVE_FILE).exists());
+        // A missing file.
+        assert!(matches!(
+            restore(&dir.path().join("nope.db"), &target, true),
+            Err(BackupError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn restore_replaces_an_archive_with_auctions_only_when_forced() {
+        let src = archive_dir();
+        insert_auction(
+            &Connection::open(src.path().join(ARCHIVE_FILE)).unwrap(),
+            "from-backup",
+        );
+        let file = tempfile::tempdir().unwrap();
+        let backup_file = file.path().join("b.db");
+        backup(src.path(), &backup_file, false).unwrap();
+
+        let target = archive_dir();
+        insert_auction(
+            &Connection::open(target.path().join(ARCHIVE_FILE)).unwrap(),
+            "already-here",
+        );
+        assert!(matches!(
+            restore(&backup_file, target.path(), false),
+            Err(BackupError::NotEmpty { auctions: 1, .. })
+        ));
+        // A refused restore leaves the archive as it was (still in WAL mode).
+        let conn = Connection::open(target.path().join(ARCHIVE_FILE)).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(conn);
+        // Open elsewhere (a running server): refused even with --force.
+        let holder = super::super::SqliteArchive::open(&target.path().join(ARCHIVE_FILE)).unwrap();
+        assert!(matches!(
+            restore(&backup_file, target.path(), true),
+            Err(BackupError::Live(_))
+        ));
+        drop(holder);
+        let summary = restore(&backup_file, target.path(), true).unwrap();
+        assert_eq!(summary.auctions, 1);
+        let id: String = Connection::open(target.path().join(ARCHIVE_FILE))
+            .unwrap()
+            .query_row("SELECT id FROM auctions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, "from-backup");
     }
 }

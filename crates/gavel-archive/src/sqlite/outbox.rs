@@ -153,6 +153,17 @@ pub(super) fn enqueue(
     Ok(true)
 }
 
+/// Whether any pending delivery is due at `now` (its lease free).
+pub(super) fn any_due(conn: &Connection, now: Millis) -> Result<bool, SqliteError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries
+                             WHERE status = 'pending' AND next_attempt_at <= ?1
+                               AND (leased_until IS NULL OR leased_until <= ?1))",
+        )?
+        .query_row([now], |r| r.get(0))?)
+}
+
 pub(super) fn claim(
     conn: &mut Connection,
     now: Millis,
@@ -318,4 +329,19 @@ pub(super) fn deliveries(
         });
     }
     Ok(out)
+}
+
+pub(super) fn prune(conn: &mut Connection, before: Millis) -> Result<u64, SqliteError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute(
+        "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < ?1",
+        [before],
+    )?;
+    tx.execute(
+        "DELETE FROM webhook_events WHERE created_at < ?1
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+        [before],
+    )?;
+    tx.commit()?;
+    Ok(n as u64)
 }

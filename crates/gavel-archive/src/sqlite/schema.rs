@@ -40,8 +40,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        name: "webhook_pruning",
+        sql: include_str!("../../migrations/sqlite/005_webhook_pruning.sql"),
+    },
+    Migration {
+        version: 6,
         name: "log",
-        sql: include_str!("../../migrations/sqlite/005_log.sql"),
+        sql: include_str!("../../migrations/sqlite/006_log.sql"),
     },
 ];
 

@@ -398,11 +398,13 @@ fn texts(job: &Job, d: &Decided, version: &str, at: Millis) -> Texts {
             Op::Bid {
                 request_id, bid_id, ..
             },
-            Some(Event::Bid { .. }),
+            Some(event),
         ) => (
-            Some(bid_id.clone()),
-            // The archive keys accepted bids by their request id; a proxy's counter-bid
-            // belongs to the leader, not to this request.
+            matches!(event, Event::Bid { .. }).then(|| bid_id.clone()),
+            // The archive keys accepted requests by their request id (a bid, or a raise of
+            // the leader's own maximum, which changes no price): their stored reply is the
+            // first answer once the auction has left Redis. A proxy's counter-bid belongs
+            // to the leader, not to this request.
             d.reply
                 .as_ref()
                 .filter(|r| r.outcome.is_ok())

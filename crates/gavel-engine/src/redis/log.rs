@@ -364,23 +364,54 @@ impl ChangeLog {
         }
         let _: () = pipe.query_async(&mut cmd).await.map_err(map_err)?;
         for (auction, _) in &by_auction {
-            let (_trimmed, _left, done): (i64, i64, i64) = i
-                .trim
-                .key(i.keys.log(auction))
-                .key(i.keys.hash(auction))
-                .arg(DRAIN_GROUP)
-                .invoke_async(&mut cmd)
+            self.trim(auction).await?;
+        }
+        Ok(())
+    }
+
+    /// Trims an auction's log; if that leaves a final auction's log empty, everything up
+    /// to and including its close is archived: it is scheduled to leave Redis after its
+    /// retention (`retire.rs`), then leaves the active set (in that order: if scheduling
+    /// fails, it stays in the active set and [`settle`](Self::settle) tries again).
+    async fn trim(&self, auction: &AuctionId) -> Result<(), EngineError> {
+        let i = &self.engine.inner.core;
+        let mut cmd = i.cmd.clone();
+        let (_trimmed, _left, done): (i64, i64, i64) = i
+            .trim
+            .key(i.keys.log(auction))
+            .key(i.keys.hash(auction))
+            .arg(DRAIN_GROUP)
+            .invoke_async(&mut cmd)
+            .await
+            .map_err(map_err)?;
+        if done == 1 {
+            self.engine.schedule_retirement(auction).await?;
+            let _: () = cmd
+                .zrem(i.keys.active(), auction.as_str())
                 .await
                 .map_err(map_err)?;
-            if done == 1 {
-                // Everything up to and including its close is archived: it may leave
-                // Redis after its retention (`retire.rs`). Scheduled before it leaves
-                // the active set: if scheduling fails, it stays there, in sight.
-                self.engine.schedule_retirement(auction).await?;
-                let _: () = cmd
-                    .zrem(i.keys.active(), auction.as_str())
-                    .await
-                    .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the active auctions that are final with an empty log but were left in the
+    /// active set (an acknowledgement whose follow-up failed, a node that died between the
+    /// two): two pipelined reads per auction, the trim only for those.
+    pub async fn settle(&self, ids: &[AuctionId]) -> Result<(), EngineError> {
+        let i = &self.engine.inner.core;
+        for chunk in ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hget(i.keys.hash(id), "final").xlen(i.keys.log(id));
+            }
+            let rows: Vec<(Option<String>, i64)> = pipe
+                .query_async(&mut i.cmd.clone())
+                .await
+                .map_err(map_err)?;
+            for (id, (final_, len)) in chunk.iter().zip(rows) {
+                if final_.as_deref() == Some("1") && len == 0 {
+                    self.trim(id).await?;
+                }
             }
         }
         Ok(())

@@ -382,7 +382,8 @@ impl RedisEngine {
     }
 
     /// Keeps the live index right after a commit: a closed auction leaves it, a moved end
-    /// time moves it (`XX`: an auction that left is never put back).
+    /// time moves it (`XX`: an auction that left is never put back; `GT`: ends only move
+    /// later, so a repeat's older state cannot move it back).
     async fn index_live(&self, auction: &Auction) -> Result<(), EngineError> {
         let core = self.core();
         let mut cmd = core.cmd.clone();
@@ -394,6 +395,7 @@ impl RedisEngine {
             redis::cmd("ZADD")
                 .arg(core.keys.live())
                 .arg("XX")
+                .arg("GT")
                 .arg(auction.state.ends_at)
                 .arg(auction.id.as_str())
                 .query_async::<()>(&mut cmd)

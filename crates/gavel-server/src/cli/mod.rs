@@ -1,6 +1,7 @@
 //! The `gavel` subcommands other than `serve`: each in its own file, each returning the
 //! process exit code (0: done; see each command for the others).
 
+pub mod admin;
 pub mod backup;
 pub mod config_check;
 
@@ -13,6 +14,8 @@ pub async fn run(command: Command) -> i32 {
         Command::Config(c) => config_check::run(c),
         Command::Backup(a) => backup::run_backup(a).await,
         Command::Restore(a) => backup::run_restore(a).await,
+        Command::Auctions(a) => admin::run_auctions(a).await,
+        Command::Bids(a) => admin::run_bids(a).await,
         Command::Verify(a) => match crate::verify::run(a).await {
             Ok(true) => 0,
             Ok(false) => 1,

@@ -58,6 +58,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/webhooks/deliveries", get(webhooks::deliveries))
         .route("/api/webhooks/{id}", delete(webhooks::delete))
         .route("/api/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/api/webhooks/{id}/enable", post(webhooks::enable))
         .route("/api/webhooks/{id}/test", post(webhooks::send_test))
         .route("/ws", get(crate::ws::upgrade))
         .fallback(assets::serve)

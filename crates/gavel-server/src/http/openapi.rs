@@ -526,6 +526,18 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "post",
+        path: "/api/webhooks/{id}/enable",
+        id: "enableWebhook",
+        summary: "Enable a webhook endpoint again (admin)",
+        description: "For an endpoint disabled by a 410 Gone answer: events from now on are sent to it again (deliveries failed by the 410 stay failed).",
+        auth: Auth::Admin,
+        params: &[WEBHOOK_ID],
+        request: None,
+        responses: &[(200, Body::Json("WebhookView"), "The endpoint, enabled.")],
+        errors: &[Unauthorized, TokenExpired, NotFound, Unavailable],
+    },
+    Op {
+        method: "post",
         path: "/api/webhooks/{id}/test",
         id: "sendWebhookTest",
         summary: "Send a test event (admin)",

@@ -9,6 +9,12 @@
 //! a request head). Bodies have their own deadline where they are read (`JsonBody`). A
 //! WebSocket upgrade takes the connection's slot with it (see [`SlotHandoff`]), so an
 //! upgraded connection is counted once, for as long as it lives.
+//!
+//! A connection from a `--trusted-proxies` peer is different (see `proxy.rs`): it counts in
+//! the total but not against the proxy's own per-address cap, and each of its requests is
+//! given the address the proxy names (`ConnectInfo`, so limits and logs see the client) and
+//! takes a slot of that address while it runs; over the client's cap the request is
+//! answered `429 too_many_connections`. A WebSocket upgrade keeps the request's slot.
 
 use crate::limits::ConnectionSlot;
 use crate::AppState;

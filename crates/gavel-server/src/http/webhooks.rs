@@ -184,6 +184,26 @@ pub async fn rotate(
     }))
 }
 
+/// `POST /api/webhooks/{id}/enable`: sends to an endpoint disabled by a 410 again (events
+/// from now on; the deliveries failed by the 410 stay failed).
+pub async fn enable(
+    State(state): State<Arc<AppState>>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let mut endpoint = find(&state, &id).await?;
+    // Storing it again clears `disabled_at` (see `Archive::put_webhook_endpoint`).
+    state
+        .archive
+        .put_webhook_endpoint(&endpoint)
+        .await
+        .map_err(storage)?;
+    endpoint.disabled_at = None;
+    endpoint.disabled_reason = None;
+    tracing::info!(endpoint = %id, "webhook endpoint enabled");
+    Ok(Json(view(&endpoint)))
+}
+
 /// `POST /api/webhooks/{id}/test` → 202: a `webhook.test` event for this endpoint only.
 pub async fn send_test(
     State(state): State<Arc<AppState>>,

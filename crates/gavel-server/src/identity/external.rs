@@ -1,7 +1,8 @@
 //! Verifies an external identity provider's JWT and maps its claims to a principal.
 //!
 //! The order of checks: the header (its `alg` must be a signature algorithm, never `none`),
-//! the unverified `iss` only to choose the keys (an unknown issuer is `bad_issuer`), the key
+//! the unverified `iss` only to choose the keys (an unknown issuer is `bad_issuer`; none at all
+//! is `unauthorized`, as a Gavel session token from a rotated secret would be), the key
 //! by issuer **and** `kid` (`unknown_key`; an unknown `kid` refreshes that issuer's JWKS at
 //! most once a minute), the signature with the key's pinned algorithms (`bad_signature`),
 //! then the claims: `aud` (`bad_audience`), `exp` (`token_expired`), `nbf`/`iat`
@@ -167,7 +168,9 @@ impl ExternalIdentity {
         let iss = unverified
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or_else(|| AuthError::BadIssuer("the token names no issuer (iss)".into()))?;
+            // No issuer at all: what one of Gavel's own session tokens looks like when its
+            // signature does not verify (a secret since rotated): "sign in again".
+            .ok_or(AuthError::Invalid)?;
         let index = self
             .settings
             .issuers
@@ -371,5 +374,48 @@ fn verify_with(token: &str, key: &VerifyKey) -> Result<Option<Value>, AuthError>
             | jsonwebtoken::errors::ErrorKind::InvalidEddsaKey => Ok(None),
             _ => Err(AuthError::Malformed(e.to_string())),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claims_are_found_whole_first_then_by_path() {
+        let c = json!({
+            "role": "gavel:admin",
+            "realm_access": {"roles": ["a", "b"]},
+            "https://shop.example/roles": ["gavel:admin"],
+        });
+        assert_eq!(claim(&c, "role"), Some(&json!("gavel:admin")));
+        assert_eq!(claim(&c, "realm_access.roles"), Some(&json!(["a", "b"])));
+        assert_eq!(
+            claim(&c, "https://shop.example/roles"),
+            Some(&json!(["gavel:admin"]))
+        );
+        assert_eq!(claim(&c, "realm_access.missing"), None);
+        assert_eq!(claim(&c, "nothing"), None);
+    }
+
+    #[test]
+    fn names_from_claims_follow_the_display_name_rules() {
+        assert_eq!(usable_name("  Alice  ", Role::Bidder), Some("Alice".into()));
+        assert_eq!(
+            usable_name(&"x".repeat(60), Role::Bidder).unwrap().len(),
+            40
+        );
+        assert_eq!(usable_name("Admin", Role::Bidder), None);
+        assert_eq!(usable_name("Admin", Role::Admin), Some("Admin".into()));
+        assert_eq!(usable_name("a\u{0}b", Role::Bidder), None);
+    }
+
+    #[test]
+    fn only_three_part_tokens_with_a_json_header_look_like_jwts() {
+        assert!(looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.e30.sig"));
+        assert!(!looks_like_jwt("an-admin-token-0123456789"));
+        assert!(!looks_like_jwt("a.b.c"));
+        assert!(!looks_like_jwt("eyJhbGciOiJIUzI1NiJ9.e30"));
     }
 }

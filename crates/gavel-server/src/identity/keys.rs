@@ -210,3 +210,67 @@ pub fn from_jwk(jwk: &Jwk, issuer: &str) -> Result<VerifyKey, KeyError> {
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_hmac_secrets_private_keys_and_certificates_are_refused_with_what_to_do() {
+        assert!(hmac(b"short", "iss").unwrap_err().0.contains("at least 32"));
+        let k = hmac(&[7u8; 32], "iss").unwrap();
+        assert_eq!(k.algorithms, HMAC_ALGS.to_vec());
+        let private =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        assert!(from_pem(private, "iss").unwrap_err().0.contains("-pubout"));
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(from_pem(cert, "iss").unwrap_err().0.contains("x509"));
+        assert!(from_pem("no key here", "iss")
+            .unwrap_err()
+            .0
+            .contains("no PEM"));
+        let open = "-----BEGIN PUBLIC KEY-----\nAAAA\n";
+        assert!(from_pem(open, "iss").is_err());
+    }
+
+    #[test]
+    fn an_ed25519_pem_key_is_pinned_to_eddsa() {
+        // The SubjectPublicKeyInfo of an Ed25519 key (RFC 8410 example).
+        let pem = "-----BEGIN PUBLIC KEY-----\n\
+                   MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n\
+                   -----END PUBLIC KEY-----\n";
+        let keys = from_pem(pem, "https://idp.test/").unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].algorithms, vec![Algorithm::EdDSA]);
+        assert_eq!(keys[0].issuer, "https://idp.test/");
+    }
+
+    #[test]
+    fn jwks_keys_are_pinned_to_their_type_and_secrets_are_skipped() {
+        let jwk = |v: serde_json::Value| serde_json::from_value::<Jwk>(v).unwrap();
+        let ed = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "e1",
+            "x": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE"}),
+        );
+        let k = from_jwk(&ed, "iss").unwrap();
+        assert_eq!(
+            (k.kid.as_deref(), k.algorithms.clone()),
+            (Some("e1"), vec![Algorithm::EdDSA])
+        );
+        let secret = jwk(serde_json::json!({"kty": "oct", "k": "c2VjcmV0", "kid": "s"}));
+        assert!(from_jwk(&secret, "iss")
+            .unwrap_err()
+            .0
+            .contains("symmetric"));
+        let mislabelled = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "RS256",
+            "x": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE"}),
+        );
+        assert!(from_jwk(&mislabelled, "iss").is_err());
+        let enc = jwk(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "use": "enc",
+            "x": "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE"}),
+        );
+        assert!(from_jwk(&enc, "iss").is_err());
+    }
+}

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How often finished deliveries past the retention are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Deliveries claimed per round.
 const CLAIM_BATCH: u32 = 32;
 /// The longest an answer body is read (receivers should answer quickly and briefly).
@@ -73,7 +76,17 @@ pub async fn run(archive: Arc<dyn Archive>, settings: WebhookSettings, stop: Can
     // under it.
     let lease = settings.timeout * 2 + Duration::from_secs(5);
     let mut failures = 0u32;
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            let before = now_ms() - settings.retention.as_millis() as i64;
+            match archive.prune_webhook_outbox(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "pruned finished webhook deliveries"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune the webhook outbox"),
+            }
+        }
         let now = now_ms();
         let lease_until = now + lease.as_millis() as i64;
         let claimed = tokio::select! {

@@ -27,6 +27,8 @@ pub struct WebhookSettings {
     pub poll: Duration,
     /// This deliverer's name on its leases.
     pub owner: String,
+    /// Finished deliveries older than this are pruned (hourly).
+    pub retention: Duration,
 }
 
 impl WebhookSettings {
@@ -36,6 +38,7 @@ impl WebhookSettings {
             timeout: config.webhook_timeout,
             poll: config.webhook_poll,
             owner,
+            retention: config.webhook_retention,
         }
     }
 }

@@ -157,6 +157,18 @@ async fn embed_script_is_served_with_cache_headers_and_etag() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    // A `<script crossorigin>` on a shop page not in --allowed-origins still loads it (the
+    // script is public; only the WebSocket and the API are guarded).
+    let r = app
+        .http
+        .get(app.url("/embed/gavel-auction.js"))
+        .header("Origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+
     // The app's own files keep their policies and get no CORS header.
     let r = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.headers()["cache-control"], "no-cache");

@@ -660,9 +660,30 @@ async fn a_410_answer_disables_the_endpoint() {
     );
     // Later events are not sent to it.
     receiver.set(Behaviour::Accept);
-    create_auction(&server.base, body).await;
+    create_auction(&server.base, body.clone()).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(receiver.arrivals(), 1);
+    // Until an admin enables it again: events from then on arrive.
+    let id = endpoints["endpoints"][0]["id"].as_str().unwrap();
+    let enabled: Value = reqwest::Client::new()
+        .post(format!("{}/api/webhooks/{id}/enable", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(enabled["disabled_at"].is_null(), "{enabled}");
+    create_auction(&server.base, body).await;
+    receiver
+        .wait_for(20, "an event after enabling", |r| r.delivered().len() == 1)
+        .await;
+    assert_eq!(
+        receiver.arrivals(),
+        2,
+        "the event from while it was disabled is not sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -898,4 +919,56 @@ async fn the_admin_api_creates_lists_rotates_tests_and_deletes_endpoints() {
         assert_eq!(status, 404, "{path}");
         assert_eq!(answer["error"]["code"], "not_found");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_auction_sends_opened_and_a_cancellation_closes_without_a_winner() {
+    let receiver = Receiver::start(Behaviour::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_iso, backends) = backends().await;
+    let server = start(dir.path(), free_port(), &backends, &receiver, &[]).await;
+    let now: Value = reqwest::get(format!("{}/api/time", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = now["server_time"].as_i64().unwrap();
+    let id = create_auction(
+        &server.base,
+        json!({"title": "Later", "starting_price": 500, "increment": 10,
+               "starts_at": now + 1_000, "ends_at": now + 60_000}),
+    )
+    .await;
+    receiver
+        .wait_for(20, "the opening", |r| {
+            !r.of_type("auction.opened").is_empty()
+        })
+        .await;
+    let created = &receiver.of_type("auction.created")[0]["data"];
+    assert_eq!(created["status"], "scheduled");
+    let opened = &receiver.of_type("auction.opened")[0]["data"];
+    assert_eq!(opened["auction_id"], id.as_str());
+    assert_eq!(opened["status"], "open");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/auctions/{id}/cancel", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    receiver
+        .wait_for(20, "the cancellation", |r| {
+            !r.of_type("auction.closed").is_empty()
+        })
+        .await;
+    let closed = &receiver.of_type("auction.closed")[0]["data"];
+    assert_eq!(closed["reason"], "cancelled");
+    assert!(closed["winner"].is_null() && closed["final_price"].is_null());
+    assert_eq!(closed["bid_count"], 0);
+    assert!(
+        closed["closed_by"].is_string(),
+        "the admin who cancelled: {closed}"
+    );
+    assert!(receiver.requests().iter().all(|r| r.signed));
 }

@@ -83,7 +83,11 @@ fn the_file_can_come_from_gavel_config_and_switches_take_booleans() {
 fn unknown_keys_and_wrongly_typed_values_are_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("batch_max = 3\n", "unknown key \"batch_max\""),
+        (
+            "batch_max = 3\n",
+            "unknown key \"batch_max\": `gavel serve` has no flag --batch_max (keys are the flags' long names, e.g. batch-max = 1000); did you mean \"batch-max\"?",
+        ),
+        ("heartbeat-msec = 3\n", "did you mean \"heartbeat-ms\"?"),
         ("no-such-flag = 1\n", "unknown key \"no-such-flag\""),
         (
             "batch-max = \"many\"\n",
@@ -139,6 +143,20 @@ fn unknown_keys_and_wrongly_typed_values_are_refused_naming_the_key() {
         assert!(stderr(&out).contains(expected), "{text}: {}", stderr(&out));
         assert!(stdout(&out).is_empty());
     }
+    // What the server would refuse at start from the settings alone.
+    for (text, expected) in [
+        ("redis = \"redis://127.0.0.1:6379\"\n", "needs both redis"),
+        (
+            "admin-token = \"short\"\n",
+            "--admin-token (GAVEL_ADMIN_TOKEN) is 5 bytes",
+        ),
+        ("jwt-secret = \"short\"\n", "the JWT secret"),
+    ] {
+        let file = write(&dir, text);
+        let out = run(gavel().args(["config", "check"]).arg(&file));
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(stderr(&out).contains(expected), "{text}: {}", stderr(&out));
+    }
     // A flag given on the command line does not excuse a bad key for it in the file.
     let file = write(&dir, "batch-max = \"many\"\n");
     let out = run(gavel()
@@ -153,8 +171,8 @@ fn config_check_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         &dir,
-        "admin-token = \"admin-SECRET-1\"\n\
-         jwt-secret = \"jwt-SECRET-2\"\n\
+        "admin-token = \"admin-SECRET-1-0123456789\"\n\
+         jwt-secret = \"jwt-SECRET-2-0123456789abcdef0123456789\"\n\
          redis = \"redis://gavel:redis-SECRET-3@127.0.0.1:6379/0\"\n\
          database = \"postgres://postgres:pg-SECRET-4@db.example/gavel?sslmode=disable&password=pg-SECRET-5\"\n",
     );
@@ -173,10 +191,26 @@ fn config_check_masks_secrets() {
     let out = run(gavel()
         .args(["config", "check"])
         .arg(&empty)
-        .env("GAVEL_ADMIN_TOKEN", "env-SECRET-6"));
+        .env("GAVEL_ADMIN_TOKEN", "env-SECRET-6-0123456789"));
     let text = stdout(&out);
     assert!(!text.contains("SECRET"), "{text}");
     assert!(line(&text, "admin-token").contains("# environment (GAVEL_ADMIN_TOKEN)"));
+    // The conventional pair, when nothing else names a backend.
+    let out = run(gavel()
+        .args(["config", "check"])
+        .arg(&empty)
+        .env("REDIS_URL", "redis://:redis-SECRET-7@127.0.0.1:6379")
+        .env("DATABASE_URL", "postgres://u:pg-SECRET-8@127.0.0.1/test"));
+    let text = stdout(&out);
+    assert!(!text.contains("SECRET"), "{text}");
+    assert_eq!(
+        line(&text, "redis"),
+        "redis = \"redis://:********@127.0.0.1:6379\"  # environment (REDIS_URL)"
+    );
+    assert_eq!(
+        line(&text, "database"),
+        "database = \"postgres://u:********@127.0.0.1/test\"  # environment (DATABASE_URL)"
+    );
 }
 
 /// The real server reads the file: it listens where the file says (file over default),
@@ -244,4 +278,72 @@ async fn the_server_runs_with_the_file_s_settings() {
         admin_status(server.base.clone(), "from-env-0123456789").await,
         200
     );
+}
+
+/// Every flag of `gavel serve`, today's and any added later, is a key of the file: a file
+/// setting all of them (each to its default, or to a sample value of its type) is accepted
+/// and every one of them shows as set by the file. Built from clap's own description of
+/// the flags, so a new flag is covered without touching this test.
+#[test]
+fn every_flag_of_gavel_serve_is_a_key_of_the_file() {
+    use clap::{ArgAction, CommandFactory};
+    let mut cmd = gavel_server::config::Cli::command();
+    cmd.build();
+    let serve = cmd.find_subcommand("serve").unwrap();
+    let mut text = String::new();
+    let mut keys = Vec::new();
+    for arg in serve.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "config" || matches!(arg.get_action(), ArgAction::Help | ArgAction::Version) {
+            continue;
+        }
+        let value = match arg.get_action() {
+            ArgAction::SetTrue => "true".to_string(),
+            _ => match arg.get_default_values().first() {
+                Some(d) => {
+                    let d = d.to_string_lossy();
+                    if d == "true" || d == "false" || d.parse::<i64>().is_ok() {
+                        d.into_owned()
+                    } else {
+                        format!("{d:?}")
+                    }
+                }
+                // No default: a sample of its type. Free text is long enough for the secrets'
+                // minimum lengths; flags whose parser wants a particular form have theirs.
+                None => match sample(long) {
+                    Some(v) => v.to_string(),
+                    None if arg.get_value_parser().type_id() == std::any::TypeId::of::<bool>() => {
+                        "true".to_string()
+                    }
+                    None if long.ends_with("-ms") || long.ends_with("-secs") => "1".to_string(),
+                    None => format!("\"sample-{long}-0123456789abcdef0123456789\""),
+                },
+            },
+        };
+        text.push_str(&format!("{long} = {value}\n"));
+        keys.push(long.to_string());
+    }
+    assert!(keys.len() > 30, "{keys:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, &text);
+    let out = run(gavel().args(["config", "check"]).arg(&file));
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    let shown = stdout(&out);
+    for key in keys {
+        assert!(
+            line(&shown, &key).ends_with(&format!("# file ({})", file.display())),
+            "{key}: {}",
+            line(&shown, &key)
+        );
+    }
+}
+
+/// Sample values of flags without a default whose parser refuses free text.
+fn sample(long: &str) -> Option<&'static str> {
+    Some(match long {
+        "trusted-proxies" => "[\"10.0.0.0/8\", \"127.0.0.1\"]",
+        "allowed-origins" => "[\"https://shop.example\"]",
+        "jwks-url" => "[\"https://idp.example/jwks.json\"]",
+        _ => return None,
+    })
 }

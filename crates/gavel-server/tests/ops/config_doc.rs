@@ -160,3 +160,34 @@ fn print_reference_rows() {
         println!("| `--{long}` | `{env}` | `{default}` | {help} |");
     }
 }
+
+/// The example file in docs/configuration.md is valid, and so is each commented-out key in
+/// it once uncommented (a renamed flag breaks the example visibly).
+#[test]
+fn the_documented_example_file_is_valid() {
+    let doc = doc();
+    let start = doc.find("```toml\n").expect("an example file") + "```toml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let uncommented: String = example
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if rest.contains(" = ") && !rest.contains('…') => format!("{rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    assert!(uncommented.contains("\njwks-url = "), "{uncommented}");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("example.toml", example),
+        ("uncommented.toml", &uncommented),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = crate::support::run(crate::support::gavel().args(["config", "check"]).arg(&file));
+        assert!(
+            out.status.success(),
+            "{name}: {}\n{text}",
+            crate::support::stderr(&out)
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! `gavel config check`, the configuration reference's drift check, backups and restores,
 //! the admin CLI against a running server.
 
+mod admin_cli;
 mod backup;
 mod config;
 mod config_doc;

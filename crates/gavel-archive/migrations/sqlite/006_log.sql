@@ -1,4 +1,4 @@
--- 005_log: the verifiable bid log (gavel-core's `chain` module, docs/verification.md).
+-- 006_log: the verifiable bid log (gavel-core's `chain` module, docs/verification.md).
 --
 -- One row per accepted change of an auction (creation, opening, bids, automatic bids,
 -- a leader raising their maximum, the closing), written in the same transaction as the
