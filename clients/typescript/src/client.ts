@@ -73,6 +73,12 @@ export interface GavelClientOptions {
   quietReconnectMs?: number;
   /** Local clock (tests). */
   now?: () => number;
+  /**
+   * A session to start with, e.g. a Gavel guest session kept by the page across reloads
+   * (`kind: "gavel"`: renewed with POST /api/session/refresh). Wins over `token`. Keep it
+   * up to date from the `session` event.
+   */
+  session?: Session;
 }
 
 /** Who the client acts as. */
@@ -122,6 +128,31 @@ export interface BidOptions {
   requestId?: string;
 }
 
+/**
+ * Where a bid is in its life (the `bid` event, `bidStatus`):
+ * - `queued`: not on the wire yet (no connection, or waiting for a fresh token);
+ * - `sent`: sent, no answer yet (re-sent with the same request_id when needed);
+ * - `uncertain`: the server answered `outcome_unknown`: it may have been decided; it is asked
+ *   again with the same request_id until the real answer comes (never shown as lost or placed);
+ * - `answered`: a `bid_result` (`result`); `failed`: refused or given up (`error`).
+ * `answered` and `failed` are final.
+ */
+export type BidState = "queued" | "sent" | "uncertain" | "answered" | "failed";
+
+export interface BidStatus {
+  requestId: string;
+  auctionId: string;
+  amount: number;
+  kind: BidKind;
+  expectedSeq?: number;
+  state: BidState;
+  result?: BidResult;
+  error?: GavelError;
+  /** Local time of the `bid` call, and of the last send (0: never sent). */
+  firstAt: number;
+  sentAt: number;
+}
+
 export interface ClientEvents {
   status: SocketInfo;
   hello: Hello;
@@ -134,6 +165,10 @@ export interface ClientEvents {
   clock: { offset: number | null; rtt: number | null };
   /** A delivery-latency report was sent (what it said). */
   latency: LatencyReportMessage;
+  /** A bid moved on in its life (queued → sent → uncertain → answered / failed). */
+  bid: BidStatus;
+  /** The session ended and could not be renewed (why); a `session` event with null follows. */
+  sessionEnded: GavelError;
 }
 
 type Listener<K extends keyof ClientEvents> = (e: ClientEvents[K]) => void;
@@ -160,6 +195,8 @@ interface PendingBid {
   sentAt: number;
   /** `outcome_unknown` was answered: ask again soon. */
   uncertain: boolean;
+  /** What the `bid` event last said. */
+  state: BidState;
 }
 
 /** Resubscribe again if a gap is still open after this long (ms). */
@@ -220,6 +257,7 @@ export class GavelClient {
     this.now = opts.now ?? (() => Date.now());
     this.tokenSource = opts.token ?? null;
     if (typeof opts.token === "string") this.session = { token: opts.token, user: null, expiresAt: jwtExpiry(opts.token), kind: "external" };
+    if (opts.session) this.session = opts.session;
     this.http = new HttpApi({ baseUrl: opts.baseUrl, fetch: opts.fetch, token: () => this.session?.token ?? null });
     const factory = socketFactory(opts);
     this.socket = new LiveSocket({
@@ -247,6 +285,7 @@ export class GavelClient {
       });
     });
     if (!this.ticker) this.ticker = setInterval(() => this.tick(), 250);
+    this.scheduleRefresh();
     // With a token function and no token yet, ask it first: the URL carries the token.
     if (!this.session && typeof this.tokenSource === "function") void this.renewToken().finally(() => this.socket.start());
     else this.socket.start();
@@ -414,6 +453,7 @@ export class GavelClient {
     this.awaitingAuth = false;
     this.session = null;
     this.scheduleRefresh();
+    this.emit("sessionEnded", why);
     this.emit("session", null);
     if (this.socket.isOpen) this.socket.restart();
   }
@@ -530,10 +570,25 @@ export class GavelClient {
     if (opts.kind && opts.kind !== "plain") msg.kind = opts.kind;
     if (opts.expectedSeq !== undefined) msg.expected_seq = opts.expectedSeq;
     return new Promise<BidResult>((resolve, reject) => {
-      const p: PendingBid = { requestId, msg, resolve, reject, firstAt: this.now(), sentAt: 0, uncertain: false };
+      const p: PendingBid = { requestId, msg, resolve, reject, firstAt: this.now(), sentAt: 0, uncertain: false, state: "queued" };
       this.pending.set(requestId, p);
       this.sendBid(p);
+      if (p.sentAt === 0) this.bidEvent(p, "queued");
     });
+  }
+
+  /** Where an unsettled bid is (null once it settled, or for an unknown id). */
+  bidStatus(requestId: string): BidStatus | null {
+    const p = this.pending.get(requestId);
+    return p ? statusOf(p, p.state) : null;
+  }
+
+  private bidEvent(p: PendingBid, state: BidState, outcome?: BidResult | GavelError): void {
+    p.state = state;
+    const s = statusOf(p, state);
+    if (outcome instanceof GavelError) s.error = outcome;
+    else if (outcome) s.result = outcome;
+    this.emit("bid", s);
   }
 
   /** The request ids of bids not answered yet. */
@@ -547,13 +602,17 @@ export class GavelClient {
 
   private sendBid(p: PendingBid): void {
     if (!this.canBid()) return;
-    if (this.socket.send(p.msg)) p.sentAt = this.now();
+    if (!this.socket.send(p.msg)) return;
+    p.sentAt = this.now();
+    // A re-send of an uncertain bid stays uncertain until the answer comes.
+    if (p.state === "queued") this.bidEvent(p, "sent");
   }
 
   private settle(requestId: string, outcome: BidResult | GavelError): void {
     const p = this.pending.get(requestId);
     if (!p) return;
     this.pending.delete(requestId);
+    this.bidEvent(p, outcome instanceof GavelError ? "failed" : "answered", outcome);
     if (outcome instanceof GavelError) p.reject(outcome);
     else p.resolve(outcome);
   }
@@ -728,7 +787,10 @@ export class GavelClient {
     if (m.code === "token_expired") {
       // The socket is watch-only now; a bid refused for it was not decided and goes out
       // again (same id) once the fresh token is accepted: as if never sent.
-      if (p) p.sentAt = 0;
+      if (p) {
+        p.sentAt = 0;
+        this.bidEvent(p, "queued");
+      }
       this.awaitingAuth = true;
       void this.renewToken();
       return;
@@ -737,6 +799,7 @@ export class GavelClient {
       if (m.code === "outcome_unknown") {
         // It may have been decided: ask again with the same id (never shown as lost or placed).
         p.uncertain = true;
+        if (p.state !== "uncertain") this.bidEvent(p, "uncertain");
         return;
       }
       this.settle(p.requestId, new GavelError(m.code, m.message, 0, p.requestId));
@@ -813,6 +876,20 @@ export class GavelClient {
     }
     this.reportLatency(now);
   }
+}
+
+function statusOf(p: PendingBid, state: BidState): BidStatus {
+  const s: BidStatus = {
+    requestId: p.requestId,
+    auctionId: p.msg.auction_id,
+    amount: p.msg.amount,
+    kind: p.msg.kind ?? "plain",
+    state,
+    firstAt: p.firstAt,
+    sentAt: p.sentAt,
+  };
+  if (p.msg.expected_seq !== undefined && p.msg.expected_seq !== null) s.expectedSeq = p.msg.expected_seq;
+  return s;
 }
 
 function stateOf(e: WatchEntry): AuctionState | null {

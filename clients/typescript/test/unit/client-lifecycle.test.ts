@@ -1,0 +1,125 @@
+// What GavelClient reports for a UI: each bid's life (queued → sent → uncertain → answered /
+// failed), a stored Gavel session to start from, and why a session ended.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { GavelClient, type BidStatus } from "../../src/client.js";
+import type { BidResult } from "../../src/generated/protocol.js";
+import { auction, fakeFetch, Sockets } from "./fakes.js";
+
+let sockets: Sockets;
+
+function client(extra: Partial<ConstructorParameters<typeof GavelClient>[0]> = {}) {
+  return new GavelClient({ baseUrl: "http://gavel.test", token: "t-1", socketFactory: sockets.factory, reconnect: { baseMs: 100, maxMs: 1000, jitter: 0 }, ...extra });
+}
+
+function result(request_id: string, outcome: BidResult["outcome"] = "accepted"): BidResult {
+  return { request_id, auction_id: "a1", outcome, message: outcome, auction: auction({ seq: 2 }) };
+}
+
+const alice = { id: "u-1", name: "Alice", role: "bidder" as const };
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+  sockets = new Sockets();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("a bid's life as events", () => {
+  it("queued while there is no connection, sent once it is open, uncertain after outcome_unknown, answered once", async () => {
+    const c = client();
+    const events: BidStatus[] = [];
+    c.on("bid", (s) => events.push(s));
+    void c.connect();
+    const p = c.bid("a1", 11000, { kind: "max", expectedSeq: 1 });
+    expect(events.map((e) => e.state)).toEqual(["queued"]);
+    const id = events[0]!.requestId;
+    expect(events[0]).toMatchObject({ auctionId: "a1", amount: 11000, kind: "max", expectedSeq: 1, sentAt: 0 });
+    expect(c.bidStatus(id)?.state).toBe("queued");
+    const ws = sockets.last;
+    ws.accept();
+    expect(events.map((e) => e.state)).toEqual(["queued", "sent"]);
+    expect(events[1]!.sentAt).toBe(Date.now());
+    ws.receive({ type: "error", code: "outcome_unknown", message: "lost", request_id: id });
+    ws.receive({ type: "error", code: "outcome_unknown", message: "lost", request_id: id }); // no second event
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(1_200);
+    clearInterval(keepAlive);
+    expect(ws.of("bid").map((b) => b.request_id)).toEqual([id, id]); // asked again: stays uncertain
+    expect(events.map((e) => e.state)).toEqual(["queued", "sent", "uncertain"]);
+    expect(c.bidStatus(id)?.state).toBe("uncertain");
+    ws.receive({ type: "bid_result", ...result(id, "outbid") });
+    ws.receive({ type: "bid_result", ...result(id, "accepted") }); // a late repeat: nothing
+    await expect(p).resolves.toMatchObject({ outcome: "outbid" });
+    expect(events.map((e) => e.state)).toEqual(["queued", "sent", "uncertain", "answered"]);
+    expect(events[3]!.result).toMatchObject({ request_id: id, outcome: "outbid" });
+    expect(c.bidStatus(id)).toBeNull();
+    c.close();
+  });
+
+  it("a bid refused for an expired token goes back to queued, then sent again after the fresh token; a refusal is failed", async () => {
+    const tokens = ["x-1", "x-2"];
+    const c = client({ token: () => tokens.shift() ?? null });
+    const events: [string, string][] = [];
+    c.on("bid", (s) => events.push([s.requestId, s.state]));
+    void c.connect();
+    await vi.advanceTimersByTimeAsync(0);
+    const ws = sockets.last;
+    ws.accept();
+    const p = c.bid("a1", 11000);
+    const id = ws.of("bid")[0]!.request_id;
+    ws.receive({ type: "error", code: "token_expired", message: "expired", request_id: id });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(events).toEqual([[id, "sent"], [id, "queued"]]);
+    ws.receive({ type: "hello", user: alice, server_time: Date.now(), limits: { max_message_bytes: 4096, max_subscriptions: 100, bids_per_second: 10 }, heartbeat_ms: 1000 });
+    expect(events).toEqual([[id, "sent"], [id, "queued"], [id, "sent"]]);
+    ws.receive({ type: "error", code: "unavailable", message: "nothing decided", request_id: id });
+    const e = await p.catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: "unavailable" });
+    expect(events.at(-1)).toEqual([id, "failed"]);
+    c.close();
+  });
+});
+
+describe("a stored Gavel session", () => {
+  it("is used for the socket, renewed with /api/session/refresh before it expires, and reported on every change", async () => {
+    const f = fakeFetch({
+      "POST /api/session/refresh": () => [200, { token: "g-2", user: alice, expires_at: Date.now() + 100_000 }],
+    });
+    const c = client({ token: undefined, fetch: f.fn, session: { token: "g-1", user: alice, expiresAt: Date.now() + 100_000, kind: "gavel" } });
+    const sessions: (string | null)[] = [];
+    c.on("session", (s) => sessions.push(s?.token ?? null));
+    void c.connect();
+    const ws = sockets.last;
+    expect(ws.url).toBe("ws://gavel.test/ws?token=g-1");
+    ws.accept();
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(79_000);
+    expect(f.calls).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(2_000);
+    clearInterval(keepAlive);
+    expect(f.calls.map((x) => [x.path, x.headers.Authorization])).toEqual([["/api/session/refresh", "Bearer g-1"]]);
+    expect(ws.of("auth")).toEqual([{ type: "auth", token: "g-2" }]);
+    expect(sessions).toEqual(["g-2"]);
+    c.close();
+  });
+
+  it("that cannot be renewed says why (sessionEnded) before the session becomes null", async () => {
+    const f = fakeFetch({
+      "POST /api/session/refresh": () => [401, { error: { code: "token_expired", message: "sign in again" } }],
+    });
+    const c = client({ token: undefined, fetch: f.fn, session: { token: "g-1", user: alice, expiresAt: Date.now() + 3_600_000, kind: "gavel" } });
+    const seen: string[] = [];
+    c.on("sessionEnded", (e) => seen.push(`ended:${e.code}`));
+    c.on("session", (s) => seen.push(`session:${s?.token ?? null}`));
+    void c.connect();
+    sockets.last.accept();
+    sockets.last.receive({ type: "error", code: "token_expired", message: "expired" });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(seen).toEqual(["ended:token_expired", "session:null"]);
+    expect(c.currentSession).toBeNull();
+    c.close();
+  });
+});
