@@ -60,7 +60,16 @@ export interface GavelClientOptions {
     unknownRetryMs?: number;
     /** Give up on an unanswered bid after this long: it rejects with `outcome_unknown` (ms). */
     giveUpAfterMs?: number;
+    /**
+     * A bid answered `unauthorized` while the client has a session (it reached a socket whose
+     * token had just run out, or was not accepted): nothing was decided. true: hold it
+     * (`queued`), renew the token and send it again with the same request_id, as after
+     * `token_expired`. Default false: the bid rejects with `unauthorized`.
+     */
+    holdOnUnauthorized?: boolean;
   };
+  /** Whether the network is up (default: `navigator.onLine`); see LiveSocketOptions.online. */
+  online?: () => boolean;
   /** Heartbeat interval assumed against a server that sends none (ms). */
   fallbackHeartbeatMs?: number;
   /** A socket that has not said hello within this is given up (ms). */
@@ -270,6 +279,7 @@ export class GavelClient {
       fallbackHeartbeatMs: opts.fallbackHeartbeatMs,
       helloTimeoutMs: opts.helloTimeoutMs,
       quietReconnectMs: opts.quietReconnectMs,
+      online: opts.online,
       now: this.now,
     });
   }
@@ -784,7 +794,8 @@ export class GavelClient {
 
   private onError(m: Extract<ServerMessage, { type: "error" }>): void {
     const p = m.request_id ? this.pending.get(m.request_id) : undefined;
-    if (m.code === "token_expired") {
+    const holdUnauthorized = m.code === "unauthorized" && p !== undefined && this.session !== null && this.opts.bids?.holdOnUnauthorized === true;
+    if (m.code === "token_expired" || holdUnauthorized) {
       // The socket is watch-only now; a bid refused for it was not decided and goes out
       // again (same id) once the fresh token is accepted: as if never sent.
       if (p) {

@@ -123,3 +123,63 @@ describe("a stored Gavel session", () => {
     c.close();
   });
 });
+
+describe("bids.holdOnUnauthorized", () => {
+  const session = () => ({ token: "g-1", user: alice, expiresAt: Date.now() + 3_600_000, kind: "gavel" as const });
+
+  it("holds a bid answered unauthorized, renews the session and sends it again with the same request_id", async () => {
+    const f = fakeFetch({ "POST /api/session/refresh": () => [200, { token: "g-2", user: alice, expires_at: Date.now() + 3_600_000 }] });
+    const c = client({ token: undefined, fetch: f.fn, session: session(), bids: { holdOnUnauthorized: true } });
+    const states: string[] = [];
+    c.on("bid", (s) => states.push(s.state));
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const p = c.bid("a1", 11000);
+    const id = ws.of("bid")[0]!.request_id;
+    ws.receive({ type: "error", code: "unauthorized", message: "no valid token", request_id: id });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(states).toEqual(["sent", "queued"]);
+    expect(ws.of("auth")).toEqual([{ type: "auth", token: "g-2" }]);
+    expect(ws.of("bid")).toHaveLength(1); // held until the fresh token is accepted
+    ws.receive({ type: "hello", user: alice, server_time: Date.now(), limits: { max_message_bytes: 4096, max_subscriptions: 100, bids_per_second: 10 }, heartbeat_ms: 1000 });
+    expect(ws.of("bid").map((b) => b.request_id)).toEqual([id, id]);
+    ws.receive({ type: "bid_result", ...result(id) });
+    await expect(p).resolves.toMatchObject({ outcome: "accepted" });
+    expect(states).toEqual(["sent", "queued", "sent", "answered"]);
+    c.close();
+  });
+
+  it("without it (the default) the bid rejects with unauthorized", async () => {
+    const c = client({ token: undefined, session: session() });
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const p = c.bid("a1", 11000);
+    ws.receive({ type: "error", code: "unauthorized", message: "no valid token", request_id: ws.of("bid")[0]!.request_id });
+    await expect(p).rejects.toMatchObject({ code: "unauthorized" });
+    expect(ws.of("auth")).toEqual([]);
+    c.close();
+  });
+});
+
+describe("options.online", () => {
+  it("is what the socket asks after a lost connection: offline while it says so, reconnecting when up", async () => {
+    let up = true;
+    const c = client({ online: () => up });
+    const statuses: string[] = [];
+    c.on("status", (s) => statuses.push(s.status));
+    void c.connect();
+    sockets.last.accept();
+    up = false;
+    sockets.last.drop();
+    expect(c.status).toBe("offline");
+    up = true;
+    await vi.advanceTimersByTimeAsync(100);
+    sockets.last.accept();
+    sockets.last.drop();
+    expect(c.status).toBe("reconnecting");
+    expect(statuses).toEqual(["connecting", "open", "offline", "reconnecting", "open", "reconnecting"]);
+    c.close();
+  });
+});
