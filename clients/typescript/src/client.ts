@@ -375,6 +375,16 @@ export class GavelClient {
     else void this.renewToken();
   }
 
+  /**
+   * Acts with a session signed in elsewhere (e.g. the page's own sign-in form, or one kept
+   * across reloads): a `gavel` session is renewed with POST /api/session/refresh before it
+   * expires; the open socket gets it with `auth`.
+   */
+  useSession(session: Session): void {
+    this.tokenSource = null;
+    this.setSession(session);
+  }
+
   /** Forgets the session: the socket goes on anonymously (watching only). */
   signOut(): void {
     this.tokenSource = null;

@@ -183,3 +183,28 @@ describe("options.online", () => {
     c.close();
   });
 });
+
+describe("useSession", () => {
+  it("hands a session signed in elsewhere to the open socket with auth and renews it before it expires", async () => {
+    const f = fakeFetch({ "POST /api/session/refresh": () => [200, { token: "g-2", user: alice, expires_at: Date.now() + 100_000 }] });
+    const c = client({ token: undefined, fetch: f.fn });
+    const sessions: (string | null)[] = [];
+    c.on("session", (s) => sessions.push(s?.token ?? null));
+    void c.connect();
+    const ws = sockets.last;
+    expect(ws.url).toBe("ws://gavel.test/ws");
+    ws.accept(null);
+    c.useSession({ token: "g-1", user: alice, expiresAt: Date.now() + 100_000, kind: "gavel" });
+    expect(ws.of("auth")).toEqual([{ type: "auth", token: "g-1" }]);
+    expect(c.currentSession?.token).toBe("g-1");
+    ws.receive({ type: "hello", user: alice, server_time: Date.now(), limits: { max_message_bytes: 4096, max_subscriptions: 100, bids_per_second: 10 }, heartbeat_ms: 1000 });
+    expect(c.user).toEqual(alice);
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(81_000);
+    clearInterval(keepAlive);
+    expect(f.calls.map((x) => x.headers.Authorization)).toEqual(["Bearer g-1"]);
+    expect(ws.of("auth")).toEqual([{ type: "auth", token: "g-1" }, { type: "auth", token: "g-2" }]);
+    expect(sessions).toEqual(["g-1", "g-2"]);
+    c.close();
+  });
+});
