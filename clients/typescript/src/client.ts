@@ -68,6 +68,11 @@ export interface GavelClientOptions {
      */
     holdOnUnauthorized?: boolean;
   };
+  /**
+   * A watched auction still open this long past its `ends_at` (server clock) is asked about
+   * again (resubscribed from the seq held), in case its `closed` was lost (ms; default 0: never).
+   */
+  overdueCloseMs?: number;
   /** Whether the network is up (default: `navigator.onLine`); see LiveSocketOptions.online. */
   online?: () => boolean;
   /** Heartbeat interval assumed against a server that sends none (ms). */
@@ -888,6 +893,14 @@ export class GavelClient {
       if (!entry.feed.inSync && !entry.missing && now - entry.askedAt > RESYNC_RETRY_MS) {
         // Still out of step: a full snapshot settles it.
         this.subscribe(id, entry, entry.feed.gapSince !== null || entry.feed.needSnapshot);
+      }
+    }
+    const overdue = this.opts.overdueCloseMs ?? 0;
+    if (overdue > 0) {
+      const serverNow = this.serverNow();
+      for (const [id, entry] of this.watches) {
+        const a = entry.feed.auction;
+        if (a && a.status !== "closed" && !entry.missing && serverNow > a.ends_at + overdue && now - entry.askedAt > overdue) this.subscribe(id, entry);
       }
     }
     const refresh = this.opts.clock?.refreshMs ?? 60_000;

@@ -208,3 +208,36 @@ describe("useSession", () => {
     c.close();
   });
 });
+
+describe("options.overdueCloseMs", () => {
+  async function run(overdueCloseMs: number | undefined) {
+    const c = client(overdueCloseMs === undefined ? {} : { overdueCloseMs });
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    c.watch("a1");
+    ws.receive({ type: "snapshot", auction: auction({ seq: 4, ends_at: Date.now() + 1_000 }), server_time: Date.now(), recent_bids: [], resync: false });
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(5_500); // 4.5 s past the end
+    const before = ws.of("subscribe").length;
+    await vi.advanceTimersByTimeAsync(1_000); // 5.5 s past the end
+    const after = ws.of("subscribe");
+    await vi.advanceTimersByTimeAsync(2_000); // not asked again within 5 s
+    const later = ws.of("subscribe").length;
+    clearInterval(keepAlive);
+    c.close();
+    return { before, after, later };
+  }
+
+  it("asks again about an auction still open past its end, from the seq held, once per period", async () => {
+    const r = await run(5_000);
+    expect(r.before).toBe(1);
+    expect(r.after).toEqual([{ type: "subscribe", auction_id: "a1" }, { type: "subscribe", auction_id: "a1", since_seq: 4 }]);
+    expect(r.later).toBe(2);
+  });
+
+  it("is off by default", async () => {
+    const r = await run(undefined);
+    expect([r.before, r.after.length, r.later]).toEqual([1, 1, 1]);
+  });
+});
