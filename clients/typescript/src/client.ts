@@ -181,7 +181,8 @@ export interface ClientEvents {
   latency: LatencyReportMessage;
   /** A bid moved on in its life (queued → sent → uncertain → answered / failed). */
   bid: BidStatus;
-  /** The session ended and could not be renewed (why); a `session` event with null follows. */
+  /** The session ended and could not be renewed (why). Then the bids never sent fail
+   *  (`bid` events), and a `session` event with null follows. */
   sessionEnded: GavelError;
 }
 
@@ -472,13 +473,14 @@ export class GavelClient {
    * `outcome_unknown`). The socket watches on.
    */
   private sessionEnded(why: GavelError): void {
+    // Told first, so a listener knows why the bids that fail next failed.
+    this.emit("sessionEnded", why);
     for (const p of [...this.pending.values()]) {
       if (p.sentAt === 0) this.settle(p.requestId, new GavelError(why.code, `the session ended before the bid was placed: ${why.message}`, why.status, p.requestId));
     }
     this.awaitingAuth = false;
     this.session = null;
     this.scheduleRefresh();
-    this.emit("sessionEnded", why);
     this.emit("session", null);
     if (this.socket.isOpen) this.socket.restart();
   }
@@ -564,7 +566,10 @@ export class GavelClient {
 
   private resyncLobby(): void {
     const lobby = this.lobby;
-    if (!lobby || this.now() - lobby.askedAt < RESYNC_RETRY_MS) return;
+    if (!lobby) return;
+    // Still open when the tick looks again (asked too recently, or the answer lost).
+    lobby.gap = true;
+    if (this.now() - lobby.askedAt < RESYNC_RETRY_MS) return;
     lobby.askedAt = this.now();
     // A repeated subscribe_lobby may be answered with `ok` alone: start it over.
     this.socket.send({ type: "unsubscribe_lobby" });
@@ -778,6 +783,9 @@ export class GavelClient {
       }
       case "lobby":
         if (this.lobby) {
+          // The answer to the subscribe: in step again, and a later gap may ask at once.
+          this.lobby.gap = false;
+          this.lobby.askedAt = 0;
           this.lobby.auctions = new Map(m.auctions.map((a) => [a.id, a]));
           this.lobbyChanged();
         }
@@ -895,6 +903,7 @@ export class GavelClient {
         this.subscribe(id, entry, entry.feed.gapSince !== null || entry.feed.needSnapshot);
       }
     }
+    if (this.lobby?.gap) this.resyncLobby();
     const overdue = this.opts.overdueCloseMs ?? 0;
     if (overdue > 0) {
       const serverNow = this.serverNow();

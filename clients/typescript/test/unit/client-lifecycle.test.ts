@@ -241,3 +241,28 @@ describe("options.overdueCloseMs", () => {
     expect([r.before, r.after.length, r.later]).toEqual([1, 1, 1]);
   });
 });
+
+describe("the lobby", () => {
+  it("a gap right after the lobby arrived leaves and joins again at once; one still open is asked again by the tick", async () => {
+    const c = client();
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const lobby = c.watchLobby();
+    ws.receive({ type: "lobby", auctions: [auction({ seq: 2 })], more: false, server_time: Date.now() });
+    ws.sent.length = 0;
+    ws.receive({ type: "update", auction_id: "a1", seq: 4, event: "bid", price: 13000 });
+    expect(ws.sent.map((m) => m.type)).toEqual(["unsubscribe_lobby", "subscribe_lobby"]);
+    ws.sent.length = 0;
+    const keepAlive = setInterval(() => ws.receive({ type: "heartbeat", server_time: Date.now() }), 500);
+    await vi.advanceTimersByTimeAsync(3_500); // no answer: asked again
+    expect(ws.sent.filter((m) => m.type !== "ping").map((m) => m.type)).toEqual(["unsubscribe_lobby", "subscribe_lobby"]);
+    ws.receive({ type: "lobby", auctions: [auction({ seq: 4, price: 13000 })], more: false, server_time: Date.now() });
+    ws.sent.length = 0;
+    await vi.advanceTimersByTimeAsync(4_000); // in step: nothing more
+    clearInterval(keepAlive);
+    expect(ws.sent.filter((m) => m.type !== "ping")).toEqual([]);
+    expect(lobby.auctions.map((a) => a.price)).toEqual([13000]);
+    c.close();
+  });
+});
