@@ -43,89 +43,17 @@ pub fn only_in(mode: Mode, why: &str) -> bool {
     MODE == mode
 }
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A distributed test's Redis key prefix and PostgreSQL schema, removed when dropped.
-pub struct Isolation {
-    pub prefix: String,
-    pub schema: String,
-}
+#[path = "../common/isolation.rs"]
+mod isolation;
+pub use isolation::{database_url, redis_url, Isolation};
 
 impl Isolation {
-    pub async fn new() -> Self {
-        Isolation {
-            prefix: gavel_engine::conformance::redis_test_prefix(&redis_url(), "gapi").await,
-            schema: format!("gapi_{}", uuid::Uuid::new_v4().simple()),
-        }
-    }
-
-    /// The flags that put a `gavel serve` process on this prefix and schema.
-    pub fn serve_args(&self) -> Vec<String> {
-        [
-            "--redis",
-            &redis_url(),
-            "--database",
-            &database_url(),
-            "--redis-prefix",
-            &self.prefix,
-            "--database-schema",
-            &self.schema,
-            "--drain-interval-ms",
-            "100",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
     fn configure(&self, config: &mut ServeConfig) {
         config.redis = Some(redis_url());
         config.database = Some(database_url());
         config.redis_prefix = self.prefix.clone();
         config.database_schema = Some(self.schema.clone());
         config.drain_interval_ms = 100;
-    }
-}
-
-impl Drop for Isolation {
-    fn drop(&mut self) {
-        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
-        // Its own thread and runtime: this may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query(&mut c)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
-                }
-            }
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
     }
 }
 

@@ -3,7 +3,7 @@
 //! show what the server holds, and a wrong token, an unreachable server and bad input each
 //! fail with their own exit code and a clear message, changing nothing.
 
-use crate::support::{free_port, gavel, run, serve_cmd, start, stderr, stdout, Server};
+use crate::support::{free_port, gavel, run, serve_cmd, start, stderr, stdout, Isolation, Server};
 use serde_json::{json, Value};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -36,11 +36,30 @@ fn ok(out: &Output) -> String {
     stdout(out)
 }
 
-async fn server() -> (Server, tempfile::TempDir) {
+/// Where the server under test keeps its state: the CLI only speaks HTTP, so every test
+/// runs against both modes.
+#[derive(Clone, Copy)]
+enum Mode {
+    Embedded,
+    Distributed,
+}
+
+/// A server (and what it needs kept alive: its data directory, its Redis prefix and
+/// PostgreSQL schema, removed when dropped).
+async fn server(mode: Mode) -> (Server, (tempfile::TempDir, Option<Isolation>)) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let server = start(serve_cmd(dir.path(), port, ADMIN), port).await;
-    (server, dir)
+    let mut cmd = serve_cmd(dir.path(), port, ADMIN);
+    let isolation = match mode {
+        Mode::Embedded => None,
+        Mode::Distributed => {
+            let isolation = Isolation::new().await;
+            cmd.args(isolation.serve_args());
+            Some(isolation)
+        }
+    };
+    let server = start(cmd, port).await;
+    (server, (dir, isolation))
 }
 
 async fn api(server: &Server, path: &str) -> Value {
@@ -54,7 +73,18 @@ async fn api(server: &Server, path: &str) -> Value {
 
 #[tokio::test]
 async fn auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amounts() {
-    let (server, _dir) = server().await;
+    auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amounts_on(Mode::Embedded)
+        .await;
+}
+
+#[tokio::test]
+async fn auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amounts_distributed() {
+    auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amounts_on(Mode::Distributed)
+        .await;
+}
+
+async fn auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amounts_on(mode: Mode) {
+    let (server, _keep) = server(mode).await;
     let out = cli(
         &server,
         &[
@@ -194,7 +224,25 @@ async fn auctions_are_created_listed_shown_cancelled_and_ended_with_exact_amount
 
 #[tokio::test]
 async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_change_nothing() {
-    let (server, _dir) = server().await;
+    a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_change_nothing_on(
+        Mode::Embedded,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_change_nothing_distributed(
+) {
+    a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_change_nothing_on(
+        Mode::Distributed,
+    )
+    .await;
+}
+
+async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_change_nothing_on(
+    mode: Mode,
+) {
+    let (server, _keep) = server(mode).await;
     let create = [
         "auctions",
         "create",
@@ -326,7 +374,16 @@ async fn a_wrong_token_an_unreachable_server_and_bad_input_fail_clearly_and_chan
 
 #[tokio::test]
 async fn bids_export_as_csv_and_json_all_or_a_time_range() {
-    let (server, _dir) = server().await;
+    bids_export_as_csv_and_json_all_or_a_time_range_on(Mode::Embedded).await;
+}
+
+#[tokio::test]
+async fn bids_export_as_csv_and_json_all_or_a_time_range_distributed() {
+    bids_export_as_csv_and_json_all_or_a_time_range_on(Mode::Distributed).await;
+}
+
+async fn bids_export_as_csv_and_json_all_or_a_time_range_on(mode: Mode) {
+    let (server, _keep) = server(mode).await;
     ok(&cli(
         &server,
         &[

@@ -123,3 +123,7 @@ pub fn serve_cmd(data_dir: &Path, port: u16, admin_token: &str) -> Command {
         .args(["--admin-token", admin_token, "--bids-per-second", "100000"]);
     cmd
 }
+
+#[path = "../common/isolation.rs"]
+mod isolation;
+pub use isolation::Isolation;
