@@ -77,6 +77,9 @@ struct RoomState {
     snapshot: Option<(u64, Arc<str>)>,
 }
 
+/// How long a new subscriber waits for its room to reach the authority's latest state.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
 /// The watchers of one auction on this node.
 pub struct Room {
     tx: broadcast::Sender<SharedFrame>,
@@ -89,6 +92,8 @@ pub struct Room {
     idle_since: Mutex<Option<Instant>>,
     /// Delivery latency of this auction's updates on this node.
     latency: Arc<latency::Stats>,
+    /// Woken whenever a change reaches the room (see [`Hub::catch_up`]).
+    changed: tokio::sync::Notify,
 }
 
 impl Room {
@@ -107,7 +112,17 @@ impl Room {
             watchers_announced: AtomicU64::new(0),
             idle_since: Mutex::new(None),
             latency: Arc::new(latency::Stats::new()),
+            changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The seq of the state this room holds (0 before it has one).
+    fn seq(&self) -> u64 {
+        self.state
+            .lock()
+            .auction
+            .as_ref()
+            .map_or(0, |a| a.state.seq)
     }
 
     /// Delivery latency of this auction's updates on this node.
@@ -265,6 +280,13 @@ impl Hub {
             // Nobody here watches it: only the lobby hears of it.
             return self.publish_lobby_message(lobby_first, change);
         };
+        self.apply_to_room(&room, change);
+        room.changed.notify_waiters();
+    }
+
+    fn apply_to_room(&self, room: &Arc<Room>, change: &Change) {
+        let next = &change.auction;
+        let lobby_first = || first_message(change, self.engine.now());
         let mut st = room.state.lock();
         if let Event::Bid { entry, .. } = &change.event {
             remember_bid(&mut st.recent, entry);
@@ -306,7 +328,7 @@ impl Hub {
             // the history, which may be missing the bids we never saw.
             metrics::counter!("gavel_fanout_gaps_total").increment(1);
             st.ring.clear();
-            self.reload_history(&next.id, &room);
+            self.reload_history(&next.id, room);
             Arc::new(Frame {
                 auction_id: next.id.clone(),
                 seq: next.state.seq,
@@ -452,6 +474,7 @@ impl Hub {
             }
             return Err(e);
         }
+        self.catch_up(id, &room).await;
         let mut st = room.state.lock();
         let rx = room.tx.subscribe();
         let current = st.auction.as_ref().map_or(0, |a| a.state.seq);
@@ -469,6 +492,33 @@ impl Hub {
         };
         drop(st);
         Ok((watch, start, rx))
+    }
+
+    /// Waits, for at most [`CATCH_UP`], until the room holds at least the authority's current
+    /// state of the auction. A bid's answer is released once its change is durable, and the
+    /// change reaches the room a moment later through the feed: without this wait, a client
+    /// subscribing right after its bid was confirmed could get a snapshot from before that
+    /// bid (a read going back in time, found by the linearizability checker).
+    async fn catch_up(&self, id: &AuctionId, room: &Room) {
+        let target = match self.engine.auction(id).await {
+            Ok(Some(auction)) => auction.state.seq,
+            _ => return,
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP;
+        loop {
+            let changed = room.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change landing in between still wakes us.
+            changed.as_mut().enable();
+            let have = room.seq();
+            if have >= target {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                tracing::warn!(auction = %id, target, have, "a room did not reach the authority's state in time; the snapshot may lag");
+                return;
+            }
+        }
     }
 
     /// The latest snapshot of a room and a fresh receiver positioned right after it, for a

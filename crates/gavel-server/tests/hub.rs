@@ -306,3 +306,54 @@ async fn a_snapshot_never_shows_a_bid_newer_than_its_own_seq() {
     assert_eq!(shown, vec![seq], "{snapshot}");
     assert_eq!(snapshot["auction"]["price"], 100, "{snapshot}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_after_a_confirmed_bid_never_gets_a_snapshot_from_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = gavel_archive::build_sqlite(dir.path()).unwrap();
+    let engine = Arc::new(
+        MemoryEngine::start(archive.clone(), Clock::system(), MemoryConfig::default())
+            .await
+            .unwrap(),
+    );
+    let id = create(engine.as_ref(), 1).await.remove(0);
+    let hub = Hub::new(engine.clone(), Some(archive));
+    // The feed reaches the hub 300 ms late, as when the fan-out is starved of CPU: the
+    // bid's answer is out long before its change is in the room.
+    let mut feed = engine.take_changes().unwrap();
+    let (late_tx, late_rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(change) = feed.recv().await {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if late_tx.send(change).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stop = CancellationToken::new();
+    tokio::spawn(hub.clone().run(late_rx, stop.clone()));
+
+    // A first watcher loads the room.
+    let (_first, _, _rx) = hub.subscribe(&id, None).await.unwrap();
+    let reply = engine
+        .place_bid(
+            &id,
+            &gavel_core::RequestId::parse("confirmed").unwrap(),
+            bid("u-1", 100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.outcome, Ok(()));
+    let confirmed = reply.auction.state.seq;
+
+    // Right after the answer, a second watcher joins the loaded room.
+    let (_second, start, _rx) = hub.subscribe(&id, None).await.unwrap();
+    let gavel_server::fanout::Start::Snapshot(text) = start else {
+        panic!("a subscription without since_seq starts with a snapshot");
+    };
+    let snapshot: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+    assert_eq!(snapshot["auction"]["seq"], confirmed, "{snapshot}");
+    assert_eq!(snapshot["auction"]["price"], 100, "{snapshot}");
+    assert_eq!(snapshot["recent_bids"][0]["seq"], confirmed, "{snapshot}");
+    stop.cancel();
+}
