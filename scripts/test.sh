@@ -50,4 +50,8 @@ if [ -x scripts/bench-smoke.sh ]; then
   echo "== bench smoke"
   scripts/bench-smoke.sh
 fi
+# A bounded run of every fuzz target (fuzz/, docs/verification.md "Fuzzing"): fails on any
+# crash. Its builds are separate (fuzz/target) and cost a few minutes cold.
+echo "== fuzz smoke"
+scripts/fuzz-smoke.sh
 echo "== all tests passed"

@@ -5,6 +5,8 @@
 
 pub mod auction;
 pub mod chain;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ids;
 pub mod money;
 pub mod names;

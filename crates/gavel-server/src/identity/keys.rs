@@ -82,8 +82,12 @@ pub fn from_pem(pem: &str, issuer: &str) -> Result<Vec<VerifyKey>, KeyError> {
             .ok_or_else(|| KeyError("a PEM header is not closed".into()))?;
         let label = &after[..label_end];
         let end_marker = format!("-----END {label}-----");
-        let end = rest
+        // The end line is looked for after the header: one earlier in the text (found by the
+        // fuzz target `jwt`) would slice the block backwards.
+        let body_at = start + 11 + label_end + 5;
+        let end = rest[body_at..]
             .find(&end_marker)
+            .map(|i| body_at + i)
             .ok_or_else(|| KeyError(format!("the PEM block {label} has no end line")))?;
         let block = &rest[start..end + end_marker.len()];
         rest = &rest[end + end_marker.len()..];
@@ -231,6 +235,20 @@ mod tests {
             .contains("no PEM"));
         let open = "-----BEGIN PUBLIC KEY-----\nAAAA\n";
         assert!(from_pem(open, "iss").is_err());
+    }
+
+    /// Found by the fuzz target `jwt` (fuzz/): an end line before the header made the block
+    /// slice run backwards (a panic at start-up on a malformed `--jwt-public-key`).
+    #[test]
+    fn an_end_line_before_its_header_is_refused_not_a_panic() {
+        let backwards = "-----END PUBLIC KEY-----\n-----BEGIN PUBLIC KEY-----\nAAAA\n";
+        assert!(from_pem(backwards, "iss")
+            .unwrap_err()
+            .0
+            .contains("no end line"));
+        // The header's own dashes are not taken for the end line either.
+        let overlapping = "-----BEGIN X-----END X-----\n";
+        assert!(from_pem(overlapping, "iss").is_err());
     }
 
     #[test]
