@@ -15,24 +15,43 @@ pub struct CutProxy {
 impl CutProxy {
     /// Starts forwarding a free loopback port to `upstream` (`host:port`).
     pub async fn start(upstream: impl Into<String>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        // Bound once and kept: picking a free port and binding it again later races with
+        // the other tests' outgoing connections, which may take it in between.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free loopback port");
+        let port = listener.local_addr().expect("a bound port").port();
         let mut p = CutProxy {
             port,
             upstream: upstream.into(),
             tasks: None,
         };
-        p.up().await;
+        p.serve(listener);
         p
     }
 
-    /// Accepts and forwards again, on the same port.
+    /// Accepts and forwards again, on the same port. Another socket may hold the port for
+    /// a moment after [`CutProxy::down`] (an outgoing connection of a parallel test given
+    /// it as its local port): retried for a few seconds.
     pub async fn up(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("the proxy's port is free again");
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    if tries == 1 {
+                        eprintln!("cut proxy: port {} busy ({e}); retrying", self.port);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("the proxy's port {} is not free again: {e}", self.port),
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
         let upstream = self.upstream.clone();
         let mut tasks = JoinSet::new();
         tasks.spawn(async move {
