@@ -675,15 +675,24 @@ async fn a_410_answer_disables_the_endpoint() {
         .await
         .unwrap();
     assert!(enabled["disabled_at"].is_null(), "{enabled}");
-    create_auction(&server.base, body).await;
+    let third = create_auction(&server.base, body).await;
     receiver
-        .wait_for(20, "an event after enabling", |r| r.delivered().len() == 1)
+        .wait_for(20, "an event after enabling", |r| {
+            r.delivered()
+                .values()
+                .any(|b| b["data"]["auction_id"] == third.as_str())
+        })
         .await;
-    assert_eq!(
-        receiver.arrivals(),
-        2,
-        "the event from while it was disabled is not sent"
-    );
+    // Embedded, an event is written to the outbox with its change, so the one from while
+    // the endpoint was disabled has no delivery. Distributed, it is written when the
+    // drainer archives the change (documented), which under load may be after the enable.
+    if MODE == Mode::Embedded {
+        assert_eq!(
+            receiver.arrivals(),
+            2,
+            "the event from while it was disabled is not sent"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
