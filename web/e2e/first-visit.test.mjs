@@ -5,7 +5,6 @@ import { after, before, describe, it } from "node:test";
 import {
   auctionId,
   cleanup,
-  docsShot,
   http,
   launchBrowser,
   openAuction,
@@ -85,7 +84,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.equal(await page.getByTestId("nothing-live").count(), 0);
     assert.equal(await page.locator(`[data-testid="lobby-live"] [data-auction-id="${ended}"]`).count(), 0);
     assert.equal((await page.getByTestId("lobby-ended").locator("#ended-title").textContent()).trim(), "Ended");
-    await docsShot(page, "lobby-sections", "lobby");
+    await shot(page, "lobby-sections");
   });
 
   it("6. a visitor browses and watches signed out, and is asked to sign in at the first bid", { timeout: 60_000 }, async () => {
@@ -182,6 +181,13 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.doesNotMatch(text, /Final price\s*\$105\.00/i);
     assert.equal((await page.getByTestId("leader-notice").textContent()).trim(), "You did not win: your bid was the highest, but below the reserve.");
     await shot(page, "closed-reserve-not-met");
+    // The lobby says the same: no sale, no winner, no reserve badge still waiting.
+    await page.goto(`${ctx.server.url}/#/`);
+    const card = page.locator(`[data-testid="lobby-ended"] [data-auction-id="${id}"]`);
+    await card.waitFor();
+    assert.equal((await card.getByTestId("card-price").textContent()).trim(), "No sale");
+    assert.equal((await card.getByTestId("card-leader").textContent()).trim(), "No winner");
+    assert.doesNotMatch(await card.textContent(), /Reserve not met|\$105\.00/);
   });
 
   it("4. a 390 px phone with 7-digit prices: nothing overflows, every tap target is 44 px", { timeout: 60_000 }, async () => {
@@ -199,7 +205,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
       assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${name} at ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await smallTapTargets(page), []);
-    await docsShot(page, "phone-room-7-digits", "auction-room-phone");
+    await shot(page, "phone-room-7-digits");
     // The checker itself finds a target that is too small.
     await page.evaluate(() => {
       const b = document.createElement("button");
@@ -337,6 +343,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
 
       const id = auctionId("words");
       await ctx.server.createAuction(lot(id, { title: "Rocking horse" }));
+      assert.equal((await httpBid(bob, id, 10000)).status, 200);
       await page.goto(`${ctx.server.url}/#/auction/${id}`);
       await roomOpen(page);
       const messages = [];
@@ -347,7 +354,15 @@ describe("a first visit", { timeout: 300_000 }, () => {
       }
       assert.deepEqual(messages, ["Enter a number, like 123.45.", "Enter a number, like 123.45."]);
       // New York: EST or EDT (or GMT-5/-4 where the short name is not known).
-      assert.match(await page.getByTestId("ends-at").textContent(), /\b(EST|EDT|GMT-[45])\b/);
+      const zone = /\b(EST|EDT|GMT-[45])\b/;
+      assert.match(await page.getByTestId("ends-at").textContent(), zone);
+      // Every time shown carries it: the history's and the details'.
+      const times = [
+        ...(await page.locator('[data-testid="bid-history"] time').allTextContents()),
+        ...(await page.locator(".details dd").allTextContents()).filter((t) => /\d\d:\d\d/.test(t)),
+      ];
+      assert.equal(times.length, 3, JSON.stringify(times)); // Bob's bid, started, ends
+      for (const t of times) assert.match(t, zone);
     } finally {
       await context.close();
     }
