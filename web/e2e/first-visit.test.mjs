@@ -170,6 +170,19 @@ describe("a first visit", { timeout: 300_000 }, () => {
     await page.getByLabel("Your bid (USD)").fill("105");
     await page.getByRole("button", { name: "Place bid" }).click();
     await page.getByTestId("bid-outcome").filter({ hasText: "Bid accepted" }).waitFor();
+    // Open and below the reserve, leading is not winning: no "You are winning" next to
+    // "Reserve not met", and the answer says what leading below the reserve means.
+    const notice = page.getByTestId("leader-notice");
+    await notice.filter({ hasText: "You lead, but the reserve is not met yet" }).waitFor();
+    assert.equal(await notice.getAttribute("data-reserve"), "not_met");
+    assert.doesNotMatch(await page.getByTestId("auction-room").textContent(), /You are winning/);
+    assert.match(
+      await page.getByTestId("bid-outcome").textContent(),
+      /Your bid of \$105\.00 leads, but the seller's reserve is not met yet: if the auction ended now, nobody would win\./,
+    );
+    // Bidding again on one's own lead: refused, and told what would help.
+    await page.getByRole("button", { name: /^Quick bid \+1/ }).click();
+    await page.getByTestId("bid-outcome").filter({ hasText: "You already lead" }).filter({ hasText: "set a maximum" }).waitFor();
     assert.equal((await endEarly(id)).status, 200);
     await page.getByTestId("closed-banner").filter({ hasText: "Not sold: reserve not met" }).waitFor();
     assert.equal((await priceText(page)), "No sale");
