@@ -373,3 +373,13 @@ mod tests {
         assert!(matches!(bid.decode(), Err(ArchiveError::Corrupt(_))));
     }
 }
+
+/// Auction ids read back from a per-user list.
+pub(crate) fn auction_ids(ids: Vec<String>) -> Result<Vec<AuctionId>, ArchiveError> {
+    ids.into_iter()
+        .map(|id| {
+            AuctionId::parse(&id)
+                .map_err(|e| ArchiveError::Corrupt(format!("stored auction id {id:?}: {e}")))
+        })
+        .collect()
+}
