@@ -50,8 +50,13 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
+        name: "personal",
+        sql: include_str!("../../migrations/sqlite/007_personal.sql"),
+    },
+    Migration {
+        version: 8,
         name: "search",
-        sql: include_str!("../../migrations/sqlite/007_search.sql"),
+        sql: include_str!("../../migrations/sqlite/008_search.sql"),
     },
 ];
 

@@ -1,4 +1,4 @@
--- 007_search: find auctions by words, category, price and time (GET /api/auctions/search).
+-- 008_search: find auctions by words, category, price and time (GET /api/auctions/search).
 --
 -- The columns a search filters and sorts on are computed from the JSON already stored, so
 -- no write path changes and nothing can drift: VIRTUAL generated columns (SQLite allows
