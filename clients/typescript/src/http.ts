@@ -10,15 +10,33 @@ import type {
   AuctionView,
   BidHistory,
   BidResult,
+  CategoryList,
   CreateAuction,
   KeysResponse,
   LatencyStats,
   LogPage,
   PlaceBid,
+  SearchResults,
   SessionResponse,
   TimeResponse,
   UserView,
 } from "./generated/protocol.js";
+
+/** The parameters of `GET /api/search` (docs/protocol.md); each one narrows the result. */
+export interface SearchParams {
+  /** Words of the title or description (prefixes, all required). */
+  q?: string;
+  category?: string;
+  status?: "any" | "live" | "scheduled" | "open" | "closed";
+  /** Current price bounds, minor units. */
+  minPrice?: number;
+  maxPrice?: number;
+  endingWithinMs?: number;
+  sort?: "ending" | "newest" | "price_asc" | "price_desc";
+  limit?: number;
+  /** The previous page's `next_offset`. */
+  offset?: number;
+}
 
 export interface HttpOptions {
   /** The server's base URL, e.g. `https://auctions.example.com` ("" for the page's own origin). */
@@ -121,6 +139,30 @@ export class HttpApi {
   /** `GET /api/auctions`, sorted by end time. */
   listAuctions(status?: AuctionStatus): Promise<AuctionList> {
     return this.call("GET", `/api/auctions${status ? `?status=${encodeURIComponent(status)}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/search`: a page of the auctions a search finds (the archive's indexes). */
+  search(p: SearchParams = {}): Promise<SearchResults> {
+    const q = new URLSearchParams();
+    const set = (k: string, v: string | number | undefined) => {
+      if (v !== undefined && v !== "") q.set(k, String(v));
+    };
+    set("q", p.q?.trim());
+    set("category", p.category);
+    set("status", p.status);
+    set("min_price", p.minPrice);
+    set("max_price", p.maxPrice);
+    set("ending_within_ms", p.endingWithinMs);
+    set("sort", p.sort);
+    set("limit", p.limit);
+    set("offset", p.offset);
+    const qs = q.toString();
+    return this.call("GET", `/api/search${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/categories`: the categories of auctions not closed yet, with counts. */
+  categories(): Promise<CategoryList> {
+    return this.call("GET", "/api/categories", undefined, null);
   }
 
   /** `GET /api/auctions/{id}`. */

@@ -4,7 +4,7 @@
 export { GavelClient, refreshDelay, jwtExpiry } from "./client.js";
 export type { AuctionState, AuctionWatch, BidOptions, BidState, BidStatus, ClientEvents, GavelClientOptions, LobbyWatch, Session, TokenSource } from "./client.js";
 export { HttpApi, newRequestId, errorFrom } from "./http.js";
-export type { BidRetryOptions, HttpOptions } from "./http.js";
+export type { BidRetryOptions, HttpOptions, SearchParams } from "./http.js";
 export { LiveSocket } from "./socket.js";
 export type { Hello, LiveSocketOptions, SocketFactory, SocketInfo, SocketLike, SocketStatus } from "./socket.js";
 export { AuctionFeed, applyClosed, applyUpdate, MAX_RECENT_BIDS } from "./feed.js";

@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod postgres;
 mod rows;
+pub mod search;
 pub mod sqlite;
 pub mod webhooks;
 
@@ -140,6 +141,15 @@ pub trait Archive: Send + Sync + 'static {
 
     /// One auction's latest stored state.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError>;
+
+    /// The auctions a search finds, in its order, from `query.offset`, at most
+    /// `query.limit` (see [`search::SearchQuery`]). Words are matched through the
+    /// full-text index (SQLite FTS5, PostgreSQL `tsvector` + GIN); filters and order read
+    /// the stored state, so a live auction's price is as of its last archived change.
+    async fn search(&self, query: &search::SearchQuery) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// The categories of auctions not closed yet, by name, with how many each holds.
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError>;
 
     /// Bid history, newest first: bids with `seq < before_seq` (all if `None`), at most `limit`.
     async fn bids(

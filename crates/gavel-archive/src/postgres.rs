@@ -87,6 +87,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "personal",
         sql: include_str!("../migrations/postgres/007_personal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "search",
+        sql: include_str!("../migrations/postgres/008_search.sql"),
+    },
 ];
 
 /// Connections kept by the pool (the drainer writes on one; history reads use the rest).
@@ -600,6 +605,44 @@ impl Archive for PostgresArchive {
         rows.iter()
             .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
             .collect()
+    }
+
+    async fn search(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        use crate::search::{statement, Dialect, Param};
+        let (sql, params) = statement(query, Dialect::Postgres);
+        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match p {
+                    Param::Int(i) => Box::new(i),
+                    Param::Text(t) => Box::new(t),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn.query(&sql, &refs).await.map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(crate::search::CATEGORIES, &[])
+            .await
+            .map_err(PgError::from)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect())
     }
 
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {

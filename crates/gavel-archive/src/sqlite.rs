@@ -507,6 +507,41 @@ impl Archive for SqliteArchive {
         .await
     }
 
+    async fn search(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        use crate::search::{statement, Dialect, Param};
+        let (sql, params) = statement(query, Dialect::Sqlite);
+        self.run(move |db| {
+            db.read(|conn| {
+                let values = params.iter().map(|p| match p {
+                    Param::Int(i) => rusqlite::types::Value::Integer(*i),
+                    Param::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                });
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let auctions = decode_rows(stmt.query(rusqlite::params_from_iter(values))?)?;
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        self.run(move |db| {
+            db.read(|conn| {
+                let mut stmt = conn.prepare_cached(crate::search::CATEGORIES)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
     async fn bids(
         &self,
         id: &AuctionId,

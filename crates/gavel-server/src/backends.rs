@@ -182,6 +182,17 @@ impl Archive for MergedHistory {
         self.archive.auction(id).await
     }
 
+    async fn search(
+        &self,
+        query: &gavel_archive::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.search(query).await
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        self.archive.categories().await
+    }
+
     /// The log is read first: an entry trimmed from it after that read was written to
     /// PostgreSQL before, so the archive read that follows has it.
     async fn bids(

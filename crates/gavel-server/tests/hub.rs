@@ -15,6 +15,7 @@ fn spec(now: i64) -> AuctionSpec {
         title: "Lot with a long description".into(),
         description: "x".repeat(4_000),
         currency: Currency::parse("USD").unwrap(),
+        category: None,
         starting_price: Money::new(100).unwrap(),
         increment: IncrementPolicy::Fixed {
             amount: Money::new(10).unwrap(),

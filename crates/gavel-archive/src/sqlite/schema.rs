@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "personal",
         sql: include_str!("../../migrations/sqlite/007_personal.sql"),
     },
+    Migration {
+        version: 8,
+        name: "search",
+        sql: include_str!("../../migrations/sqlite/008_search.sql"),
+    },
 ];
 
 /// The schema version this build writes.
