@@ -466,17 +466,26 @@ impl Shared {
             AdminAction::Cancel => "cancel",
             AdminAction::EndEarly => "end",
         };
-        let sent = now_us();
-        let r = self
-            .http
-            .post(format!(
-                "{}/api/auctions/{auction}/{path}",
-                self.nodes[0].base
-            ))
-            .bearer_auth(token)
-            .json(&json!({}))
-            .send()
-            .await;
+        // A node that refuses the connection never saw the request: the next one is asked
+        // (a node may be down in the chaos run).
+        let mut node = 0;
+        let (sent, r) = loop {
+            let sent = now_us();
+            let r = self
+                .http
+                .post(format!(
+                    "{}/api/auctions/{auction}/{path}",
+                    self.nodes[node].base
+                ))
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await;
+            match r {
+                Err(e) if e.is_connect() && node + 1 < self.nodes.len() => node += 1,
+                r => break (sent, r),
+            }
+        };
         let answer = match r {
             Ok(r) => match r.json::<Value>().await {
                 Ok(v) if v["error"].is_object() => Answer::Error(error_detail(&v["error"])),
@@ -488,7 +497,7 @@ impl Shared {
             Err(e) => Answer::Lost(format!("request failed: {e}")),
         };
         self.rec.record(Record::Admin(Admin {
-            call: call(auction, "admin", Via::Http, 0, sent),
+            call: call(auction, "admin", Via::Http, node, sent),
             action,
             answer,
         }));
