@@ -31,6 +31,7 @@ async fn run_and_check(nodes: Vec<workload::Node>, admin: &str, skew_ms: i64, ta
         bidding_secs: 7.5,
         seed,
         tag: format!("{tag}{}", seed % 1_000_000),
+        created: None,
     };
     let tally = workload::run(nodes, admin, plan, rec.clone()).await;
     let history = rec.history();
