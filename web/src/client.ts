@@ -26,6 +26,8 @@ import {
   type UserView,
   refreshDelay,
 } from "@gavel/client";
+import { applyNotification, initialPersonal, notificationText, SeenIds, systemNotify, type PersonalState } from "./personal";
+import { formatMoney } from "./money";
 import {
   initialLobby,
   initialRoom,
@@ -96,6 +98,8 @@ export interface ClientState {
   bids: Record<string, BidAttempt>;
   /** A visitor tried to bid: sign-in is asked for, then this bid is placed. */
   signInFor: BidIntent | null;
+  /** The signed-in user's personal channel (personal.ts). */
+  personal: PersonalState;
 }
 
 /** A bid a visitor asked for before signing in. */
@@ -180,6 +184,8 @@ export class GavelClient {
   private authSent = false;
   /** The ping sent after resubscribing: its pong confirms these rooms. */
   private barrier: { clientTime: number; rooms: string[] } | null = null;
+  /** Notification ids already shown (kept across reloads: each id is shown once). */
+  private seenNotifications = new SeenIds();
 
   /** `connection` overrides parts of the socket's options (a fake socket in unit tests). */
   constructor(session: Session | null, connection: ConnectionOverrides = {}) {
@@ -195,6 +201,7 @@ export class GavelClient {
       roomErrors: {},
       bids: {},
       signInFor: null,
+      personal: initialPersonal,
     };
     this.http = new HttpApi({ baseUrl: "", token: () => this.state.session?.token ?? null });
     this.conn = new LiveSocket({
@@ -265,7 +272,7 @@ export class GavelClient {
     saveSession(session);
     this.pending.clear();
     this.awaitingAuth = false;
-    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null });
+    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null, personal: initialPersonal });
     const me = session?.user.id ?? null;
     for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me });
     this.scheduleRefresh();
@@ -540,6 +547,9 @@ export class GavelClient {
   private onHello(m: Hello, fresh: boolean): void {
     this.clock.addCoarse(m.server_time, Date.now());
     this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+    // The personal channel: (again) on every connection or `auth` that has a user. Its
+    // `personal` answer says where the user stands now, so nothing missed stays wrong.
+    if (m.user && m.user.role !== "admin") this.send({ type: "subscribe_personal" });
     // The refresh time is on the server's clock: place it again now that the offset is known.
     if (fresh && m.user) this.scheduleRefresh();
     if (!fresh) {
@@ -644,6 +654,7 @@ export class GavelClient {
           serverMessage: r.message,
           auction: r.auction ?? null,
         });
+        if (done && r.outcome === "accepted" && r.auction) this.noteOwnBid(r.auction);
         // Once the user's bid was decided, losing the lead is news for them.
         if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
         if (done && r.outcome === "accepted" && done.kind === "max") {
@@ -694,6 +705,19 @@ export class GavelClient {
           for (const id of this.roomWatchers.keys()) if (!this.state.rooms[id]?.auction) roomErrors[id] = "not_found";
           this.set({ roomErrors });
         }
+        return;
+      }
+      case "personal": {
+        const auctions: PersonalState["auctions"] = {};
+        for (const a of m.auctions) auctions[a.auction_id] = a;
+        this.set({ personal: { ...this.state.personal, ready: true, auctions, endingSoonMs: m.ending_soon_ms } });
+        return;
+      }
+      case "notification": {
+        const { type: _t, ...n } = m;
+        const fresh = this.seenNotifications.add(n.id);
+        this.set({ personal: applyNotification(this.state.personal, n, fresh) });
+        if (fresh) systemNotify(n, notificationText(n, formatMoney));
         return;
       }
       case "ok":
@@ -789,6 +813,64 @@ export class GavelClient {
     if (rtt === null || this.latency.pending === 0) return;
     const report = this.latency.take(rtt / 2);
     if (report && this.send(report)) this.lastLatencyReport = now;
+  }
+
+  // ------------------------------------------------------------ personal channel
+
+  /** An accepted bid of ours: the auction is one we bid on and lead, until told otherwise. */
+  private noteOwnBid(a: AuctionView): void {
+    const prev = this.state.personal.auctions[a.id];
+    const auctions = {
+      ...this.state.personal.auctions,
+      [a.id]: {
+        auction_id: a.id,
+        title: a.title,
+        currency: a.currency,
+        watched: prev?.watched ?? false,
+        bid: true,
+        my_status: a.status === "closed" ? (prev?.my_status ?? "leading") : ("leading" as const),
+        status: a.status,
+        price: a.price ?? null,
+        ends_at: a.ends_at,
+        seq: a.seq,
+      },
+    };
+    this.set({ personal: { ...this.state.personal, auctions } });
+  }
+
+  /** Adds an auction to (or removes it from) the watchlist, then asks for a fresh `personal`. */
+  async setWatched(auctionId: string, watched: boolean): Promise<boolean> {
+    const token = this.state.session?.token;
+    if (!token) return false;
+    const r = await fetch(`/api/me/watchlist/${encodeURIComponent(auctionId)}`, {
+      method: watched ? "PUT" : "DELETE",
+      headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => null);
+    if (!r || r.status !== 204) return false;
+    const prev = this.state.personal.auctions[auctionId];
+    if (prev) {
+      this.set({
+        personal: { ...this.state.personal, auctions: { ...this.state.personal.auctions, [auctionId]: { ...prev, watched } } },
+      });
+    }
+    this.send({ type: "subscribe_personal" });
+    return true;
+  }
+
+  /** The notification centre was opened: nothing is unread any more. */
+  markNotificationsRead(): void {
+    if (this.state.personal.unread > 0) this.set({ personal: { ...this.state.personal, unread: 0 } });
+  }
+
+  /** The auctioneer's next steps for an auction we won (null: none, or not ours). */
+  async nextSteps(auctionId: string): Promise<{ text: string; url?: string | null } | null> {
+    const token = this.state.session?.token;
+    if (!token) return null;
+    const r = await fetch(`/api/auctions/${encodeURIComponent(auctionId)}/next_steps`, {
+      headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => null);
+    if (!r || r.status !== 200) return null;
+    return (await r.json()) as { text: string; url?: string | null };
   }
 
   // ------------------------------------------------------------ admin helpers
