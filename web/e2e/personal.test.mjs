@@ -4,7 +4,9 @@
 // winner sees the auctioneer's next steps in the room after the close.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { auctionId, cleanup, docsShot, http, launchBrowser, openAuction, signIn, waitFor } from "./harness.mjs";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { auctionId, cleanup, http, launchBrowser, openAuction, shot, signIn, WEB_DIR, waitFor } from "./harness.mjs";
 
 describe("personal channel", { timeout: 120_000 }, () => {
   const ctx = { server: null, browser: null, users: [] };
@@ -23,12 +25,14 @@ describe("personal channel", { timeout: 120_000 }, () => {
     const id = auctionId("outbid");
     await ctx.server.createAuction({ id, title: "Brass telescope", description: "", currency: "USD", starting_price: 1000, increment: 100, duration_ms: 600_000 });
     await openAuction(ann.page, id);
-    // Ann bids in the room, then goes back to the lobby.
+    // Ann bids, then goes back to the lobby.
     await ann.page.getByTestId("auction-room").waitFor();
     const token = await ann.page.evaluate(() => window.gavel.getState().session.token);
     const mine = await ctx.server.bid(token, id, { amount: 1000, request_id: "ann-1" });
     assert.equal(mine.data.outcome, "accepted", JSON.stringify(mine.data));
+    // Placed from "another device" (HTTP): a reload's `personal` answer knows it.
     await ann.page.goto(`${ctx.server.url}/#/`);
+    await ann.page.reload();
     const card = ann.page.locator(`[data-testid="auction-card"][data-auction-id="${id}"]`);
     await waitFor(async () => (await card.getByTestId("card-my-status").getAttribute("data-status")) === "leading", { what: "card says leading" });
     assert.equal(await ann.page.getByTestId("notif-count").count(), 0, "nothing unread yet");
@@ -44,7 +48,8 @@ describe("personal channel", { timeout: 120_000 }, () => {
     const item = ann.page.getByTestId("notif-item").first();
     assert.equal(await item.getAttribute("data-kind"), "outbid");
     assert.match(await item.textContent(), /outbid on “Brass telescope”: now \$15\.00/);
-    await docsShot(ann.page, "personal-notification-centre", "notification-centre");
+    const png = await shot(ann.page, "personal-notification-centre");
+    if (process.env.UPDATE_DOCS_SCREENSHOT === "1") copyFileSync(png, join(WEB_DIR, "../docs/img/notification-centre.png"));
     await waitFor(async () => !(await ann.page.title()).startsWith("("), { what: "title badge cleared once read" });
     assert.equal(await ann.page.getByTestId("notif-count").count(), 0);
 
