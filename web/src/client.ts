@@ -15,6 +15,7 @@ import {
   type AuctionView,
   type AuctionWatch,
   type BidKind,
+  type BidResult,
   type BidStatus,
   type ClockEstimator,
   type LatencyRecorder,
@@ -27,9 +28,11 @@ import {
   type SocketInfo,
   type SocketLike,
   type UserView,
+  verifyWithServer,
 } from "@gavel/client";
 import { formatMoney } from "./money";
 import { applyNotification, initialPersonal, notificationText, SeenIds, systemNotify, type PersonalState } from "./personal";
+import { addReceipt, loadReceipts, saveReceipts, type ReceiptStore } from "./receipts";
 import {
   initialLobby,
   initialRoom,
@@ -102,6 +105,26 @@ export interface ClientState {
   signInFor: BidIntent | null;
   /** The signed-in user's personal channel (personal.ts). */
   personal: PersonalState;
+  /** The signed receipts of the bids accepted in this browser, per auction (receipts.ts). */
+  receipts: ReceiptStore;
+  /** Per closed auction with receipts: their check against the published log. */
+  verifications: Record<string, Verification>;
+}
+
+/**
+ * The check of an auction's receipts against its log after the close (@gavel/client's
+ * verifyReceipts): `checking`; `verified`; `failed` (`detail`: the first thing wrong);
+ * `waiting` (the log served does not reach the signed head yet: asked again shortly);
+ * `unsupported` (this browser has no WebCrypto Ed25519 here); `error` (the server could not
+ * be asked: `detail`).
+ */
+export interface Verification {
+  state: "checking" | "verified" | "failed" | "waiting" | "unsupported" | "error";
+  detail?: string;
+  /** The receipts checked. */
+  count: number;
+  /** The final hash the log ends at (when verified). */
+  finalHash?: string;
 }
 
 /** A bid a visitor asked for before signing in. */
@@ -113,6 +136,11 @@ export interface BidIntent {
 }
 
 const SESSION_KEY = "gavel.session";
+
+/** A log not yet complete (distributed mode: entries are archived shortly after) is asked
+ *  for again this often, this many times. */
+const VERIFY_RETRY_MS = 2_000;
+const VERIFY_TRIES = 30;
 
 /** Protocol timings the web asks of GavelClient. */
 const BID_RETRY_MS = 5_000;
@@ -205,6 +233,8 @@ export class GavelClient {
       bids: {},
       signInFor: null,
       personal: initialPersonal,
+      receipts: loadReceipts(),
+      verifications: {},
     };
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     this.live = new LiveClient({
@@ -480,6 +510,7 @@ export class GavelClient {
         const r = b.result!;
         const done = this.resolveBid(b.requestId, { state: "done", outcome: r.outcome, serverMessage: r.message, auction: r.auction ?? null });
         if (done && r.outcome === "accepted" && r.auction) this.noteOwnBid(r.auction);
+        this.keepReceipt(r);
         // Once the user's bid was decided, losing the lead is news for them.
         if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
         if (done && r.outcome === "accepted" && done.kind === "max") {
@@ -613,6 +644,7 @@ export class GavelClient {
     const next = roomReducer(room, action);
     if (next === room) return;
     this.setRoom(id, next);
+    this.maybeVerify(id);
   }
 
   private dispatchLobby(action: LobbyAction): void {
@@ -677,6 +709,61 @@ export class GavelClient {
     }).catch(() => null);
     if (!r || r.status !== 200) return null;
     return (await r.json()) as { text: string; url?: string | null };
+  }
+
+  // ------------------------------------------------------------ receipts
+
+  /** An accepted bid's signed receipt: kept with the auction's others (localStorage). */
+  private keepReceipt(r: BidResult): void {
+    if (r.outcome !== "accepted" || !r.receipt) return;
+    const receipts = addReceipt(this.state.receipts, r.receipt);
+    if (receipts === this.state.receipts) return;
+    saveReceipts(receipts);
+    this.set({ receipts });
+  }
+
+  /** Once a watched auction with receipts here has closed, check them (once per set of receipts). */
+  private maybeVerify(id: string): void {
+    const a = this.state.rooms[id]?.auction;
+    const receipts = this.state.receipts[id];
+    if (!a || a.status !== "closed" || !receipts?.length) return;
+    const v = this.state.verifications[id];
+    if (v && v.count === receipts.length) return;
+    void this.verifyReceipts(id);
+  }
+
+  /**
+   * Checks the auction's receipts against its log, its signed head, the server's keys and
+   * the final hash published at the close; the result is `verifications[id]`.
+   */
+  async verifyReceipts(id: string, tries = VERIFY_TRIES): Promise<Verification> {
+    const receipts = this.state.receipts[id] ?? [];
+    const finalHash = this.state.rooms[id]?.auction?.log_hash ?? null;
+    const put = (v: Verification) => {
+      this.set({ verifications: { ...this.state.verifications, [id]: v } });
+      return v;
+    };
+    if (this.state.verifications[id]?.state !== "waiting") put({ state: "checking", count: receipts.length });
+    let v: Verification;
+    try {
+      const r = await verifyWithServer(this.http, id, receipts, finalHash);
+      if (r.ok) v = { state: "verified", count: receipts.length, finalHash: r.lastHash ?? undefined };
+      else if (r.failure === "incomplete" && tries > 1) {
+        v = { state: "waiting", count: receipts.length, detail: r.problem };
+        setTimeout(() => {
+          if (!this.stopped && this.state.verifications[id]?.state === "waiting") void this.verifyReceipts(id, tries - 1);
+        }, VERIFY_RETRY_MS);
+      } else v = { state: r.failure === "unsupported" ? "unsupported" : "failed", count: receipts.length, detail: r.problem };
+    } catch (e) {
+      v = { state: "error", count: receipts.length, detail: e instanceof Error ? e.message : String(e) };
+    }
+    // Receipts added meanwhile are checked by the next round.
+    if ((this.state.receipts[id]?.length ?? 0) !== receipts.length) {
+      put(v);
+      this.maybeVerify(id);
+      return v;
+    }
+    return put(v);
   }
 
   // ------------------------------------------------------------ admin helpers

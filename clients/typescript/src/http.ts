@@ -11,7 +11,9 @@ import type {
   BidHistory,
   BidResult,
   CreateAuction,
+  KeysResponse,
   LatencyStats,
+  LogPage,
   PlaceBid,
   SessionResponse,
   TimeResponse,
@@ -133,6 +135,21 @@ export class HttpApi {
     if (page.beforeSeq !== undefined) q.set("before_seq", String(page.beforeSeq));
     const qs = q.toString();
     return this.call("GET", `/api/auctions/${encodeURIComponent(id)}/bids${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/auctions/{id}/log`: entries with `seq > afterSeq`, oldest first, and the signed head
+   *  (`fetchLog` gets them all). */
+  log(id: string, page: { afterSeq?: number; limit?: number } = {}): Promise<LogPage> {
+    const q = new URLSearchParams();
+    if (page.afterSeq !== undefined) q.set("after_seq", String(page.afterSeq));
+    if (page.limit !== undefined) q.set("limit", String(page.limit));
+    const qs = q.toString();
+    return this.call("GET", `/api/auctions/${encodeURIComponent(id)}/log${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/keys`: the public keys receipts and log heads are signed with. */
+  keys(): Promise<KeysResponse> {
+    return this.call("GET", "/api/keys", undefined, null);
   }
 
   /** `POST /api/auctions` (admin). */

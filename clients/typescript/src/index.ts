@@ -16,4 +16,6 @@ export type { ClockOptions, ClockSample } from "./clock.js";
 export { backoffDelay } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export { GavelError } from "./errors.js";
+export { verifyReceipts, verifyWithServer, fetchLog, receiptsIn, canVerify, encodeEntry, receiptMessage, headMessage, genesisHash, keyId } from "./verify.js";
+export type { VerifyInput, VerifyReport } from "./verify.js";
 export type * from "./generated/protocol.js";

@@ -16,7 +16,7 @@ import { isConfirmed, standing, type RoomState } from "../state";
 import type { AuctionView, BidKind } from "@gavel/client";
 import { BuyNow, CustomBid, MaxBid } from "./BidForms";
 import { Countdown } from "./Countdown";
-import { Details, History } from "./RoomSide";
+import { Details, History, Receipts } from "./RoomSide";
 import { SignInForm } from "./SignIn";
 
 export function AuctionRoom({ id }: { id: string }) {
@@ -91,6 +91,7 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
         </div>
         <aside className="room-side" aria-label="Bid history and details">
           <History room={room} auction={a} me={me} />
+          <Receipts auction={a} />
           <Details auction={a} />
         </aside>
       </div>
