@@ -3,6 +3,7 @@ import { Auctioneer } from "./components/Auctioneer";
 import { AuctionRoom } from "./components/AuctionRoom";
 import { Header } from "./components/Header";
 import { Lobby } from "./components/Lobby";
+import { MyAuctions } from "./components/MyAuctions";
 import { SignIn } from "./components/SignIn";
 import { useClientState, useHashRoute } from "./hooks";
 
@@ -10,6 +11,7 @@ export type Route =
   | { page: "lobby" }
   | { page: "auction"; id: string }
   | { page: "admin" }
+  | { page: "me" }
   | { page: "signin"; next: string };
 
 /** Where the sign-in page returns to: a hash route of this app, never anything else. */
@@ -41,6 +43,7 @@ export function parseRoute(hash: string): Route {
     return { page: "auction", id };
   }
   if (path === "/admin") return { page: "admin" };
+  if (path === "/me") return { page: "me" };
   return { page: "lobby" };
 }
 
@@ -59,6 +62,7 @@ export function App() {
   if (route.page === "signin") main = <SignIn problem={state.sessionProblem} next={route.next} />;
   else if (route.page === "auction") main = <AuctionRoom key={route.id} id={route.id} />;
   else if (route.page === "admin") main = <Auctioneer />;
+  else if (route.page === "me") main = <MyAuctions />;
   else main = <Lobby />;
 
   return (

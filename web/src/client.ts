@@ -30,6 +30,8 @@ import {
   type UserView,
   verifyWithServer,
 } from "@gavel/client";
+import { formatMoney } from "./money";
+import { applyNotification, initialPersonal, notificationText, SeenIds, systemNotify, type PersonalState } from "./personal";
 import { addReceipt, loadReceipts, saveReceipts, type ReceiptStore } from "./receipts";
 import {
   initialLobby,
@@ -101,6 +103,8 @@ export interface ClientState {
   bids: Record<string, BidAttempt>;
   /** A visitor tried to bid: sign-in is asked for, then this bid is placed. */
   signInFor: BidIntent | null;
+  /** The signed-in user's personal channel (personal.ts). */
+  personal: PersonalState;
   /** The signed receipts of the bids accepted in this browser, per auction (receipts.ts). */
   receipts: ReceiptStore;
   /** Per closed auction with receipts: their check against the published log. */
@@ -186,6 +190,8 @@ function fromLive(s: LiveSession, before: Session | null): Session | null {
 
 export class GavelClient {
   /** The protocol client: socket, resubscription, bids, token renewal, clock, latency. */
+  /** Notification ids already shown (kept across reloads: each id is shown once). */
+  private seenNotifications = new SeenIds();
   readonly live: LiveClient;
   readonly clock: ClockEstimator;
   /** Decision → received of the watched rooms' updates, reported every 30 s
@@ -226,6 +232,7 @@ export class GavelClient {
       roomErrors: {},
       bids: {},
       signInFor: null,
+      personal: initialPersonal,
       receipts: loadReceipts(),
       verifications: {},
     };
@@ -252,7 +259,12 @@ export class GavelClient {
     this.latency = this.live.latency;
     this.http = this.live.http;
     this.live.on("status", (info) => this.onStatus(info));
-    this.live.on("hello", (m) => this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt }));
+    this.live.on("hello", (m) => {
+      this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
+      // The personal channel, (again) on every connection or `auth` that has a user: its
+      // `personal` answer says where the user stands now, so nothing missed stays wrong.
+      if (m.user && m.user.role !== "admin") this.live.subscribePersonal();
+    });
     this.live.on("clock", (c) => this.set({ clockOffset: c.offset, clockRtt: c.rtt }));
     this.live.on("message", (m) => this.onMessage(m));
     this.live.on("bid", (b) => this.onBid(b));
@@ -306,7 +318,7 @@ export class GavelClient {
     saveSession(session);
     for (const id of this.pending.keys()) this.abandoned.add(id);
     this.pending.clear();
-    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null });
+    this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null, personal: initialPersonal });
     const me = session?.user.id ?? null;
     for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me });
     if (session) this.live.useSession(toLive(session));
@@ -497,6 +509,7 @@ export class GavelClient {
       case "answered": {
         const r = b.result!;
         const done = this.resolveBid(b.requestId, { state: "done", outcome: r.outcome, serverMessage: r.message, auction: r.auction ?? null });
+        if (done && r.outcome === "accepted" && r.auction) this.noteOwnBid(r.auction);
         this.keepReceipt(r);
         // Once the user's bid was decided, losing the lead is news for them.
         if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
@@ -554,6 +567,19 @@ export class GavelClient {
   /** Every server message, as received: the rooms' and the lobby's reducers. */
   private onMessage(m: ServerMessage): void {
     switch (m.type) {
+      case "personal": {
+        const auctions: PersonalState["auctions"] = {};
+        for (const a of m.auctions) auctions[a.auction_id] = a;
+        this.set({ personal: { ...this.state.personal, ready: true, auctions, endingSoonMs: m.ending_soon_ms } });
+        return;
+      }
+      case "notification": {
+        const { type: _t, ...n } = m;
+        const fresh = this.seenNotifications.add(n.id);
+        this.set({ personal: applyNotification(this.state.personal, n, fresh) });
+        if (fresh) systemNotify(n, notificationText(n, formatMoney));
+        return;
+      }
       case "snapshot":
         this.dispatchRoom(m.auction.id, {
           type: "snapshot",
@@ -625,6 +651,64 @@ export class GavelClient {
     const next = lobbyReducer(this.state.lobby, action);
     if (next === this.state.lobby) return;
     this.set({ lobby: next });
+  }
+
+  // ------------------------------------------------------------ personal channel
+
+  /** An accepted bid of ours: the auction is one we bid on and lead, until told otherwise. */
+  private noteOwnBid(a: AuctionView): void {
+    const prev = this.state.personal.auctions[a.id];
+    const auctions = {
+      ...this.state.personal.auctions,
+      [a.id]: {
+        auction_id: a.id,
+        title: a.title,
+        currency: a.currency,
+        watched: prev?.watched ?? false,
+        bid: true,
+        my_status: a.status === "closed" ? (prev?.my_status ?? "leading") : ("leading" as const),
+        status: a.status,
+        price: a.price ?? null,
+        ends_at: a.ends_at,
+        seq: a.seq,
+      },
+    };
+    this.set({ personal: { ...this.state.personal, auctions } });
+  }
+
+  /** Adds an auction to (or removes it from) the watchlist, then asks for a fresh `personal`. */
+  async setWatched(auctionId: string, watched: boolean): Promise<boolean> {
+    const token = this.state.session?.token;
+    if (!token) return false;
+    const r = await fetch(`/api/me/watchlist/${encodeURIComponent(auctionId)}`, {
+      method: watched ? "PUT" : "DELETE",
+      headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => null);
+    if (!r || r.status !== 204) return false;
+    const prev = this.state.personal.auctions[auctionId];
+    if (prev) {
+      this.set({
+        personal: { ...this.state.personal, auctions: { ...this.state.personal.auctions, [auctionId]: { ...prev, watched } } },
+      });
+    }
+    this.live.subscribePersonal();
+    return true;
+  }
+
+  /** The notification centre was opened: nothing is unread any more. */
+  markNotificationsRead(): void {
+    if (this.state.personal.unread > 0) this.set({ personal: { ...this.state.personal, unread: 0 } });
+  }
+
+  /** The auctioneer's next steps for an auction we won (null: none, or not ours). */
+  async nextSteps(auctionId: string): Promise<{ text: string; url?: string | null } | null> {
+    const token = this.state.session?.token;
+    if (!token) return null;
+    const r = await fetch(`/api/auctions/${encodeURIComponent(auctionId)}/next_steps`, {
+      headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => null);
+    if (!r || r.status !== 200) return null;
+    return (await r.json()) as { text: string; url?: string | null };
   }
 
   // ------------------------------------------------------------ receipts

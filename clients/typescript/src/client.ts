@@ -528,6 +528,14 @@ export class GavelClient {
     };
   }
 
+  /** Asks for the signed-in user's personal channel (docs/protocol.md, "Personal channel"):
+   *  a `personal` message, then `notification`s, arrive as `message` events. Send it again
+   *  after each `hello` with a user (the server forgets it with the connection) and after a
+   *  watchlist change. False when the socket is not open. */
+  subscribePersonal(): boolean {
+    return this.socket.send({ type: "subscribe_personal" });
+  }
+
   /** Watches every auction's price (the lobby). */
   watchLobby(listener?: (auctions: AuctionView[]) => void): LobbyWatch {
     if (!this.lobby) {

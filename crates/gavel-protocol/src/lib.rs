@@ -10,6 +10,7 @@ pub mod doc_examples;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod personal;
 pub mod schema;
 pub mod webhooks;
 pub mod ws;
@@ -18,6 +19,9 @@ pub use amount::{parse_amount, AmountError, MAX_AMOUNT};
 pub use error::{ErrorCode, UnknownErrorCode};
 pub use http::*;
 pub use log::{KeysResponse, LogEntryView, LogPage, PublicKeyView, Receipt, SignedHead};
+pub use personal::{
+    MyAuction, MyAuctions, MyStatus, NextStepsView, Notification, NotificationKind,
+};
 pub use webhooks::*;
 pub use ws::*;
 

@@ -38,6 +38,7 @@ pub fn http_requests(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("PlaceBid", g.subschema_for::<crate::PlaceBid>()),
         ("AdminAction", g.subschema_for::<crate::AdminAction>()),
         ("CreateWebhook", g.subschema_for::<crate::CreateWebhook>()),
+        ("NextStepsView", g.subschema_for::<crate::NextStepsView>()),
     ]
 }
 
@@ -63,6 +64,8 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("LogPage", g.subschema_for::<crate::LogPage>()),
         ("KeysResponse", g.subschema_for::<crate::KeysResponse>()),
         ("ErrorBody", g.subschema_for::<crate::ErrorBody>()),
+        ("MyAuctions", g.subschema_for::<crate::MyAuctions>()),
+        ("NextStepsView", g.subschema_for::<crate::NextStepsView>()),
         ("WebhookList", g.subschema_for::<crate::WebhookList>()),
         ("WebhookView", g.subschema_for::<crate::WebhookView>()),
         (

@@ -31,6 +31,12 @@ pub enum ClientMessage {
     /// lets a unit variant of a tagged enum ignore them.)
     SubscribeLobby {},
     UnsubscribeLobby {},
+    /// Signed-in users: receive `notification`s (`outbid`, `won`, `lost`, `ending_soon`)
+    /// for every auction on the watchlist or bid on, on any node, whether or not a room is
+    /// open. Answered with `personal` (where the user stands in each); sending it again
+    /// re-reads the watchlist and answers with a fresh `personal`.
+    SubscribePersonal {},
+    UnsubscribePersonal {},
     /// Place a bid. `amount` is raw JSON so each bad amount gets a precise error.
     Bid {
         auction_id: String,
@@ -172,6 +178,16 @@ pub enum ServerMessage {
     AuctionCreated {
         auction: AuctionView,
     },
+    /// Answer to `subscribe_personal`: every auction the user watches or bid on, with where
+    /// they stand, and the `ending_soon` threshold. `notification`s follow.
+    Personal {
+        auctions: Vec<crate::MyAuction>,
+        /// `ending_soon` fires when an auction has at most this long left.
+        ending_soon_ms: u64,
+        server_time: i64,
+    },
+    /// A personal event (after `subscribe_personal`).
+    Notification(crate::Notification),
     /// Answer to `unsubscribe`, `subscribe_lobby` and `unsubscribe_lobby`.
     Ok {
         what: String,
@@ -305,6 +321,8 @@ impl ClientMessage {
         "unsubscribe",
         "subscribe_lobby",
         "unsubscribe_lobby",
+        "subscribe_personal",
+        "unsubscribe_personal",
         "bid",
         "ping",
         "latency_report",

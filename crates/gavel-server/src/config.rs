@@ -146,6 +146,11 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_HEARTBEAT_MS", default_value_t = 1000)]
     pub heartbeat_ms: u64,
 
+    /// The personal channel sends `ending_soon` when a followed auction has at most this
+    /// many seconds left (once per auction and user; announced in `personal`).
+    #[arg(long, env = "GAVEL_ENDING_SOON_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ending_soon_secs: u64,
+
     /// Seconds a client's socket may accept nothing before it is closed as too slow.
     #[arg(long, env = "GAVEL_SLOW_CLIENT_SECS", default_value_t = 10)]
     pub slow_client_secs: u64,

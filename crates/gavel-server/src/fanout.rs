@@ -245,7 +245,17 @@ impl Hub {
     }
 
     /// Applies the engine's changes until the feed ends or `stop` is cancelled.
-    pub async fn run(self: Arc<Self>, mut feed: ChangeFeed, stop: CancellationToken) {
+    pub async fn run(self: Arc<Self>, feed: ChangeFeed, stop: CancellationToken) {
+        self.run_with(feed, stop, |_| ()).await
+    }
+
+    /// [`Hub::run`], handing each change to `also` (the personal channels) after the rooms.
+    pub async fn run_with(
+        self: Arc<Self>,
+        mut feed: ChangeFeed,
+        stop: CancellationToken,
+        also: impl Fn(&Change) + Send + 'static,
+    ) {
         loop {
             let change = tokio::select! {
                 change = feed.recv() => change,
@@ -253,6 +263,7 @@ impl Hub {
             };
             let Some(change) = change else { return };
             self.apply(&change);
+            also(&change);
         }
     }
 

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod latency;
 mod limits;
 mod listing;
+pub mod personal;
 pub mod proxy;
 pub mod readiness;
 pub mod signing;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub engine: Arc<dyn Engine>,
     pub archive: Arc<dyn Archive>,
     pub hub: Arc<Hub>,
+    /// The node's personal channels (`subscribe_personal`).
+    pub personal: Arc<personal::Personal>,
     pub auth: Auth,
     /// Tokens of the marketplace's identity provider (`--jwt-hmac-secret`,
     /// `--jwt-public-key`, `--jwks-url`), when configured.
@@ -122,8 +125,20 @@ pub async fn run_with_clock(
     let feed = engine
         .take_changes()
         .context("the engine's change feed was already taken")?;
+    let personal = personal::Personal::new(
+        engine.clone(),
+        archive.clone(),
+        (config.ending_soon_secs * 1000) as i64,
+    );
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(hub.clone().run(feed, background.clone()));
+    {
+        let personal = personal.clone();
+        tasks.spawn(
+            hub.clone()
+                .run_with(feed, background.clone(), move |c| personal.apply(c)),
+        );
+    }
+    tasks.spawn(personal.clone().run_ticker(background.clone()));
     if config.demo {
         demo::seed(engine.as_ref()).await?;
     }
@@ -131,6 +146,7 @@ pub async fn run_with_clock(
         engine: engine.clone(),
         archive,
         hub: hub.clone(),
+        personal,
         limits: Limits::with_sessions(
             config.bids_per_second,
             config.max_connections_per_ip,

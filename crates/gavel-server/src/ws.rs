@@ -130,6 +130,7 @@ pub async fn upgrade(
                 last_report: None,
                 subscriptions: StreamMap::with_capacity(1),
                 lobby: None,
+                personal: None,
                 bids: None,
                 _slot: slot,
                 _track: track,
@@ -263,6 +264,7 @@ enum Input {
     BidAnswer(Utf8Bytes),
     Room(AuctionId, Result<SharedFrame, BroadcastStreamRecvError>),
     Lobby(Result<SharedFrame, BroadcastStreamRecvError>),
+    Personal(Result<Utf8Bytes, tokio::sync::broadcast::error::RecvError>),
     /// A heartbeat or the session's expiry may be due.
     Timer,
     Shutdown,
@@ -334,6 +336,8 @@ struct Conn {
     /// The subscribed rooms, keyed by auction.
     subscriptions: StreamMap<AuctionId, Subscription>,
     lobby: Option<BroadcastStream<SharedFrame>>,
+    /// The personal channel (`subscribe_personal`), boxed: most connections never have one.
+    personal: Option<Box<crate::personal::PersonalSub>>,
     /// The bids waiting for an answer (at most `BIDS_IN_FLIGHT`).
     bids: Option<Box<FuturesUnordered<PendingBid>>>,
     /// Held for the connection's life: its per-IP slot and its place in the shutdown wait.
@@ -394,6 +398,12 @@ impl Conn {
                 None => std::future::pending().await,
             }
         };
+        let personal = async {
+            match self.personal.as_mut() {
+                Some(p) => p.rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let answer = async {
             match self.bids.as_mut() {
                 Some(b) if !b.is_empty() => b.next().await,
@@ -407,6 +417,7 @@ impl Conn {
             m = self.socket.next() => Input::Client(m),
             Some((id, item)) = self.subscriptions.next(), if !self.subscriptions.is_empty() => Input::Room(id, item),
             Some(item) = lobby => Input::Lobby(item),
+            item = personal => Input::Personal(item),
             () = &mut self.timer => Input::Timer,
         }
     }
@@ -461,6 +472,8 @@ impl Conn {
             .is_some_and(|at| self.state.engine.now() >= at);
         if expired {
             self.user = None;
+            // The personal channel belongs to a signed-in user only.
+            self.personal = None;
             self.push(refused(&AuthError::Expired));
         }
         let hb = self.state.config.heartbeat_ms;
@@ -645,6 +658,15 @@ impl Conn {
                     self.push(snap);
                 }
             }
+            Input::Personal(Ok(t)) => self.push(t),
+            Input::Personal(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                // Missed notifications: a fresh `personal` tells where the user stands now.
+                metrics::counter!("gavel_ws_conflated_total").increment(1);
+                Box::pin(self.subscribe_personal()).await;
+            }
+            Input::Personal(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                self.personal = None;
+            }
             Input::Lobby(Err(BroadcastStreamRecvError::Lagged(_))) => {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 if let Ok((snapshot, rx)) = Box::pin(self.state.hub.lobby()).await {
@@ -743,6 +765,8 @@ impl Conn {
                 // A failed `auth` leaves the connection anonymous: it never keeps an
                 // identity the client no longer proves.
                 self.user = None;
+                // Nor its personal channel: subscribe again as whoever signs in now.
+                self.personal = None;
                 match self.state.authenticate(&token, ip, now).await {
                     Ok(p) => {
                         let hello = hello(&self.state, Some(&p));
@@ -777,6 +801,11 @@ impl Conn {
                 }
                 Err(e) => self.push(error(ErrorCode::Unavailable, e.to_string(), None)),
             },
+            ClientMessage::SubscribePersonal {} => self.subscribe_personal().await,
+            ClientMessage::UnsubscribePersonal {} => {
+                self.personal = None;
+                self.push(ok("unsubscribe_personal"))
+            }
             ClientMessage::UnsubscribeLobby {} => {
                 self.lobby = None;
                 self.push(ok("unsubscribe_lobby"))
@@ -823,6 +852,31 @@ impl Conn {
                     }
                 }));
             }
+        }
+    }
+
+    /// Starts (or restarts, re-reading the watchlist) the user's personal channel.
+    async fn subscribe_personal(&mut self) {
+        let Some(who) = self.user.as_deref().cloned() else {
+            return self.push(error(
+                ErrorCode::Unauthorized,
+                "sign in to follow auctions: connect with ?token= or send an auth message",
+                None,
+            ));
+        };
+        // The old subscription goes first, so the user's channel is never counted twice.
+        self.personal = None;
+        match self.state.personal.subscribe(&who).await {
+            Ok((text, sub)) => {
+                self.personal = Some(Box::new(sub));
+                self.push(text);
+            }
+            Err(crate::personal::PersonalError::NotAUser) => self.push(error(
+                ErrorCode::Unauthorized,
+                "sign in as a user to follow auctions",
+                None,
+            )),
+            Err(e) => self.push(error(ErrorCode::Unavailable, e.to_string(), None)),
         }
     }
 

@@ -884,3 +884,79 @@ async fn a_restarted_node_serves_snapshots_with_the_whole_recent_history() {
     .await
     .expect("within the time limit");
 }
+
+/// Reads messages on `ws` until one of type `ty` (failing after `within`), skipping others.
+async fn next_of_type(ws: &mut Ws, ty: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {ty} within {within:?}"))
+            .expect("open")
+            .expect("no error");
+        let Message::Text(text) = msg else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_connected_to_node_b_is_told_of_being_outbid_through_node_a() {
+    let _turn = SERIAL.lock().await;
+    tokio::time::timeout(LIMIT, async {
+        let d = Deployment::new("gdist", ADMIN).await;
+        let a = d.node("a", &[]).await;
+        let b = d.node("b", &[]).await;
+        let http = reqwest::Client::new();
+        let auction = create_auction(&http, &a, 1_000).await;
+        let ann = session(&http, &b, "Ann").await;
+        let bob = session(&http, &a, "Bob").await;
+
+        // Ann is connected to B only, with no room open; she bids through B.
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?token={ann}", b.ws))
+            .await
+            .unwrap();
+        ws.send(Message::text(
+            json!({"type": "subscribe_personal"}).to_string(),
+        ))
+        .await
+        .unwrap();
+        let p = next_of_type(&mut ws, "personal", Duration::from_secs(10)).await;
+        assert_eq!(p["auctions"], json!([]), "{p}");
+        let r = bid(&http, &b, &ann, &auction, 1_500, "ann-1").await;
+        assert_eq!(r["outcome"], "accepted", "{r}");
+
+        // Bob outbids her through node A.
+        let r = bid(&http, &a, &bob, &auction, 2_000, "bob-1").await;
+        assert_eq!(r["outcome"], "accepted", "{r}");
+        let seq = r["auction"]["seq"].as_u64().unwrap();
+        let n = next_of_type(&mut ws, "notification", Duration::from_secs(10)).await;
+        assert_eq!(n["kind"], "outbid", "{n}");
+        assert_eq!(n["auction_id"], auction.as_str());
+        assert_eq!(n["id"], format!("{auction}:{seq}:outbid"));
+        assert_eq!(n["price"], 2_000);
+
+        // Node A's list for Ann says the same (her bid is known there through the feed, or
+        // PostgreSQL once drained).
+        let mine: Value = http
+            .get(format!("{}/api/me/auctions", a.base))
+            .bearer_auth(&ann)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            mine["auctions"][0]["auction_id"],
+            auction.as_str(),
+            "{mine}"
+        );
+        assert_eq!(mine["auctions"][0]["my_status"], "outbid", "{mine}");
+    })
+    .await
+    .expect("bounded in time");
+}

@@ -10,6 +10,7 @@ import {
   softCloseRule,
 } from "../format";
 import { useClient, useClientState, useServerNow } from "../hooks";
+import { NextSteps, WatchButton } from "./Notifications";
 import { formatMoney } from "../money";
 import { isConfirmed, standing, type RoomState } from "../state";
 import type { AuctionView, BidKind } from "@gavel/client";
@@ -72,6 +73,7 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
         </a>
         <div className="room-head-right">
           <Watchers count={room.watchers} />
+          <WatchButton auctionId={a.id} />
         </div>
       </div>
       <h1 id="room-title" className="room-title">
@@ -80,6 +82,7 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
       {a.description && <p className="room-desc">{a.description}</p>}
 
       {closed && <ClosedBanner auction={a} me={me} />}
+      <NextSteps auctionId={a.id} won={closed && !!me && a.closing?.winner?.id === me} />
 
       <div className="room-grid">
         <div className="room-main">

@@ -1,5 +1,6 @@
 import type { Route } from "../App";
 import { useClient, useClientState, useServerNow } from "../hooks";
+import { NotificationCentre } from "./Notifications";
 
 export function Header({ route }: { route: Route }) {
   const client = useClient();
@@ -17,6 +18,11 @@ export function Header({ route }: { route: Route }) {
         <a href="#/" aria-current={route.page === "lobby" ? "page" : undefined}>
           Auctions
         </a>
+        {user && user.role !== "admin" && (
+          <a href="#/me" aria-current={route.page === "me" ? "page" : undefined} data-testid="nav-me">
+            My auctions
+          </a>
+        )}
         {user && user.role === "admin" && (
             <a href="#/admin" aria-current={route.page === "admin" ? "page" : undefined}>
             Auctioneer
@@ -25,6 +31,7 @@ export function Header({ route }: { route: Route }) {
       </nav>
       <div className="topbar-right">
         <ConnectionIndicator />
+        {user && user.role !== "admin" && <NotificationCentre />}
         {user && (
           <div className="user-badge" data-testid="user-badge" aria-label={`Signed in as ${user.name}, ${user.role}`}>
             <span className="user-name" data-testid="user-name">

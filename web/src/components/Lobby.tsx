@@ -163,6 +163,7 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
           <span className="badge badge-buy">Buy now {formatMoney(a.buy_now, a.currency)}</span>
         )}
       </div>
+      <CardMyStatus auction={a} me={me} />
       <h2 className="card-title">{a.title}</h2>
       <div className="card-price">
         <span className="card-price-label">
@@ -192,5 +193,30 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
       </div>
       <Countdown auction={a} />
     </a>
+  );
+}
+
+/** Where I stand, at a glance: for an auction I bid on, from the card's live leader and
+ *  result (the personal channel says which ones I bid on or watch). */
+function CardMyStatus({ auction: a, me }: { auction: AuctionView; me: string | null }) {
+  const s = useClientState();
+  const mine = s.personal.auctions[a.id];
+  if (!mine || !me) return null;
+  let status = mine.my_status;
+  if (mine.bid) {
+    if (a.status === "closed" && a.closing) status = a.closing.winner?.id === me ? "won" : "lost";
+    else if (a.leader) status = a.leader.id === me ? "leading" : "outbid";
+  }
+  const text: Record<string, string> = {
+    leading: "You lead",
+    outbid: "You were outbid",
+    won: "You won",
+    lost: "Not won",
+    watching: "★ Watching",
+  };
+  return (
+    <div className={`card-mine my-status my-status-${status}`} data-testid="card-my-status" data-status={status}>
+      {text[status] ?? status}
+    </div>
   );
 }

@@ -27,6 +27,12 @@ export type ClientMessage =
     type: "unsubscribe_lobby";
   }
   | {
+    type: "subscribe_personal";
+  }
+  | {
+    type: "unsubscribe_personal";
+  }
+  | {
     type: "bid";
     /** Integer minor units (cents for USD), 1 to 2^53-1. */
     amount: number;
@@ -99,6 +105,16 @@ export type ServerMessage =
     type: "auction_created";
     auction: AuctionView;
   }
+  | {
+    type: "personal";
+    auctions: MyAuction[];
+    /** `ending_soon` fires when an auction has at most this long left. */
+    ending_soon_ms: number;
+    server_time: number;
+  }
+  | ({
+    type: "notification";
+  } & Notification)
   | {
     type: "ok";
     what: string;
@@ -444,6 +460,49 @@ export interface LogPage {
   next_after_seq?: number | null;
 }
 
+/** One auction a user follows (watches or bid on), with where they stand. */
+export interface MyAuction {
+  auction_id: string;
+  /** The user has an accepted bid on it. */
+  bid: boolean;
+  currency: string;
+  /** Current end time (soft close may have moved it). */
+  ends_at: number;
+  my_status: MyStatus;
+  /** The auctioneer's next steps: only on an auction the user won. */
+  next_steps?: NextStepsView | null;
+  /** Current (or final) price; `null` before the first bid. */
+  price: number | null;
+  seq: number;
+  /** `scheduled`, `open` or `closed`, by the server's clock. */
+  status: AuctionStatus;
+  title: string;
+  /** On the user's watchlist. */
+  watched: boolean;
+}
+
+/** `GET /api/me/auctions`: the auctions the user watches or bid on. */
+export interface MyAuctions {
+  auctions: MyAuction[];
+  server_time: number;
+}
+
+/** Where a user stands in an auction they follow. */
+export type MyStatus =
+  | "leading"
+  | "outbid"
+  | "won"
+  | "lost"
+  | "watching";
+
+/** What the winner is told to do after the close (set by the auctioneer). */
+export interface NextStepsView {
+  /** Plain text, at most 2000 characters. */
+  text: string;
+  /** An `https://` or `http://` link, at most 2000 characters. */
+  url?: string | null;
+}
+
 /** One reason a node is not ready. */
 export interface NotReady {
   code: NotReadyCode;
@@ -456,6 +515,37 @@ export type NotReadyCode =
   | "draining"
   | "authority_unavailable"
   | "archive_unavailable";
+
+/** A personal event (`notification` on the WebSocket). */
+export interface Notification {
+  /** When the server sent it (server UTC ms). */
+  at: number;
+  auction_id: string;
+  currency: string;
+  /** The auction's current end time. */
+  ends_at: number;
+  /**
+   * Stable across nodes and reconnects: `<auction_id>:<seq>:<kind>` for `outbid`, `won`
+   * and `lost` (the seq of the change that caused it), `<auction_id>:ending_soon` for
+   * `ending_soon`. A client shows each id once.
+   */
+  id: string;
+  kind: NotificationKind;
+  /** Only in `won`, when the auctioneer set them. */
+  next_steps?: NextStepsView | null;
+  /** The current (for `won`/`lost`: final) price. */
+  price: number | null;
+  /** The auction's seq the event was derived from. */
+  seq: number;
+  title: string;
+}
+
+/** What a `notification` tells its user. */
+export type NotificationKind =
+  | "outbid"
+  | "won"
+  | "lost"
+  | "ending_soon";
 
 /** `POST /api/auctions/{id}/bids`. The bidder is the session's user, never a field here. */
 export interface PlaceBid {

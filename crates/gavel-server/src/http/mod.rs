@@ -3,6 +3,7 @@
 mod assets;
 mod auctions;
 mod log;
+mod me;
 pub mod openapi;
 pub mod origin;
 pub mod serve;
@@ -42,6 +43,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/session", post(session::create))
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
+        .route("/api/me/auctions", get(me::auctions))
+        .route(
+            "/api/me/watchlist/{id}",
+            axum::routing::put(me::watch).delete(me::unwatch),
+        )
         .route("/api/auctions", get(auctions::list).post(auctions::create))
         .route("/api/search", get(auctions::search))
         .route("/api/categories", get(auctions::categories))
@@ -51,6 +57,12 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(auctions::history).post(auctions::bid),
         )
         .route("/api/auctions/{id}/log", get(log::log))
+        .route(
+            "/api/auctions/{id}/next_steps",
+            get(me::next_steps)
+                .put(me::set_next_steps)
+                .delete(me::clear_next_steps),
+        )
         .route("/api/keys", get(log::keys))
         .route("/api/auctions/{id}/cancel", post(auctions::cancel))
         .route("/api/auctions/{id}/end", post(auctions::end_early))

@@ -95,6 +95,9 @@ fn price_schema() -> Value {
 fn within_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 31_536_000_000_i64})
 }
+fn my_filter_schema() -> Value {
+    json!({"type": "string", "enum": ["leading", "outbid", "won", "lost", "watching", "watched"]})
+}
 fn seq_schema() -> Value {
     json!({"type": "integer", "minimum": 0})
 }
@@ -250,6 +253,47 @@ const OPS: &[Op] = &[
         request: None,
         responses: &[(200, Body::Json("UserView"), "The signed-in user.")],
         errors: &[Unauthorized, TokenExpired, TokenNotYetValid, RateLimited],
+    },
+    Op {
+        method: "get",
+        path: "/api/me/auctions",
+        id: "myAuctions",
+        summary: "The auctions I watch or bid on, with where I stand",
+        description: "Live ones first (soonest end first), then closed ones. `my_status` is `leading`, `outbid`, `won`, `lost` or `watching`; `next_steps` only on auctions I won. \"Bid on\" comes from the archive's bids (distributed mode: PostgreSQL, up to one drain interval behind) plus the bids the answering node saw on its change feed.",
+        auth: Auth::Bearer,
+        params: &[Param {
+            name: "filter",
+            location: "query",
+            description: "Only auctions with this `my_status`, or only watched ones (`watched`).",
+            schema: my_filter_schema,
+        }],
+        request: None,
+        responses: &[(200, Body::Json("MyAuctions"), "My auctions.")],
+        errors: &[Unauthorized, TokenExpired, TokenNotYetValid, Forbidden, InvalidQuery, Unavailable],
+    },
+    Op {
+        method: "put",
+        path: "/api/me/watchlist/{id}",
+        id: "watchAuction",
+        summary: "Add an auction to my watchlist",
+        description: "Idempotent. A `subscribe_personal` on a connection of this node follows it at once; connections on other nodes when they send `subscribe_personal` again.",
+        auth: Auth::Bearer,
+        params: &[AUCTION_ID],
+        request: None,
+        responses: &[(204, Body::Empty, "Watched.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Unavailable],
+    },
+    Op {
+        method: "delete",
+        path: "/api/me/watchlist/{id}",
+        id: "unwatchAuction",
+        summary: "Remove an auction from my watchlist",
+        description: "Idempotent.",
+        auth: Auth::Bearer,
+        params: &[AUCTION_ID],
+        request: None,
+        responses: &[(204, Body::Empty, "Not watched.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Unavailable],
     },
     Op {
         method: "get",
@@ -456,6 +500,42 @@ const OPS: &[Op] = &[
             Unavailable,
             OutcomeUnknown,
         ],
+    },
+    Op {
+        method: "get",
+        path: "/api/auctions/{id}/next_steps",
+        id: "getNextSteps",
+        summary: "What the winner does next",
+        description: "The auctioneer's text and link, for the winner once the auction has closed (and for admins). Everyone else: `403 forbidden`.",
+        auth: Auth::Bearer,
+        params: &[AUCTION_ID],
+        request: None,
+        responses: &[(200, Body::Json("NextStepsView"), "The next steps.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Unavailable],
+    },
+    Op {
+        method: "put",
+        path: "/api/auctions/{id}/next_steps",
+        id: "setNextSteps",
+        summary: "Set what the winner does next (admin)",
+        description: "Replaces the auction's next steps: `text` (at most 2000 characters) and/or `url` (absolute `http(s)`). May be set before or after the close; the winner sees it in the room, in `GET /api/me/auctions` and in the `won` notification.",
+        auth: Auth::Admin,
+        params: &[AUCTION_ID],
+        request: Some(("NextStepsView", true)),
+        responses: &[(204, Body::Empty, "Set.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, BadJson, InvalidMessage, BodyTooLarge, Unavailable],
+    },
+    Op {
+        method: "delete",
+        path: "/api/auctions/{id}/next_steps",
+        id: "clearNextSteps",
+        summary: "Remove the next steps (admin)",
+        description: "Idempotent.",
+        auth: Auth::Admin,
+        params: &[AUCTION_ID],
+        request: None,
+        responses: &[(204, Body::Empty, "Removed.")],
+        errors: &[Unauthorized, TokenExpired, Forbidden, NotFound, Unavailable],
     },
     Op {
         method: "post",

@@ -201,6 +201,8 @@ fn round_trip(name: &str, v: &Value) -> Result<Value, String> {
         "LogPage" => rt::<LogPage>(v),
         "KeysResponse" => rt::<KeysResponse>(v),
         "LatencyStats" => rt::<LatencyStats>(v),
+        "MyAuctions" => rt::<gavel_protocol::MyAuctions>(v),
+        "NextStepsView" => rt::<gavel_protocol::NextStepsView>(v),
         other => Err(format!("no Rust type known for {other}")),
     }
 }

@@ -19,6 +19,7 @@ mod http_timeouts;
 mod latency;
 mod listing;
 mod modes;
+mod personal;
 mod replay;
 mod rooms;
 mod search;
