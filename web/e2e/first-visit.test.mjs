@@ -337,6 +337,10 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.match(await outcome.textContent(), /The price is now \$120\.00\. The next bid must be at least \$130\.00\./);
     await page.getByTestId("auto-legend").filter({ hasText: "A bid the system placed for a bidder's maximum" }).waitFor();
     assert.equal(await page.getByTestId("leader-notice").getAttribute("data-state"), "outbid");
+    // One message says it (not "You have been outbid" beside it), with the re-bid button.
+    assert.equal(await page.getByTestId("auction-room").getByText(/outbid/i).count(), 1, "one outbid message");
+    assert.equal(await page.getByTestId("leader-notice").getByTestId("bid-outcome").count(), 1);
+    await page.getByTestId("rebid").filter({ hasText: "Bid $130.00 now" }).waitFor();
     await shot(page, "outbid-by-automatic-bid");
   });
 
