@@ -123,9 +123,13 @@ describe("a lost connection and lost answers", { timeout: 240_000 }, () => {
     const t0 = Date.now();
     await page.getByTestId("lobby-not-live").filter({ hasText: "Not live" }).waitFor({ timeout: 3_000 });
     assert.ok(Date.now() - t0 < 3_000);
+    // The cards do not claim a lead either ("Leader: you" was the words).
+    assert.equal((await card.getByTestId("card-leader").textContent()).trim(), "Last known leader: you");
+    assert.match(await card.textContent(), /Last known price/);
     sw.thaw();
     await waitForLive(page, 15_000);
     await page.getByTestId("lobby-not-live").waitFor({ state: "detached", timeout: 10_000 });
+    assert.equal((await card.getByTestId("card-leader").textContent()).trim(), "Leader: you");
   });
 
   it("a bid answered outcome_unknown stays pending, is asked again with the same request id, and shows its real outcome", { timeout: 60_000 }, async () => {

@@ -1,6 +1,8 @@
 // The defects a first visit found (issue 12, "Defects found on a first visit", items 2–11),
 // each shown in a real browser against a real server.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   auctionId,
@@ -16,6 +18,7 @@ import {
   startServer,
   waitFor,
   waitForLive,
+  WEB_DIR,
 } from "./harness.mjs";
 
 /** The room is shown and the connection is live (the seq the room shows is the server's). */
@@ -276,8 +279,12 @@ describe("a first visit", { timeout: 300_000 }, () => {
     await ctx.server.createAuction(lot(id, { title: "Eames chair", duration_ms: 9_000, soft_close: { window_ms: 5_000, extend_ms: 10_000, max_extension_ms: 60_000 } }));
     const page = alice.page;
     await openAuction(page, id);
-    const rule =
-      "Soft close: a bid that moves the price in the last 5 s before the end moves the end to 10 s after that bid, never more than 1 min past the original end.";
+    // The words are docs/rules.md's ("What the web client adds for bidders"), with this
+    // auction's numbers: the doc and the room cannot drift apart.
+    const doc = readFileSync(join(WEB_DIR, "../docs/rules.md"), "utf8").replace(/\s+/g, " ");
+    const quoted = /"(a bid that moves the price in the last) \d+ \w+ (before the end moves the end to) \d+ \w+ (after that bid, never more than) \d+ \w+ (past the original end)"/.exec(doc);
+    assert.ok(quoted, "docs/rules.md quotes the soft-close sentence");
+    const rule = `Soft close: ${quoted[1]} 5 s ${quoted[2]} 10 s ${quoted[3]} 1 min ${quoted[4]}.`;
     assert.equal((await page.getByTestId("soft-close-rule").textContent()).trim(), rule);
     await waitFor(
       async () => {
@@ -337,6 +344,10 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.match(await outcome.textContent(), /The price is now \$120\.00\. The next bid must be at least \$130\.00\./);
     await page.getByTestId("auto-legend").filter({ hasText: "A bid the system placed for a bidder's maximum" }).waitFor();
     assert.equal(await page.getByTestId("leader-notice").getAttribute("data-state"), "outbid");
+    // One message says it (not "You have been outbid" beside it), with the re-bid button.
+    assert.equal(await page.getByTestId("auction-room").getByText(/outbid/i).count(), 1, "one outbid message");
+    assert.equal(await page.getByTestId("leader-notice").getByTestId("bid-outcome").count(), 1);
+    await page.getByTestId("rebid").filter({ hasText: "Bid $130.00 now" }).waitFor();
     await shot(page, "outbid-by-automatic-bid");
   });
 

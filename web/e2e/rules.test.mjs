@@ -62,7 +62,7 @@ describe("auction rules in the web client", { timeout: 240_000 }, () => {
     await bob.page.getByRole("button", { name: /^Quick bid \+1/ }).click();
     await bob.page.getByTestId("bid-outcome").filter({ hasText: "Outbid" }).waitFor();
     await waitFor(async () => (await priceText(bob.page)) === "$120.00", { what: "price $120.00 after the proxy" });
-    await bob.page.getByTestId("leader-notice").filter({ hasText: "You have been outbid" }).waitFor();
+    await bob.page.locator('[data-testid="leader-notice"][data-state="outbid"]').filter({ hasText: "Outbid at once" }).waitFor();
     await bob.page.getByTestId("bid-history").locator(".tag", { hasText: "auto" }).first().waitFor();
     await alice.page.getByTestId("leader-notice").filter({ hasText: "You are winning" }).waitFor();
     await shot(bob.page, "rules-max-bob-outbid");

@@ -6,7 +6,7 @@
 //
 // Rebuild the binary first (`cargo build -p gavel-server`): it serves web/dist.
 // Writes lobby.png, auction-room.png (desktop), auction-room-phone.png (390 px, 7-digit
-// prices) and, when the client has a notification centre, notifications.png.
+// prices) and, when the client has a notification centre, notification-centre.png.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { launchBrowser, openAuction, signIn, startServer, waitFor, waitForLive, WEB_DIR, http } from "../e2e/harness.mjs";
@@ -113,16 +113,18 @@ async function main() {
     await phone.page.screenshot({ path: join(OUT, "auction-room-phone.png"), fullPage: true });
 
     // The notification centre, once the client has one (issue 12, "a personal channel").
-    const bell = page.getByRole("button", { name: /notification/i });
+    // (wt-personal's bell: data-testid notif-bell, unread count notif-count, items notif-item.)
+    const bell = page.getByTestId("notif-bell");
     if ((await bell.count()) > 0) {
       await page.goto(`${server.url}/#/`);
       await bid("Carol", "carriage-clock", 11000); // above Alice's maximum: she is outbid
-      await bell.first().click();
-      await page.waitForTimeout(500);
-      await page.screenshot({ path: join(OUT, "notifications.png"), fullPage: true });
-      console.log("notifications.png written");
+      await page.getByTestId("notif-count").waitFor({ timeout: 10_000 });
+      await bell.click();
+      await page.getByTestId("notif-item").first().waitFor();
+      await page.screenshot({ path: join(OUT, "notification-centre.png"), fullPage: true });
+      console.log("notification-centre.png written");
     } else {
-      console.log("no notification centre in this client: notifications.png not taken");
+      console.log("no notification centre in this client: notification-centre.png not taken");
     }
     console.log(`screenshots written to ${OUT}`);
   } finally {

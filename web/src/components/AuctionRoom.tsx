@@ -59,6 +59,19 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
   const me = s.session?.user.id ?? null;
   const closed = a.status === "closed";
   const live = isConfirmed(room) && s.conn.status === "open";
+  // The answer to the user's own bid that lost ("too low", "someone bid first", "outbid at
+  // once by an automatic bid") says the same as the standing "You have been outbid": while
+  // it is current it takes the standing's place, so one message says it, with the re-bid.
+  const attempt = s.bids[a.id];
+  const lostAnswer =
+    attempt &&
+    live &&
+    attempt.state === "done" &&
+    (attempt.outcome === "outbid" || attempt.outcome === "stale") &&
+    standing(room) === "outbid" &&
+    answerIsCurrent(attempt, a)
+      ? attempt
+      : null;
   return (
     <article
       className={`room${closed ? " room-closed" : ""}${!live && !closed ? " room-stale" : ""}`}
@@ -86,8 +99,8 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
 
       <div className="room-grid">
         <div className="room-main">
-          <PricePanel room={room} auction={a} me={me} live={live} />
-          {!closed && <BidPanel room={room} auction={a} live={live} />}
+          <PricePanel room={room} auction={a} me={me} live={live} lostAnswer={lostAnswer} />
+          {!closed && <BidPanel room={room} auction={a} live={live} answerInStanding={lostAnswer !== null} />}
         </div>
         <aside className="room-side" aria-label="Bid history and details">
           <History room={room} auction={a} me={me} />
@@ -109,7 +122,19 @@ function Watchers({ count }: { count: number | null }) {
   );
 }
 
-function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: AuctionView; me: string | null; live: boolean }) {
+function PricePanel({
+  room,
+  auction: a,
+  me,
+  live,
+  lostAnswer,
+}: {
+  room: RoomState;
+  auction: AuctionView;
+  me: string | null;
+  live: boolean;
+  lostAnswer: BidAttempt | null;
+}) {
   const s = useClientState();
   const client = useClient();
   const now = useServerNow();
@@ -130,6 +155,9 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
   const st = standing(room);
   // Leading below a reserve is not winning: if the auction ended now, nobody would.
   const belowReserve = st === "winning" && a.has_reserve && !a.reserve_met;
+  const lost = lostAnswer
+    ? outcomeText(lostAnswer, a.currency, me, room.bids.find((b) => b.seq === lostAnswer.auction?.seq))
+    : null;
 
   let priceText: string;
   if (closed) priceText = finalPrice === null ? "No sale" : formatMoney(finalPrice, a.currency);
@@ -204,6 +232,17 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
           data-state={st === "won" ? "winning" : st === "lost" ? "outbid" : st}
           data-reserve={belowReserve ? "not_met" : undefined}
         >
+          {lost && lostAnswer ? (
+            <span
+              className="standing-answer"
+              data-testid="bid-outcome"
+              data-state={lostAnswer.state}
+              data-outcome={lostAnswer.outcome ?? ""}
+            >
+              {lost.title}
+              {lost.detail && <span className="leader-hint">{lost.detail}</span>}
+            </span>
+          ) : (
           <span>
             {st === "won"
               ? "You won this auction!"
@@ -225,6 +264,7 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
               </span>
             )}
           </span>
+          )}
           {st === "outbid" && a.status === "open" && (
             <button
               type="button"
@@ -306,7 +346,18 @@ function ClosedBanner({ auction: a, me }: { auction: AuctionView; me: string | n
   );
 }
 
-function BidPanel({ room, auction: a, live }: { room: RoomState; auction: AuctionView; live: boolean }) {
+function BidPanel({
+  room,
+  auction: a,
+  live,
+  answerInStanding,
+}: {
+  room: RoomState;
+  auction: AuctionView;
+  live: boolean;
+  /** The answer is shown in the standing above (a lost bid): not here again. */
+  answerInStanding: boolean;
+}) {
   const client = useClient();
   const s = useClientState();
   const now = useServerNow();
@@ -385,7 +436,7 @@ function BidPanel({ room, auction: a, live }: { room: RoomState; auction: Auctio
         ))}
       </div>
 
-      <BidOutcome attempt={attempt} auction={a} room={room} live={live} />
+      {!answerInStanding && <BidOutcome attempt={attempt} auction={a} room={room} live={live} />}
 
       {/* A typed amount is what the user is willing to pay: no expected_seq, so it counts as
           long as it still reaches the minimum (quick bids are relative to the price seen). */}

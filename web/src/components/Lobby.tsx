@@ -42,6 +42,8 @@ export function Lobby() {
     return c;
   }, [all, Math.floor(now / 1000)]);
   const me = s.session?.user.id ?? null;
+  // Without a live connection the cards show the last known state, and say so.
+  const live = s.conn.status === "open";
 
   return (
     <section className="lobby" aria-labelledby="lobby-title">
@@ -107,7 +109,7 @@ export function Lobby() {
                     : "No auctions match this filter."}
                 </p>
               ) : (
-                <CardList list={sections.live} now={now} me={me} label="Open and upcoming auctions" />
+                <CardList list={sections.live} now={now} me={me} live={live} label="Open and upcoming auctions" />
               )}
             </section>
           )}
@@ -116,7 +118,7 @@ export function Lobby() {
               <h2 id="ended-title" className="section-title">
                 Ended
               </h2>
-              <CardList list={sections.ended} now={now} me={me} label="Ended auctions" />
+              <CardList list={sections.ended} now={now} me={me} live={live} label="Ended auctions" />
             </section>
           )}
           {filter === "closed" && sections.ended.length === 0 && (
@@ -130,19 +132,19 @@ export function Lobby() {
   );
 }
 
-function CardList({ list, now, me, label }: { list: AuctionView[]; now: number; me: string | null; label: string }) {
+function CardList({ list, now, me, live, label }: { list: AuctionView[]; now: number; me: string | null; live: boolean; label: string }) {
   return (
     <ul className="cards" aria-label={label}>
       {list.map((a) => (
         <li key={a.id}>
-          <AuctionCard auction={a} now={now} me={me} />
+          <AuctionCard auction={a} now={now} me={me} live={live} />
         </li>
       ))}
     </ul>
   );
 }
 
-function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: number; me: string | null }) {
+function AuctionCard({ auction: a, now, me, live }: { auction: AuctionView; now: number; me: string | null; live: boolean }) {
   const status = statusLabel(a, now);
   const leading = a.leader && a.leader.id === me;
   return (
@@ -167,7 +169,7 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
       <h2 className="card-title">{a.title}</h2>
       <div className="card-price">
         <span className="card-price-label">
-          {a.status === "closed" ? "Final price" : a.price === null ? "Starting at" : "Current price"}
+          {a.status === "closed" ? "Final price" : a.price === null ? "Starting at" : live ? "Current price" : "Last known price"}
         </span>
         <span className="card-price-value" data-testid="card-price">
           {a.status === "closed"
@@ -184,7 +186,7 @@ function AuctionCard({ auction: a, now, me }: { auction: AuctionView; now: numbe
               ? `Winner: ${a.closing.winner.id === me ? "you" : a.closing.winner.name}`
               : "No winner"
             : a.leader
-              ? `Leader: ${leading ? "you" : a.leader.name}`
+              ? `${live ? "Leader" : "Last known leader"}: ${leading ? "you" : a.leader.name}`
               : "No bids yet"}
         </span>
         <span data-testid="card-bids">
