@@ -83,7 +83,7 @@ export function Lobby() {
       )}
       <LobbySearch
         onActive={setSearching}
-        renderList={(list) => <CardList list={list} now={now} me={me} label="Search results" />}
+        renderList={(list) => <CardList list={list} now={now} me={me} live={live} label="Search results" />}
       />
       {searching ? null : !s.lobby.loaded ? (
         <p className="empty" role="status">
