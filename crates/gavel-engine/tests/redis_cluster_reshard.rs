@@ -120,9 +120,9 @@ async fn move_slot(slot: u16, from: usize, to: usize, pause: Duration) {
     // As redis-cli does: the new owner first, then the old one, then everyone else.
     setslot(&mut ms[to], slot, &["NODE", &dst_id]).await;
     setslot(&mut ms[from], slot, &["NODE", &dst_id]).await;
-    for i in 0..ms.len() {
+    for (i, m) in ms.iter_mut().enumerate() {
         if i != from && i != to {
-            setslot(&mut ms[i], slot, &["NODE", &dst_id]).await;
+            setslot(m, slot, &["NODE", &dst_id]).await;
         }
     }
 }

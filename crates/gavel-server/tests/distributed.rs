@@ -173,10 +173,9 @@ impl Deployment {
         (row.get(0), row.get(1), row.get(2))
     }
 
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .unwrap()
-            .get_multiplexed_async_connection()
+    /// REDIS_URL's server, or its cluster when it is a cluster node.
+    async fn redis(&self) -> gavel_engine::redis::conn::Conn {
+        gavel_engine::redis::conn::connect(&redis_url())
             .await
             .unwrap()
     }
@@ -819,7 +818,7 @@ fn ports_to(pid: u32, remote_port: u16) -> Vec<u16> {
 }
 
 /// Client ids of the Pub/Sub connections node `pid` holds to Redis.
-async fn pubsub_clients_of(redis: &mut redis::aio::MultiplexedConnection, pid: u32) -> Vec<String> {
+async fn pubsub_clients_of(redis: &mut gavel_engine::redis::conn::Conn, pid: u32) -> Vec<String> {
     let redis_port = redis_url()
         .rsplit(':')
         .next()
