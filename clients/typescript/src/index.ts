@@ -2,7 +2,7 @@
 // Node-only API in what runs in a browser). docs/integration.md explains its use.
 
 export { GavelClient, refreshDelay, jwtExpiry } from "./client.js";
-export type { AuctionState, AuctionWatch, BidOptions, ClientEvents, GavelClientOptions, LobbyWatch, Session, TokenSource } from "./client.js";
+export type { AuctionState, AuctionWatch, BidOptions, BidState, BidStatus, ClientEvents, GavelClientOptions, LobbyWatch, Session, TokenSource } from "./client.js";
 export { HttpApi, newRequestId, errorFrom } from "./http.js";
 export type { BidRetryOptions, HttpOptions } from "./http.js";
 export { LiveSocket } from "./socket.js";

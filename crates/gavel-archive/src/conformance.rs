@@ -13,7 +13,7 @@
 //! are compared as differences of [`Archive::stats`], so backends may share one database
 //! between tests. Compiled for this crate's own tests and with the `conformance` feature.
 
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, NextSteps, StoredReply};
 use async_trait::async_trait;
 use fixture::Fixture;
 use gavel_core::{AuctionId, BidderId, CloseReason, Event, RequestId};
@@ -58,7 +58,10 @@ macro_rules! archive_conformance_tests {
             a_claimed_delivery_is_leased_retried_and_finished_once,
             a_gone_endpoint_is_disabled_and_its_pending_deliveries_fail,
             endpoints_are_stored_rotated_and_deleted_with_their_deliveries,
-            finished_deliveries_and_their_events_are_pruned_after_the_retention
+            finished_deliveries_and_their_events_are_pruned_after_the_retention,
+            a_watchlist_is_per_user_newest_first_and_idempotent,
+            bid_auctions_list_each_auction_a_user_bid_on_once_latest_first,
+            next_steps_are_set_replaced_and_removed
         );
         $crate::archive_conformance_tests!(@harness $harness;
             everything_survives_a_reopen
@@ -829,3 +832,125 @@ pub mod fixture;
 /// The webhook outbox checks.
 pub mod outbox;
 pub use outbox::*;
+
+/// A bidder id unique per call, so checks sharing one database never see each other's rows.
+fn unique_bidder(name: &str) -> BidderId {
+    let id = Fixture::new(name).id().to_string();
+    BidderId::parse(id).expect("a valid bidder id")
+}
+
+pub async fn a_watchlist_is_per_user_newest_first_and_idempotent(archive: &dyn Archive) {
+    let (me, other) = (unique_bidder("watcher"), unique_bidder("other"));
+    let (a, b) = (Fixture::new("watch-a"), Fixture::new("watch-b"));
+    assert!(archive.watchlist(&me, 50).await.unwrap().is_empty());
+
+    assert!(archive.set_watched(&me, a.id(), true, 1_000).await.unwrap());
+    assert!(archive.set_watched(&me, b.id(), true, 2_000).await.unwrap());
+    assert!(
+        !archive.set_watched(&me, a.id(), true, 3_000).await.unwrap(),
+        "watching twice changes nothing"
+    );
+    assert!(archive
+        .set_watched(&other, a.id(), true, 4_000)
+        .await
+        .unwrap());
+    assert_eq!(
+        archive.watchlist(&me, 50).await.unwrap(),
+        vec![b.id().clone(), a.id().clone()],
+        "newest first; the repeat kept the first time"
+    );
+    assert_eq!(
+        archive.watchlist(&me, 1).await.unwrap(),
+        vec![b.id().clone()]
+    );
+
+    assert!(archive
+        .set_watched(&me, b.id(), false, 5_000)
+        .await
+        .unwrap());
+    assert!(
+        !archive
+            .set_watched(&me, b.id(), false, 6_000)
+            .await
+            .unwrap(),
+        "unwatching what is not watched changes nothing"
+    );
+    assert_eq!(
+        archive.watchlist(&me, 50).await.unwrap(),
+        vec![a.id().clone()]
+    );
+    assert_eq!(
+        archive.watchlist(&other, 50).await.unwrap(),
+        vec![a.id().clone()],
+        "another user's list is their own"
+    );
+}
+
+pub async fn bid_auctions_list_each_auction_a_user_bid_on_once_latest_first(archive: &dyn Archive) {
+    let me = unique_bidder("bidder");
+    let rival = unique_bidder("rival");
+    let (mut a, mut b, mut c) = (
+        Fixture::new("mine-a"),
+        Fixture::new("mine-b"),
+        Fixture::new("mine-c"),
+    );
+    for f in [&a, &b, &c] {
+        archive.create_auction(f.auction()).await.unwrap();
+    }
+    // a: two bids of mine (early); b: one bid of mine (later); c: only a rival's bid.
+    let open_a = a.open();
+    let a1 = a.at(10_000).max(me.as_str(), 2_000);
+    let a2 = a.at(11_000).max(rival.as_str(), 3_000);
+    let a3 = a.at(12_000).max(me.as_str(), 4_000);
+    let open_b = b.open();
+    let b1 = b.at(20_000).max(me.as_str(), 2_000);
+    let open_c = c.open();
+    let c1 = c.at(30_000).max(rival.as_str(), 2_000);
+    archive
+        .record_batch(&[open_a, a1, a2, a3, open_b, b1, open_c, c1])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        archive.bid_auctions(&me, 50).await.unwrap(),
+        vec![b.id().clone(), a.id().clone()],
+        "each auction once, the one with my latest bid first, none I never bid on"
+    );
+    assert_eq!(
+        archive.bid_auctions(&me, 1).await.unwrap(),
+        vec![b.id().clone()]
+    );
+    assert_eq!(
+        archive.bid_auctions(&rival, 50).await.unwrap(),
+        vec![c.id().clone(), a.id().clone()]
+    );
+}
+
+pub async fn next_steps_are_set_replaced_and_removed(archive: &dyn Archive) {
+    let a = Fixture::new("next-steps");
+    archive.create_auction(a.auction()).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), None);
+    let first = NextSteps {
+        text: "Pay within 3 days; pick-up in Ghent.".into(),
+        url: Some("https://pay.example/lot".into()),
+        updated_at: 1_000,
+    };
+    archive.set_next_steps(a.id(), Some(&first)).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), Some(first));
+    let second = NextSteps {
+        text: "We will e-mail you.".into(),
+        url: None,
+        updated_at: 2_000,
+    };
+    archive.set_next_steps(a.id(), Some(&second)).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), Some(second));
+    archive.set_next_steps(a.id(), None).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), None);
+    assert_eq!(
+        archive
+            .next_steps(Fixture::new("other").id())
+            .await
+            .unwrap(),
+        None
+    );
+}

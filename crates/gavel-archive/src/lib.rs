@@ -61,6 +61,23 @@ pub struct LogRecord {
     pub hash: gavel_core::chain::ChainHash,
 }
 
+/// What the winner of an auction is told to do after the close (a payment or collection
+/// page, pick-up instructions). Set by an admin at any time; not part of the sealed spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextSteps {
+    /// Plain text (at most [`NextSteps::MAX_TEXT`] characters).
+    pub text: String,
+    /// An `https://` (or `http://`) link, if any.
+    pub url: Option<String>,
+    /// When it was last set (server ms).
+    pub updated_at: Millis,
+}
+
+impl NextSteps {
+    pub const MAX_TEXT: usize = 2000;
+    pub const MAX_URL: usize = 2000;
+}
+
 /// Counters that let tests and benchmarks check the write amplification.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArchiveStats {
@@ -156,6 +173,49 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
+
+    // --- Per-user lists (the personal channel, "My bids"; docs/protocol.md). ---
+    //
+    // Contract:
+    // - `set_watched` is idempotent: watching twice keeps one row (and its first `at`),
+    //   unwatching what is not watched changes nothing. It returns whether anything changed.
+    // - `watchlist` lists one user's watched auctions, most recently added first.
+    // - `bid_auctions` lists the auctions with at least one stored bid by the user (the
+    //   accepted, price-moving bids of `record_batch`), most recent bid first, each once.
+    // - `set_next_steps` replaces an auction's next steps (`None` removes them).
+
+    /// Adds an auction to (or removes it from) a user's watchlist.
+    async fn set_watched(
+        &self,
+        bidder: &BidderId,
+        auction: &AuctionId,
+        watched: bool,
+        at: Millis,
+    ) -> Result<bool, ArchiveError>;
+
+    /// A user's watched auctions, most recently added first, at most `limit`.
+    async fn watchlist(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError>;
+
+    /// The auctions a user has a stored bid on, most recent bid first, at most `limit`.
+    async fn bid_auctions(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError>;
+
+    /// Sets (or with `None` removes) what the auction's winner is told to do next.
+    async fn set_next_steps(
+        &self,
+        auction: &AuctionId,
+        steps: Option<&NextSteps>,
+    ) -> Result<(), ArchiveError>;
+
+    /// What the auction's winner is told to do next, if an admin set it.
+    async fn next_steps(&self, auction: &AuctionId) -> Result<Option<NextSteps>, ArchiveError>;
 
     /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
     /// on a connection of its own pool. Callers bound it in time.

@@ -5,6 +5,7 @@
 //!
 //! Its own test binary: the switch breaks every memory engine in the process.
 
+mod common;
 #[path = "linearizable/nodes.rs"]
 mod nodes;
 #[path = "linearizable/workload.rs"]

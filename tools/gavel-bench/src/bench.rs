@@ -35,8 +35,12 @@ pub struct Bench {
     pub spawned: Option<Spawned>,
     pub fd: FdLimit,
     pub server_fd: Option<u64>,
+    /// Watchers held by this process.
     pub watchers: Vec<Arc<Watcher>>,
     aborts: Vec<tokio::task::AbortHandle>,
+    /// `--workers`: the worker processes, and the watchers they hold.
+    pub pool: Option<crate::pool::Pool>,
+    pub remote_watchers: usize,
     pub bidders: Vec<Bidder>,
     pub steps: Vec<StepReport>,
     pub notes: Vec<String>,
@@ -50,6 +54,8 @@ struct ServerSample {
     proc: Option<ProcSample>,
     /// This process, to show what the load generator itself costs on a shared machine.
     tool: Option<ProcSample>,
+    /// Each worker process, by pid.
+    workers: HashMap<u32, ProcSample>,
     machine_busy_us: Option<u64>,
     at: Instant,
     metrics: HashMap<String, f64>,
@@ -126,6 +132,8 @@ impl Bench {
             fd,
             watchers: Vec::new(),
             aborts: Vec::new(),
+            pool: None,
+            remote_watchers: 0,
             bidders: Vec::new(),
             steps: Vec::new(),
             notes: Vec::new(),
@@ -133,8 +141,35 @@ impl Bench {
             phase: Arc::new(Mutex::new("setup".into())),
             opts,
         };
+        if b.opts.workers > 0 {
+            *b.phase.lock() = format!("starting {} workers", b.opts.workers);
+            b.pool = Some(
+                crate::pool::Pool::start(b.opts.workers, &b.ctx, b.opts.connect_concurrency)
+                    .await?,
+            );
+        }
         b.add_bidders(bidders).await?;
         Ok(b)
+    }
+
+    /// Watchers open, in this process and in the workers.
+    pub fn watcher_count(&self) -> usize {
+        self.watchers.len() + self.remote_watchers
+    }
+
+    /// Updates received since the last take, in this process and (as last reported) in the
+    /// workers.
+    fn updates_so_far(&self) -> u64 {
+        self.ctx.rec.updates() + self.pool.as_ref().map_or(0, |p| p.status.total().updates)
+    }
+
+    /// This process and its workers.
+    fn tool_pids(&self) -> Vec<u32> {
+        let mut pids = vec![std::process::id()];
+        if let Some(p) = &self.pool {
+            pids.extend(p.pids());
+        }
+        pids
     }
 
     async fn add_bidders(&mut self, n: usize) -> anyhow::Result<()> {
@@ -155,7 +190,10 @@ impl Bench {
     /// known), leaving room for bidders and HTTP.
     pub fn max_watchers(&self) -> usize {
         let reserve = self.bidders.len() as u64 + 200;
-        let mine = self.fd.soft.saturating_sub(reserve);
+        let mine = match &self.pool {
+            Some(p) => p.capacity() as u64,
+            None => self.fd.soft.saturating_sub(reserve),
+        };
         let theirs = self
             .server_fd
             .map(|l| l.saturating_sub(reserve) * self.ctx.servers.len() as u64)
@@ -167,7 +205,7 @@ impl Bench {
     /// (connection `j` to auctions `j·subs … j·subs+subs−1`, modulo the auction count). Returns
     /// the server's RSS growth per connection added, once all are subscribed.
     pub async fn add_watchers(&mut self, total: usize, subs: usize) -> Option<f64> {
-        let first = self.watchers.len();
+        let first = self.watcher_count();
         if total <= first {
             return None;
         }
@@ -177,47 +215,39 @@ impl Bench {
         let expected =
             self.ctx.subscribed.load(Ordering::Relaxed) + ((total - first) * subs) as u64;
         *self.phase.lock() = format!("connecting {total} watchers");
-        let n_auctions = self.ctx.auctions.len();
-        let servers = self.ctx.servers.len();
-        let ctx = self.ctx.clone();
-        let mut results = futures::stream::iter(first..total)
-            .map(|j| {
-                let auctions = (0..subs)
-                    .map(|m| ((j * subs + m) % n_auctions) as u32)
-                    .collect();
-                watcher::start(ctx.clone(), j, j % servers, auctions)
-            })
-            .buffer_unordered(self.opts.connect_concurrency.max(1));
-        let mut failures = 0usize;
-        while let Some(r) = results.next().await {
-            match r {
-                Ok((w, abort)) => {
+        let failures = match self.pool.as_mut() {
+            Some(pool) => {
+                let failures = pool.watch(&self.ctx, first..total, subs).await;
+                self.remote_watchers += total - first - failures;
+                failures
+            }
+            None => {
+                let (opened, failures) = watcher::connect_all(
+                    &self.ctx,
+                    first..total,
+                    subs,
+                    self.opts.connect_concurrency,
+                )
+                .await;
+                for (w, abort) in opened {
                     self.watchers.push(w);
                     self.aborts.push(abort);
                 }
-                Err(e) => {
-                    failures += 1;
-                    self.ctx.events.add(&format!("watcher connect failed: {e}"));
-                }
+                let expected = expected - (failures * subs) as u64;
+                watcher::wait_subscribed(&self.ctx, expected, Duration::from_secs(60)).await;
+                failures
             }
-        }
-        drop(results);
-        self.watchers.sort_by_key(|w| w.id);
+        };
         if failures > 0 {
             self.notes.push(format!(
                 "{failures} of {} watcher connections failed to open",
                 total - first
             ));
         }
-        let expected = expected - (failures * subs) as u64;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.ctx.subscribed.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         // Let the allocator and the kernel settle before reading RSS.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let after = sys::sample_all(&self.pids);
-        let added = self.watchers.len() - first;
+        let added = self.watcher_count() - first;
         match (before, after) {
             (Some(b), Some(a)) if added > 0 => {
                 Some((a.rss_kib as f64 - b.rss_kib as f64) / added as f64)
@@ -254,7 +284,15 @@ impl Bench {
         }
         ServerSample {
             proc: sys::sample_all(&self.pids),
-            tool: sys::sample(std::process::id()),
+            tool: sys::sample_all(&self.tool_pids()),
+            workers: self
+                .pool
+                .as_ref()
+                .map(|p| p.pids())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|pid| Some((pid, sys::sample(pid)?)))
+                .collect(),
             machine_busy_us: sys::machine_busy_us(),
             at: Instant::now(),
             metrics,
@@ -274,11 +312,22 @@ impl Bench {
         *self.phase.lock() = name.to_string();
         let before = self.server_sample().await;
         let _ = self.ctx.rec.take();
+        if let Some(pool) = self.pool.as_mut() {
+            pool.take(&self.ctx, &mut crate::stats::Tally::default())
+                .await;
+        }
         let start_us = self.ctx.now_us() + 300_000;
         let range = self.ctx.ledger.append(
             plan.iter()
                 .map(|&(off, a, amt, b)| (start_us + off, a, amt, b)),
         );
+        if let Some(pool) = self.pool.as_mut() {
+            let bids = plan
+                .iter()
+                .map(|&(off, a, amt, _)| (start_us + off, a, amt))
+                .collect();
+            pool.plan(&self.ctx, bids).await;
+        }
         bidder::dispatch(&self.ctx, &self.bidders, range.clone()).await;
         let end = self.ctx.epoch + Duration::from_micros(start_us + (duration * 1e6) as u64);
         tokio::time::sleep_until(end.into()).await;
@@ -293,17 +342,28 @@ impl Bench {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut last = self.ctx.rec.peek().updates;
+        let mut last = self.updates_so_far();
+        // Workers report every 250 ms: wait longer than that for a change.
+        let quiet = if self.pool.is_some() { 600 } else { 250 };
         while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = self.ctx.rec.peek().updates;
+            tokio::time::sleep(Duration::from_millis(quiet)).await;
+            let now = self.updates_so_far();
             if now == last {
                 break;
             }
             last = now;
         }
-        let t = self.ctx.rec.take();
+        let mut t = self.ctx.rec.take();
+        let mut workers = match self.pool.as_mut() {
+            Some(pool) => pool.take(&self.ctx, &mut t).await,
+            None => Vec::new(),
+        };
         let after = self.server_sample().await;
+        for w in &mut workers {
+            if let Some((b, a)) = before.workers.get(&w.pid).zip(after.workers.get(&w.pid)) {
+                w.cpu_ms = Some((a.cpu_us - b.cpu_us) as f64 / 1000.0);
+            }
+        }
 
         let elapsed = (t.last_answer_us.saturating_sub(start_us) as f64 / 1e6).max(duration);
         let rejected: u64 = t
@@ -345,8 +405,9 @@ impl Bench {
         });
         let report = StepReport {
             name: name.to_string(),
-            watchers: self.watchers.len(),
-            connections: self.ctx.open.load(Ordering::Relaxed),
+            watchers: self.watcher_count(),
+            connections: self.ctx.open.load(Ordering::Relaxed)
+                + self.pool.as_ref().map_or(0, |p| p.status.total().open),
             auctions: self.ctx.auctions.len(),
             bidders: self.bidders.len(),
             offered_rate,
@@ -389,18 +450,22 @@ impl Bench {
                 .ok()
                 .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             violations: self.ctx.violations.count(),
+            workers,
         };
         self.steps.push(report.clone());
         report
     }
 
-    /// Closes every connection (on purpose: not counted as errors).
-    pub fn disconnect(&mut self) {
+    /// Closes every connection (on purpose: not counted as errors) and stops the workers.
+    pub async fn disconnect(&mut self) {
         self.ctx.stopping.store(true, Ordering::Relaxed);
         for a in self.aborts.drain(..) {
             a.abort();
         }
         self.bidders.clear();
+        if let Some(pool) = self.pool.as_mut() {
+            pool.stop().await;
+        }
     }
 }
 

@@ -2,12 +2,15 @@
 //! with the server's, and the archive with the accepted bids.
 
 use crate::bench::Bench;
-use crate::ctx::outcome;
+use crate::ctx::{outcome, Ctx};
 use crate::report::{ArchiveCheck, Checks};
+use crate::target::Api;
+use crate::watcher::Watcher;
 use gavel_check::history::Answer;
 use gavel_protocol::{AuctionView, PlaceBid};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 impl Bench {
@@ -104,47 +107,10 @@ impl Bench {
         }
     }
 
-    async fn server_states(&self) -> Vec<HashMap<String, AuctionView>> {
-        let mut out = Vec::new();
-        for (node, s) in self.ctx.servers.iter().enumerate() {
-            let sent = gavel_check::record::now_us();
-            let map: HashMap<String, AuctionView> = match self.api.list(s).await {
-                Ok(l) => l
-                    .auctions
-                    .into_iter()
-                    .filter(|a| self.ctx.index.contains_key(&a.id))
-                    .map(|a| (a.id.clone(), a))
-                    .collect(),
-                Err(e) => {
-                    self.ctx
-                        .events
-                        .add(&format!("listing auctions failed: {e}"));
-                    HashMap::new()
-                }
-            };
-            crate::record::views(&self.ctx, node, sent, map.values());
-            out.push(map);
-        }
-        out
-    }
-
-    /// Waits (up to 30 s) until every watcher has caught up with its server, then compares.
+    /// Compares this process's watchers and the workers' with the servers, and checks that
+    /// every node reports the same state.
     async fn compare_watchers(&mut self, checks: &mut Checks) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let states = loop {
-            let states = self.server_states().await;
-            let behind = self.watchers.iter().any(|w| {
-                w.seen.lock().iter().any(|s| {
-                    states[w.server]
-                        .get(&self.ctx.auctions[s.auction as usize])
-                        .is_some_and(|a| s.seq < a.seq)
-                })
-            });
-            if !behind || Instant::now() > deadline {
-                break states;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        let states = compare_watchers(&self.ctx, &self.api, &self.watchers, checks).await;
         // Every node must agree (distributed mode).
         for (i, other) in states.iter().enumerate().skip(1) {
             for (id, a) in &states[0] {
@@ -155,31 +121,8 @@ impl Bench {
                 }
             }
         }
-        for w in &self.watchers {
-            for s in w.seen.lock().iter() {
-                let id = &self.ctx.auctions[s.auction as usize];
-                checks.watcher_states_checked += 1;
-                let Some(a) = states[w.server].get(id) else {
-                    checks.watcher_state_mismatches += 1;
-                    continue;
-                };
-                let mine = (s.seq, s.price, s.bid_count, s.leader.as_deref());
-                let theirs = (
-                    a.seq,
-                    a.price,
-                    a.bid_count,
-                    a.leader.as_ref().map(|l| l.id.as_str()),
-                );
-                if mine != theirs {
-                    checks.watcher_state_mismatches += 1;
-                    self.ctx.violations.report(|| {
-                        format!(
-                            "watcher {} ends on {id} at (seq, price, bids, leader) {mine:?}, the server at {theirs:?}",
-                            w.id
-                        )
-                    });
-                }
-            }
+        if let Some(pool) = self.pool.as_mut() {
+            pool.check(&self.ctx, checks).await;
         }
     }
 
@@ -276,6 +219,88 @@ impl Bench {
         }
         check
     }
+}
+
+/// Every node's view of the run's auctions (recorded with `--record`).
+async fn server_states(ctx: &Ctx, api: &Api) -> Vec<HashMap<String, AuctionView>> {
+    let mut out = Vec::new();
+    for (node, s) in ctx.servers.iter().enumerate() {
+        let sent = gavel_check::record::now_us();
+        let map: HashMap<String, AuctionView> = match api.list(s).await {
+            Ok(l) => l
+                .auctions
+                .into_iter()
+                .filter(|a| ctx.index.contains_key(&a.id))
+                .map(|a| (a.id.clone(), a))
+                .collect(),
+            Err(e) => {
+                ctx.events.add(&format!("listing auctions failed: {e}"));
+                HashMap::new()
+            }
+        };
+        crate::record::views(ctx, node, sent, map.values());
+        out.push(map);
+    }
+    out
+}
+
+/// Waits (up to 30 s) until every watcher has caught up with its server, then compares each
+/// watcher's final (seq, price, bid count, leader) with its server's; returns the servers'
+/// states it compared with.
+pub async fn compare_watchers(
+    ctx: &Ctx,
+    api: &Api,
+    watchers: &[Arc<Watcher>],
+    checks: &mut Checks,
+) -> Vec<HashMap<String, AuctionView>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let states = loop {
+        let states = server_states(ctx, api).await;
+        let behind = watchers.iter().any(|w| {
+            w.seen.lock().iter().any(|s| {
+                states[w.server]
+                    .get(&ctx.auctions[s.auction as usize])
+                    .is_some_and(|a| s.seq < a.seq)
+            })
+        });
+        if !behind || Instant::now() > deadline {
+            break states;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for w in watchers {
+        for s in w.seen.lock().iter() {
+            let id = &ctx.auctions[s.auction as usize];
+            checks.watcher_states_checked += 1;
+            let Some(a) = states[w.server].get(id) else {
+                checks.watcher_state_mismatches += 1;
+                ctx.violations.report(|| {
+                    format!(
+                        "watcher {} watches {id}, which its server does not list",
+                        w.id
+                    )
+                });
+                continue;
+            };
+            let mine = (s.seq, s.price, s.bid_count, s.leader.as_deref());
+            let theirs = (
+                a.seq,
+                a.price,
+                a.bid_count,
+                a.leader.as_ref().map(|l| l.id.as_str()),
+            );
+            if mine != theirs {
+                checks.watcher_state_mismatches += 1;
+                ctx.violations.report(|| {
+                    format!(
+                        "watcher {} ends on {id} at (seq, price, bids, leader) {mine:?}, the server at {theirs:?}",
+                        w.id
+                    )
+                });
+            }
+        }
+    }
+    states
 }
 
 /// (auction id, amount, request id) of one stored bid.

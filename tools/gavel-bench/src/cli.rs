@@ -38,6 +38,13 @@ pub enum Command {
     Floor(crate::floor::FloorArgs),
     /// Turn --json reports into a Markdown table and an SVG latency chart.
     Render(RenderArgs),
+    /// A worker process of `--workers` (started by gavel-bench itself; speaks JSON lines on
+    /// standard input and output).
+    #[command(name = "__worker", hide = true)]
+    Worker,
+    /// A worker process of `floor --workers`.
+    #[command(name = "__floor-worker", hide = true)]
+    FloorWorker(crate::floor::FloorWorkerArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -127,9 +134,15 @@ pub struct Opts {
     #[arg(long, default_value_t = 25_000)]
     pub conns_per_source: usize,
 
-    /// Connections opened at once.
+    /// Connections opened at once (by each worker, with --workers).
     #[arg(long, default_value_t = 128)]
     pub connect_concurrency: usize,
+
+    /// Hold the watchers in N worker processes (copies of this program), each under its own
+    /// open-files limit; their histograms and checks are merged into one report. The bidders
+    /// stay in this process. 0: this process holds everything.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
 
     /// Write the report as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "PATH")]

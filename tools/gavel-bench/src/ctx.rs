@@ -183,6 +183,12 @@ impl Ctx {
         (run == self.run).then(|| idx.parse().ok()).flatten()
     }
 
+    /// Numbers the next connections from `n` on (a worker process holding watchers `n…`
+    /// picks the source addresses a single process would have).
+    pub fn number_connections_from(&self, n: usize) {
+        self.conn_seq.store(n, Ordering::Relaxed);
+    }
+
     /// The source address for the next connection.
     pub fn next_source(&self) -> Ipv4Addr {
         let n = self.conn_seq.fetch_add(1, Ordering::Relaxed);

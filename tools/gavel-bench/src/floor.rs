@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +29,13 @@ pub struct FloorArgs {
     /// Payload bytes per frame (a bid update is ~250 bytes of JSON).
     #[arg(long, default_value_t = 250)]
     pub bytes: usize,
+    /// Spread the sockets over N processes (each needs 2 files per socket under its own
+    /// open-files limit), all writing each round at once.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// CPU time of the calling thread, in microseconds.
@@ -60,93 +67,299 @@ fn frame(len: usize) -> Vec<u8> {
     f
 }
 
-pub fn run(args: &FloorArgs) -> anyhow::Result<()> {
-    let limit = crate::sys::raise_fd_limit();
-    let needed = args.sockets as u64 * 2 + 64;
-    anyhow::ensure!(
-        limit.soft >= needed,
-        "{} sockets need {needed} open files; the limit here is {}",
-        args.sockets,
-        limit.soft
-    );
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let mut writers = Vec::with_capacity(args.sockets);
-    let mut readers = Vec::with_capacity(args.sockets);
-    for i in 0..args.sockets {
-        let client = TcpStream::connect(addr).with_context(|| format!("connection {i}"))?;
-        let (server, _) = listener.accept()?;
-        client.set_nodelay(true)?;
-        server.set_nodelay(true)?;
-        client.set_nonblocking(true)?;
-        writers.push(server);
-        readers.push(client);
+/// One process's socket pairs: writers (the server's side) and a reader thread (the
+/// watchers' side).
+struct Pairs {
+    writers: Vec<TcpStream>,
+    frame: Vec<u8>,
+    expected_per_round: u64,
+    received: Arc<(Mutex<u64>, Condvar)>,
+    reader_cpu: Arc<AtomicU64>,
+    reader: std::thread::JoinHandle<anyhow::Result<()>>,
+    write_cpu_us: u64,
+    rounds_done: u64,
+}
+
+impl Pairs {
+    fn open(sockets: usize, bytes: usize, rounds: usize) -> anyhow::Result<Pairs> {
+        let limit = crate::sys::raise_fd_limit();
+        let needed = sockets as u64 * 2 + 64;
+        anyhow::ensure!(
+            limit.soft >= needed,
+            "{sockets} sockets need {needed} open files; the limit here is {} (use --workers)",
+            limit.soft
+        );
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let mut writers = Vec::with_capacity(sockets);
+        let mut readers = Vec::with_capacity(sockets);
+        for i in 0..sockets {
+            let client = TcpStream::connect(addr).with_context(|| format!("connection {i}"))?;
+            let (server, _) = listener.accept()?;
+            client.set_nodelay(true)?;
+            server.set_nodelay(true)?;
+            client.set_nonblocking(true)?;
+            writers.push(server);
+            readers.push(client);
+        }
+        let frame = frame(bytes);
+        let expected_per_round = (frame.len() * sockets) as u64;
+        let received = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let reader_cpu = Arc::new(AtomicU64::new(0));
+        let total = expected_per_round * rounds as u64;
+        let reader = {
+            let received = received.clone();
+            let reader_cpu = reader_cpu.clone();
+            std::thread::spawn(move || read_all(readers, total, &received, &reader_cpu))
+        };
+        Ok(Pairs {
+            writers,
+            frame,
+            expected_per_round,
+            received,
+            reader_cpu,
+            reader,
+            write_cpu_us: 0,
+            rounds_done: 0,
+        })
     }
-    let frame = frame(args.bytes);
-    let expected_per_round = (frame.len() * args.sockets) as u64;
-    let received = Arc::new(AtomicU64::new(0));
-    let reader_cpu = Arc::new(AtomicU64::new(0));
-    let total = expected_per_round * args.rounds as u64;
-    let reader = {
-        let received = received.clone();
-        let reader_cpu = reader_cpu.clone();
-        std::thread::spawn(move || read_all(readers, total, &received, &reader_cpu))
+
+    /// Writes one frame to every socket and waits until the reader has them all.
+    fn round(&mut self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let cpu = thread_cpu_us();
+        for w in self.writers.iter_mut() {
+            w.write_all(&self.frame)?;
+        }
+        self.write_cpu_us += thread_cpu_us() - cpu;
+        self.rounds_done += 1;
+        let target = self.expected_per_round * self.rounds_done;
+        let (lock, cv) = &*self.received;
+        let mut got = lock.lock().expect("the reader does not panic");
+        while *got < target {
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "the reader stopped receiving"
+            );
+            got = cv
+                .wait_timeout(got, Duration::from_millis(100))
+                .expect("the reader does not panic")
+                .0;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// (sender CPU µs, reader CPU µs) over every round.
+    fn finish(self) -> anyhow::Result<(u64, u64)> {
+        self.reader.join().expect("the reader thread")?;
+        Ok((self.write_cpu_us, self.reader_cpu.load(Ordering::Acquire)))
+    }
+}
+
+/// What a floor run measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FloorReport {
+    pub sockets: usize,
+    pub workers: usize,
+    pub rounds: usize,
+    pub frame_bytes: usize,
+    pub sender_cpu_us_per_frame: f64,
+    pub receiver_cpu_us_per_frame: f64,
+    /// Time for one round to reach every reader (in every worker), µs.
+    pub round_median_us: u64,
+    pub round_worst_us: u64,
+    pub round_us: Vec<u64>,
+}
+
+pub fn run(args: &FloorArgs) -> anyhow::Result<()> {
+    let report = if args.workers <= 1 {
+        run_here(args)?
+    } else {
+        run_workers(args)?
     };
+    println!(
+        "sender CPU per frame:   {:.2} µs (one write per socket; on loopback includes the receiving socket's TCP work)",
+        report.sender_cpu_us_per_frame
+    );
+    println!(
+        "receiver CPU per frame: {:.2} µs (epoll + read)",
+        report.receiver_cpu_us_per_frame
+    );
+    println!(
+        "one round to all {} readers: median {:.1} ms, worst {:.1} ms",
+        report.sockets,
+        report.round_median_us as f64 / 1e3,
+        report.round_worst_us as f64 / 1e3
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn summarize(args: &FloorArgs, mut rounds: Vec<u64>, write_cpu: u64, read_cpu: u64) -> FloorReport {
+    let frames = (args.sockets * args.rounds).max(1) as f64;
+    let order = rounds.clone();
+    rounds.sort_unstable();
+    FloorReport {
+        sockets: args.sockets,
+        workers: args.workers.max(1),
+        rounds: args.rounds,
+        frame_bytes: frame(args.bytes).len(),
+        sender_cpu_us_per_frame: write_cpu as f64 / frames,
+        receiver_cpu_us_per_frame: read_cpu as f64 / frames,
+        round_median_us: rounds.get(rounds.len() / 2).copied().unwrap_or(0),
+        round_worst_us: rounds.last().copied().unwrap_or(0),
+        round_us: order,
+    }
+}
+
+fn run_here(args: &FloorArgs) -> anyhow::Result<FloorReport> {
+    let mut pairs = Pairs::open(args.sockets, args.bytes, args.rounds)?;
     eprintln!(
         "floor: {} loopback connections, {} rounds of one {}-byte frame each",
         args.sockets,
         args.rounds,
-        frame.len()
+        pairs.frame.len()
     );
-    let mut write_cpu = 0;
     let mut round_times = Vec::with_capacity(args.rounds);
     for round in 0..args.rounds {
-        let start = Instant::now();
-        let cpu = thread_cpu_us();
-        for w in writers.iter_mut() {
-            w.write_all(&frame)?;
-        }
-        write_cpu += thread_cpu_us() - cpu;
-        let target = expected_per_round * (round as u64 + 1);
-        while received.load(Ordering::Acquire) < target {
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(30),
-                "the reader stopped receiving"
-            );
-            std::thread::yield_now();
-        }
-        round_times.push(start.elapsed());
+        round_times.push(pairs.round()?.as_micros() as u64);
         eprint!("\rround {}/{}", round + 1, args.rounds);
         // A pause like the 100 ms between bids at 10 bids/s, so rounds do not overlap.
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!();
-    reader.join().expect("the reader thread")?;
-    let frames = (args.sockets * args.rounds) as f64;
-    round_times.sort();
-    let median = round_times[round_times.len() / 2];
-    let worst = round_times[round_times.len() - 1];
-    println!(
-        "sender CPU per frame:   {:.2} µs (one write per socket; on loopback includes the receiving socket's TCP work)",
-        write_cpu as f64 / frames
-    );
-    println!(
-        "receiver CPU per frame: {:.2} µs (epoll + read)",
-        reader_cpu.load(Ordering::Acquire) as f64 / frames
-    );
-    println!(
-        "one round to all {} readers: median {:.1} ms, worst {:.1} ms",
+    let (w, r) = pairs.finish()?;
+    Ok(summarize(args, round_times, w, r))
+}
+
+/// `floor --workers N`: N processes (`__floor-worker`), each with its share of the socket
+/// pairs under its own open-files limit, all writing each round at the same moment (as
+/// several server nodes fanning out one update do). A round ends when the last reader of
+/// the last worker has its frame.
+fn run_workers(args: &FloorArgs) -> anyhow::Result<FloorReport> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let n = args.workers;
+    let mut children = Vec::new();
+    for i in 0..n {
+        let share = args.sockets * (i + 1) / n - args.sockets * i / n;
+        let mut child = std::process::Command::new(&exe)
+            .arg("__floor-worker")
+            .arg(format!("--sockets={share}"))
+            .arg(format!("--rounds={}", args.rounds))
+            .arg(format!("--bytes={}", args.bytes))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting floor worker {i}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        children.push((child, stdin, stdout.lines()));
+    }
+    let expect = |lines: &mut std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+                  i: usize,
+                  what: &str|
+     -> anyhow::Result<Vec<u64>> {
+        let line = lines
+            .next()
+            .with_context(|| format!("floor worker {i} exited before `{what}`"))??;
+        let mut f = line.split_whitespace();
+        anyhow::ensure!(
+            f.next() == Some(what),
+            "floor worker {i}: expected `{what}`, got {line:?}"
+        );
+        f.map(|x| {
+            x.parse()
+                .with_context(|| format!("floor worker {i}: {line:?}"))
+        })
+        .collect()
+    };
+    for (i, c) in children.iter_mut().enumerate() {
+        expect(&mut c.2, i, "ready")?;
+    }
+    eprintln!(
+        "floor: {} loopback connections in {n} processes, {} rounds of one {}-byte frame each",
         args.sockets,
-        median.as_secs_f64() * 1e3,
-        worst.as_secs_f64() * 1e3
+        args.rounds,
+        frame(args.bytes).len()
     );
+    let mut round_times = Vec::with_capacity(args.rounds);
+    for round in 0..args.rounds {
+        let start = crate::sys::monotonic_us();
+        for c in children.iter_mut() {
+            writeln!(c.1, "go")?;
+            c.1.flush()?;
+        }
+        let mut last = start;
+        for (i, c) in children.iter_mut().enumerate() {
+            let done = expect(&mut c.2, i, "done")?;
+            last = last.max(done.first().copied().unwrap_or(start));
+        }
+        round_times.push(last - start);
+        eprint!("\rround {}/{}", round + 1, args.rounds);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!();
+    let (mut w, mut r) = (0, 0);
+    for (i, c) in children.iter_mut().enumerate() {
+        writeln!(c.1, "end")?;
+        c.1.flush()?;
+        let cpu = expect(&mut c.2, i, "cpu")?;
+        anyhow::ensure!(cpu.len() == 2, "floor worker {i}: bad cpu line");
+        w += cpu[0];
+        r += cpu[1];
+    }
+    for (mut child, stdin, _) in children {
+        drop(stdin);
+        let _ = child.wait();
+    }
+    Ok(summarize(args, round_times, w, r))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FloorWorkerArgs {
+    #[arg(long)]
+    pub sockets: usize,
+    #[arg(long)]
+    pub rounds: usize,
+    #[arg(long)]
+    pub bytes: usize,
+}
+
+/// `__floor-worker`: opens its pairs, says `ready`; on each `go` writes a round and says
+/// `done <monotonic µs when its reader had it all>`; on `end` says `cpu <sender µs> <reader µs>`.
+pub fn worker(args: &FloorWorkerArgs) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let mut pairs = Pairs::open(args.sockets, args.bytes, args.rounds)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        match line?.trim() {
+            "go" => {
+                pairs.round()?;
+                writeln!(out, "done {}", crate::sys::monotonic_us())?;
+                out.flush()?;
+            }
+            "end" => {
+                let (w, r) = pairs.finish()?;
+                writeln!(out, "cpu {w} {r}")?;
+                out.flush()?;
+                return Ok(());
+            }
+            other => anyhow::bail!("unexpected command {other:?}"),
+        }
+    }
     Ok(())
 }
 
 fn read_all(
     readers: Vec<TcpStream>,
     total: u64,
-    received: &AtomicU64,
+    received: &(Mutex<u64>, Condvar),
     cpu_out: &AtomicU64,
 ) -> anyhow::Result<()> {
     let start_cpu = thread_cpu_us();
@@ -179,7 +392,8 @@ fn read_all(
                 }
             }
         }
-        received.store(got, Ordering::Release);
+        *received.0.lock().expect("the writer does not panic") = got;
+        received.1.notify_all();
     }
     unsafe { libc::close(ep) };
     cpu_out.store(thread_cpu_us() - start_cpu, Ordering::Release);
@@ -199,11 +413,15 @@ mod tests {
 
     #[test]
     fn a_small_run_delivers_every_frame() {
-        run(&FloorArgs {
+        let args = FloorArgs {
             sockets: 20,
             rounds: 2,
             bytes: 100,
-        })
-        .unwrap();
+            workers: 0,
+            json: None,
+        };
+        let r = run_here(&args).unwrap();
+        assert_eq!(r.round_us.len(), 2);
+        assert!(r.sender_cpu_us_per_frame >= 0.0 && r.round_worst_us >= r.round_median_us);
     }
 }

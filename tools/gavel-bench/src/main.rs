@@ -11,6 +11,7 @@ mod check;
 mod cli;
 mod ctx;
 mod floor;
+mod pool;
 mod record;
 mod render;
 mod report;
@@ -19,6 +20,7 @@ mod stats;
 mod sys;
 mod target;
 mod watcher;
+mod worker;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -41,6 +43,8 @@ fn main() -> std::process::ExitCode {
     let (scenario, opts) = match cli.command {
         Command::Render(args) => return exit_status("render", render::render(&args)),
         Command::Floor(args) => return exit_status("floor", floor::run(&args)),
+        Command::Worker => return worker::main(),
+        Command::FloorWorker(args) => return exit_status("floor worker", floor::worker(&args)),
         Command::Ladder(o) => (Scenario::Ladder, o),
         Command::FinalSecond(o) => (Scenario::FinalSecond, o),
         Command::Sustained(o) => (Scenario::Sustained, o),

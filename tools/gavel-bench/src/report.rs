@@ -26,6 +26,22 @@ pub struct ServerStep {
     pub frames_sent: Option<f64>,
 }
 
+/// One worker process's share of a step (`--workers`): the step's figures are the sum.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerStep {
+    pub worker: usize,
+    pub pid: u32,
+    pub watchers: usize,
+    pub updates: u64,
+    pub g2g_samples: u64,
+    pub unmatched_updates: u64,
+    /// Violations it had found by the end of the step.
+    pub violations: u64,
+    /// Its CPU time during the step.
+    pub cpu_ms: Option<f64>,
+    pub rss_kib: Option<u64>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StepReport {
     pub name: String,
@@ -69,6 +85,9 @@ pub struct StepReport {
     pub load_average: Option<f64>,
     /// Violations counted so far in the run.
     pub violations: u64,
+    /// With `--workers`: each worker process's share (the figures above are their sum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerStep>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -109,6 +128,9 @@ pub struct Report {
     pub fd_soft: u64,
     pub fd_hard: u64,
     pub server_fd_limit: Option<u64>,
+    /// Worker processes holding the watchers (`--workers`; 0: this process holds them).
+    #[serde(default)]
+    pub workers: usize,
     pub servers: Vec<String>,
     pub steps: Vec<StepReport>,
     pub checks: Checks,

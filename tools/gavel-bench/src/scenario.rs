@@ -44,7 +44,9 @@ pub async fn run(scenario: Scenario, opts: Opts) -> anyhow::Result<Report> {
     };
     let quiet = opts.quiet;
     let mut b = Bench::setup(opts, auctions.max(1), bidders).await?;
-    let progress = (!quiet).then(|| tokio::spawn(progress(b.ctx.clone(), b.phase.clone())));
+    let pool_status = b.pool.as_ref().map(|p| p.status.clone());
+    let progress =
+        (!quiet).then(|| tokio::spawn(progress(b.ctx.clone(), b.phase.clone(), pool_status)));
     let result = match scenario {
         Scenario::Ladder => ladder(&mut b).await,
         Scenario::FinalSecond => final_second(&mut b).await,
@@ -58,7 +60,7 @@ pub async fn run(scenario: Scenario, opts: Opts) -> anyhow::Result<Report> {
         p.abort();
         eprintln!();
     }
-    b.disconnect();
+    b.disconnect().await;
     let report = Report {
         scenario: scenario.name().into(),
         label: b.opts.label.clone(),
@@ -67,6 +69,7 @@ pub async fn run(scenario: Scenario, opts: Opts) -> anyhow::Result<Report> {
         fd_soft: b.fd.soft,
         fd_hard: b.fd.hard,
         server_fd_limit: b.server_fd,
+        workers: b.pool.as_ref().map_or(0, |p| p.len()),
         servers: b.ctx.servers.iter().map(|s| s.base.clone()).collect(),
         steps: b.steps.clone(),
         ok: checks.violations == 0,
@@ -114,7 +117,7 @@ async fn ladder(b: &mut Bench) -> anyhow::Result<()> {
             continue;
         }
         let kib = b.add_watchers(w, subs).await;
-        done = b.watchers.len();
+        done = b.watcher_count();
         let rate = b
             .opts
             .rate
@@ -233,34 +236,51 @@ async fn custom(b: &mut Bench) -> anyhow::Result<()> {
 }
 
 /// A progress line on standard error, once a second (a new line each time when it is not a
-/// terminal).
-async fn progress(ctx: Arc<crate::ctx::Ctx>, phase: Arc<parking_lot::Mutex<String>>) {
+/// terminal). With workers, their counters are added in (g2g p99: the largest of theirs
+/// and this process's).
+async fn progress(
+    ctx: Arc<crate::ctx::Ctx>,
+    phase: Arc<parking_lot::Mutex<String>>,
+    pool: Option<Arc<crate::pool::PoolStatus>>,
+) {
     let tty = std::io::stderr().is_terminal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_updates = 0u64;
     loop {
         tick.tick().await;
         let t = ctx.rec.peek();
-        let ups = t.updates.saturating_sub(last_updates);
-        last_updates = t.updates;
-        let p99 = if t.g2g.is_empty() {
-            "-".to_string()
+        let w = pool.as_ref().map(|p| p.total()).unwrap_or_default();
+        let updates = t.updates + w.updates;
+        let ups = updates.saturating_sub(last_updates);
+        last_updates = updates;
+        let mine = if t.g2g.is_empty() {
+            0
         } else {
-            format!("{:.1}ms", t.g2g.value_at_quantile(0.99) as f64 / 1000.0)
+            t.g2g.value_at_quantile(0.99)
+        };
+        let p99 = match mine.max(w.g2g_p99_us) {
+            0 => "-".to_string(),
+            us => format!("{:.1}ms", us as f64 / 1000.0),
         };
         let line = format!(
             "[{}] conns {} subs {} | bids sent {} answered {} accepted {} | updates/s {} g2g p99 {} | events {} violations {}",
             phase.lock(),
-            ctx.open.load(Ordering::Relaxed),
-            ctx.subscribed.load(Ordering::Relaxed),
+            ctx.open.load(Ordering::Relaxed) + w.open,
+            ctx.subscribed.load(Ordering::Relaxed) + w.subscribed,
             t.sent,
             t.answers(),
             t.accepted(),
             ups,
             p99,
-            ctx.events.total(),
+            ctx.events.total() + w.events,
             ctx.violations.count(),
         );
+        // Workers' violations reach this process's count at the end of each step.
+        let line = if pool.is_some() {
+            format!("{line} (workers {})", w.violations)
+        } else {
+            line
+        };
         if tty {
             eprint!("\r\x1b[2K{line}");
         } else {

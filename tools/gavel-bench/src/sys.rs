@@ -137,3 +137,15 @@ pub async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> std::io::Resu
     stream.set_nodelay(true)?;
     Ok(stream)
 }
+
+/// `CLOCK_MONOTONIC` in microseconds: the clock behind `Instant` on Linux, shared by every
+/// process on the machine, so a parent and its workers can agree on one epoch.
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the struct passed to it.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}

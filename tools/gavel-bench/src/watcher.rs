@@ -83,6 +83,50 @@ pub async fn start(
     Ok((w, task.abort_handle()))
 }
 
+/// Connects watchers `ids` (`connect_concurrency` at a time), watcher `j` on server
+/// `j % servers`, subscribed to auctions `j·subs … j·subs+subs−1` (modulo the auction
+/// count). Returns the watchers, sorted by id, with their tasks, and the number that failed
+/// to connect (each counted as an event).
+pub async fn connect_all(
+    ctx: &Arc<Ctx>,
+    ids: std::ops::Range<usize>,
+    subs: usize,
+    connect_concurrency: usize,
+) -> (Vec<(Arc<Watcher>, tokio::task::AbortHandle)>, usize) {
+    let n_auctions = ctx.auctions.len();
+    let servers = ctx.servers.len();
+    let mut results = futures::stream::iter(ids)
+        .map(|j| {
+            let auctions = (0..subs)
+                .map(|m| ((j * subs + m) % n_auctions) as u32)
+                .collect();
+            start(ctx.clone(), j, j % servers, auctions)
+        })
+        .buffer_unordered(connect_concurrency.max(1));
+    let mut out = Vec::new();
+    let mut failures = 0usize;
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(w) => out.push(w),
+            Err(e) => {
+                failures += 1;
+                ctx.events.add(&format!("watcher connect failed: {e}"));
+            }
+        }
+    }
+    out.sort_by_key(|(w, _)| w.id);
+    (out, failures)
+}
+
+/// Waits until `expected` subscriptions have their first snapshot, at most `limit`.
+pub async fn wait_subscribed(ctx: &Ctx, expected: u64, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while ctx.subscribed.load(Ordering::Relaxed) < expected && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn read_loop(ctx: Arc<Ctx>, w: Arc<Watcher>, mut ws: Ws) {
     while let Some(msg) = ws.next().await {
         match msg {

@@ -2,6 +2,8 @@
 //! embedded server; two distributed nodes on Redis and PostgreSQL), every operation
 //! recorded, and the history checked by `gavel-check` with the auction rules as the model.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod nodes;
 mod workload;
 
@@ -86,12 +88,18 @@ async fn concurrent_clients_of_an_embedded_server_see_a_linearizable_history() {
 async fn concurrent_clients_of_two_distributed_nodes_see_a_linearizable_history() {
     let _turn = TURN.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = nodes::Deployment::new();
+        let d = nodes::Deployment::new().await;
         let a = d.node("a").await;
         let b = d.node("b").await;
         // Decisions use Redis's clock; a node's view of it is an estimate within a
         // millisecond or two.
-        run_and_check(vec![a.node(), b.node()], nodes::ADMIN, 2, "distributed").await;
+        run_and_check(
+            vec![nodes::client(&a), nodes::client(&b)],
+            nodes::ADMIN,
+            2,
+            "distributed",
+        )
+        .await;
     })
     .await
     .expect("bounded in time");
