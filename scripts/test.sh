@@ -27,6 +27,21 @@ cargo build --workspace --all-targets
 echo "== cargo test"
 cargo test --workspace
 
+# Redis Cluster (docs/distributed.md "Redis Cluster"): a local 3-master cluster on
+# 127.0.0.1:7001-7003; the engine conformance suite, a shorter differential run, the Redis
+# engine and dead-letter tests, the two-node tests and the reshard test (a live auction's
+# slot moved while bids arrive) run against it. Gavel detects the cluster from REDIS_URL.
+echo "== Redis Cluster: conformance, differential, two-node and reshard tests"
+source scripts/redis-cluster.sh
+ensure_redis_cluster
+cluster_url=redis://127.0.0.1:${GAVEL_CLUSTER_PORTS%% *}
+REDIS_URL=$cluster_url GAVEL_DIFF_CASES=${GAVEL_CLUSTER_DIFF_CASES:-60} cargo test -p gavel-engine \
+  --test redis_conformance --test redis_differential --test redis_engine \
+  --test redis_dead_letters --test retention --test restart
+REDIS_URL=$cluster_url cargo test -p gavel-engine --test redis_cluster_reshard -- --ignored
+REDIS_URL=$cluster_url cargo test -p gavel-server --test distributed -- \
+  a_bid_through_one_node of_500_bidders ten_thousand_bids a_node_killed_mid_batch
+
 if [ -f web/package.json ]; then
   echo "== web: npm ci, unit tests, dist check, browser tests"
   (cd web && npm ci --no-audit --no-fund --loglevel=error)

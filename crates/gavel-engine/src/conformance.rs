@@ -609,6 +609,43 @@ pub async fn redis_test_prefix(url: &str, family: &str) -> String {
 }
 
 async fn sweep(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()> {
+    for node in sweep_nodes(url).await? {
+        sweep_node(&node, family, before_ms).await?;
+    }
+    Ok(())
+}
+
+/// The servers holding keys: `url`'s, or, on a Redis Cluster, every master's.
+async fn sweep_nodes(url: &str) -> redis::RedisResult<Vec<String>> {
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await?;
+    if !info.lines().any(|l| l.trim_end() == "cluster_enabled:1") {
+        return Ok(vec![url.to_string()]);
+    }
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await?;
+    Ok(nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let addr = fields.nth(1)?;
+            let flags = fields.next()?;
+            let master = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            let host_port = addr.split('@').next()?;
+            master.then(|| format!("redis://{host_port}"))
+        })
+        .collect())
+}
+
+async fn sweep_node(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()> {
     let mut conn = redis::Client::open(url)?
         .get_multiplexed_async_connection()
         .await?;
@@ -634,7 +671,12 @@ async fn sweep(url: &str, family: &str, before_ms: i64) -> redis::RedisResult<()
             })
             .collect();
         if !stale.is_empty() {
-            let _: () = redis::cmd("DEL").arg(stale).query_async(&mut conn).await?;
+            // One DEL per key: on a cluster node, one DEL may not span slots.
+            let mut pipe = redis::pipe();
+            for k in stale {
+                pipe.del(k).ignore();
+            }
+            let _: () = pipe.query_async(&mut conn).await?;
         }
         cursor = next;
         if cursor == 0 {

@@ -48,8 +48,10 @@ mod production_clock {
 
 #[tokio::test]
 async fn old_test_prefixes_are_swept_and_recent_ones_kept() {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // A cluster-aware connection when REDIS_URL is a cluster node.
+    let mut conn = gavel_engine::redis::conn::connect(&redis_url())
+        .await
+        .unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -29,10 +29,9 @@ async fn engine_on(prefix: &str) -> RedisEngine {
         .expect("Redis is reachable")
 }
 
-async fn conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
+/// A connection to REDIS_URL's server, or its cluster when it is a cluster node.
+async fn conn() -> gavel_engine::redis::conn::Conn {
+    gavel_engine::redis::conn::connect(&redis_url())
         .await
         .unwrap()
 }
@@ -82,7 +81,7 @@ fn same_change(a: &ArchivedChange, b: &ArchivedChange) {
 
 /// The stream entry `id` of `key` as a field map (empty if absent).
 async fn entry_fields(
-    c: &mut redis::aio::MultiplexedConnection,
+    c: &mut gavel_engine::redis::conn::Conn,
     key: &str,
     id: &str,
 ) -> HashMap<String, String> {
@@ -98,7 +97,7 @@ async fn entry_fields(
         .unwrap_or_default()
 }
 
-async fn pending(c: &mut redis::aio::MultiplexedConnection, log: &str) -> i64 {
+async fn pending(c: &mut gavel_engine::redis::conn::Conn, log: &str) -> i64 {
     let r: redis::streams::StreamPendingReply = c.xpending(log, "drainers").await.unwrap();
     r.count() as i64
 }
@@ -284,7 +283,7 @@ async fn a_dead_letter_is_moved_whole_once_and_the_documented_replay_puts_it_bac
         "/src/redis/scripts/replay_dead.lua"
     );
     let out = std::process::Command::new("redis-cli")
-        .args(["-u", &redis_url(), "--eval", script])
+        .args(["-c", "-u", &redis_url(), "--eval", script])
         .args([keys.dead(&id), keys.log(&id)])
         .arg(",")
         .output()

@@ -30,10 +30,9 @@ async fn engine(prefix: &str, setup: impl FnOnce(&mut RedisConfig)) -> RedisEngi
         .expect("Redis is reachable")
 }
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
+/// A connection to REDIS_URL's server, or its cluster when it is a cluster node.
+async fn redis() -> gavel_engine::redis::conn::Conn {
+    gavel_engine::redis::conn::connect(&redis_url())
         .await
         .unwrap()
 }

@@ -94,6 +94,11 @@ async fn distributed(
         .context("opening the PostgreSQL archive (--database)")?;
     let mut redis_config = RedisConfig::new(redis, config.redis_prefix.clone());
     redis_config.allow_eviction = config.allow_redis_eviction;
+    if !config.redis_cluster.is_empty() {
+        redis_config.cluster_seeds = std::iter::once(redis.to_string())
+            .chain(config.redis_cluster.iter().cloned())
+            .collect();
+    }
     redis_config.closed_retention = config.closed_retention;
     // With the archive: closed auctions leave Redis after their retention, once drained,
     // and are answered from PostgreSQL afterwards.

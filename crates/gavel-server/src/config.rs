@@ -171,6 +171,18 @@ pub struct ServeConfig {
     #[arg(long, env = "GAVEL_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
 
+    /// Distributed mode on a Redis Cluster: more seed nodes (comma-separated URLs) the
+    /// cluster client may start from besides `--redis`. Not needed when `--redis` names a
+    /// cluster node (Gavel detects it with `INFO cluster`); given, the deployment is a
+    /// cluster even if `INFO` is not allowed to the user.
+    #[arg(
+        long,
+        env = "GAVEL_REDIS_CLUSTER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_cluster: Vec<String>,
+
     /// Distributed mode: PostgreSQL URL (the archive), e.g.
     /// `postgres://postgres@127.0.0.1:5432/gavel`. Needs `--redis` too.
     #[arg(long, env = "GAVEL_DATABASE_URL", hide_env_values = true)]

@@ -94,9 +94,9 @@ impl Signer {
     /// The deployment's key in Redis: set once by the first node (`SET NX`), read by all.
     async fn shared_in_redis(url: &str, prefix: &str) -> Result<Self, KeyError> {
         let redis_err = |e: redis::RedisError| KeyError::Redis(e.to_string());
-        let client = redis::Client::open(url).map_err(redis_err)?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
+        // One server, or its cluster when `url` is a cluster node (the key lives on the
+        // shard owning its slot).
+        let mut conn = gavel_engine::redis::conn::connect(url)
             .await
             .map_err(redis_err)?;
         let key = format!("{prefix}:signing-key");

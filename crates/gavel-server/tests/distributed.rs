@@ -594,7 +594,7 @@ fn ports_to(pid: u32, remote_port: u16) -> Vec<u16> {
 }
 
 /// Client ids of the Pub/Sub connections node `pid` holds to Redis.
-async fn pubsub_clients_of(redis: &mut redis::aio::MultiplexedConnection, pid: u32) -> Vec<String> {
+async fn pubsub_clients_of(redis: &mut gavel_engine::redis::conn::Conn, pid: u32) -> Vec<String> {
     let redis_port = redis_url()
         .rsplit(':')
         .next()

@@ -90,7 +90,7 @@ impl Node {
     }
 }
 
-async fn pending(c: &mut redis::aio::MultiplexedConnection, log: &str) -> usize {
+async fn pending(c: &mut gavel_engine::redis::conn::Conn, log: &str) -> usize {
     let r: redis::streams::StreamPendingReply = c.xpending(log, "drainers").await.unwrap();
     r.count()
 }

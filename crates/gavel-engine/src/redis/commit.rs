@@ -59,6 +59,8 @@ pub(super) struct CallSettings<'a> {
     pub floor: &'a str,
     pub ttl_secs: u64,
     pub group: &'a str,
+    /// Redis Cluster: publish on the auction's sharded channel (`SPUBLISH`).
+    pub sharded: bool,
 }
 
 impl Commit {
@@ -91,7 +93,11 @@ impl Commit {
             change,
             self.entry.clone().unwrap_or_default(),
             RECENT.to_string(),
-            s.keys.channel(id),
+            if s.sharded {
+                s.keys.shard_channel(id)
+            } else {
+                s.keys.channel(id)
+            },
             flag(self.last),
             self.record
                 .as_ref()
@@ -106,6 +112,7 @@ impl Commit {
             s.group.to_string(),
             flag(self.marked),
             s.floor.to_string(),
+            if s.sharded { "s" } else { "" }.to_string(),
         ];
         (keys, argv)
     }

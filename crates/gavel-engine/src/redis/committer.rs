@@ -589,6 +589,7 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
         floor: &floor,
         ttl_secs: core.config.request_ttl.as_secs(),
         group: DRAIN_GROUP,
+        sharded: core.target.is_cluster(),
     };
     let mut pipe = redis::pipe();
     pipe.ignore_errors();

@@ -8,13 +8,13 @@
 //! a wrong one: the commit script compares `seq`.
 
 use super::authority::AuthorityClock;
+use super::conn::{Conn, Target};
 use super::keys::Keys;
 use super::wire::{self, DecodedChange, WireChange};
 use super::{map_err, RedisConfig};
 use crate::{Cause, EngineError};
 use gavel_core::{Auction, AuctionId, AuctionSpec, Millis};
 use parking_lot::{Mutex, RwLock};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 /// Specs cached per node (they never change); the cache is cleared when it grows past this.
 const SPEC_CACHE: usize = 100_000;
+/// How long creating or watching an auction waits for the sharded feed to subscribe.
+const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Auction states cached per committer shard; cleared when it grows past this.
 const STATE_CACHE: usize = 50_000;
 
@@ -36,11 +38,12 @@ pub(super) struct Cached {
 }
 
 pub(crate) struct Core {
-    pub client: redis::Client,
+    /// One server or a cluster, chosen at start-up (`conn.rs`).
+    pub target: Target,
     /// Reads, index writes and the drainer's commands.
-    pub cmd: ConnectionManager,
+    pub cmd: Conn,
     /// Commit pipelines only, so a large read never queues in front of a bid.
-    pub commits: ConnectionManager,
+    pub commits: Conn,
     pub keys: Keys,
     pub commit: Script,
     pub trim: Script,
@@ -51,6 +54,10 @@ pub(crate) struct Core {
     hasher: std::collections::hash_map::RandomState,
     /// Auctions this node's watchers asked for (resynced after a Pub/Sub reconnect).
     pub watched: Mutex<HashSet<AuctionId>>,
+    /// Auctions to follow at once on a Redis Cluster (created or watched here), taken by
+    /// the sharded feed (`shard_feed.rs`), which `follow_nudge` wakes.
+    follow: Mutex<Vec<(AuctionId, tokio::sync::oneshot::Sender<()>)>>,
+    pub follow_nudge: tokio::sync::Notify,
     /// Where a retired auction is read from (see `retire.rs`); `None`: nothing is retired.
     pub archive: Option<Arc<dyn gavel_archive::Archive>>,
     /// When this node last looked for auctions to retire (wall ms).
@@ -65,9 +72,9 @@ pub(crate) struct Core {
 impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        client: redis::Client,
-        cmd: ConnectionManager,
-        commits: ConnectionManager,
+        target: Target,
+        cmd: Conn,
+        commits: Conn,
         keys: Keys,
         clock: AuthorityClock,
         config: RedisConfig,
@@ -75,7 +82,7 @@ impl Core {
         archive: Option<Arc<dyn gavel_archive::Archive>>,
     ) -> Self {
         Core {
-            client,
+            target,
             cmd,
             commits,
             keys,
@@ -89,12 +96,36 @@ impl Core {
                 .collect(),
             hasher: Default::default(),
             watched: Mutex::new(HashSet::new()),
+            follow: Mutex::new(Vec::new()),
+            follow_nudge: tokio::sync::Notify::new(),
             archive,
             retire_checked: std::sync::atomic::AtomicI64::new(i64::MIN),
             retiring: std::sync::atomic::AtomicBool::new(false),
             node_tag: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             versions: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Has the sharded feed follow this auction and waits (at most [`FOLLOW_WAIT`]) until
+    /// it is subscribed, so every change committed after this returns reaches the feed.
+    /// A no-op on one Redis, whose pattern subscription follows everything.
+    pub(super) async fn follow(&self, id: &AuctionId) {
+        if !self.target.is_cluster() {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.follow.lock().push((id.clone(), tx));
+        self.follow_nudge.notify_one();
+        if tokio::time::timeout(FOLLOW_WAIT, rx).await.is_err() {
+            // The feed reads the auction's last change once subscribed: watchers see a
+            // gap and resync, nothing is lost.
+            tracing::warn!(auction = %id, "the sharded feed did not subscribe in time");
+        }
+    }
+
+    /// What [`follow`](Self::follow) asked for since the last call.
+    pub(super) fn take_follow(&self) -> Vec<(AuctionId, tokio::sync::oneshot::Sender<()>)> {
+        std::mem::take(&mut *self.follow.lock())
     }
 
     /// The committer shard that decides for this auction.

@@ -14,9 +14,9 @@
 //! A policy that can be read neither way is refused too: it cannot be vouched for. The
 //! policy can be changed while Gavel runs; this check only covers the start.
 
+use super::conn::Conn;
 use super::map_err;
 use crate::{Cause, EngineError};
-use redis::aio::ConnectionManager;
 use redis::RedisError;
 use std::collections::HashMap;
 
@@ -65,7 +65,7 @@ pub fn risk_of(policy: &str) -> Option<&'static str> {
 
 /// Refuses (unless `allow`) a Redis whose policy may evict Gavel's keys. A connection
 /// failure is returned as such (the node cannot start anyway).
-pub(super) async fn check(cmd: &ConnectionManager, allow: bool) -> Result<(), EngineError> {
+pub(super) async fn check(cmd: &Conn, allow: bool) -> Result<(), EngineError> {
     let policy = match read_policy(&mut cmd.clone()).await {
         Ok(p) => p,
         Err(Unread::Redis(e)) => return Err(e),
@@ -102,7 +102,7 @@ enum Unread {
     Refused { config: String, info: String },
 }
 
-async fn read_policy(cmd: &mut ConnectionManager) -> Result<String, Unread> {
+async fn read_policy(cmd: &mut Conn) -> Result<String, Unread> {
     let config: Result<HashMap<String, String>, RedisError> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")

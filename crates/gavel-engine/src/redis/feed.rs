@@ -1,4 +1,5 @@
-//! The node's change feed: one Pub/Sub connection with one pattern subscription.
+//! The node's change feed on one Redis: one Pub/Sub connection with one pattern
+//! subscription. (On a Redis Cluster the feed is `shard_feed.rs`: sharded Pub/Sub.)
 //!
 //! # One pattern, not one channel per watched auction
 //!
@@ -21,6 +22,7 @@
 //! `seq`, so the fan-out sees the gap and resyncs its watchers with a snapshot. Changes are
 //! delivered in `seq` order per auction and never twice.
 
+use super::conn::Target;
 use super::core::Core;
 use super::keys::Keys;
 use super::wire::WireChange;
@@ -42,8 +44,8 @@ const DELIVERED_MAX: usize = 200_000;
 
 /// What the feed remembers across reconnects.
 #[derive(Default)]
-struct Delivered {
-    seq: HashMap<AuctionId, u64>,
+pub(super) struct Delivered {
+    pub(super) seq: HashMap<AuctionId, u64>,
 }
 
 impl Delivered {
@@ -77,8 +79,11 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
     ready: oneshot::Sender<()>,
 ) {
+    let client = match &core.target {
+        Target::Single(client) => client.clone(),
+        Target::Cluster { .. } => return super::shard_feed::run(core, tx, stop, ready).await,
+    };
     let mut ready = Some(ready);
-    let client = core.client.clone();
     let keys = core.keys.clone();
     let mut delivered = Delivered::default();
     let mut backoff = Duration::from_millis(100);
@@ -155,7 +160,7 @@ pub(super) async fn run(
 }
 
 /// Sends without holding the engine (whose drop ends the feed). False when it is gone.
-async fn send(
+pub(super) async fn send(
     tx: &mpsc::Sender<ChangeNotice>,
     stop: &mut watch::Receiver<bool>,
     change: ChangeNotice,
@@ -167,7 +172,11 @@ async fn send(
 }
 
 /// Decodes a published change; `None` if it was delivered already or cannot be read.
-async fn accept(core: &Core, delivered: &mut Delivered, payload: &str) -> Option<ChangeNotice> {
+pub(super) async fn accept(
+    core: &Core,
+    delivered: &mut Delivered,
+    payload: &str,
+) -> Option<ChangeNotice> {
     let wire = match WireChange::parse(payload) {
         Ok(w) => w,
         Err(e) => {

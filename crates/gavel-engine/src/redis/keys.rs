@@ -29,7 +29,10 @@
 //! | `<p>:live` | sorted set | auctions not closed yet (score: current end time), what listings page through |
 //! | `<p>:retire` | sorted set | closed, fully archived auctions → when their keys may leave Redis |
 //!
-//! Pub/Sub channel of an auction: `<p>:ch:<id>`; nodes subscribe to the pattern `<p>:ch:*`.
+//! Pub/Sub channel of an auction: on one Redis `<p>:ch:<id>`, nodes subscribe to the pattern
+//! `<p>:ch:*`; on a Redis Cluster the sharded channel `<p>:{<id>}:ch` (`SPUBLISH` from the
+//! commit script, which may only name its own slot; nodes `SSUBSCRIBE` per auction, see
+//! `shard_feed.rs`).
 
 use gavel_core::{AuctionId, BidderId, RequestId};
 
@@ -109,6 +112,18 @@ impl Keys {
         format!("{}:ch:{}", self.prefix, id)
     }
 
+    /// The auction's sharded channel (Redis Cluster): in the auction's slot, so the commit
+    /// script may `SPUBLISH` to it and the message stays on the shard owning the auction.
+    pub fn shard_channel(&self, id: &AuctionId) -> String {
+        format!("{}:{{{}}}:ch", self.prefix, id)
+    }
+
+    /// The auction id of a sharded channel, if it is one of ours.
+    pub fn auction_of_shard_channel(&self, channel: &str) -> Option<AuctionId> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(":{")?;
+        AuctionId::parse(rest.strip_suffix("}:ch")?).ok()
+    }
+
     pub fn channel_pattern(&self) -> String {
         format!("{}:ch:*", self.prefix)
     }
@@ -165,11 +180,14 @@ mod tests {
             k.request(&id, &bidder, &req),
             k.dead(&id),
             k.reqs(&id),
+            k.shard_channel(&id),
         ] {
             assert!(key.starts_with("gavel:{lot-7}:"), "{key}");
         }
-        assert_eq!(k.auction_of_log(&k.log(&id)), Some(id));
+        assert_eq!(k.auction_of_log(&k.log(&id)), Some(id.clone()));
         assert_eq!(k.auction_of_log("other:{lot-7}:log"), None);
+        assert_eq!(k.auction_of_shard_channel(&k.shard_channel(&id)), Some(id));
+        assert_eq!(k.auction_of_shard_channel("gavel:{lot-7}:log"), None);
     }
 
     #[test]

@@ -16,11 +16,11 @@
 
 mod dead_letter;
 
+use super::conn::Conn;
 use super::{map_err, RedisEngine, DRAIN_GROUP};
 use crate::{Cause, EngineError};
 use gavel_archive::ArchivedChange;
 use gavel_core::AuctionId;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ struct ReadFailures {
 pub struct ChangeLog {
     engine: RedisEngine,
     /// Blocking reads only: no response timeout.
-    blocking: ConnectionManager,
+    blocking: Conn,
     consumer: String,
 }
 
@@ -78,16 +78,13 @@ pub(crate) fn field_c(entry: &StreamId) -> Option<String> {
 
 impl ChangeLog {
     pub(super) async fn open(engine: RedisEngine, consumer: &str) -> Result<Self, EngineError> {
-        let blocking = ConnectionManager::new_with_config(
-            engine.inner.core.client.clone(),
-            ConnectionManagerConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500)),
-        )
-        .await
-        .map_err(map_err)?;
+        let blocking = engine
+            .inner
+            .core
+            .target
+            .connect(None)
+            .await
+            .map_err(map_err)?;
         Ok(ChangeLog {
             engine,
             blocking,
@@ -152,7 +149,51 @@ impl ChangeLog {
         Ok(out)
     }
 
+    /// One `XREADGROUP` over these logs; on a Redis Cluster, one per slot (a command may
+    /// not name keys of several slots), sent concurrently, and a block becomes a short
+    /// sleep when nothing came (a blocking read can wait on one shard only).
     async fn read(
+        &mut self,
+        ids: &[AuctionId],
+        from: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<LogEntry>, EngineError> {
+        if !self.engine.inner.core.target.is_cluster() {
+            return self.read_slot(ids, from, count, block).await;
+        }
+        let mut by_slot: Vec<(redis::cluster_routing::Slot, Vec<AuctionId>)> = Vec::new();
+        for id in ids {
+            let slot = redis::cluster_routing::Slot::for_key(self.engine.inner.core.keys.log(id));
+            match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, v)) => v.push(id.clone()),
+                None => by_slot.push((slot, vec![id.clone()])),
+            }
+        }
+        if by_slot.len() == 1 {
+            return self.read_slot(ids, from, count, block).await;
+        }
+        let reads = by_slot.iter().map(|(_, ids)| {
+            let mut reader = ChangeLog {
+                engine: self.engine.clone(),
+                blocking: self.blocking.clone(),
+                consumer: self.consumer.clone(),
+            };
+            async move { reader.read_slot(ids, from, count, None).await }
+        });
+        let mut out = Vec::new();
+        for r in futures::future::join_all(reads).await {
+            out.extend(r?);
+        }
+        if out.is_empty() {
+            if let Some(b) = block {
+                tokio::time::sleep(b.min(Duration::from_millis(100))).await;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_slot(
         &mut self,
         ids: &[AuctionId],
         from: &str,

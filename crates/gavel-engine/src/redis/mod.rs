@@ -42,6 +42,7 @@
 mod authority;
 mod commit;
 mod committer;
+pub mod conn;
 mod core;
 pub mod eviction;
 mod feed;
@@ -49,6 +50,7 @@ mod guard;
 pub mod keys;
 pub mod log;
 mod retire;
+mod shard_feed;
 pub mod wire;
 
 pub use keys::{Keys, DRAIN_GROUP};
@@ -64,7 +66,6 @@ use gavel_core::{
     Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection, RequestId,
 };
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,8 +75,12 @@ use wire::WireChange;
 /// Settings of the Redis engine.
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (or `rediss://`).
+    /// `redis://host:port/db` (or `rediss://`). A Redis Cluster node is detected (`INFO
+    /// cluster`) and used as the cluster's seed.
     pub url: String,
+    /// Seeds of a Redis Cluster (`redis://host:port` each); when not empty they are used
+    /// instead of `url` and the deployment is a cluster (see `conn.rs`).
+    pub cluster_seeds: Vec<String>,
     /// Prefix of every key and channel (see [`Keys`]); deployments sharing a Redis use
     /// different prefixes, and so does every test.
     pub prefix: String,
@@ -103,6 +108,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
+            cluster_seeds: Vec::new(),
             prefix: prefix.into(),
             test_clock: None,
             estimate_clock: None,
@@ -191,19 +197,10 @@ fn internal(e: impl std::fmt::Display) -> EngineError {
 }
 
 async fn connection(
-    client: &redis::Client,
+    target: &conn::Target,
     response_timeout: Option<Duration>,
-) -> Result<ConnectionManager, EngineError> {
-    ConnectionManager::new_with_config(
-        client.clone(),
-        ConnectionManagerConfig::new()
-            .set_response_timeout(response_timeout)
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500)),
-    )
-    .await
-    .map_err(map_err)
+) -> Result<conn::Conn, EngineError> {
+    target.connect(response_timeout).await.map_err(map_err)
 }
 
 impl RedisEngine {
@@ -229,11 +226,14 @@ impl RedisEngine {
         archive: Option<Arc<dyn gavel_archive::Archive>>,
     ) -> Result<Self, EngineError> {
         let keys = Keys::new(&config.prefix).map_err(internal)?;
-        let client = redis::Client::open(config.url.as_str())
+        redis::Client::open(config.url.as_str())
             .map_err(|e| EngineError::Internal(Cause::msg(format!("invalid Redis URL: {e}"))))?;
-        let cmd = connection(&client, Some(config.response_timeout)).await?;
+        let target = conn::Target::detect(&config.url, &config.cluster_seeds)
+            .await
+            .map_err(map_err)?;
+        let cmd = connection(&target, Some(config.response_timeout)).await?;
         eviction::check(&cmd, config.allow_eviction).await?;
-        let commits = connection(&client, Some(config.response_timeout)).await?;
+        let commits = connection(&target, Some(config.response_timeout)).await?;
         let source = match (&config.test_clock, &config.estimate_clock) {
             (Some(c), _) => Source::Test(c.clone()),
             (None, Some(c)) => Source::Pinned(c.clone()),
@@ -242,7 +242,7 @@ impl RedisEngine {
         let clock = AuthorityClock::new(source);
         let shards = config.shards.max(1);
         let core = Arc::new(Core::new(
-            client, cmd, commits, keys, clock, config, shards, archive,
+            target, cmd, commits, keys, clock, config, shards, archive,
         ));
         sync_clock(&core).await?;
         let senders = (0..shards)
@@ -276,7 +276,11 @@ impl RedisEngine {
                 )))
             }
         }
-        tracing::info!(prefix = %core.keys.prefix(), "Redis engine connected");
+        tracing::info!(
+            prefix = %core.keys.prefix(),
+            cluster = core.target.is_cluster(),
+            "Redis engine connected"
+        );
         Ok(RedisEngine { inner })
     }
 
@@ -583,6 +587,8 @@ impl Engine for RedisEngine {
                 event: Event::Created,
             }
         };
+        // On a cluster, this node's feed subscribes to the new auction's channel now.
+        core.follow(id).await;
         let script_now = core.clock.script_now();
         let floor = core.clock.script_floor();
         let settings = CallSettings {
@@ -591,6 +597,7 @@ impl Engine for RedisEngine {
             floor: &floor,
             ttl_secs: core.config.request_ttl.as_secs(),
             group: DRAIN_GROUP,
+            sharded: core.target.is_cluster(),
         };
         // Creation is a commit like any other, expecting no auction (an empty version),
         // at any clock; the change's time is the clock it ran at.
@@ -1019,6 +1026,7 @@ impl Engine for RedisEngine {
             };
         }
         core.watched.lock().insert(id.clone());
+        core.follow(id).await;
         Ok(())
     }
 

@@ -137,10 +137,9 @@ impl Deployment {
         client
     }
 
-    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .unwrap()
-            .get_multiplexed_async_connection()
+    /// REDIS_URL's server, or its cluster when it is a cluster node.
+    pub async fn redis(&self) -> gavel_engine::redis::conn::Conn {
+        gavel_engine::redis::conn::connect(&redis_url())
             .await
             .unwrap()
     }

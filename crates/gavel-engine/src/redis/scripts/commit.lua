@@ -19,6 +19,7 @@
 -- ARGV[15] spec JSON, ARGV[16] the drainers' consumer group (creation only)
 -- ARGV[17] '1' when the JSON holds clock markers: \1<k>\1 is written as clock + k
 -- ARGV[18] the node's clock floor ('' = none): TIME is never taken below it
+-- ARGV[19] 's': ARGV[10] is the auction's sharded channel (Redis Cluster: SPUBLISH)
 --
 -- The auction's clock is max(TIME, floor, t), t being the last clock it used and floor the
 -- latest clock the calling node used: it never runs backwards, even if Redis TIME does. Times are milliseconds of "now" (below 2^53),
@@ -83,5 +84,5 @@ if ARGV[12] ~= '' then
   redis.call('ZADD', KEYS[5], fmt(clock + tonumber(ARGV[13]) * 1000), rec)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. fmt(clock))
 end
-if change then redis.call('PUBLISH', ARGV[10], change) end
+if change then redis.call(ARGV[19] == 's' and 'SPUBLISH' or 'PUBLISH', ARGV[10], change) end
 return { 'ok', fmt(clock) }
