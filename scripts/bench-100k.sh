@@ -128,15 +128,8 @@ run() {
 
 run ladder ladder --steps "$STEPS" --rate 1 --duration "$DURATION" --bidders 10 \
   --label "ladder on one auction, 1 bid/s, $NODES nodes"
-if [ "$MANY" != 0 ]; then
-  run many custom --watchers "$MANY" --auctions "$MANY_AUCTIONS" --rate 100 \
-    --duration "$DURATION" --bidders 50 --label "$MANY watchers over $MANY_AUCTIONS auctions, 100 bids/s"
-fi
-
-# The nodes are stopped before the floor runs: the floor needs the machine to itself.
-for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-pids=()
+# The floor right after the ladder (its top step matters most): the nodes stay up, idle
+# (no connection left), while it runs.
 
 IFS=, read -ra floors <<<"$FLOOR"
 for n in "${floors[@]}"; do
@@ -146,6 +139,11 @@ for n in "${floors[@]}"; do
   timeout --kill-after=30 600 "$bin/gavel-bench" floor --sockets "$n" --workers "$fw" --rounds 10 \
     --json "$OUT/floor-$n.json" || { echo "!! floor $n failed"; status=1; }
 done
+
+if [ "$MANY" != 0 ]; then
+  run many custom --watchers "$MANY" --auctions "$MANY_AUCTIONS" --rate 100 \
+    --duration "$DURATION" --bidders 50 --label "$MANY watchers over $MANY_AUCTIONS auctions, 100 bids/s"
+fi
 
 reports=()
 for f in ladder many; do [ -f "$OUT/$f.json" ] && reports+=("$OUT/$f.json"); done
