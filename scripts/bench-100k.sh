@@ -47,8 +47,7 @@ fi
 PROFILE=${PROFILE:-release}       # debug: for trying the script out
 flag=""; [ "$PROFILE" = release ] && flag=--release
 if [ "${BUILD:-1}" = 1 ]; then   # BUILD=0: use the binaries already in target/$PROFILE
-  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} nice cargo build $flag --locked -p gavel-server
-  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} nice cargo build $flag --locked -p gavel-bench
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} nice cargo build $flag --locked -p gavel-server -p gavel-bench
 fi
 bin=target/$PROFILE
 mkdir -p "$OUT"
