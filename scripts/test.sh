@@ -50,12 +50,21 @@ if [ -x scripts/bench-smoke.sh ]; then
   echo "== bench smoke"
   scripts/bench-smoke.sh
 fi
-# A bounded run of every fuzz target (fuzz/, docs/verification.md "Fuzzing"): fails on any
-# crash. Its builds are separate (fuzz/target) and cost a few minutes cold.
-# Not yet part of the default run: cold, it adds ~10 minutes (libFuzzer builds, the jwt
-# target links the server crate). GAVEL_FUZZ_SMOKE=1 runs it here; see docs/verification.md.
-if [ "${GAVEL_FUZZ_SMOKE:-0}" = 1 ]; then
-  echo "== fuzz smoke"
-  scripts/fuzz-smoke.sh
+# The chaos run's smoke (tests/chaos.rs, docs/verification.md "Chaos run"), ~40 s: ignored
+# by the plain `cargo test` until the post-gap snapshot it found is fixed.
+if [ "${GAVEL_CHAOS_SMOKE:-0}" = 1 ]; then
+  echo "== chaos smoke"
+  cargo test -p gavel-server --test chaos -- --ignored --nocapture
 fi
+# A bounded run of the fuzz targets (fuzz/, docs/verification.md "Fuzzing"): fails on any
+# crash. Its builds are separate (fuzz/target). By default the four core targets (parsers,
+# specs, rules: ~3 minutes cold with the cargo-fuzz install); GAVEL_FUZZ_SMOKE=1 adds the
+# jwt target, which links the whole server crate (~6 more minutes cold);
+# GAVEL_FUZZ_SMOKE=0 skips fuzzing.
+case "${GAVEL_FUZZ_SMOKE:-core}" in
+  0) ;;
+  1) echo "== fuzz smoke (every target)"; scripts/fuzz-smoke.sh ;;
+  *) echo "== fuzz smoke (core targets)"
+     FUZZ_SECONDS=${FUZZ_SECONDS:-8} scripts/fuzz-smoke.sh ws_message amounts_and_ids auction_spec rules ;;
+esac
 echo "== all tests passed"

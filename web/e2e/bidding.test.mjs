@@ -4,7 +4,6 @@ import { after, before, describe, it } from "node:test";
 import {
   auctionId,
   cleanup,
-  docsShot,
   launchBrowser,
   openAuction,
   priceText,
@@ -157,6 +156,6 @@ describe("live bidding between two users", { timeout: 180_000 }, () => {
     const history = await ctx.server.bids(id);
     assert.equal(history.length, 2, "exactly two bids placed");
     await loser.page.waitForTimeout(1_500); // let the price highlight fade
-    await docsShot(loser.page, "auction-room", "auction-room");
+    await shot(loser.page, "auction-room");
   });
 });

@@ -28,6 +28,8 @@ async function roomLiveness(page) {
       roomLive: room?.getAttribute("data-live"),
       // "You are winning", or an old answer's "Your bid of $100.00 leads."
       winning: /You are winning|\bleads\b/.test(room?.textContent ?? ""),
+      // "Leader: Alice (you)" is a claim too; the last known one is labelled so.
+      leaderLine: document.querySelector('[data-testid="leader"]')?.textContent ?? "",
       quickLive: quick.map((b) => b.getAttribute("data-live")),
       quickDisabled: quick.map((b) => b.disabled),
       notice: document.querySelector('[data-testid="live-notice"]')?.textContent ?? null,
@@ -40,7 +42,7 @@ async function expectNotLiveWithin(page, ms, what) {
   const seen = await waitFor(
     async () => {
       const l = await roomLiveness(page);
-      return l.conn !== "open" && l.roomLive === "false" && !l.winning && l.quickLive.every((v) => v === "false") && l.quickDisabled.every(Boolean) && l.notice
+      return l.conn !== "open" && l.roomLive === "false" && !l.winning && /^Last known leader: /.test(l.leaderLine) && l.quickLive.every((v) => v === "false") && l.quickDisabled.every(Boolean) && l.notice
         ? l
         : null;
     },
@@ -107,6 +109,23 @@ describe("a lost connection and lost answers", { timeout: 240_000 }, () => {
     await alice.page.locator('[data-testid="auction-room"][data-live="true"]').waitFor({ timeout: 10_000 });
     await alice.page.locator('[data-testid="leader-notice"][data-state="outbid"]').waitFor();
     assert.equal(await priceText(alice.page), "$120.00");
+  });
+
+  it("1c. the lobby says within 3 s that its prices and leaders are not live, and goes live again", { timeout: 60_000 }, async () => {
+    const id = await leadingRoom("Copper coin");
+    const page = alice.page;
+    await page.goto(`${ctx.server.url}/#/`);
+    const card = page.locator(`[data-testid="auction-card"][data-auction-id="${id}"]`);
+    await card.getByTestId("card-leader").filter({ hasText: "Leader: you" }).waitFor();
+    await waitForLive(page);
+    assert.equal(await page.getByTestId("lobby-not-live").count(), 0);
+    sw.freeze();
+    const t0 = Date.now();
+    await page.getByTestId("lobby-not-live").filter({ hasText: "Not live" }).waitFor({ timeout: 3_000 });
+    assert.ok(Date.now() - t0 < 3_000);
+    sw.thaw();
+    await waitForLive(page, 15_000);
+    await page.getByTestId("lobby-not-live").waitFor({ state: "detached", timeout: 10_000 });
   });
 
   it("a bid answered outcome_unknown stays pending, is asked again with the same request id, and shows its real outcome", { timeout: 60_000 }, async () => {

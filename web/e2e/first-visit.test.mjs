@@ -5,7 +5,6 @@ import { after, before, describe, it } from "node:test";
 import {
   auctionId,
   cleanup,
-  docsShot,
   http,
   launchBrowser,
   openAuction,
@@ -85,7 +84,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.equal(await page.getByTestId("nothing-live").count(), 0);
     assert.equal(await page.locator(`[data-testid="lobby-live"] [data-auction-id="${ended}"]`).count(), 0);
     assert.equal((await page.getByTestId("lobby-ended").locator("#ended-title").textContent()).trim(), "Ended");
-    await docsShot(page, "lobby-sections", "lobby");
+    await shot(page, "lobby-sections");
   });
 
   it("6. a visitor browses and watches signed out, and is asked to sign in at the first bid", { timeout: 60_000 }, async () => {
@@ -171,6 +170,19 @@ describe("a first visit", { timeout: 300_000 }, () => {
     await page.getByLabel("Your bid (USD)").fill("105");
     await page.getByRole("button", { name: "Place bid" }).click();
     await page.getByTestId("bid-outcome").filter({ hasText: "Bid accepted" }).waitFor();
+    // Open and below the reserve, leading is not winning: no "You are winning" next to
+    // "Reserve not met", and the answer says what leading below the reserve means.
+    const notice = page.getByTestId("leader-notice");
+    await notice.filter({ hasText: "You lead, but the reserve is not met yet" }).waitFor();
+    assert.equal(await notice.getAttribute("data-reserve"), "not_met");
+    assert.doesNotMatch(await page.getByTestId("auction-room").textContent(), /You are winning/);
+    assert.match(
+      await page.getByTestId("bid-outcome").textContent(),
+      /Your bid of \$105\.00 leads, but the seller's reserve is not met yet: if the auction ended now, nobody would win\./,
+    );
+    // Bidding again on one's own lead: refused, and told what would help.
+    await page.getByRole("button", { name: /^Quick bid \+1/ }).click();
+    await page.getByTestId("bid-outcome").filter({ hasText: "You already lead" }).filter({ hasText: "set a maximum" }).waitFor();
     assert.equal((await endEarly(id)).status, 200);
     await page.getByTestId("closed-banner").filter({ hasText: "Not sold: reserve not met" }).waitFor();
     assert.equal((await priceText(page)), "No sale");
@@ -182,6 +194,13 @@ describe("a first visit", { timeout: 300_000 }, () => {
     assert.doesNotMatch(text, /Final price\s*\$105\.00/i);
     assert.equal((await page.getByTestId("leader-notice").textContent()).trim(), "You did not win: your bid was the highest, but below the reserve.");
     await shot(page, "closed-reserve-not-met");
+    // The lobby says the same: no sale, no winner, no reserve badge still waiting.
+    await page.goto(`${ctx.server.url}/#/`);
+    const card = page.locator(`[data-testid="lobby-ended"] [data-auction-id="${id}"]`);
+    await card.waitFor();
+    assert.equal((await card.getByTestId("card-price").textContent()).trim(), "No sale");
+    assert.equal((await card.getByTestId("card-leader").textContent()).trim(), "No winner");
+    assert.doesNotMatch(await card.textContent(), /Reserve not met|\$105\.00/);
   });
 
   it("4. a 390 px phone with 7-digit prices: nothing overflows, every tap target is 44 px", { timeout: 60_000 }, async () => {
@@ -199,7 +218,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
       assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${name} at ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await smallTapTargets(page), []);
-    await docsShot(page, "phone-room-7-digits", "auction-room-phone");
+    await shot(page, "phone-room-7-digits");
     // The checker itself finds a target that is too small.
     await page.evaluate(() => {
       const b = document.createElement("button");
@@ -337,6 +356,7 @@ describe("a first visit", { timeout: 300_000 }, () => {
 
       const id = auctionId("words");
       await ctx.server.createAuction(lot(id, { title: "Rocking horse" }));
+      assert.equal((await httpBid(bob, id, 10000)).status, 200);
       await page.goto(`${ctx.server.url}/#/auction/${id}`);
       await roomOpen(page);
       const messages = [];
@@ -347,7 +367,15 @@ describe("a first visit", { timeout: 300_000 }, () => {
       }
       assert.deepEqual(messages, ["Enter a number, like 123.45.", "Enter a number, like 123.45."]);
       // New York: EST or EDT (or GMT-5/-4 where the short name is not known).
-      assert.match(await page.getByTestId("ends-at").textContent(), /\b(EST|EDT|GMT-[45])\b/);
+      const zone = /\b(EST|EDT|GMT-[45])\b/;
+      assert.match(await page.getByTestId("ends-at").textContent(), zone);
+      // Every time shown carries it: the history's and the details'.
+      const times = [
+        ...(await page.locator('[data-testid="bid-history"] time').allTextContents()),
+        ...(await page.locator(".details dd").allTextContents()).filter((t) => /\d\d:\d\d/.test(t)),
+      ];
+      assert.equal(times.length, 3, JSON.stringify(times)); // Bob's bid, started, ends
+      for (const t of times) assert.match(t, zone);
     } finally {
       await context.close();
     }

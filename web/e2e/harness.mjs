@@ -9,7 +9,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -117,6 +117,19 @@ export async function startServer(name, extraArgs = []) {
   } catch (e) {
     proc.kill("SIGKILL");
     throw e;
+  }
+
+  // The server must serve this checkout's web/dist: a binary built elsewhere (a target/
+  // seeded from another worktree: debug builds read web/dist from the path they were compiled
+  // with) or before `npm run build` would test another client and prove nothing.
+  const served = await http(`${url}/`, { timeoutMs: 5_000 }).catch((e) => ({ status: 0, data: String(e) }));
+  const local = readFileSync(join(WEB_DIR, "dist/index.html"), "utf8");
+  if (served.data !== local) {
+    proc.kill("SIGKILL");
+    throw new Error(
+      `${GAVEL_BIN} does not serve this checkout's web/dist/index.html (a stale or foreign binary): ` +
+        "run `npm run build`, then `cargo build -p gavel-server`, and run the browser tests again",
+    );
   }
 
   const server = {
@@ -264,16 +277,6 @@ export async function openAuction(page, id) {
 export async function shot(page, name) {
   const path = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path, fullPage: true, timeout: 10_000 }).catch(() => {});
-  return path;
-}
-
-/** A screenshot that, with UPDATE_DOCS_SCREENSHOT=1, also replaces docs/img/<docName>.png. */
-export async function docsShot(page, name, docName) {
-  const path = await shot(page, name);
-  if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
-    mkdirSync(join(WEB_DIR, "../docs/img"), { recursive: true });
-    copyFileSync(path, join(WEB_DIR, `../docs/img/${docName}.png`));
-  }
   return path;
 }
 

@@ -100,10 +100,13 @@ describe("session tokens", { timeout: 180_000, skip }, () => {
         return m;
       },
     );
+    // The store's protocol client (window.gavel.live, @gavel/client's GavelClient) renews the
+    // token itself (its timer, token_expired, a hello without the user): all go through its
+    // renewToken, which sleeps until the test wakes the page.
     await alice.page.evaluate(() => {
-      const g = window.gavel;
-      const real = g.refresh.bind(g);
-      g.refresh = () => (window.__awake ? real() : Promise.resolve(false));
+      const live = window.gavel.live;
+      const real = live.renewToken.bind(live);
+      live.renewToken = () => (window.__awake ? real() : Promise.resolve(false));
     });
     await waitFor(() => expired > 0, { timeoutMs: 2 * TTL_S * 1000, what: "token_expired on the socket" });
     await alice.page.evaluate(() => {

@@ -1,31 +1,36 @@
 // The app's live state: one connection, the clock, the lobby, the rooms and the user's bids.
 // React reads it through useSyncExternalStore (hooks.ts); everything here is plain TS.
 //
-// The wire protocol is @gavel/client's (clients/typescript): its LiveSocket (reconnect with
-// back-off, the heartbeat watchdog, offline/online), ClockEstimator, HttpApi and the
-// generated protocol types. This file holds what is the web app's own: the store the React
-// components read (rooms through state.ts's reducers, the lobby, the bid shown per room),
-// the session kept in sessionStorage, and "sign in to place this bid".
+// The protocol is @gavel/client's GavelClient (clients/typescript): the socket (reconnect,
+// heartbeat watchdog, offline/online), resubscription with the barrier ping, bids with their
+// request ids (re-sent, `outcome_unknown` asked again, held for a fresh token), the token
+// renewal, the clock and the latency reports. This file holds only what React renders: rooms
+// (state.ts's reducers, fed with every message), the lobby, the bid shown per room (from the
+// package's `bid` events), the session kept in sessionStorage, and "sign in to place this bid".
 
 import {
-  ClockEstimator,
+  GavelClient as LiveClient,
   GavelError,
-  LatencyRecorder,
-  HttpApi,
-  LiveSocket,
   newRequestId as packageRequestId,
   type AuctionView,
+  type AuctionWatch,
   type BidKind,
-  type ClientMessage,
-  type Hello,
+  type BidResult,
+  type BidStatus,
+  type ClockEstimator,
+  type LatencyRecorder,
+  type HttpApi,
   type LiveSocketOptions,
+  type LobbyWatch,
   type ServerMessage,
+  type Session as LiveSession,
   type SessionResponse as Session,
   type SocketInfo,
   type SocketLike,
   type UserView,
-  refreshDelay,
+  verifyWithServer,
 } from "@gavel/client";
+import { addReceipt, loadReceipts, saveReceipts, type ReceiptStore } from "./receipts";
 import {
   initialLobby,
   initialRoom,
@@ -96,6 +101,26 @@ export interface ClientState {
   bids: Record<string, BidAttempt>;
   /** A visitor tried to bid: sign-in is asked for, then this bid is placed. */
   signInFor: BidIntent | null;
+  /** The signed receipts of the bids accepted in this browser, per auction (receipts.ts). */
+  receipts: ReceiptStore;
+  /** Per closed auction with receipts: their check against the published log. */
+  verifications: Record<string, Verification>;
+}
+
+/**
+ * The check of an auction's receipts against its log after the close (@gavel/client's
+ * verifyReceipts): `checking`; `verified`; `failed` (`detail`: the first thing wrong);
+ * `waiting` (the log served does not reach the signed head yet: asked again shortly);
+ * `unsupported` (this browser has no WebCrypto Ed25519 here); `error` (the server could not
+ * be asked: `detail`).
+ */
+export interface Verification {
+  state: "checking" | "verified" | "failed" | "waiting" | "unsupported" | "error";
+  detail?: string;
+  /** The receipts checked. */
+  count: number;
+  /** The final hash the log ends at (when verified). */
+  finalHash?: string;
 }
 
 /** A bid a visitor asked for before signing in. */
@@ -108,21 +133,17 @@ export interface BidIntent {
 
 const SESSION_KEY = "gavel.session";
 
-/** Ask again for what was missed if nothing came after this long. */
-const RESYNC_RETRY_MS = 3_000;
-/** Re-send an unanswered bid (same request_id) after this long. */
+/** A log not yet complete (distributed mode: entries are archived shortly after) is asked
+ *  for again this often, this many times. */
+const VERIFY_RETRY_MS = 2_000;
+const VERIFY_TRIES = 30;
+
+/** Protocol timings the web asks of GavelClient. */
 const BID_RETRY_MS = 5_000;
-/** An auction still open this long after its end (server clock) is asked about again. */
-const OVERDUE_CLOSE_MS = 5_000;
-/** How often the delivery-latency report is sent (the server refuses them < 10 s apart). */
-const LATENCY_REPORT_MS = 30_000;
-/** Stop retrying an unanswered bid after this long. */
-const BID_GIVE_UP_MS = 120_000;
-/** Ask again about a bid answered `outcome_unknown` after this long. */
 const UNKNOWN_RETRY_MS = 1_000;
-/** Clock pings once connected (the heartbeats keep the socket alive; these keep the offset fresh). */
+const BID_GIVE_UP_MS = 120_000;
+const OVERDUE_CLOSE_MS = 5_000;
 const CLOCK_PING_MS = 15_000;
-/** Pings in the burst after `hello`, and their spacing: the clock keeps the fastest. */
 const CLOCK_BURST = 5;
 const CLOCK_BURST_SPACING_MS = 120;
 
@@ -153,33 +174,43 @@ function saveSession(s: Session | null): void {
   }
 }
 
+function toLive(s: Session): LiveSession {
+  return { token: s.token, user: s.user, expiresAt: s.expires_at, kind: "gavel" };
+}
+
+function fromLive(s: LiveSession, before: Session | null): Session | null {
+  const user = s.user ?? before?.user;
+  if (!user) return null;
+  return { token: s.token, user, expires_at: s.expiresAt ?? before?.expires_at ?? 0 };
+}
+
 export class GavelClient {
-  readonly clock = new ClockEstimator();
+  /** The protocol client: socket, resubscription, bids, token renewal, clock, latency. */
+  readonly live: LiveClient;
+  readonly clock: ClockEstimator;
   /** Decision → received of the watched rooms' updates, reported every 30 s
    *  (docs/protocol.md, `latency_report`). */
-  readonly latency = new LatencyRecorder();
-  private lastLatencyReport = 0;
+  readonly latency: LatencyRecorder;
   /** The HTTP API on this page's origin, with the session's token. */
   readonly http: HttpApi;
+  /**
+   * Test hook (web/e2e): the WebSocket opened last, i.e. the connection in use (GavelClient
+   * keeps one at a time). Browser tests close it or wrap its `send` to lose a message.
+   */
+  readonly conn: { ws: SocketLike | null } = { ws: null };
   private state: ClientState;
   private listeners = new Set<() => void>();
-  private conn: LiveSocket;
-  private clockTimers: ReturnType<typeof setTimeout>[] = [];
-  private lastClockPingAt = 0;
   private lobbyWatchers = 0;
+  private lobbyWatch: LobbyWatch | null = null;
   private roomWatchers = new Map<string, number>();
-  private resyncAskedAt = new Map<string, number>();
-  private lobbyResyncAskedAt = 0;
+  private watches = new Map<string, AuctionWatch>();
+  /** Bids not settled yet, as shown. */
   private pending = new Map<string, BidAttempt>();
-  private ticker: ReturnType<typeof setInterval> | null = null;
-  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
-  private refreshing: Promise<boolean> | null = null;
-  /** The socket is watch-only until an `auth` with a fresh token is answered. */
-  private awaitingAuth = false;
-  /** An `auth` was sent and not answered yet. */
-  private authSent = false;
-  /** The ping sent after resubscribing: its pong confirms these rooms. */
-  private barrier: { clientTime: number; rooms: string[] } | null = null;
+  /** Bids the UI stopped following (signed out, session over): their events are ignored. */
+  private abandoned = new Set<string>();
+  /** The session is ending: bids failing now were never sent because of it. */
+  private ending = false;
+  private stopped = false;
 
   /** `connection` overrides parts of the socket's options (a fake socket in unit tests). */
   constructor(session: Session | null, connection: ConnectionOverrides = {}) {
@@ -195,21 +226,38 @@ export class GavelClient {
       roomErrors: {},
       bids: {},
       signInFor: null,
+      receipts: loadReceipts(),
+      verifications: {},
     };
-    this.http = new HttpApi({ baseUrl: "", token: () => this.state.session?.token ?? null });
-    this.conn = new LiveSocket({
-      url: () => {
-        const proto = location.protocol === "https:" ? "wss:" : "ws:";
-        const token = this.state.session?.token;
-        return `${proto}//${location.host}/ws${token ? `?token=${encodeURIComponent(token)}` : ""}`;
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    this.live = new LiveClient({
+      baseUrl: "",
+      wsUrl: `${proto}//${location.host}/ws`,
+      socketFactory: (url) => {
+        const ws = connection.socket ? connection.socket(url) : (new WebSocket(url) as unknown as SocketLike);
+        this.conn.ws = ws;
+        return ws;
       },
-      socket: (url) => new WebSocket(url) as unknown as SocketLike,
-      onHello: (m, fresh) => this.onHello(m, fresh),
-      onMessage: (m) => this.onMessage(m),
-      onStatus: (info) => this.onStatus(info),
-      reconnect: { baseMs: 500, maxMs: 10_000 },
-      ...connection,
+      reconnect: connection.reconnect ?? { baseMs: 500, maxMs: 10_000 },
+      online: connection.online,
+      now: connection.now,
+      fallbackHeartbeatMs: connection.fallbackHeartbeatMs,
+      helloTimeoutMs: connection.helloTimeoutMs,
+      session: session ? toLive(session) : undefined,
+      clock: { pings: CLOCK_BURST, spacingMs: CLOCK_BURST_SPACING_MS, refreshMs: CLOCK_PING_MS },
+      bids: { resendAfterMs: BID_RETRY_MS, unknownRetryMs: UNKNOWN_RETRY_MS, giveUpAfterMs: BID_GIVE_UP_MS, holdOnUnauthorized: true },
+      overdueCloseMs: OVERDUE_CLOSE_MS,
     });
+    this.clock = this.live.clock;
+    this.latency = this.live.latency;
+    this.http = this.live.http;
+    this.live.on("status", (info) => this.onStatus(info));
+    this.live.on("hello", (m) => this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt }));
+    this.live.on("clock", (c) => this.set({ clockOffset: c.offset, clockRtt: c.rtt }));
+    this.live.on("message", (m) => this.onMessage(m));
+    this.live.on("bid", (b) => this.onBid(b));
+    this.live.on("sessionEnded", () => this.onSessionEnded());
+    this.live.on("session", (s) => this.onSession(s));
   }
 
   /** Connection status: anything but open makes every room's state unconfirmed. */
@@ -217,10 +265,8 @@ export class GavelClient {
     // `closed` only passes by during a restart (sign-in, sign-out): the next status follows at once.
     if (socket.status === "closed" || socket.status === "idle") return;
     const info: ConnInfo = { status: socket.status, attempt: socket.attempt, retryAt: socket.retryAt };
-    if (info.status !== "open") this.stopClockPings();
     this.set({ conn: info });
     if (info.status !== "open") {
-      this.barrier = null;
       for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "unconfirmed" });
     }
   }
@@ -240,36 +286,31 @@ export class GavelClient {
   }
 
   start(): void {
-    this.conn.start();
-    if (!this.ticker) this.ticker = setInterval(() => this.tick(), 250);
-    this.scheduleRefresh();
+    this.stopped = false;
+    void this.live.connect();
   }
 
   stop(): void {
-    this.conn.stop();
-    this.stopClockPings();
-    if (this.ticker) clearInterval(this.ticker);
-    this.ticker = null;
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
-    this.refreshTimer = null;
+    this.stopped = true;
+    this.live.close();
   }
 
   /** Estimated server time now (ms). */
   serverNow(): number {
-    return this.clock.serverNow(Date.now());
+    return this.live.serverNow();
   }
 
   // ------------------------------------------------------------ session
 
   setSession(session: Session | null, problem: string | null = null): void {
     saveSession(session);
+    for (const id of this.pending.keys()) this.abandoned.add(id);
     this.pending.clear();
-    this.awaitingAuth = false;
     this.set({ session, sessionProblem: problem, bids: {}, helloUser: null, signInFor: null });
     const me = session?.user.id ?? null;
     for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me });
-    this.scheduleRefresh();
-    this.conn.restart();
+    if (session) this.live.useSession(toLive(session));
+    else this.live.signOut();
   }
 
   /** Place a bid, or, for a visitor, ask them to sign in first and place it then. */
@@ -294,92 +335,42 @@ export class GavelClient {
     if (intent) this.placeBid(intent.auctionId, intent.amount, intent.kind, intent.expectedSeq);
   }
 
-  private scheduleRefresh(): void {
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
-    this.refreshTimer = null;
-    const s = this.state.session;
-    if (!s || !s.expires_at) return;
-    const delay = refreshDelay(s.expires_at - this.serverNow());
-    this.refreshTimer = setTimeout(() => void this.refresh(), delay);
-  }
-
-  /**
-   * Exchange the session token for a fresh one (POST /api/session/refresh) and hand it to
-   * the open socket with `auth`. Resolves false when the session could not be renewed.
-   */
+  /** Renew the session now (POST /api/session/refresh; the socket gets the fresh token). */
   refresh(): Promise<boolean> {
-    if (this.refreshing) return this.refreshing;
-    const s = this.state.session;
-    if (!s) return Promise.resolve(false);
-    this.refreshing = this.http
-      .refreshSession(s.token)
-      .then(
-        (fresh) => {
-          if (this.state.session?.token !== s.token) return false; // signed out meanwhile
-          saveSession(fresh);
-          this.set({ session: fresh });
-          this.sendAuth();
-          this.scheduleRefresh();
-          return true;
-        },
-        (err) => {
-          if (this.state.session?.token !== s.token) return false;
-          if (err instanceof GavelError && (err.status === 401 || err.status === 403)) {
-            this.sessionEnded();
-          } else if (s.expires_at > this.serverNow()) {
-            // The server could not be reached: try again while the token is still valid.
-            this.refreshTimer = setTimeout(() => void this.refresh(), 3_000);
-          } else {
-            this.sessionEnded();
-          }
-          return false;
-        },
-      )
-      .finally(() => {
-        this.refreshing = null;
+    return this.live.renewToken();
+  }
+
+  /** A renewed session (stored), or null when it ended. */
+  private onSession(s: LiveSession | null): void {
+    if (!s) {
+      const name = this.state.session?.user.name ?? null;
+      this.ending = false;
+      saveSession(null);
+      if (!this.state.session) return;
+      this.set({
+        session: null,
+        helloUser: null,
+        sessionProblem: `Your session has expired${name ? `, ${name}` : ""}. Please sign in again to bid.`,
       });
-    return this.refreshing;
+      for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me: null });
+      return;
+    }
+    const next = fromLive(s, this.state.session);
+    if (!next || next.token === this.state.session?.token) return;
+    saveSession(next);
+    this.set({ session: next });
   }
 
-  /** Send the current token on the open socket (answered by a `hello` naming the user). */
-  private sendAuth(): void {
-    const token = this.state.session?.token;
-    if (token && this.send({ type: "auth", token })) {
-      this.awaitingAuth = true;
-      this.authSent = true;
-    }
-  }
-
-  /** The session cannot be renewed: unanswered bids were never placed; ask to sign in again. */
-  private sessionEnded(): void {
+  /** The session cannot be renewed: no bid is shown as placed or lost without an answer. */
+  private onSessionEnded(): void {
+    this.ending = true;
     for (const attempt of [...this.pending.values()]) {
-      if (attempt.uncertain) {
-        // It may have been decided, and without a session it can no longer be asked about.
-        this.resolveBid(attempt.requestId, { state: "error", errorCode: "no_answer", serverMessage: "Session expired." });
-      } else if (attempt.queued) {
-        this.resolveBid(attempt.requestId, {
-          state: "error",
-          errorCode: "token_expired",
-          serverMessage: "Your session expired before this bid was sent.",
-        });
-      }
-    }
-    // Bids sent and not answered yet keep their request ids; nobody can ask about them now.
-    for (const attempt of [...this.pending.values()]) {
+      // Never sent: the package fails it next (shown as "expired before it was sent").
+      if (attempt.queued) continue;
+      // Sent or uncertain: it may have been decided, and without a session nobody can ask.
+      this.abandoned.add(attempt.requestId);
       this.resolveBid(attempt.requestId, { state: "error", errorCode: "no_answer", serverMessage: "Session expired." });
     }
-    const name = this.state.session?.user.name ?? null;
-    saveSession(null);
-    if (this.refreshTimer) clearTimeout(this.refreshTimer);
-    this.refreshTimer = null;
-    this.awaitingAuth = false;
-    this.set({
-      session: null,
-      helloUser: null,
-      sessionProblem: `Your session has expired${name ? `, ${name}` : ""}. Please sign in again to bid.`,
-    });
-    for (const id of Object.keys(this.state.rooms)) this.dispatchRoom(id, { type: "me", me: null });
-    this.conn.restart();
   }
 
   // ------------------------------------------------------------ subscriptions
@@ -387,13 +378,13 @@ export class GavelClient {
   watchLobby(): () => void {
     this.lobbyWatchers++;
     if (this.lobbyWatchers === 1) {
-      this.send({ type: "subscribe_lobby" });
+      this.lobbyWatch = this.live.watchLobby();
       // Show the list at once over HTTP too (the socket may still be connecting); the
       // socket's `lobby` message replaces it.
       if (!this.state.lobby.loaded) {
         this.http.listAuctions().then(
           (r) => {
-            if (!this.state.lobby.loaded) this.dispatchLobby({ type: "lobby", auctions: r.auctions }, false);
+            if (!this.state.lobby.loaded) this.dispatchLobby({ type: "lobby", auctions: r.auctions });
           },
           () => {},
         );
@@ -401,7 +392,10 @@ export class GavelClient {
     }
     return () => {
       this.lobbyWatchers--;
-      if (this.lobbyWatchers === 0) this.send({ type: "unsubscribe_lobby" });
+      if (this.lobbyWatchers === 0) {
+        this.lobbyWatch?.close();
+        this.lobbyWatch = null;
+      }
     };
   }
 
@@ -412,7 +406,13 @@ export class GavelClient {
       const me = this.state.session?.user.id ?? null;
       const existing = this.state.rooms[id];
       if (!existing || existing.me !== me) this.setRoom(id, initialRoom(id, me));
-      this.subscribeRoom(id);
+      // Confirmed once the package says so (a snapshot, or the barrier pong after resubscribing).
+      this.watches.set(
+        id,
+        this.live.watch(id, (s) => {
+          if (s.live) this.dispatchRoom(id, { type: "confirmed" });
+        }),
+      );
       if (!this.state.rooms[id]?.auction) this.fetchRoom(id);
     }
     return () => {
@@ -422,7 +422,8 @@ export class GavelClient {
         return;
       }
       this.roomWatchers.delete(id);
-      this.send({ type: "unsubscribe", auction_id: id });
+      this.watches.get(id)?.close();
+      this.watches.delete(id);
     };
   }
 
@@ -448,24 +449,9 @@ export class GavelClient {
     );
   }
 
-  private subscribeRoom(id: string, forceSnapshot = false): void {
-    const room = this.state.rooms[id];
-    const seq = room?.auction?.seq;
-    const msg: ClientMessage =
-      seq !== undefined && !forceSnapshot
-        ? { type: "subscribe", auction_id: id, since_seq: seq }
-        : { type: "subscribe", auction_id: id };
-    this.resyncAskedAt.set(id, Date.now());
-    this.send(msg);
-  }
-
-  private send(msg: ClientMessage): boolean {
-    return this.conn.send(msg);
-  }
-
   // ------------------------------------------------------------ bids
 
-  /** Place a bid. Retries (reconnects, timeouts) reuse the same request_id. */
+  /** Place a bid. Retries (reconnects, timeouts) reuse the same request_id (GavelClient's). */
   placeBid(auctionId: string, amount: number, kind: BidKind = "plain", expectedSeq?: number): BidAttempt {
     const now = Date.now();
     const attempt: BidAttempt = {
@@ -481,29 +467,57 @@ export class GavelClient {
       firstSentAt: now,
     };
     this.pending.set(attempt.requestId, attempt);
-    this.sendBid(attempt);
-    return attempt;
+    this.set({ bids: { ...this.state.bids, [auctionId]: attempt } });
+    this.live.bid(auctionId, amount, { kind, expectedSeq, requestId: attempt.requestId }).catch((e: unknown) => {
+      // Refused before any event (no session at all): shown as the refusal.
+      if (this.pending.has(attempt.requestId) && e instanceof GavelError && !this.live.bidStatus(attempt.requestId)) {
+        this.resolveBid(attempt.requestId, { state: "error", errorCode: e.code, serverMessage: e.message });
+      }
+    });
+    return this.state.bids[auctionId] ?? attempt;
   }
 
-  private sendBid(attempt: BidAttempt): void {
-    if (this.awaitingAuth) {
-      // The socket is watch-only until the fresh token is accepted; sent after that.
-      this.pending.set(attempt.requestId, { ...attempt, queued: true });
-      this.set({ bids: { ...this.state.bids, [attempt.auctionId]: { ...attempt, queued: true } } });
-      return;
+  /** A bid moved on (GavelClient's `bid` event): what the room shows. */
+  private onBid(b: BidStatus): void {
+    if (this.abandoned.has(b.requestId) || this.stopped) return;
+    const attempt = this.pending.get(b.requestId);
+    if (!attempt) return;
+    const sentAt = b.sentAt || attempt.sentAt;
+    switch (b.state) {
+      case "queued":
+        this.holdBid(b.requestId, { queued: true });
+        return;
+      case "sent":
+        this.holdBid(b.requestId, { queued: false, sentAt });
+        return;
+      case "uncertain":
+        // It may have been decided: never say lost or placed; asked again with the same id.
+        this.holdBid(b.requestId, { queued: false, uncertain: true, sentAt });
+        return;
+      case "answered": {
+        const r = b.result!;
+        const done = this.resolveBid(b.requestId, { state: "done", outcome: r.outcome, serverMessage: r.message, auction: r.auction ?? null });
+        this.keepReceipt(r);
+        // Once the user's bid was decided, losing the lead is news for them.
+        if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
+        if (done && r.outcome === "accepted" && done.kind === "max") {
+          this.dispatchRoom(r.auction_id, { type: "your_max", amount: r.auction?.your_max ?? done.amount });
+        }
+        return;
+      }
+      case "failed": {
+        const e = b.error!;
+        if (this.ending) {
+          this.resolveBid(b.requestId, { state: "error", errorCode: "token_expired", serverMessage: "Your session expired before this bid was sent." });
+        } else if (e.code === "timeout" || e.code === "outcome_unknown") {
+          // Given up: no answer in time (a server's own outcome_unknown keeps it pending).
+          this.resolveBid(b.requestId, { state: "error", errorCode: "no_answer", serverMessage: "No answer from the server." });
+        } else {
+          this.resolveBid(b.requestId, { state: "error", errorCode: e.code, serverMessage: e.message });
+        }
+        return;
+      }
     }
-    const msg: ClientMessage = {
-      type: "bid",
-      auction_id: attempt.auctionId,
-      amount: attempt.amount,
-      request_id: attempt.requestId,
-    };
-    if (attempt.kind !== "plain") msg.kind = attempt.kind;
-    if (attempt.expectedSeq !== undefined) msg.expected_seq = attempt.expectedSeq;
-    const sent = this.send(msg);
-    const updated: BidAttempt = { ...attempt, queued: !sent, sentAt: Date.now() };
-    this.pending.set(attempt.requestId, updated);
-    this.set({ bids: { ...this.state.bids, [attempt.auctionId]: updated } });
   }
 
   private resolveBid(requestId: string, patch: Partial<BidAttempt>): BidAttempt | null {
@@ -537,67 +551,9 @@ export class GavelClient {
 
   // ------------------------------------------------------------ incoming
 
-  private onHello(m: Hello, fresh: boolean): void {
-    this.clock.addCoarse(m.server_time, Date.now());
-    this.set({ helloUser: m.user, clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
-    // The refresh time is on the server's clock: place it again now that the offset is known.
-    if (fresh && m.user) this.scheduleRefresh();
-    if (!fresh) {
-      // The answer to `auth`: with the user, bids held for the fresh token go out now.
-      this.authSent = false;
-      if (!m.user) return;
-      this.awaitingAuth = false;
-      for (const attempt of this.pending.values()) if (attempt.queued) this.sendBid(attempt);
-      return;
-    }
-    this.authSent = false;
-    // A session the server does not know any more (expired, or another secret): watch
-    // anonymously, hold bids, and try to renew it.
-    this.awaitingAuth = Boolean(this.state.session && !m.user);
-    if (this.awaitingAuth) void this.refresh();
-    // Resubscribe to everything on the new connection, from the seq we hold.
-    if (this.lobbyWatchers > 0) this.send({ type: "subscribe_lobby" });
-    const rooms = [...this.roomWatchers.keys()];
-    for (const id of rooms) this.subscribeRoom(id);
-    // A ping after the subscribes: the server answers in order, so its pong arrives after
-    // whatever the subscribes sent (the missed updates, or nothing when nothing was missed).
-    const t = this.ping();
-    this.barrier = t === null ? null : { clientTime: t, rooms };
-    // More pings a little apart: the clock keeps the one with the smallest round trip.
-    this.stopClockPings();
-    for (let i = 1; i < CLOCK_BURST; i++) this.clockTimers.push(setTimeout(() => this.ping(), i * CLOCK_BURST_SPACING_MS));
-    // Bids that were not answered are sent again with their own request_id: the server
-    // answers a repeated id with the first answer and never places a second bid.
-    for (const attempt of this.pending.values()) this.sendBid(attempt);
-  }
-
-  /** Send a ping now; returns its client_time (the pong echoes it), or null if not sent. */
-  private ping(): number | null {
-    const t = Date.now();
-    if (!this.send({ type: "ping", client_time: t })) return null;
-    this.lastClockPingAt = t;
-    return t;
-  }
-
-  private stopClockPings(): void {
-    for (const t of this.clockTimers) clearTimeout(t);
-    this.clockTimers = [];
-  }
-
+  /** Every server message, as received: the rooms' and the lobby's reducers. */
   private onMessage(m: ServerMessage): void {
     switch (m.type) {
-      case "heartbeat":
-        return;
-      case "pong": {
-        this.clock.addSample(m.client_time, m.server_time, Date.now());
-        this.set({ clockOffset: this.clock.offset, clockRtt: this.clock.rtt });
-        const b = this.barrier;
-        if (b && m.client_time === b.clientTime) {
-          this.barrier = null;
-          for (const id of b.rooms) this.dispatchRoom(id, { type: "confirmed" });
-        }
-        return;
-      }
       case "snapshot":
         this.dispatchRoom(m.auction.id, {
           type: "snapshot",
@@ -606,7 +562,7 @@ export class GavelClient {
           resync: m.resync,
           live: true,
         });
-        this.dispatchLobby({ type: "view", auction: m.auction }, false);
+        this.dispatchLobby({ type: "view", auction: m.auction });
         if (this.state.roomErrors[m.auction.id]) {
           const roomErrors = { ...this.state.roomErrors };
           delete roomErrors[m.auction.id];
@@ -614,14 +570,12 @@ export class GavelClient {
         }
         return;
       case "update": {
-        if (m.decided_at != null) this.measure(m.auction_id, m.decided_at);
         const { type: _t, ...u } = m;
         this.dispatchRoom(u.auction_id, { type: "update", update: u });
         this.dispatchLobby({ type: "update", update: u });
         return;
       }
       case "closed": {
-        this.measure(m.auction_id, m.closed_at);
         const { type: _t, ...c } = m;
         this.dispatchRoom(c.auction_id, { type: "closed", closed: c });
         this.dispatchLobby({ type: "closed", closed: c });
@@ -636,68 +590,20 @@ export class GavelClient {
       case "auction_created":
         this.dispatchLobby({ type: "created", auction: m.auction });
         return;
-      case "bid_result": {
-        const { type: _t, ...r } = m;
-        const done = this.resolveBid(r.request_id, {
-          state: "done",
-          outcome: r.outcome,
-          serverMessage: r.message,
-          auction: r.auction ?? null,
-        });
-        // Once the user's bid was decided, losing the lead is news for them.
-        if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });
-        if (done && r.outcome === "accepted" && done.kind === "max") {
-          this.dispatchRoom(r.auction_id, { type: "your_max", amount: r.auction?.your_max ?? done.amount });
-        }
-        return;
-      }
       case "error": {
-        if (m.code === "token_expired") {
-          // The socket is watch-only now. A bid refused for it was not decided: it waits
-          // for the fresh token and goes out again with the same request_id.
-          this.awaitingAuth = true;
-          if (m.request_id) this.holdBid(m.request_id, { queued: true });
-          void this.refresh();
-          return;
-        }
-        if (m.request_id && m.code === "unauthorized" && this.state.session) {
-          // A bid that reached a socket whose token had just expired (or was not accepted):
-          // nothing was decided. Hold it for a fresh token, as after token_expired.
-          this.awaitingAuth = true;
-          this.holdBid(m.request_id, { queued: true });
-          void this.refresh();
-          return;
-        }
-        if (m.request_id && m.code === "outcome_unknown") {
-          // It may have been decided: never say lost or placed; ask again with the same id.
-          this.holdBid(m.request_id, { uncertain: true, sentAt: Date.now() });
-          return;
-        }
-        if (m.request_id) {
-          this.resolveBid(m.request_id, { state: "error", errorCode: m.code, serverMessage: m.message });
-          return;
-        }
-        if (m.code === "unauthorized" && this.authSent) {
-          // The fresh token was refused: the session cannot go on.
-          this.authSent = false;
-          this.sessionEnded();
-          return;
-        }
-        if (m.auction_id && m.code === "not_found") {
+        if (m.request_id || m.code !== "not_found") return; // bids: the `bid` events
+        if (m.auction_id) {
           this.set({ roomErrors: { ...this.state.roomErrors, [m.auction_id]: "not_found" } });
           return;
         }
-        if (m.code === "not_found") {
-          // A subscribe to an unknown auction without auction_id in the error: mark the rooms
-          // still waiting for their first snapshot.
-          const roomErrors = { ...this.state.roomErrors };
-          for (const id of this.roomWatchers.keys()) if (!this.state.rooms[id]?.auction) roomErrors[id] = "not_found";
-          this.set({ roomErrors });
-        }
+        // A subscribe to an unknown auction without auction_id in the error: mark the rooms
+        // still waiting for their first snapshot.
+        const roomErrors = { ...this.state.roomErrors };
+        for (const id of this.roomWatchers.keys()) if (!this.state.rooms[id]?.auction) roomErrors[id] = "not_found";
+        this.set({ roomErrors });
         return;
       }
-      case "ok":
-      case "hello":
+      default:
         return;
     }
   }
@@ -712,89 +618,74 @@ export class GavelClient {
     const next = roomReducer(room, action);
     if (next === room) return;
     this.setRoom(id, next);
-    this.fixRoomGaps(id);
+    this.maybeVerify(id);
   }
 
-  private fixRoomGaps(id: string): void {
-    const room = this.state.rooms[id];
-    if (!room || !this.roomWatchers.has(id)) return;
-    if (room.gapSince === null && !room.needSnapshot) return;
-    const asked = this.resyncAskedAt.get(id) ?? 0;
-    if (Date.now() - asked < RESYNC_RETRY_MS) return;
-    if (room.needSnapshot) this.subscribeRoom(id, true);
-    else this.subscribeRoom(id);
-  }
-
-  private dispatchLobby(action: LobbyAction, fixGaps = true): void {
+  private dispatchLobby(action: LobbyAction): void {
     const next = lobbyReducer(this.state.lobby, action);
     if (next === this.state.lobby) return;
     this.set({ lobby: next });
-    if (fixGaps) this.fixLobbyGap();
   }
 
-  private fixLobbyGap(): void {
-    if (!this.state.lobby.gap || this.lobbyWatchers === 0) return;
-    if (Date.now() - this.lobbyResyncAskedAt < RESYNC_RETRY_MS) return;
-    this.lobbyResyncAskedAt = Date.now();
-    // A repeated subscribe_lobby is answered with `ok` alone (the server sends the whole
-    // lobby once per subscription): leave and join again to get a fresh one.
-    this.send({ type: "unsubscribe_lobby" });
-    this.send({ type: "subscribe_lobby" });
+  // ------------------------------------------------------------ receipts
+
+  /** An accepted bid's signed receipt: kept with the auction's others (localStorage). */
+  private keepReceipt(r: BidResult): void {
+    if (r.outcome !== "accepted" || !r.receipt) return;
+    const receipts = addReceipt(this.state.receipts, r.receipt);
+    if (receipts === this.state.receipts) return;
+    saveReceipts(receipts);
+    this.set({ receipts });
   }
 
-  /** Once a second: retry unanswered bids and unresolved gaps. */
-  private tick(): void {
-    const now = Date.now();
-    for (const attempt of [...this.pending.values()]) {
-      if (now - attempt.firstSentAt > BID_GIVE_UP_MS) {
-        this.resolveBid(attempt.requestId, {
-          state: "error",
-          errorCode: "no_answer",
-          serverMessage: "No answer from the server.",
-        });
-      } else if (
-        this.conn.status === "open" &&
-        !this.awaitingAuth &&
-        (attempt.queued || now - attempt.sentAt > (attempt.uncertain ? UNKNOWN_RETRY_MS : BID_RETRY_MS))
-      ) {
-        this.sendBid(attempt);
-      }
+  /** Once a watched auction with receipts here has closed, check them (once per set of receipts). */
+  private maybeVerify(id: string): void {
+    const a = this.state.rooms[id]?.auction;
+    const receipts = this.state.receipts[id];
+    if (!a || a.status !== "closed" || !receipts?.length) return;
+    const v = this.state.verifications[id];
+    if (v && v.count === receipts.length) return;
+    void this.verifyReceipts(id);
+  }
+
+  /**
+   * Checks the auction's receipts against its log, its signed head, the server's keys and
+   * the final hash published at the close; the result is `verifications[id]`.
+   */
+  async verifyReceipts(id: string, tries = VERIFY_TRIES): Promise<Verification> {
+    const receipts = this.state.receipts[id] ?? [];
+    const finalHash = this.state.rooms[id]?.auction?.log_hash ?? null;
+    const put = (v: Verification) => {
+      this.set({ verifications: { ...this.state.verifications, [id]: v } });
+      return v;
+    };
+    if (this.state.verifications[id]?.state !== "waiting") put({ state: "checking", count: receipts.length });
+    let v: Verification;
+    try {
+      const r = await verifyWithServer(this.http, id, receipts, finalHash);
+      if (r.ok) v = { state: "verified", count: receipts.length, finalHash: r.lastHash ?? undefined };
+      else if (r.failure === "incomplete" && tries > 1) {
+        v = { state: "waiting", count: receipts.length, detail: r.problem };
+        setTimeout(() => {
+          if (!this.stopped && this.state.verifications[id]?.state === "waiting") void this.verifyReceipts(id, tries - 1);
+        }, VERIFY_RETRY_MS);
+      } else v = { state: r.failure === "unsupported" ? "unsupported" : "failed", count: receipts.length, detail: r.problem };
+    } catch (e) {
+      v = { state: "error", count: receipts.length, detail: e instanceof Error ? e.message : String(e) };
     }
-    for (const id of this.roomWatchers.keys()) {
-      this.fixRoomGaps(id);
-      // Past the end by the server clock and still no close: ask what we missed.
-      const a = this.state.rooms[id]?.auction;
-      if (a && a.status !== "closed" && this.conn.status === "open" && this.serverNow() > a.ends_at + OVERDUE_CLOSE_MS) {
-        if (now - (this.resyncAskedAt.get(id) ?? 0) > OVERDUE_CLOSE_MS) this.subscribeRoom(id);
-      }
+    // Receipts added meanwhile are checked by the next round.
+    if ((this.state.receipts[id]?.length ?? 0) !== receipts.length) {
+      put(v);
+      this.maybeVerify(id);
+      return v;
     }
-    this.fixLobbyGap();
-    if (this.conn.status === "open" && now - this.lastClockPingAt >= CLOCK_PING_MS) this.ping();
-    this.reportLatency(now);
-  }
-
-  /** Counts an update of a watched room as it arrives, once the clock has a ping sample
-   *  (before that the offset's error is unknown). */
-  private measure(auctionId: string, decidedAt: number): void {
-    if (!this.roomWatchers.has(auctionId) || this.clock.rtt === null) return;
-    this.latency.record(auctionId, decidedAt, this.serverNow());
-  }
-
-  /** Every 30 s: what the rooms received since the last report, with the clock's error
-   *  bound (half the round trip of its sample). */
-  private reportLatency(now: number): void {
-    if (this.lastLatencyReport === 0) this.lastLatencyReport = now;
-    if (now - this.lastLatencyReport < LATENCY_REPORT_MS || this.conn.status !== "open") return;
-    const rtt = this.clock.rtt;
-    if (rtt === null || this.latency.pending === 0) return;
-    const report = this.latency.take(rtt / 2);
-    if (report && this.send(report)) this.lastLatencyReport = now;
+    return put(v);
   }
 
   // ------------------------------------------------------------ admin helpers
 
   /** An auction view from an HTTP answer (admin actions): refresh the lobby entry. */
   noteAuction(a: AuctionView): void {
-    this.dispatchLobby({ type: "view", auction: a }, false);
+    this.dispatchLobby({ type: "view", auction: a });
   }
 }

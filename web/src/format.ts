@@ -132,6 +132,11 @@ export function outbidByProxy(b: BidAttempt, entry?: BidView): boolean {
   return entry === undefined || entry.kind === "auto";
 }
 
+/** Open with a reserve that the price has not reached: the leader would not win now. */
+function belowReserve(a: AuctionView | null): boolean {
+  return a !== null && a.status === "open" && a.has_reserve && !a.reserve_met;
+}
+
 /** The plain-words message for a bid attempt. */
 export function outcomeText(b: BidAttempt, currency: string, me: string | null, entry?: BidView): OutcomeText {
   const money = (n: number | null | undefined) => formatMoney(n ?? null, currency);
@@ -192,7 +197,13 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
         };
       }
       if (b.kind === "buy_now") return { tone: "ok", title: "You bought it!", detail: `Bought now for ${amount}.` };
-      return { tone: "ok", title: "Bid accepted", detail: `Your bid of ${amount} leads.` };
+      return {
+        tone: "ok",
+        title: "Bid accepted",
+        detail: belowReserve(a)
+          ? `Your bid of ${amount} leads, but the seller's reserve is not met yet: if the auction ended now, nobody would win.`
+          : `Your bid of ${amount} leads.`,
+      };
     case "outbid":
       if (outbidByProxy(b, entry)) {
         return {
@@ -221,8 +232,10 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
       if (a?.leader && a.leader.id === me && a.status === "open") {
         return {
           tone: "info",
-          title: "You are already winning",
-          detail: `Your earlier bid leads at ${money(price)}; this one was not placed.`,
+          title: belowReserve(a) ? "You already lead" : "You are already winning",
+          detail:
+            `Your earlier bid leads at ${money(price)}; this one was not placed.` +
+            (belowReserve(a) ? " The reserve is not met yet." : ""),
         };
       }
       return {
@@ -237,6 +250,13 @@ export function outcomeText(b: BidAttempt, currency: string, me: string | null, 
             : ""),
       };
     case "already_leading":
+      if (belowReserve(a)) {
+        return {
+          tone: "info",
+          title: "You already lead",
+          detail: "A plain bid cannot raise your own lead. The reserve is not met yet: set a maximum, and once it reaches the reserve your price rises to it.",
+        };
+      }
       return { tone: "info", title: "You are already winning", detail: "You have the highest bid; bidding again would only raise your own price." };
     case "not_open":
       return { tone: "warn", title: "Not open yet", detail: "This auction has not started. Try again when it opens." };

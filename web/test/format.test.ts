@@ -91,6 +91,21 @@ describe("outcomeText", () => {
     expect(t.title).toBe("You are already winning");
   });
 
+  it("never calls leading below an unmet reserve winning", () => {
+    const me = { id: "u-alice", name: "Alice" };
+    const below = view({ leader: me, has_reserve: true, reserve_met: false });
+    const met = view({ leader: me, has_reserve: true, reserve_met: true });
+    expect(outcomeText(attempt({ amount: 12000, outcome: "accepted", auction: below }), "USD", "u-alice").detail).toBe(
+      "Your bid of $120.00 leads, but the seller's reserve is not met yet: if the auction ended now, nobody would win.",
+    );
+    expect(outcomeText(attempt({ amount: 12000, outcome: "accepted", auction: met }), "USD", "u-alice").detail).toBe("Your bid of $120.00 leads.");
+    const again = outcomeText(attempt({ outcome: "already_leading", auction: below }), "USD", "u-alice");
+    expect(again.title).toBe("You already lead");
+    expect(again.detail).toContain("set a maximum");
+    expect(outcomeText(attempt({ outcome: "already_leading", auction: met }), "USD", "u-alice").title).toBe("You are already winning");
+    expect(outcomeText(attempt({ outcome: "stale", auction: below }), "USD", "u-alice").title).toBe("You already lead");
+  });
+
   it("says when another bidder's maximum answered the bid at once", () => {
     // Alice saw seq 4 and bid $110; Bob's maximum answered at $120 (seq 5, an auto entry).
     const b = attempt({ outcome: "outbid", amount: 11000, seenSeq: 4, auction: view({ price: 12000, seq: 5 }) });

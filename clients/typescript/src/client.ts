@@ -60,7 +60,21 @@ export interface GavelClientOptions {
     unknownRetryMs?: number;
     /** Give up on an unanswered bid after this long: it rejects with `outcome_unknown` (ms). */
     giveUpAfterMs?: number;
+    /**
+     * A bid answered `unauthorized` while the client has a session (it reached a socket whose
+     * token had just run out, or was not accepted): nothing was decided. true: hold it
+     * (`queued`), renew the token and send it again with the same request_id, as after
+     * `token_expired`. Default false: the bid rejects with `unauthorized`.
+     */
+    holdOnUnauthorized?: boolean;
   };
+  /**
+   * A watched auction still open this long past its `ends_at` (server clock) is asked about
+   * again (resubscribed from the seq held), in case its `closed` was lost (ms; default 0: never).
+   */
+  overdueCloseMs?: number;
+  /** Whether the network is up (default: `navigator.onLine`); see LiveSocketOptions.online. */
+  online?: () => boolean;
   /** Heartbeat interval assumed against a server that sends none (ms). */
   fallbackHeartbeatMs?: number;
   /** A socket that has not said hello within this is given up (ms). */
@@ -73,6 +87,12 @@ export interface GavelClientOptions {
   quietReconnectMs?: number;
   /** Local clock (tests). */
   now?: () => number;
+  /**
+   * A session to start with, e.g. a Gavel guest session kept by the page across reloads
+   * (`kind: "gavel"`: renewed with POST /api/session/refresh). Wins over `token`. Keep it
+   * up to date from the `session` event.
+   */
+  session?: Session;
 }
 
 /** Who the client acts as. */
@@ -122,6 +142,31 @@ export interface BidOptions {
   requestId?: string;
 }
 
+/**
+ * Where a bid is in its life (the `bid` event, `bidStatus`):
+ * - `queued`: not on the wire yet (no connection, or waiting for a fresh token);
+ * - `sent`: sent, no answer yet (re-sent with the same request_id when needed);
+ * - `uncertain`: the server answered `outcome_unknown`: it may have been decided; it is asked
+ *   again with the same request_id until the real answer comes (never shown as lost or placed);
+ * - `answered`: a `bid_result` (`result`); `failed`: refused or given up (`error`).
+ * `answered` and `failed` are final.
+ */
+export type BidState = "queued" | "sent" | "uncertain" | "answered" | "failed";
+
+export interface BidStatus {
+  requestId: string;
+  auctionId: string;
+  amount: number;
+  kind: BidKind;
+  expectedSeq?: number;
+  state: BidState;
+  result?: BidResult;
+  error?: GavelError;
+  /** Local time of the `bid` call, and of the last send (0: never sent). */
+  firstAt: number;
+  sentAt: number;
+}
+
 export interface ClientEvents {
   status: SocketInfo;
   hello: Hello;
@@ -134,6 +179,11 @@ export interface ClientEvents {
   clock: { offset: number | null; rtt: number | null };
   /** A delivery-latency report was sent (what it said). */
   latency: LatencyReportMessage;
+  /** A bid moved on in its life (queued → sent → uncertain → answered / failed). */
+  bid: BidStatus;
+  /** The session ended and could not be renewed (why). Then the bids never sent fail
+   *  (`bid` events), and a `session` event with null follows. */
+  sessionEnded: GavelError;
 }
 
 type Listener<K extends keyof ClientEvents> = (e: ClientEvents[K]) => void;
@@ -160,6 +210,8 @@ interface PendingBid {
   sentAt: number;
   /** `outcome_unknown` was answered: ask again soon. */
   uncertain: boolean;
+  /** What the `bid` event last said. */
+  state: BidState;
 }
 
 /** Resubscribe again if a gap is still open after this long (ms). */
@@ -220,6 +272,7 @@ export class GavelClient {
     this.now = opts.now ?? (() => Date.now());
     this.tokenSource = opts.token ?? null;
     if (typeof opts.token === "string") this.session = { token: opts.token, user: null, expiresAt: jwtExpiry(opts.token), kind: "external" };
+    if (opts.session) this.session = opts.session;
     this.http = new HttpApi({ baseUrl: opts.baseUrl, fetch: opts.fetch, token: () => this.session?.token ?? null });
     const factory = socketFactory(opts);
     this.socket = new LiveSocket({
@@ -232,6 +285,7 @@ export class GavelClient {
       fallbackHeartbeatMs: opts.fallbackHeartbeatMs,
       helloTimeoutMs: opts.helloTimeoutMs,
       quietReconnectMs: opts.quietReconnectMs,
+      online: opts.online,
       now: this.now,
     });
   }
@@ -247,6 +301,7 @@ export class GavelClient {
       });
     });
     if (!this.ticker) this.ticker = setInterval(() => this.tick(), 250);
+    this.scheduleRefresh();
     // With a token function and no token yet, ask it first: the URL carries the token.
     if (!this.session && typeof this.tokenSource === "function") void this.renewToken().finally(() => this.socket.start());
     else this.socket.start();
@@ -326,6 +381,16 @@ export class GavelClient {
     else void this.renewToken();
   }
 
+  /**
+   * Acts with a session signed in elsewhere (e.g. the page's own sign-in form, or one kept
+   * across reloads): a `gavel` session is renewed with POST /api/session/refresh before it
+   * expires; the open socket gets it with `auth`.
+   */
+  useSession(session: Session): void {
+    this.tokenSource = null;
+    this.setSession(session);
+  }
+
   /** Forgets the session: the socket goes on anonymously (watching only). */
   signOut(): void {
     this.tokenSource = null;
@@ -370,9 +435,15 @@ export class GavelClient {
             this.sessionEnded(e);
             return false;
           }
-          // Unreachable for now: try again while the token is still valid.
-          if (before.expiresAt !== null && before.expiresAt > this.serverNow()) {
+          // Unreachable for now: try again while the token is still valid. Once it has run
+          // out, the server would refuse to renew it anyway (only a token not yet expired
+          // buys a fresh one): the session is over, and the UI must say so.
+          if (before.expiresAt === null) return false;
+          if (before.expiresAt > this.serverNow()) {
             this.refreshTimer = setTimeout(() => void this.renewToken(), 2_000);
+          } else {
+            const why = e instanceof GavelError ? e.message : String(e);
+            this.sessionEnded(new GavelError("token_expired", `the session expired and could not be renewed (${why})`, 401));
           }
           return false;
         }
@@ -408,6 +479,8 @@ export class GavelClient {
    * `outcome_unknown`). The socket watches on.
    */
   private sessionEnded(why: GavelError): void {
+    // Told first, so a listener knows why the bids that fail next failed.
+    this.emit("sessionEnded", why);
     for (const p of [...this.pending.values()]) {
       if (p.sentAt === 0) this.settle(p.requestId, new GavelError(why.code, `the session ended before the bid was placed: ${why.message}`, why.status, p.requestId));
     }
@@ -499,7 +572,10 @@ export class GavelClient {
 
   private resyncLobby(): void {
     const lobby = this.lobby;
-    if (!lobby || this.now() - lobby.askedAt < RESYNC_RETRY_MS) return;
+    if (!lobby) return;
+    // Still open when the tick looks again (asked too recently, or the answer lost).
+    lobby.gap = true;
+    if (this.now() - lobby.askedAt < RESYNC_RETRY_MS) return;
     lobby.askedAt = this.now();
     // A repeated subscribe_lobby may be answered with `ok` alone: start it over.
     this.socket.send({ type: "unsubscribe_lobby" });
@@ -530,10 +606,25 @@ export class GavelClient {
     if (opts.kind && opts.kind !== "plain") msg.kind = opts.kind;
     if (opts.expectedSeq !== undefined) msg.expected_seq = opts.expectedSeq;
     return new Promise<BidResult>((resolve, reject) => {
-      const p: PendingBid = { requestId, msg, resolve, reject, firstAt: this.now(), sentAt: 0, uncertain: false };
+      const p: PendingBid = { requestId, msg, resolve, reject, firstAt: this.now(), sentAt: 0, uncertain: false, state: "queued" };
       this.pending.set(requestId, p);
       this.sendBid(p);
+      if (p.sentAt === 0) this.bidEvent(p, "queued");
     });
+  }
+
+  /** Where an unsettled bid is (null once it settled, or for an unknown id). */
+  bidStatus(requestId: string): BidStatus | null {
+    const p = this.pending.get(requestId);
+    return p ? statusOf(p, p.state) : null;
+  }
+
+  private bidEvent(p: PendingBid, state: BidState, outcome?: BidResult | GavelError): void {
+    p.state = state;
+    const s = statusOf(p, state);
+    if (outcome instanceof GavelError) s.error = outcome;
+    else if (outcome) s.result = outcome;
+    this.emit("bid", s);
   }
 
   /** The request ids of bids not answered yet. */
@@ -547,13 +638,17 @@ export class GavelClient {
 
   private sendBid(p: PendingBid): void {
     if (!this.canBid()) return;
-    if (this.socket.send(p.msg)) p.sentAt = this.now();
+    if (!this.socket.send(p.msg)) return;
+    p.sentAt = this.now();
+    // A re-send of an uncertain bid stays uncertain until the answer comes.
+    if (p.state === "queued") this.bidEvent(p, "sent");
   }
 
   private settle(requestId: string, outcome: BidResult | GavelError): void {
     const p = this.pending.get(requestId);
     if (!p) return;
     this.pending.delete(requestId);
+    this.bidEvent(p, outcome instanceof GavelError ? "failed" : "answered", outcome);
     if (outcome instanceof GavelError) p.reject(outcome);
     else p.resolve(outcome);
   }
@@ -694,6 +789,9 @@ export class GavelClient {
       }
       case "lobby":
         if (this.lobby) {
+          // The answer to the subscribe: in step again, and a later gap may ask at once.
+          this.lobby.gap = false;
+          this.lobby.askedAt = 0;
           this.lobby.auctions = new Map(m.auctions.map((a) => [a.id, a]));
           this.lobbyChanged();
         }
@@ -725,10 +823,14 @@ export class GavelClient {
 
   private onError(m: Extract<ServerMessage, { type: "error" }>): void {
     const p = m.request_id ? this.pending.get(m.request_id) : undefined;
-    if (m.code === "token_expired") {
+    const holdUnauthorized = m.code === "unauthorized" && p !== undefined && this.session !== null && this.opts.bids?.holdOnUnauthorized === true;
+    if (m.code === "token_expired" || holdUnauthorized) {
       // The socket is watch-only now; a bid refused for it was not decided and goes out
       // again (same id) once the fresh token is accepted: as if never sent.
-      if (p) p.sentAt = 0;
+      if (p) {
+        p.sentAt = 0;
+        this.bidEvent(p, "queued");
+      }
       this.awaitingAuth = true;
       void this.renewToken();
       return;
@@ -737,6 +839,7 @@ export class GavelClient {
       if (m.code === "outcome_unknown") {
         // It may have been decided: ask again with the same id (never shown as lost or placed).
         p.uncertain = true;
+        if (p.state !== "uncertain") this.bidEvent(p, "uncertain");
         return;
       }
       this.settle(p.requestId, new GavelError(m.code, m.message, 0, p.requestId));
@@ -806,6 +909,15 @@ export class GavelClient {
         this.subscribe(id, entry, entry.feed.gapSince !== null || entry.feed.needSnapshot);
       }
     }
+    if (this.lobby?.gap) this.resyncLobby();
+    const overdue = this.opts.overdueCloseMs ?? 0;
+    if (overdue > 0) {
+      const serverNow = this.serverNow();
+      for (const [id, entry] of this.watches) {
+        const a = entry.feed.auction;
+        if (a && a.status !== "closed" && !entry.missing && serverNow > a.ends_at + overdue && now - entry.askedAt > overdue) this.subscribe(id, entry);
+      }
+    }
     const refresh = this.opts.clock?.refreshMs ?? 60_000;
     if (refresh > 0 && now - this.lastClockBurst > refresh) {
       this.ping();
@@ -813,6 +925,20 @@ export class GavelClient {
     }
     this.reportLatency(now);
   }
+}
+
+function statusOf(p: PendingBid, state: BidState): BidStatus {
+  const s: BidStatus = {
+    requestId: p.requestId,
+    auctionId: p.msg.auction_id,
+    amount: p.msg.amount,
+    kind: p.msg.kind ?? "plain",
+    state,
+    firstAt: p.firstAt,
+    sentAt: p.sentAt,
+  };
+  if (p.msg.expected_seq !== undefined && p.msg.expected_seq !== null) s.expectedSeq = p.msg.expected_seq;
+  return s;
 }
 
 function stateOf(e: WatchEntry): AuctionState | null {

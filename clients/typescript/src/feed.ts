@@ -46,6 +46,8 @@ export function applyClosed(view: AuctionView, c: Closed): AuctionView {
     price: c.final_price ?? view.price,
     leader: c.winner ?? view.leader,
     closing: { reason: c.reason, closed_at: c.closed_at, winner: c.winner, final_price: c.final_price },
+    // The final hash of the verifiable log, published with the close.
+    ...(c.log_hash != null ? { log_hash: c.log_hash } : {}),
   };
 }
 

@@ -10,13 +10,33 @@ import type {
   AuctionView,
   BidHistory,
   BidResult,
+  CategoryList,
   CreateAuction,
+  KeysResponse,
   LatencyStats,
+  LogPage,
   PlaceBid,
+  SearchResults,
   SessionResponse,
   TimeResponse,
   UserView,
 } from "./generated/protocol.js";
+
+/** The parameters of `GET /api/search` (docs/protocol.md); each one narrows the result. */
+export interface SearchParams {
+  /** Words of the title or description (prefixes, all required). */
+  q?: string;
+  category?: string;
+  status?: "any" | "live" | "scheduled" | "open" | "closed";
+  /** Current price bounds, minor units. */
+  minPrice?: number;
+  maxPrice?: number;
+  endingWithinMs?: number;
+  sort?: "ending" | "newest" | "price_asc" | "price_desc";
+  limit?: number;
+  /** The previous page's `next_offset`. */
+  offset?: number;
+}
 
 export interface HttpOptions {
   /** The server's base URL, e.g. `https://auctions.example.com` ("" for the page's own origin). */
@@ -121,6 +141,30 @@ export class HttpApi {
     return this.call("GET", `/api/auctions${status ? `?status=${encodeURIComponent(status)}` : ""}`, undefined, null);
   }
 
+  /** `GET /api/search`: a page of the auctions a search finds (the archive's indexes). */
+  search(p: SearchParams = {}): Promise<SearchResults> {
+    const q = new URLSearchParams();
+    const set = (k: string, v: string | number | undefined) => {
+      if (v !== undefined && v !== "") q.set(k, String(v));
+    };
+    set("q", p.q?.trim());
+    set("category", p.category);
+    set("status", p.status);
+    set("min_price", p.minPrice);
+    set("max_price", p.maxPrice);
+    set("ending_within_ms", p.endingWithinMs);
+    set("sort", p.sort);
+    set("limit", p.limit);
+    set("offset", p.offset);
+    const qs = q.toString();
+    return this.call("GET", `/api/search${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/categories`: the categories of auctions not closed yet, with counts. */
+  categories(): Promise<CategoryList> {
+    return this.call("GET", "/api/categories", undefined, null);
+  }
+
   /** `GET /api/auctions/{id}`. */
   getAuction(id: string): Promise<AuctionView> {
     return this.call("GET", `/api/auctions/${encodeURIComponent(id)}`, undefined, null);
@@ -133,6 +177,21 @@ export class HttpApi {
     if (page.beforeSeq !== undefined) q.set("before_seq", String(page.beforeSeq));
     const qs = q.toString();
     return this.call("GET", `/api/auctions/${encodeURIComponent(id)}/bids${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/auctions/{id}/log`: entries with `seq > afterSeq`, oldest first, and the signed head
+   *  (`fetchLog` gets them all). */
+  log(id: string, page: { afterSeq?: number; limit?: number } = {}): Promise<LogPage> {
+    const q = new URLSearchParams();
+    if (page.afterSeq !== undefined) q.set("after_seq", String(page.afterSeq));
+    if (page.limit !== undefined) q.set("limit", String(page.limit));
+    const qs = q.toString();
+    return this.call("GET", `/api/auctions/${encodeURIComponent(id)}/log${qs ? `?${qs}` : ""}`, undefined, null);
+  }
+
+  /** `GET /api/keys`: the public keys receipts and log heads are signed with. */
+  keys(): Promise<KeysResponse> {
+    return this.call("GET", "/api/keys", undefined, null);
   }
 
   /** `POST /api/auctions` (admin). */

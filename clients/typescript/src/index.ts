@@ -2,9 +2,9 @@
 // Node-only API in what runs in a browser). docs/integration.md explains its use.
 
 export { GavelClient, refreshDelay, jwtExpiry } from "./client.js";
-export type { AuctionState, AuctionWatch, BidOptions, ClientEvents, GavelClientOptions, LobbyWatch, Session, TokenSource } from "./client.js";
+export type { AuctionState, AuctionWatch, BidOptions, BidState, BidStatus, ClientEvents, GavelClientOptions, LobbyWatch, Session, TokenSource } from "./client.js";
 export { HttpApi, newRequestId, errorFrom } from "./http.js";
-export type { BidRetryOptions, HttpOptions } from "./http.js";
+export type { BidRetryOptions, HttpOptions, SearchParams } from "./http.js";
 export { LiveSocket } from "./socket.js";
 export type { Hello, LiveSocketOptions, SocketFactory, SocketInfo, SocketLike, SocketStatus } from "./socket.js";
 export { AuctionFeed, applyClosed, applyUpdate, MAX_RECENT_BIDS } from "./feed.js";
@@ -16,4 +16,6 @@ export type { ClockOptions, ClockSample } from "./clock.js";
 export { backoffDelay } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export { GavelError } from "./errors.js";
+export { verifyReceipts, verifyWithServer, fetchLog, receiptsIn, canVerify, encodeEntry, receiptMessage, headMessage, genesisHash, keyId } from "./verify.js";
+export type { VerifyInput, VerifyReport } from "./verify.js";
 export type * from "./generated/protocol.js";

@@ -13,7 +13,7 @@
 //! are compared as differences of [`Archive::stats`], so backends may share one database
 //! between tests. Compiled for this crate's own tests and with the `conformance` feature.
 
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, StoredReply};
+use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, NextSteps, StoredReply};
 use async_trait::async_trait;
 use fixture::Fixture;
 use gavel_core::{AuctionId, BidderId, CloseReason, Event, RequestId};
@@ -58,7 +58,13 @@ macro_rules! archive_conformance_tests {
             a_claimed_delivery_is_leased_retried_and_finished_once,
             a_gone_endpoint_is_disabled_and_its_pending_deliveries_fail,
             endpoints_are_stored_rotated_and_deleted_with_their_deliveries,
-            finished_deliveries_and_their_events_are_pruned_after_the_retention
+            finished_deliveries_and_their_events_are_pruned_after_the_retention,
+            search_matches_word_prefixes_category_status_price_and_end,
+            search_sorts_and_pages_with_ties_broken_by_id,
+            search_reads_query_syntax_as_plain_words,
+            a_watchlist_is_per_user_newest_first_and_idempotent,
+            bid_auctions_list_each_auction_a_user_bid_on_once_latest_first,
+            next_steps_are_set_replaced_and_removed
         );
         $crate::archive_conformance_tests!(@harness $harness;
             everything_survives_a_reopen
@@ -829,3 +835,411 @@ pub mod fixture;
 /// The webhook outbox checks.
 pub mod outbox;
 pub use outbox::*;
+
+/// A word no other test's auction holds: letters and digits, unique per process and call.
+fn unique_word(prefix: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() % 1_000_000_000_000);
+    format!("{prefix}{}x{nanos}x{n}", std::process::id())
+}
+
+/// Three listed auctions sharing the word `tag`: a lamp (ends in 1 day), a desk with two
+/// bids (category `c<tag>` like the lamp), and lamp oil, cancelled.
+async fn listed_three(archive: &dyn Archive, tag: &str) -> [Fixture; 3] {
+    const DAY: i64 = 86_400_000;
+    let cat = format!("c{tag}");
+    let other = format!("d{tag}");
+    let mut lamp = Fixture::listed(
+        "search-a",
+        "Brass desk lamp",
+        &format!("A green shade. {tag}"),
+        Some(&cat),
+        DAY,
+    );
+    let mut desk = Fixture::listed(
+        "search-b",
+        "Oak writing desk",
+        &format!("Solid, with drawers ({tag})"),
+        Some(&cat),
+        30 * DAY,
+    );
+    let mut oil = Fixture::listed("search-c", "Lamp oil, 1 litre", tag, Some(&other), 30 * DAY);
+    let mut batch = Vec::new();
+    for f in [&mut lamp, &mut desk, &mut oil] {
+        archive.create_auction(f.auction()).await.unwrap();
+        batch.push(f.open());
+    }
+    batch.push(desk.bid());
+    batch.push(desk.bid());
+    batch.push(oil.cancel("admin-1"));
+    archive.record_batch(&batch).await.unwrap();
+    [lamp, desk, oil]
+}
+
+async fn found(archive: &dyn Archive, q: crate::search::SearchQuery) -> Vec<AuctionId> {
+    let limit = if q.limit == 0 { 100 } else { q.limit };
+    archive
+        .search(&crate::search::SearchQuery { limit, ..q })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect()
+}
+
+pub async fn search_matches_word_prefixes_category_status_price_and_end(archive: &dyn Archive) {
+    use crate::search::{words, SearchQuery, SearchStatus};
+    let tag = unique_word("s");
+    let [lamp, desk, oil] = listed_three(archive, &tag).await;
+    let now = Fixture::start() + 60_000;
+    let q = |text: &str| SearchQuery {
+        words: words(&format!("{text} {tag}")),
+        now,
+        ..SearchQuery::default()
+    };
+    let ids = |fs: &[&Fixture]| fs.iter().map(|f| f.id().clone()).collect::<Vec<_>>();
+
+    // Title and description words, as prefixes, all required; live first, then ended.
+    assert_eq!(found(archive, q("LAMP")).await, ids(&[&lamp, &oil]));
+    assert_eq!(found(archive, q("des")).await, ids(&[&lamp, &desk]));
+    assert_eq!(found(archive, q("drawers")).await, ids(&[&desk]));
+    assert_eq!(found(archive, q("lamp shade")).await, ids(&[&lamp]));
+    assert_eq!(found(archive, q("lampshade")).await, ids(&[]));
+    // The whole tag is a word of every description; a longer one is no prefix of it.
+    assert_eq!(found(archive, q("")).await, ids(&[&lamp, &desk, &oil]));
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                words: words(&format!("{tag}9")),
+                now,
+                ..SearchQuery::default()
+            }
+        )
+        .await,
+        ids(&[])
+    );
+
+    let cat = format!("c{tag}");
+    let in_cat = SearchQuery {
+        category: Some(cat.clone()),
+        now,
+        ..SearchQuery::default()
+    };
+    assert_eq!(found(archive, in_cat.clone()).await, ids(&[&lamp, &desk]));
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                status: SearchStatus::Closed,
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&oil])
+    );
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                status: SearchStatus::Open,
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&lamp, &desk])
+    );
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                status: SearchStatus::Live,
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&lamp, &desk])
+    );
+    let before_start = SearchQuery {
+        status: SearchStatus::Scheduled,
+        now: Fixture::start() - 1,
+        ..q("")
+    };
+    assert_eq!(found(archive, before_start).await, ids(&[&lamp, &desk]));
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                status: SearchStatus::Scheduled,
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[])
+    );
+
+    // The desk's price moved past the starting price; the others are at it.
+    let desk_price = desk.auction().state.price.unwrap().minor_units();
+    let start_price = lamp.auction().spec.starting_price.minor_units();
+    assert!(desk_price > start_price);
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                min_price: Some(start_price + 1),
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&desk])
+    );
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                max_price: Some(start_price),
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&lamp, &oil])
+    );
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                min_price: Some(desk_price),
+                max_price: Some(desk_price),
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&desk])
+    );
+
+    // Ending within two days: the lamp only (the cancelled oil has ended already).
+    assert_eq!(
+        found(
+            archive,
+            SearchQuery {
+                ends_before: Some(now + 2 * 86_400_000),
+                ..q("")
+            }
+        )
+        .await,
+        ids(&[&lamp])
+    );
+
+    let cats = archive.categories().await.unwrap();
+    assert!(cats.contains(&(cat, 2)), "{cats:?}");
+    assert!(
+        !cats.iter().any(|(c, _)| *c == format!("d{tag}")),
+        "a category of closed auctions only is not listed: {cats:?}"
+    );
+}
+
+pub async fn search_sorts_and_pages_with_ties_broken_by_id(archive: &dyn Archive) {
+    use crate::search::{words, SearchQuery, SearchSort};
+    let tag = unique_word("p");
+    let [lamp, desk, oil] = listed_three(archive, &tag).await;
+    let q = |sort, offset, limit| SearchQuery {
+        words: words(&tag),
+        sort,
+        now: Fixture::start() + 60_000,
+        offset,
+        limit,
+        ..SearchQuery::default()
+    };
+    let ids = |fs: &[&Fixture]| fs.iter().map(|f| f.id().clone()).collect::<Vec<_>>();
+    // Lamp and oil are both at the starting price: the id decides (search-a < search-c).
+    assert_eq!(
+        found(archive, q(SearchSort::PriceLow, 0, 0)).await,
+        ids(&[&lamp, &oil, &desk])
+    );
+    assert_eq!(
+        found(archive, q(SearchSort::PriceHigh, 0, 0)).await,
+        ids(&[&desk, &oil, &lamp])
+    );
+    // All start together: latest start first, then id descending.
+    assert_eq!(
+        found(archive, q(SearchSort::Newest, 0, 0)).await,
+        ids(&[&oil, &desk, &lamp])
+    );
+    assert_eq!(
+        found(archive, q(SearchSort::Ending, 0, 0)).await,
+        ids(&[&lamp, &desk, &oil])
+    );
+    // Pages of one walk the same order, each auction once.
+    let mut paged = Vec::new();
+    for offset in 0..4 {
+        paged.extend(found(archive, q(SearchSort::Ending, offset, 1)).await);
+    }
+    assert_eq!(paged, ids(&[&lamp, &desk, &oil]));
+}
+
+pub async fn search_reads_query_syntax_as_plain_words(archive: &dyn Archive) {
+    use crate::search::{words, SearchQuery};
+    let tag = unique_word("q");
+    let [lamp, _desk, oil] = listed_three(archive, &tag).await;
+    let now = Fixture::start() + 60_000;
+    // Operators and quotes of either engine's query language are separators, never syntax:
+    // every query below runs, and matches by its words alone.
+    for text in [
+        format!("\"lamp\" {tag}"),
+        format!("lamp* {tag} )"),
+        format!("lamp & {tag} | !"),
+        format!("lamp:* {tag}"),
+        format!("'lamp' {tag} -"),
+    ] {
+        let got = found(
+            archive,
+            SearchQuery {
+                words: words(&text),
+                now,
+                ..SearchQuery::default()
+            },
+        )
+        .await;
+        assert_eq!(got, vec![lamp.id().clone(), oil.id().clone()], "{text:?}");
+    }
+    // Words handed to the archive directly are cleaned there too.
+    let raw = SearchQuery {
+        words: vec!["\"lamp".into(), format!("{tag}*)")],
+        now,
+        limit: 10,
+        ..SearchQuery::default()
+    };
+    let got: Vec<_> = archive
+        .search(&raw)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(got, vec![lamp.id().clone(), oil.id().clone()]);
+}
+
+/// A bidder id unique per call, so checks sharing one database never see each other's rows.
+fn unique_bidder(name: &str) -> BidderId {
+    let id = Fixture::new(name).id().to_string();
+    BidderId::parse(id).expect("a valid bidder id")
+}
+
+pub async fn a_watchlist_is_per_user_newest_first_and_idempotent(archive: &dyn Archive) {
+    let (me, other) = (unique_bidder("watcher"), unique_bidder("other"));
+    let (a, b) = (Fixture::new("watch-a"), Fixture::new("watch-b"));
+    assert!(archive.watchlist(&me, 50).await.unwrap().is_empty());
+
+    assert!(archive.set_watched(&me, a.id(), true, 1_000).await.unwrap());
+    assert!(archive.set_watched(&me, b.id(), true, 2_000).await.unwrap());
+    assert!(
+        !archive.set_watched(&me, a.id(), true, 3_000).await.unwrap(),
+        "watching twice changes nothing"
+    );
+    assert!(archive
+        .set_watched(&other, a.id(), true, 4_000)
+        .await
+        .unwrap());
+    assert_eq!(
+        archive.watchlist(&me, 50).await.unwrap(),
+        vec![b.id().clone(), a.id().clone()],
+        "newest first; the repeat kept the first time"
+    );
+    assert_eq!(
+        archive.watchlist(&me, 1).await.unwrap(),
+        vec![b.id().clone()]
+    );
+
+    assert!(archive
+        .set_watched(&me, b.id(), false, 5_000)
+        .await
+        .unwrap());
+    assert!(
+        !archive
+            .set_watched(&me, b.id(), false, 6_000)
+            .await
+            .unwrap(),
+        "unwatching what is not watched changes nothing"
+    );
+    assert_eq!(
+        archive.watchlist(&me, 50).await.unwrap(),
+        vec![a.id().clone()]
+    );
+    assert_eq!(
+        archive.watchlist(&other, 50).await.unwrap(),
+        vec![a.id().clone()],
+        "another user's list is their own"
+    );
+}
+
+pub async fn bid_auctions_list_each_auction_a_user_bid_on_once_latest_first(archive: &dyn Archive) {
+    let me = unique_bidder("bidder");
+    let rival = unique_bidder("rival");
+    let (mut a, mut b, mut c) = (
+        Fixture::new("mine-a"),
+        Fixture::new("mine-b"),
+        Fixture::new("mine-c"),
+    );
+    for f in [&a, &b, &c] {
+        archive.create_auction(f.auction()).await.unwrap();
+    }
+    // a: two bids of mine (early); b: one bid of mine (later); c: only a rival's bid.
+    let open_a = a.open();
+    let a1 = a.at(10_000).max(me.as_str(), 2_000);
+    let a2 = a.at(11_000).max(rival.as_str(), 3_000);
+    let a3 = a.at(12_000).max(me.as_str(), 4_000);
+    let open_b = b.open();
+    let b1 = b.at(20_000).max(me.as_str(), 2_000);
+    let open_c = c.open();
+    let c1 = c.at(30_000).max(rival.as_str(), 2_000);
+    archive
+        .record_batch(&[open_a, a1, a2, a3, open_b, b1, open_c, c1])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        archive.bid_auctions(&me, 50).await.unwrap(),
+        vec![b.id().clone(), a.id().clone()],
+        "each auction once, the one with my latest bid first, none I never bid on"
+    );
+    assert_eq!(
+        archive.bid_auctions(&me, 1).await.unwrap(),
+        vec![b.id().clone()]
+    );
+    assert_eq!(
+        archive.bid_auctions(&rival, 50).await.unwrap(),
+        vec![c.id().clone(), a.id().clone()]
+    );
+}
+
+pub async fn next_steps_are_set_replaced_and_removed(archive: &dyn Archive) {
+    let a = Fixture::new("next-steps");
+    archive.create_auction(a.auction()).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), None);
+    let first = NextSteps {
+        text: "Pay within 3 days; pick-up in Ghent.".into(),
+        url: Some("https://pay.example/lot".into()),
+        updated_at: 1_000,
+    };
+    archive.set_next_steps(a.id(), Some(&first)).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), Some(first));
+    let second = NextSteps {
+        text: "We will e-mail you.".into(),
+        url: None,
+        updated_at: 2_000,
+    };
+    archive.set_next_steps(a.id(), Some(&second)).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), Some(second));
+    archive.set_next_steps(a.id(), None).await.unwrap();
+    assert_eq!(archive.next_steps(a.id()).await.unwrap(), None);
+    assert_eq!(
+        archive
+            .next_steps(Fixture::new("other").id())
+            .await
+            .unwrap(),
+        None
+    );
+}

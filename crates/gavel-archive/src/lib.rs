@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod postgres;
 mod rows;
+pub mod search;
 pub mod sqlite;
 pub mod webhooks;
 
@@ -59,6 +60,23 @@ pub struct StoredReply {
 pub struct LogRecord {
     pub entry: gavel_core::chain::LogEntry,
     pub hash: gavel_core::chain::ChainHash,
+}
+
+/// What the winner of an auction is told to do after the close (a payment or collection
+/// page, pick-up instructions). Set by an admin at any time; not part of the sealed spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextSteps {
+    /// Plain text (at most [`NextSteps::MAX_TEXT`] characters).
+    pub text: String,
+    /// An `https://` (or `http://`) link, if any.
+    pub url: Option<String>,
+    /// When it was last set (server ms).
+    pub updated_at: Millis,
+}
+
+impl NextSteps {
+    pub const MAX_TEXT: usize = 2000;
+    pub const MAX_URL: usize = 2000;
 }
 
 /// Counters that let tests and benchmarks check the write amplification.
@@ -124,6 +142,15 @@ pub trait Archive: Send + Sync + 'static {
     /// One auction's latest stored state.
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError>;
 
+    /// The auctions a search finds, in its order, from `query.offset`, at most
+    /// `query.limit` (see [`search::SearchQuery`]). Words are matched through the
+    /// full-text index (SQLite FTS5, PostgreSQL `tsvector` + GIN); filters and order read
+    /// the stored state, so a live auction's price is as of its last archived change.
+    async fn search(&self, query: &search::SearchQuery) -> Result<Vec<Auction>, ArchiveError>;
+
+    /// The categories of auctions not closed yet, by name, with how many each holds.
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError>;
+
     /// Bid history, newest first: bids with `seq < before_seq` (all if `None`), at most `limit`.
     async fn bids(
         &self,
@@ -156,6 +183,49 @@ pub trait Archive: Send + Sync + 'static {
 
     /// Write counters since this process started.
     fn stats(&self) -> ArchiveStats;
+
+    // --- Per-user lists (the personal channel, "My bids"; docs/protocol.md). ---
+    //
+    // Contract:
+    // - `set_watched` is idempotent: watching twice keeps one row (and its first `at`),
+    //   unwatching what is not watched changes nothing. It returns whether anything changed.
+    // - `watchlist` lists one user's watched auctions, most recently added first.
+    // - `bid_auctions` lists the auctions with at least one stored bid by the user (the
+    //   accepted, price-moving bids of `record_batch`), most recent bid first, each once.
+    // - `set_next_steps` replaces an auction's next steps (`None` removes them).
+
+    /// Adds an auction to (or removes it from) a user's watchlist.
+    async fn set_watched(
+        &self,
+        bidder: &BidderId,
+        auction: &AuctionId,
+        watched: bool,
+        at: Millis,
+    ) -> Result<bool, ArchiveError>;
+
+    /// A user's watched auctions, most recently added first, at most `limit`.
+    async fn watchlist(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError>;
+
+    /// The auctions a user has a stored bid on, most recent bid first, at most `limit`.
+    async fn bid_auctions(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError>;
+
+    /// Sets (or with `None` removes) what the auction's winner is told to do next.
+    async fn set_next_steps(
+        &self,
+        auction: &AuctionId,
+        steps: Option<&NextSteps>,
+    ) -> Result<(), ArchiveError>;
+
+    /// What the auction's winner is told to do next, if an admin set it.
+    async fn next_steps(&self, auction: &AuctionId) -> Result<Option<NextSteps>, ArchiveError>;
 
     /// Whether the archive answers right now (readiness, `GET /readyz`): one trivial query
     /// on a connection of its own pool. Callers bound it in time.

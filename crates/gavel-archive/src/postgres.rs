@@ -32,7 +32,9 @@ use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, LogRow, S
 use crate::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
+use crate::{
+    Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, NextSteps, StoredReply,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
@@ -79,6 +81,16 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "log",
         sql: include_str!("../migrations/postgres/006_log.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "personal",
+        sql: include_str!("../migrations/postgres/007_personal.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "search",
+        sql: include_str!("../migrations/postgres/008_search.sql"),
     },
 ];
 
@@ -595,6 +607,44 @@ impl Archive for PostgresArchive {
             .collect()
     }
 
+    async fn search(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        use crate::search::{statement, Dialect, Param};
+        let (sql, params) = statement(query, Dialect::Postgres);
+        let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match p {
+                    Param::Int(i) => Box::new(i),
+                    Param::Text(t) => Box::new(t),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn.query(&sql, &refs).await.map_err(PgError::from)?;
+        rows.iter()
+            .map(|r| decode_auction(r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(crate::search::CATEGORIES, &[])
+            .await
+            .map_err(PgError::from)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect())
+    }
+
     async fn auction(&self, id: &AuctionId) -> Result<Option<Auction>, ArchiveError> {
         let conn = self.pool.get().await.map_err(PgError::from)?;
         let row = conn
@@ -706,6 +756,112 @@ impl Archive for PostgresArchive {
             batches: self.batches.load(Ordering::Relaxed),
             bids: self.bids.load(Ordering::Relaxed),
         }
+    }
+
+    async fn set_watched(
+        &self,
+        bidder: &BidderId,
+        auction: &AuctionId,
+        watched: bool,
+        at: Millis,
+    ) -> Result<bool, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let changed = if watched {
+            conn.execute(
+                "INSERT INTO watchlist (bidder_id, auction_id, added_at)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&bidder.as_str(), &auction.as_str(), &at],
+            )
+            .await
+        } else {
+            conn.execute(
+                "DELETE FROM watchlist WHERE bidder_id = $1 AND auction_id = $2",
+                &[&bidder.as_str(), &auction.as_str()],
+            )
+            .await
+        }
+        .map_err(PgError::from)?;
+        Ok(changed > 0)
+    }
+
+    async fn watchlist(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT auction_id FROM watchlist WHERE bidder_id = $1
+                 ORDER BY added_at DESC, auction_id DESC LIMIT $2",
+                &[&bidder.as_str(), &i64::from(limit)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        crate::rows::auction_ids(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn bid_auctions(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let rows = conn
+            .query(
+                "SELECT auction_id FROM bids WHERE bidder_id = $1
+                 GROUP BY auction_id ORDER BY max(placed_at) DESC, auction_id DESC LIMIT $2",
+                &[&bidder.as_str(), &i64::from(limit)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        crate::rows::auction_ids(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn set_next_steps(
+        &self,
+        auction: &AuctionId,
+        steps: Option<&NextSteps>,
+    ) -> Result<(), ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        match steps {
+            Some(s) => {
+                conn.execute(
+                    "INSERT INTO next_steps (auction_id, text, url, updated_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (auction_id) DO UPDATE SET
+                         text = excluded.text, url = excluded.url,
+                         updated_at = excluded.updated_at",
+                    &[&auction.as_str(), &s.text, &s.url, &s.updated_at],
+                )
+                .await
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM next_steps WHERE auction_id = $1",
+                    &[&auction.as_str()],
+                )
+                .await
+            }
+        }
+        .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn next_steps(&self, auction: &AuctionId) -> Result<Option<NextSteps>, ArchiveError> {
+        let conn = self.pool.get().await.map_err(PgError::from)?;
+        let row = conn
+            .query_opt(
+                "SELECT text, url, updated_at FROM next_steps WHERE auction_id = $1",
+                &[&auction.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.map(|r| NextSteps {
+            text: r.get(0),
+            url: r.get(1),
+            updated_at: r.get(2),
+        }))
     }
 
     async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {

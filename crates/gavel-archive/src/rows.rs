@@ -287,6 +287,16 @@ impl StoredBid {
     }
 }
 
+/// Auction ids read back from a per-user list.
+pub(crate) fn auction_ids(ids: Vec<String>) -> Result<Vec<AuctionId>, ArchiveError> {
+    ids.into_iter()
+        .map(|id| {
+            AuctionId::parse(&id)
+                .map_err(|e| ArchiveError::Corrupt(format!("stored auction id {id:?}: {e}")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,9 @@ use crate::rows::{decode_auction, decode_reply, AuctionRow, BatchRows, BidRow, L
 use crate::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use crate::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
+use crate::{
+    Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, NextSteps, StoredReply,
+};
 use async_trait::async_trait;
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -505,6 +507,41 @@ impl Archive for SqliteArchive {
         .await
     }
 
+    async fn search(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        use crate::search::{statement, Dialect, Param};
+        let (sql, params) = statement(query, Dialect::Sqlite);
+        self.run(move |db| {
+            db.read(|conn| {
+                let values = params.iter().map(|p| match p {
+                    Param::Int(i) => rusqlite::types::Value::Integer(*i),
+                    Param::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                });
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let auctions = decode_rows(stmt.query(rusqlite::params_from_iter(values))?)?;
+                Ok(auctions)
+            })
+        })
+        .await
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        self.run(move |db| {
+            db.read(|conn| {
+                let mut stmt = conn.prepare_cached(crate::search::CATEGORIES)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
     async fn bids(
         &self,
         id: &AuctionId,
@@ -632,6 +669,127 @@ impl Archive for SqliteArchive {
             batches: self.inner.batches.load(Ordering::Relaxed),
             bids: self.inner.bids.load(Ordering::Relaxed),
         }
+    }
+
+    async fn set_watched(
+        &self,
+        bidder: &BidderId,
+        auction: &AuctionId,
+        watched: bool,
+        at: Millis,
+    ) -> Result<bool, ArchiveError> {
+        let (bidder, auction) = (bidder.to_string(), auction.to_string());
+        self.run(move |db| {
+            db.write(|conn| {
+                let changed = if watched {
+                    conn.prepare_cached(
+                        "INSERT INTO watchlist (bidder_id, auction_id, added_at)
+                         VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![bidder, auction, at])?
+                } else {
+                    conn.prepare_cached(
+                        "DELETE FROM watchlist WHERE bidder_id = ?1 AND auction_id = ?2",
+                    )?
+                    .execute(params![bidder, auction])?
+                };
+                Ok(changed > 0)
+            })
+        })
+        .await
+    }
+
+    async fn watchlist(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        let bidder = bidder.to_string();
+        let ids = self
+            .run(move |db| {
+                db.read(|conn| {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT auction_id FROM watchlist WHERE bidder_id = ?1
+                         ORDER BY added_at DESC, auction_id DESC LIMIT ?2",
+                    )?;
+                    let rows = stmt.query_map(params![bidder, limit], |r| r.get::<_, String>(0))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+            })
+            .await?;
+        crate::rows::auction_ids(ids)
+    }
+
+    async fn bid_auctions(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        let bidder = bidder.to_string();
+        let ids = self
+            .run(move |db| {
+                db.read(|conn| {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT auction_id FROM bids WHERE bidder_id = ?1
+                         GROUP BY auction_id ORDER BY max(placed_at) DESC, auction_id DESC
+                         LIMIT ?2",
+                    )?;
+                    let rows = stmt.query_map(params![bidder, limit], |r| r.get::<_, String>(0))?;
+                    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                })
+            })
+            .await?;
+        crate::rows::auction_ids(ids)
+    }
+
+    async fn set_next_steps(
+        &self,
+        auction: &AuctionId,
+        steps: Option<&NextSteps>,
+    ) -> Result<(), ArchiveError> {
+        let auction = auction.to_string();
+        let steps = steps.cloned();
+        self.run(move |db| {
+            db.write(|conn| {
+                match &steps {
+                    Some(s) => conn
+                        .prepare_cached(
+                            "INSERT INTO next_steps (auction_id, text, url, updated_at)
+                             VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (auction_id) DO UPDATE SET
+                                 text = excluded.text, url = excluded.url,
+                                 updated_at = excluded.updated_at",
+                        )?
+                        .execute(params![auction, s.text, s.url, s.updated_at])?,
+                    None => conn
+                        .prepare_cached("DELETE FROM next_steps WHERE auction_id = ?1")?
+                        .execute([&auction])?,
+                };
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn next_steps(&self, auction: &AuctionId) -> Result<Option<NextSteps>, ArchiveError> {
+        let auction = auction.to_string();
+        self.run(move |db| {
+            db.read(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT text, url, updated_at FROM next_steps WHERE auction_id = ?1",
+                    )?
+                    .query_row([&auction], |r| {
+                        Ok(NextSteps {
+                            text: r.get(0)?,
+                            url: r.get(1)?,
+                            updated_at: r.get(2)?,
+                        })
+                    })
+                    .optional()?)
+            })
+        })
+        .await
     }
 
     async fn put_webhook_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<(), ArchiveError> {

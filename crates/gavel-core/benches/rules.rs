@@ -24,6 +24,7 @@ fn spec(increment: IncrementPolicy) -> AuctionSpec {
         title: "Vintage camera".into(),
         description: "Leica M3".into(),
         currency: Currency::parse("USD").expect("valid"),
+        category: None,
         starting_price: money(10_000),
         increment,
         starts_at: T0,

@@ -82,6 +82,10 @@ pub struct SoftClose {
 pub struct AuctionSpec {
     pub title: String,
     pub description: String,
+    /// The catalogue section the marketplace files it under (see [`valid_category`]);
+    /// searches filter on it. Absent from the JSON of a spec that has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub currency: Currency,
     pub starting_price: Money,
     pub increment: IncrementPolicy,
@@ -125,6 +129,23 @@ pub enum SpecError {
     BuyNow,
     #[error("soft close needs a positive window and extension, each at most one day")]
     SoftClose,
+    #[error(
+        "category must be 1 to 40 characters of a-z, 0-9 and '-', starting and ending \
+         with a letter or digit"
+    )]
+    Category,
+}
+
+/// Whether `c` is a usable category: a slug of 1 to 40 characters (`a-z`, `0-9`, `-`),
+/// starting and ending with a letter or digit, so it needs no escaping in a URL and reads
+/// the same in every database.
+pub fn valid_category(c: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = c.as_bytes();
+    (1..=40).contains(&bytes.len())
+        && bytes.iter().all(|&b| alnum(b) || b == b'-')
+        && bytes.first().copied().is_some_and(alnum)
+        && bytes.last().copied().is_some_and(alnum)
 }
 
 impl AuctionSpec {
@@ -141,6 +162,9 @@ impl AuctionSpec {
         }
         if text::has_control_except_layout(&self.description) {
             return Err(SpecError::DescriptionControl);
+        }
+        if self.category.as_deref().is_some_and(|c| !valid_category(c)) {
+            return Err(SpecError::Category);
         }
         if self.reserve.is_some_and(|r| r < self.starting_price) {
             return Err(SpecError::Reserve);
@@ -336,6 +360,7 @@ mod tests {
             title: "Lot".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: Money::new(100).unwrap(),
             increment: IncrementPolicy::Fixed {
                 amount: Money::new(1).unwrap(),
@@ -354,6 +379,7 @@ mod tests {
             title: "Lot".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: Money::new(100).unwrap(),
             increment: IncrementPolicy::Fixed {
                 amount: Money::new(1).unwrap(),
@@ -431,5 +457,37 @@ mod tests {
             ..lot()
         };
         assert_eq!(hidden.validate(), Err(SpecError::DescriptionControl));
+    }
+
+    #[test]
+    fn a_category_must_be_a_short_lowercase_slug() {
+        for ok in ["watches", "a", "mid-century-2", &"x".repeat(40)] {
+            let spec = AuctionSpec {
+                category: Some(ok.into()),
+                ..lot()
+            };
+            assert_eq!(spec.validate(), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "Watches",
+            "-art",
+            "art-",
+            "art deco",
+            "art/deco",
+            "é",
+            &"x".repeat(41),
+        ] {
+            let spec = AuctionSpec {
+                category: Some(bad.into()),
+                ..lot()
+            };
+            assert_eq!(spec.validate(), Err(SpecError::Category), "{bad:?}");
+        }
+        let json = serde_json::to_string(&lot()).unwrap();
+        assert!(
+            !json.contains("category"),
+            "absent, not null, when unset: {json}"
+        );
     }
 }

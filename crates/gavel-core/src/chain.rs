@@ -545,6 +545,7 @@ mod tests {
             title: "Lot".into(),
             description: String::new(),
             currency: Currency::parse("EUR").unwrap(),
+            category: None,
             starting_price: m(1_000),
             increment: IncrementPolicy::Fixed { amount: m(100) },
             starts_at: START,

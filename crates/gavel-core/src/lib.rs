@@ -14,8 +14,8 @@ pub mod rules;
 pub mod text;
 
 pub use auction::{
-    Auction, AuctionSpec, AuctionState, CloseReason, Closing, IncrementBand, IncrementPolicy,
-    Millis, SoftClose, SpecError, Status,
+    valid_category, Auction, AuctionSpec, AuctionState, CloseReason, Closing, IncrementBand,
+    IncrementPolicy, Millis, SoftClose, SpecError, Status, MAX_SPAN_MS,
 };
 pub use ids::{AuctionId, Bidder, BidderId, IdError, RequestId};
 pub use money::{Currency, CurrencyError, Money, MoneyError, MAX_AMOUNT};

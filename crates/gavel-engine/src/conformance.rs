@@ -43,6 +43,7 @@ pub fn spec() -> AuctionSpec {
         title: "Vintage camera".into(),
         description: "Leica M3".into(),
         currency: Currency::parse("USD").expect("valid"),
+        category: None,
         starting_price: money(10_000),
         increment: IncrementPolicy::Fixed {
             amount: money(1_000),

@@ -82,6 +82,7 @@ impl SpecGen {
             title: "Differential lot".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: money(self.start),
             increment: self.increment.clone(),
             starts_at: base + self.starts_in,

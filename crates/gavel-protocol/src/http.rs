@@ -113,6 +113,29 @@ pub struct AuctionList {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /api/search`: one page of the auctions a search finds, in its order.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SearchResults {
+    pub auctions: Vec<AuctionView>,
+    pub server_time: i64,
+    /// Pass as `offset` (with the same query) for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_offset: Option<u32>,
+}
+
+/// One category with the number of auctions in it that have not closed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CategoryCount {
+    pub category: String,
+    pub live: u64,
+}
+
+/// `GET /api/categories`: the categories of auctions not closed yet, by name.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CategoryList {
+    pub categories: Vec<CategoryCount>,
+}
+
 /// `GET /api/admin/stats` (admin): what this node holds, for operators and the
 /// bounded-state (soak) tests.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -191,6 +214,9 @@ pub struct CreateAuction {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// Catalogue section: 1–40 characters of `a-z`, `0-9`, `-` (e.g. `watches`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// ISO 4217 code; defaults to `USD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,

@@ -73,6 +73,9 @@ pub struct AuctionView {
     pub id: String,
     pub title: String,
     pub description: String,
+    /// The catalogue section (a slug such as `watches`); absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub currency: String,
     pub starting_price: i64,
     /// The increment at the current price.

@@ -53,6 +53,8 @@ pub fn http_responses(g: &mut SchemaGenerator) -> Vec<(&'static str, Schema)> {
         ("Health", g.subschema_for::<crate::Health>()),
         ("Readiness", g.subschema_for::<crate::Readiness>()),
         ("AuctionList", g.subschema_for::<crate::AuctionList>()),
+        ("SearchResults", g.subschema_for::<crate::SearchResults>()),
+        ("CategoryList", g.subschema_for::<crate::CategoryList>()),
         ("AuctionView", g.subschema_for::<crate::AuctionView>()),
         ("BidHistory", g.subschema_for::<crate::BidHistory>()),
         ("ServerStats", g.subschema_for::<crate::ServerStats>()),

@@ -34,6 +34,7 @@ fn spec(now: i64) -> AuctionSpec {
         title: "Vintage camera".into(),
         description: "Leica M3".into(),
         currency: Currency::parse("USD").expect("valid"),
+        category: None,
         starting_price: money(100),
         increment: IncrementPolicy::Fixed { amount: money(1) },
         starts_at: now - 1_000,

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use gavel_archive::webhooks::{
     AttemptOutcome, DeliveryRecord, DeliveryStatus, DueDelivery, OutboxEvent, WebhookEndpoint,
 };
-use gavel_archive::{Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, StoredReply};
+use gavel_archive::{
+    Archive, ArchiveError, ArchiveStats, ArchivedChange, LogRecord, NextSteps, StoredReply,
+};
 use gavel_core::{Auction, AuctionId, BidEntry, BidderId, Millis, RequestId};
 use gavel_engine::memory::{MemoryConfig, MemoryEngine};
 use gavel_engine::redis::{RedisConfig, RedisEngine};
@@ -180,6 +182,17 @@ impl Archive for MergedHistory {
         self.archive.auction(id).await
     }
 
+    async fn search(
+        &self,
+        query: &gavel_archive::search::SearchQuery,
+    ) -> Result<Vec<Auction>, ArchiveError> {
+        self.archive.search(query).await
+    }
+
+    async fn categories(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
+        self.archive.categories().await
+    }
+
     /// The log is read first: an entry trimmed from it after that read was written to
     /// PostgreSQL before, so the archive read that follows has it.
     async fn bids(
@@ -226,6 +239,46 @@ impl Archive for MergedHistory {
 
     fn stats(&self) -> ArchiveStats {
         self.archive.stats()
+    }
+
+    async fn set_watched(
+        &self,
+        bidder: &BidderId,
+        auction: &AuctionId,
+        watched: bool,
+        at: Millis,
+    ) -> Result<bool, ArchiveError> {
+        self.archive.set_watched(bidder, auction, watched, at).await
+    }
+
+    async fn watchlist(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        self.archive.watchlist(bidder, limit).await
+    }
+
+    /// PostgreSQL only: bids still in Redis appear once the drainer writes them (the
+    /// personal channel adds the ones its node saw on the change feed meanwhile).
+    async fn bid_auctions(
+        &self,
+        bidder: &BidderId,
+        limit: u32,
+    ) -> Result<Vec<AuctionId>, ArchiveError> {
+        self.archive.bid_auctions(bidder, limit).await
+    }
+
+    async fn set_next_steps(
+        &self,
+        auction: &AuctionId,
+        steps: Option<&NextSteps>,
+    ) -> Result<(), ArchiveError> {
+        self.archive.set_next_steps(auction, steps).await
+    }
+
+    async fn next_steps(&self, auction: &AuctionId) -> Result<Option<NextSteps>, ArchiveError> {
+        self.archive.next_steps(auction).await
     }
 
     async fn check_ready(&self) -> Result<(), ArchiveError> {

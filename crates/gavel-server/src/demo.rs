@@ -30,6 +30,7 @@ pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
             title: "Vintage Leica M3 camera".into(),
             description: "1957 rangefinder, fully serviced, with a Summicron 50 mm lens.".into(),
             currency: usd,
+            category: None,
             starting_price: m(50_000),
             increment: IncrementPolicy::Fixed { amount: m(1_000) },
             starts_at: now,
@@ -46,6 +47,7 @@ pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
             title: "Signed first edition".into(),
             description: "A signed first edition in its original dust jacket.".into(),
             currency: usd,
+            category: None,
             starting_price: m(10_000),
             increment: IncrementPolicy::Table {
                 bands: vec![
@@ -73,6 +75,7 @@ pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
             title: "Mechanical keyboard".into(),
             description: "Hand-built, walnut case, tactile switches.".into(),
             currency: Currency::parse("EUR")?,
+            category: None,
             starting_price: m(5_000),
             increment: IncrementPolicy::Fixed { amount: m(250) },
             starts_at: now,
@@ -85,6 +88,7 @@ pub async fn seed(engine: &dyn Engine) -> anyhow::Result<()> {
             title: "Weekend in a lighthouse".into(),
             description: "Two nights for two, opening soon.".into(),
             currency: usd,
+            category: None,
             starting_price: m(20_000),
             increment: IncrementPolicy::Fixed { amount: m(1_000) },
             starts_at: now + minute,

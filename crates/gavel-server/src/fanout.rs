@@ -22,7 +22,8 @@
 //! subscriber never joins a room that is being dropped.
 //!
 //! Each room keeps the state it last published. The change carries the full new state, so
-//! a gap in `seq` (possible with Redis Pub/Sub) is repaired by sending a snapshot.
+//! a gap in `seq` (possible with Redis Pub/Sub) is repaired by sending a snapshot, once the
+//! room's bid history has been read again (it may miss the bids of the changes it never saw).
 
 use crate::{latency, views};
 use axum::extract::ws::Utf8Bytes;
@@ -75,10 +76,18 @@ struct RoomState {
     ring: VecDeque<SharedFrame>,
     /// The encoded snapshot body for the `seq` it was built at.
     snapshot: Option<(u64, Arc<str>)>,
+    /// After a gap in `seq`: the seq up to which `recent` may miss bids until the history is
+    /// read again from the engine (0: complete). No snapshot is handed out meanwhile, since it
+    /// would show the new seq without the bids that led to it.
+    history_behind: u64,
 }
 
 /// How long a new subscriber waits for its room to reach the authority's latest state.
 const CATCH_UP: Duration = Duration::from_secs(1);
+
+/// How long a room keeps trying to read its history again after a gap before it resyncs
+/// its watchers with the history it has.
+const HISTORY_RELOAD_GIVE_UP: Duration = Duration::from_secs(10);
 
 /// The watchers of one auction on this node.
 pub struct Room {
@@ -106,6 +115,7 @@ impl Room {
                 loaded: false,
                 ring: VecDeque::with_capacity(REPLAY_RING),
                 snapshot: None,
+                history_behind: 0,
             }),
             ready: tokio::sync::OnceCell::new(),
             watchers: AtomicUsize::new(0),
@@ -116,13 +126,11 @@ impl Room {
         })
     }
 
-    /// The seq of the state this room holds (0 before it has one).
-    fn seq(&self) -> u64 {
-        self.state
-            .lock()
-            .auction
-            .as_ref()
-            .map_or(0, |a| a.state.seq)
+    /// The seq of the state this room holds (0 before it has one), if its history is
+    /// complete up to it.
+    fn complete_seq(&self) -> Option<u64> {
+        let st = self.state.lock();
+        (st.history_behind == 0).then(|| st.auction.as_ref().map_or(0, |a| a.state.seq))
     }
 
     /// Delivery latency of this auction's updates on this node.
@@ -315,28 +323,25 @@ impl Hub {
         };
         let prev_seq = prev.state.seq;
         st.auction = Some(next.clone());
-        let frame = if next.state.seq == prev_seq + 1 {
-            Arc::new(Frame {
-                auction_id: next.id.clone(),
-                seq: next.state.seq,
-                text: encode(&message_for(&prev, change)),
-                decided_at: decided_at(change),
-                latency: Some(room.latency.clone()),
-            })
-        } else {
-            // A gap: our watchers missed changes we never saw. Resync them now, and reload
-            // the history, which may be missing the bids we never saw.
+        if next.state.seq != prev_seq + 1 {
+            // A gap: our watchers missed changes we never saw, and the history may miss their
+            // bids. The watchers get a snapshot once the history is read again; until then a
+            // new subscriber waits for it (see `catch_up`).
             metrics::counter!("gavel_fanout_gaps_total").increment(1);
             st.ring.clear();
+            st.snapshot = None;
+            st.history_behind = st.history_behind.max(next.state.seq);
+            drop(st);
             self.reload_history(&next.id, room);
-            Arc::new(Frame {
-                auction_id: next.id.clone(),
-                seq: next.state.seq,
-                text: snapshot_text(&mut st, self.engine.now(), true),
-                decided_at: decided_at(change),
-                latency: Some(room.latency.clone()),
-            })
-        };
+            return self.publish_lobby_message(lobby_first, change);
+        }
+        let frame = Arc::new(Frame {
+            auction_id: next.id.clone(),
+            seq: next.state.seq,
+            text: encode(&message_for(&prev, change)),
+            decided_at: decided_at(change),
+            latency: Some(room.latency.clone()),
+        });
         if st.ring.len() == REPLAY_RING {
             st.ring.pop_front();
         }
@@ -410,33 +415,48 @@ impl Hub {
         Ok(())
     }
 
-    /// Reads the room's recent bids again from the engine and, if any were missing, resyncs
-    /// its watchers with a snapshot that has them.
+    /// Reads the room's recent bids again from the engine after a gap and resyncs its
+    /// watchers with a snapshot that has them. Retried while the engine is unavailable; after
+    /// [`HISTORY_RELOAD_GIVE_UP`] the watchers get the snapshot the room has.
     fn reload_history(&self, id: &AuctionId, room: &Arc<Room>) {
         let (Some(hub), Ok(rt)) = (self.me.upgrade(), tokio::runtime::Handle::try_current()) else {
             return;
         };
         let (id, room) = (id.clone(), room.clone());
         rt.spawn(async move {
-            let recent = match hub.engine.recent_bids(&id, RECENT_BIDS).await {
-                Ok(recent) => recent,
-                Err(e) => {
-                    tracing::warn!(auction = %id, error = %e, "cannot reload a room's history");
-                    return;
+            let give_up = tokio::time::Instant::now() + HISTORY_RELOAD_GIVE_UP;
+            let mut pause = Duration::from_millis(50);
+            let read = loop {
+                match hub.read_history(&id).await {
+                    Ok(read) => break Some(read),
+                    Err(e) if tokio::time::Instant::now() >= give_up => {
+                        tracing::warn!(auction = %id, error = %e, "cannot reload a room's history; resyncing its watchers with what it has");
+                        break None;
+                    }
+                    Err(e) => {
+                        tracing::debug!(auction = %id, error = %e, "cannot reload a room's history yet");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
                 }
             };
             let mut st = room.state.lock();
-            let before = st.recent.len();
-            let newest = st.recent.front().map(|e| e.seq);
-            for entry in &recent {
-                remember_bid(&mut st.recent, entry);
-            }
-            if st.recent.len() == before && st.recent.front().map(|e| e.seq) == newest {
-                return;
-            }
             let Some(seq) = st.auction.as_ref().map(|a| a.state.seq) else {
                 return;
             };
+            if let Some((covered, recent)) = read {
+                for entry in &recent {
+                    remember_bid(&mut st.recent, entry);
+                }
+                // As in `load`: bids newer than the room's state come with their own feed
+                // messages.
+                st.recent.retain(|e| e.seq <= seq);
+                if covered < st.history_behind {
+                    // A later gap is waiting for a later read, which resyncs.
+                    return;
+                }
+            }
+            st.history_behind = 0;
             st.snapshot = None;
             st.ring.clear();
             let text = snapshot_text(&mut st, hub.engine.now(), true);
@@ -447,7 +467,22 @@ impl Hub {
                 decided_at: None,
                 latency: None,
             }));
+            drop(st);
+            room.changed.notify_waiters();
         });
+    }
+
+    /// The engine's seq of an auction and its recent bids, read in that order so that the
+    /// bids hold every bid up to that seq.
+    async fn read_history(&self, id: &AuctionId) -> Result<(u64, Vec<BidEntry>), EngineError> {
+        let seq = self
+            .engine
+            .auction(id)
+            .await?
+            .ok_or(EngineError::NotFound)?
+            .state
+            .seq;
+        Ok((seq, self.engine.recent_bids(id, RECENT_BIDS).await?))
     }
 
     /// Subscribes to an auction. The start (replay or snapshot) and the receiver are taken
@@ -510,8 +545,8 @@ impl Hub {
             tokio::pin!(changed);
             // Registered before the check, so a change landing in between still wakes us.
             changed.as_mut().enable();
-            let have = room.seq();
-            if have >= target {
+            let have = room.complete_seq();
+            if have.is_some_and(|have| have >= target) {
                 return;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -523,10 +558,14 @@ impl Hub {
 
     /// The latest snapshot of a room and a fresh receiver positioned right after it, for a
     /// watcher that lagged: it skips everything it missed instead of replaying stale frames.
-    pub fn resync(&self, room: &Room) -> (Utf8Bytes, broadcast::Receiver<SharedFrame>) {
+    /// No snapshot while the room's history is being read again after a gap: the snapshot
+    /// that follows the read reaches the new receiver.
+    pub fn resync(&self, room: &Room) -> (Option<Utf8Bytes>, broadcast::Receiver<SharedFrame>) {
         let mut st = room.state.lock();
         let rx = room.tx.subscribe();
-        (snapshot_text(&mut st, self.engine.now(), true), rx)
+        let snapshot =
+            (st.history_behind == 0).then(|| snapshot_text(&mut st, self.engine.now(), true));
+        (snapshot, rx)
     }
 
     /// Drops the rooms nobody has watched for [`ROOM_IDLE`] (or the hub's own idle time) and

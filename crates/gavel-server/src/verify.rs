@@ -107,7 +107,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<bool> {
     }
 }
 
-async fn fetch_log(base: &str, id: &AuctionId) -> anyhow::Result<LogPage> {
+pub async fn fetch_log(base: &str, id: &AuctionId) -> anyhow::Result<LogPage> {
     let client = reqwest::Client::new();
     let mut after = 0u64;
     let mut all: Option<LogPage> = None;
@@ -136,7 +136,7 @@ async fn fetch_log(base: &str, id: &AuctionId) -> anyhow::Result<LogPage> {
     Ok(page)
 }
 
-async fn fetch_key(base: &str) -> anyhow::Result<VerifyingKey> {
+pub async fn fetch_key(base: &str) -> anyhow::Result<VerifyingKey> {
     let url = format!("{base}/api/keys");
     let keys: KeysResponse = reqwest::get(&url)
         .await

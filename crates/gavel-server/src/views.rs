@@ -40,6 +40,7 @@ pub fn auction_view(a: &Auction, now: Millis, viewer: Option<&str>) -> AuctionVi
         id: a.id.to_string(),
         title: a.spec.title.clone(),
         description: a.spec.description.clone(),
+        category: a.spec.category.clone(),
         currency: a.spec.currency.to_string(),
         starting_price: a.spec.starting_price.minor_units(),
         increment: a.increment().minor_units(),

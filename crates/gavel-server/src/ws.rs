@@ -632,15 +632,15 @@ impl Conn {
                 metrics::counter!("gavel_ws_conflated_total").increment(1);
                 tracing::debug!(auction = %id, skipped, "watcher lagged; sending snapshot");
                 let hub = self.state.hub.clone();
-                let resynced =
-                    self.subscriptions
-                        .iter_mut()
-                        .find(|(k, _)| *k == id)
-                        .map(|(_, sub)| {
-                            let (snap, rx) = hub.resync(sub.watch.room());
-                            sub.frames = BroadcastStream::new(rx);
-                            snap
-                        });
+                let resynced = self
+                    .subscriptions
+                    .iter_mut()
+                    .find(|(k, _)| *k == id)
+                    .and_then(|(_, sub)| {
+                        let (snap, rx) = hub.resync(sub.watch.room());
+                        sub.frames = BroadcastStream::new(rx);
+                        snap
+                    });
                 if let Some(snap) = resynced {
                     self.push(snap);
                 }

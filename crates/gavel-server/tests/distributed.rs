@@ -12,11 +12,9 @@
 use futures::{SinkExt, StreamExt};
 use gavel_core::{BidKind, BidRequest, Bidder, BidderId, RequestId};
 use gavel_engine::cut_proxy::CutProxy;
-use gavel_engine::redis::{RedisConfig, RedisEngine};
+use gavel_engine::redis::RedisEngine;
 use gavel_engine::Engine;
 use serde_json::{json, Value};
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -28,221 +26,26 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ADMIN: &str = "distributed-admin-token";
 const LIMIT: Duration = Duration::from_secs(150);
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
+use common::isolation::{database_url, redis_url};
+use common::nodes::{host_port, via_port, Deployment, Node};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}_{}_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// One prefix and schema: what the nodes of a test share.
-struct Deployment {
-    prefix: String,
-    schema: String,
-    /// Node data and logs; kept (and its path printed) when the test fails.
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Deployment {
-    fn new() -> Self {
-        Deployment {
-            prefix: unique("gdist").replace('_', "-"),
-            schema: unique("gtest"),
-            dir: Some(tempfile::tempdir().unwrap()),
-        }
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.as_ref().expect("present until drop").path()
-    }
-
-    /// Starts a node; `database` overrides the PostgreSQL URL (a proxy), `extra` adds flags.
-    async fn node(&self, name: &str, database: Option<String>, extra: &[&str]) -> Node {
-        self.node_on(name, None, database, extra).await
-    }
-
-    /// [`Deployment::node`], with the Redis URL overridden too (a proxy).
-    async fn node_on(
-        &self,
-        name: &str,
-        redis: Option<String>,
-        database: Option<String>,
-        extra: &[&str],
-    ) -> Node {
-        let port = free_port();
-        let data = self.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let log = std::fs::File::create(self.path().join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--redis", &redis.unwrap_or_else(redis_url)])
-            .args(["--database", &database.unwrap_or_else(database_url)])
-            .args(["--redis-prefix", &self.prefix])
-            .args(["--database-schema", &self.schema])
-            .args(["--node-id", name])
-            .args(["--admin-token", ADMIN])
-            .args(["--jwt-secret", "distributed-test-secret-0123456789abcdef"])
-            .args(["--bids-per-second", "100000"])
-            .args(["--max-connections-per-ip", "0"])
-            .args(["--sessions-per-minute-per-ip", "0"])
-            .args(extra)
-            .env("RUST_LOG", "info,tower_http=warn")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the gavel binary starts");
-        let node = Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            ws: format!("ws://127.0.0.1:{port}/ws"),
-            log: self.path().join(format!("{name}.log")),
-        };
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = http.get(format!("{}/healthz", node.base)).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "node {name} did not start:\n{}",
-                node.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        node
-    }
-
-    /// An in-process engine on the same Redis prefix.
-    async fn engine(&self) -> RedisEngine {
-        RedisEngine::connect(RedisConfig::new(redis_url(), self.prefix.clone()))
-            .await
-            .unwrap()
-    }
-
-    async fn pg(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-    }
-
-    /// (bid rows, distinct bid ids, distinct (auction, seq)) stored for these auctions.
-    async fn stored(&self, auctions: &[String]) -> (i64, i64, i64) {
-        let row = self
-            .pg()
-            .await
-            .query_one(
-                &format!(
-                    "SELECT count(*), count(DISTINCT bid_id), count(DISTINCT (auction_id, seq))
-                       FROM {}.bids WHERE auction_id = ANY($1)",
-                    self.schema
-                ),
-                &[&auctions],
-            )
-            .await
-            .unwrap();
-        (row.get(0), row.get(1), row.get(2))
-    }
-
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("node logs kept in {}", dir.keep().display());
-            }
-        }
-        // Leave Redis as we found it: this test's keys only.
-        let prefix = self.prefix.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(client) = redis::Client::open(redis_url()) {
-                if let Ok(mut c) = client.get_connection() {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}:*"))
-                        .query(&mut c)
-                        .unwrap_or_default();
-                    for k in keys {
-                        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
-                    }
-                }
-            }
-        })
-        .join();
-    }
-}
-
-struct Node {
-    child: Child,
-    base: String,
-    ws: String,
-    log: std::path::PathBuf,
-}
-
-impl Node {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    async fn metric(&self, name: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// (bid rows, distinct bid ids, distinct (auction, seq)) stored for these auctions.
+async fn stored(d: &Deployment, auctions: &[String]) -> (i64, i64, i64) {
+    let row = d
+        .pg()
+        .await
+        .query_one(
+            &format!(
+                "SELECT count(*), count(DISTINCT bid_id), count(DISTINCT (auction_id, seq))
+                   FROM {}.bids WHERE auction_id = ANY($1)",
+                d.schema()
+            ),
+            &[&auctions],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
 }
 
 async fn session(http: &reqwest::Client, node: &Node, name: &str) -> String {
@@ -391,7 +194,7 @@ async fn alternate_bids(
 async fn wait_stored(d: &Deployment, auctions: &[String], want: i64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let (rows, ids, seqs) = d.stored(auctions).await;
+        let (rows, ids, seqs) = stored(d, auctions).await;
         assert_eq!(rows, ids, "a bid id stored twice");
         assert_eq!(rows, seqs, "a seq stored twice");
         if rows == want {
@@ -413,9 +216,9 @@ async fn wait_stored(d: &Deployment, auctions: &[String], want: i64, within: Dur
 async fn a_bid_through_one_node_reaches_a_watcher_on_the_other() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
-        let a = d.node("a", None, &[]).await;
-        let b = d.node("b", None, &[]).await;
+        let d = Deployment::new("gdist", ADMIN).await;
+        let a = d.node("a", &[]).await;
+        let b = d.node("b", &[]).await;
         let http = reqwest::Client::new();
         let auction = create_auction(&http, &a, 1_000).await;
         let mut ws = watch(&b, &auction).await;
@@ -449,8 +252,8 @@ async fn a_bid_through_one_node_reaches_a_watcher_on_the_other() {
 async fn of_500_bidders_on_each_node_bidding_the_same_amount_exactly_one_wins() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
-        let nodes = [d.node("a", None, &[]).await, d.node("b", None, &[]).await];
+        let d = Deployment::new("gdist", ADMIN).await;
+        let nodes = [d.node("a", &[]).await, d.node("b", &[]).await];
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1_000)
             .build()
@@ -513,12 +316,9 @@ async fn of_500_bidders_on_each_node_bidding_the_same_amount_exactly_one_wins() 
 async fn ten_thousand_bids_reach_postgres_exactly_once_in_a_few_hundred_statements() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("gdist", ADMIN).await;
         let flags = ["--drain-interval-ms", "1000"];
-        let nodes = [
-            d.node("a", None, &flags).await,
-            d.node("b", None, &flags).await,
-        ];
+        let nodes = [d.node("a", &flags).await, d.node("b", &flags).await];
         let http = reqwest::Client::new();
         let mut auctions = Vec::new();
         for i in 0..20 {
@@ -530,7 +330,7 @@ async fn ten_thousand_bids_reach_postgres_exactly_once_in_a_few_hundred_statemen
         wait_stored(&d, &auctions, 10_000, Duration::from_secs(60)).await;
         let mut statements = 0;
         for n in &nodes {
-            statements += n.metric("gavel_archive_statements_total").await;
+            statements += n.count("gavel_archive_statements_total").await;
         }
         assert!(
             statements <= 300,
@@ -546,14 +346,13 @@ async fn ten_thousand_bids_reach_postgres_exactly_once_in_a_few_hundred_statemen
 async fn a_node_killed_mid_batch_has_its_entries_claimed_and_stored_once() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("gdist", ADMIN).await;
         // A holds what it reads for a minute; B writes within half a second and claims
         // entries idle for 2 s.
-        let mut a = d.node("a", None, &["--drain-interval-ms", "60000"]).await;
+        let mut a = d.node("a", &["--drain-interval-ms", "60000"]).await;
         let b = d
             .node(
                 "b",
-                None,
                 &[
                     "--drain-interval-ms",
                     "500",
@@ -600,7 +399,7 @@ async fn a_node_killed_mid_batch_has_its_entries_claimed_and_stored_once() {
             Duration::from_secs(30),
         )
         .await;
-        assert!(b.metric("gavel_drainer_claimed_total").await >= held_by_a as u64);
+        assert!(b.count("gavel_drainer_claimed_total").await >= held_by_a as u64);
     })
     .await
     .expect("bounded in time");
@@ -652,49 +451,26 @@ async fn outbid_leader(engine: &RedisEngine, id: &gavel_core::AuctionId, request
 
 /// A cuttable proxy to PostgreSQL and the archive URL that goes through it.
 async fn pg_proxy() -> CutProxy {
-    CutProxy::start(upstream_addr(&database_url())).await
+    CutProxy::start(host_port(&database_url(), 5432)).await
 }
 
 fn proxied_pg_url(proxy: &CutProxy) -> String {
-    let url = url_with_port(&database_url(), proxy.port);
-    if url.is_empty() {
-        format!("postgres://postgres@127.0.0.1:{}/test", proxy.port)
-    } else {
-        url
-    }
-}
-
-fn upstream_addr(url: &str) -> String {
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("127.0.0.1:5432");
-    if host_port.contains(':') {
-        host_port.to_string()
-    } else {
-        format!("{host_port}:5432")
-    }
-}
-
-fn url_with_port(url: &str, port: u16) -> String {
-    let Some((user, rest)) = url.split_once('@') else {
-        return String::new();
-    };
-    let (host_port, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = host_port.split(':').next().unwrap_or("127.0.0.1");
-    format!("{user}@{host}:{port}/{path}")
+    via_port(&database_url(), proxy.port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_for_a_while_loses_nothing() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("gdist", ADMIN).await;
         let mut proxy = pg_proxy().await;
         let flags = ["--drain-interval-ms", "300"];
-        let a = d.node("a", Some(proxied_pg_url(&proxy)), &flags).await;
-        let b = d.node("b", Some(proxied_pg_url(&proxy)), &flags).await;
+        let a = d
+            .node_via("a", &redis_url(), &proxied_pg_url(&proxy), &flags)
+            .await;
+        let b = d
+            .node_via("b", &redis_url(), &proxied_pg_url(&proxy), &flags)
+            .await;
         let http = reqwest::Client::new();
         let auctions = vec![
             create_auction(&http, &a, 100).await,
@@ -726,15 +502,14 @@ async fn postgres_unreachable_for_a_while_loses_nothing() {
         accepted += alternate_bids(&engine, &auctions, 30, "during").await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(
-            a.metric("gavel_drainer_write_failures_total").await
-                + b.metric("gavel_drainer_write_failures_total").await
+            a.count("gavel_drainer_write_failures_total").await
+                + b.count("gavel_drainer_write_failures_total").await
                 > 0,
             "the drainers noticed the outage"
         );
         // The archive lag (alerted on: deploy/prometheus/alerts.yml) shows the wait.
         assert!(
-            a.metric("gavel_archive_lag_seconds").await
-                + b.metric("gavel_archive_lag_seconds").await
+            a.count("gavel_archive_lag_seconds").await + b.count("gavel_archive_lag_seconds").await
                 >= 1,
             "the archive lag grows while PostgreSQL is away"
         );
@@ -743,8 +518,8 @@ async fn postgres_unreachable_for_a_while_loses_nothing() {
         wait_stored(&d, &auctions, accepted as i64, Duration::from_secs(40)).await;
         // And falls back once everything is archived.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while a.metric("gavel_archive_lag_seconds").await
-            + b.metric("gavel_archive_lag_seconds").await
+        while a.count("gavel_archive_lag_seconds").await
+            + b.count("gavel_archive_lag_seconds").await
             > 0
         {
             assert!(
@@ -762,9 +537,9 @@ async fn postgres_unreachable_for_a_while_loses_nothing() {
 async fn bids_succeed_again_after_the_script_cache_is_flushed() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
-        let a = d.node("a", None, &[]).await;
-        let b = d.node("b", None, &[]).await;
+        let d = Deployment::new("gdist", ADMIN).await;
+        let a = d.node("a", &[]).await;
+        let b = d.node("b", &[]).await;
         let http = reqwest::Client::new();
         let auction = create_auction(&http, &a, 1_000).await;
         let ann = session(&http, &a, "Ann").await;
@@ -852,11 +627,11 @@ async fn pubsub_clients_of(redis: &mut redis::aio::MultiplexedConnection, pid: u
 async fn watchers_converge_after_their_nodes_subscription_is_dropped() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("gdist", ADMIN).await;
         let mut redis = d.redis().await;
-        let a = d.node("a", None, &[]).await;
-        let b = d.node("b", None, &[]).await;
-        let b_subscriptions = pubsub_clients_of(&mut redis, b.child.id()).await;
+        let a = d.node("a", &[]).await;
+        let b = d.node("b", &[]).await;
+        let b_subscriptions = pubsub_clients_of(&mut redis, b.pid()).await;
         assert_eq!(
             b_subscriptions.len(),
             1,
@@ -886,7 +661,7 @@ async fn watchers_converge_after_their_nodes_subscription_is_dropped() {
         let got = follow(&mut ws, Duration::from_secs(15), |s, p| (s, p) == want).await;
         assert_eq!(got, want, "B's watcher converged to the latest state");
         assert!(
-            b.metric("gavel_pubsub_subscriptions_total").await >= 2,
+            b.count("gavel_pubsub_subscriptions_total").await >= 2,
             "node B resubscribed"
         );
         drop(a);
@@ -940,17 +715,17 @@ async fn until_type(ws: &mut Ws, ty: &str, within: Duration) -> Option<Value> {
 async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("gdist", ADMIN).await;
         let redis_host = redis_url()
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_string();
         let mut proxy = CutProxy::start(redis_host).await;
         let a = d
-            .node_on(
+            .node_via(
                 "a",
-                Some(format!("redis://127.0.0.1:{}", proxy.port)),
-                None,
+                &format!("redis://127.0.0.1:{}", proxy.port),
+                &database_url(),
                 &[],
             )
             .await;
@@ -994,7 +769,7 @@ async fn redis_down_answers_unavailable_keeps_sockets_open_and_the_node_recovers
         );
         assert_eq!(e["request_id"], "r-2");
         // Counted for the bid error rate alert (deploy/prometheus/alerts.yml).
-        assert!(a.metric("gavel_bid_errors_total").await >= 1);
+        assert!(a.count("gavel_bid_errors_total").await >= 1);
         ws.send(Message::text(
             json!({"type": "ping", "client_time": 1.0}).to_string(),
         ))
@@ -1059,9 +834,9 @@ async fn first_of(ws: &mut Ws, ty: &str, within: Duration) -> Value {
 async fn a_restarted_node_serves_snapshots_with_the_whole_recent_history() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
-        let a = d.node("a", None, &[]).await;
-        let b = d.node("b", None, &[]).await;
+        let d = Deployment::new("gdist", ADMIN).await;
+        let a = d.node("a", &[]).await;
+        let b = d.node("b", &[]).await;
         let http = reqwest::Client::new();
         let auction = create_auction(&http, &a, 1_000).await;
         let ann = session(&http, &a, "Ann").await;
@@ -1080,7 +855,7 @@ async fn a_restarted_node_serves_snapshots_with_the_whole_recent_history() {
             .await;
             assert_eq!(r["outcome"], "accepted", "{r}");
         }
-        let b = d.node("b", None, &[]).await;
+        let b = d.node("b", &[]).await;
         let r = bid(&http, &a, &bob, &auction, 1_500, "r5").await;
         assert_eq!(r["outcome"], "accepted", "{r}");
         // B's fan-out sees that bid before anyone on B subscribes.

@@ -5,101 +5,26 @@
 //! node process (so its metrics are its own), and is bounded in time.
 
 use gavel_core::{Auction, AuctionId, AuctionSpec, BidKind, BidRequest, Bidder, BidderId};
-use gavel_engine::redis::{RedisConfig, RedisEngine};
 use gavel_engine::Engine;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "drainer-test-admin-token";
 const LIMIT: Duration = Duration::from_secs(90);
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
+use common::isolation::database_url;
+use common::nodes::{Deployment, Node};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// One prefix and schema, removed when the test ends.
-struct Deployment {
-    prefix: String,
-    schema: String,
-    dir: tempfile::TempDir,
+async fn deployment() -> Deployment {
+    Deployment::new("gdrain", ADMIN).await
 }
 
 impl Deployment {
-    async fn new() -> Self {
-        let prefix = gavel_engine::conformance::redis_test_prefix(&redis_url(), "gdrain").await;
-        Deployment {
-            schema: format!("gdrain_{}", uuid::Uuid::new_v4().simple()),
-            prefix,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A node draining every 100 ms.
-    async fn node(&self) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = self.dir.path().join("node.log");
-        let out = std::fs::File::create(&log).unwrap();
-        #[allow(clippy::zombie_processes)] // `Node`'s Drop kills and waits for it.
-        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(["--redis", &redis_url(), "--database", &database_url()])
-            .args(["--redis-prefix", &self.prefix])
-            .args(["--database-schema", &self.schema])
-            .args(["--node-id", "n1", "--admin-token", ADMIN])
-            .args(["--drain-interval-ms", "100"])
-            .env("RUST_LOG", "info,tower_http=warn")
-            .env("NO_COLOR", "1")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("the gavel binary starts");
-        let node = Node {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", node.base)).await {
-                if r.status().is_success() {
-                    return node;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the node did not start:\n{}",
-                node.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn engine(&self) -> RedisEngine {
-        RedisEngine::connect(RedisConfig::new(redis_url(), self.prefix.clone()))
-            .await
-            .unwrap()
-    }
-
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
+    /// A node (always `n1`: its metrics are its own) draining every 100 ms.
+    async fn drainer_node(&self) -> Node {
+        self.node("n1", &["--drain-interval-ms", "100"]).await
     }
 
     /// (amount, bidder id) of every stored bid of `auction`, by seq.
@@ -112,7 +37,7 @@ impl Deployment {
             .query(
                 &format!(
                     "SELECT amount, bidder_id FROM {}.bids WHERE auction_id = $1 ORDER BY seq",
-                    self.schema
+                    self.schema()
                 ),
                 &[&auction],
             )
@@ -134,63 +59,7 @@ impl Deployment {
     }
 }
 
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query(&mut c)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-struct Node {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
 impl Node {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The sum of a Prometheus counter's series (0 when it has none yet).
-    async fn metric(&self, name: &str) -> u64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.split([' ', '{']).next() == Some(name))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    }
-
     async fn post(&self, path: &str, token: &str, body: Value) -> Value {
         reqwest::Client::new()
             .post(format!("{}{path}", self.base))
@@ -221,13 +90,6 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn pending(c: &mut redis::aio::MultiplexedConnection, log: &str) -> usize {
     let r: redis::streams::StreamPendingReply = c.xpending(log, "drainers").await.unwrap();
     r.count()
@@ -237,8 +99,8 @@ async fn pending(c: &mut redis::aio::MultiplexedConnection, log: &str) -> usize 
 async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_the_bids_around_it_are_archived(
 ) {
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new().await;
-        let node = d.node().await;
+        let d = deployment().await;
+        let node = d.drainer_node().await;
         let created = node
             .post(
                 "/api/auctions",
@@ -254,7 +116,7 @@ async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_
         let r = node.post(&path, &alice, json!({"amount": 10000, "request_id": "a1"})).await;
         assert_eq!(r["outcome"], "accepted", "{r}");
 
-        let keys = gavel_engine::redis::Keys::new(&d.prefix).unwrap();
+        let keys = gavel_engine::redis::Keys::new(d.prefix()).unwrap();
         let mut c = d.redis().await;
         let not_json: String = c.xadd(keys.log(&auction), "*", &[("c", "{not json")]).await.unwrap();
         let no_change: String = c.xadd(keys.log(&auction), "*", &[("x", "1")]).await.unwrap();
@@ -296,7 +158,7 @@ async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_
             left.ids.iter().all(|e| e.id != not_json && e.id != no_change),
             "the damaged entries left the log"
         );
-        assert_eq!(node.metric("gavel_drainer_dead_letters_total").await, 2);
+        assert_eq!(node.count("gavel_drainer_dead_letters_total").await, 2);
         let log = node.log_text();
         assert_eq!(
             log.lines()
@@ -307,7 +169,7 @@ async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_
         );
         // A node starting later says that dead letters wait.
         drop(node);
-        let next = d.node().await;
+        let next = d.drainer_node().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !next.log_text().contains("change-log entries wait in dead-letter streams") {
             assert!(Instant::now() < deadline, "{}", next.log_text());
@@ -321,7 +183,7 @@ async fn a_corrupted_entry_lands_in_the_dead_letter_stream_and_is_counted_while_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_whose_auction_cannot_be_read_for_a_while_is_retried_and_then_archived() {
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new().await;
+        let d = deployment().await;
         // Created and bid on before the node starts, so the node has nothing cached.
         let engine = d.engine().await;
         let now = engine.now();
@@ -356,14 +218,14 @@ async fn an_entry_whose_auction_cannot_be_read_for_a_while_is_retried_and_then_a
         drop(engine);
 
         // The auction's hash becomes a string: every read of its spec fails with WRONGTYPE.
-        let keys = gavel_engine::redis::Keys::new(&d.prefix).unwrap();
+        let keys = gavel_engine::redis::Keys::new(d.prefix()).unwrap();
         let mut c = d.redis().await;
-        let backup = format!("{}:backup", d.prefix);
+        let backup = format!("{}:backup", d.prefix());
         let _: () = c.rename(keys.hash(&auction), &backup).await.unwrap();
         let _: () = c.set(keys.hash(&auction), "not a hash").await.unwrap();
-        let node = d.node().await;
+        let node = d.drainer_node().await;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while node.metric("gavel_drainer_decode_retries_total").await < 4
+        while node.count("gavel_drainer_decode_retries_total").await < 4
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -379,7 +241,7 @@ async fn an_entry_whose_auction_cannot_be_read_for_a_while_is_retried_and_then_a
             "the creation and the bid wait, unacknowledged"
         );
         assert!(
-            node.metric("gavel_drainer_decode_retries_total").await >= 4,
+            node.count("gavel_drainer_decode_retries_total").await >= 4,
             "read again and again:\n{}",
             node.log_text()
         );
@@ -401,7 +263,7 @@ async fn an_entry_whose_auction_cannot_be_read_for_a_while_is_retried_and_then_a
             assert!(Instant::now() < deadline, "entries left pending");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(node.metric("gavel_drainer_dead_letters_total").await, 0);
+        assert_eq!(node.count("gavel_drainer_dead_letters_total").await, 0);
         let dead: usize = c.xlen(keys.dead(&auction)).await.unwrap();
         assert_eq!(dead, 0);
     })

@@ -5,6 +5,7 @@
 //!
 //! Its own test binary: the switch breaks every memory engine in the process.
 
+mod common;
 #[path = "linearizable/nodes.rs"]
 mod nodes;
 #[path = "linearizable/workload.rs"]
@@ -26,6 +27,7 @@ async fn the_checker_rejects_the_history_of_an_engine_without_compare_and_swap()
             bidding_secs: 7.5,
             seed,
             tag: format!("broken{}", seed % 1_000_000),
+            created: None,
         };
         let tally = workload::run(vec![server.node()], nodes::ADMIN, plan, rec.clone()).await;
         server.stop().await;

@@ -309,6 +309,7 @@ fn specs() -> [AuctionSpec; 2] {
         title: "Lot".into(),
         description: String::new(),
         currency: Currency::parse("USD").unwrap(),
+        category: None,
         starting_price: money(10_000),
         increment: IncrementPolicy::Fixed {
             amount: money(1_000),

@@ -18,54 +18,11 @@ use std::time::{Duration, Instant};
 
 const RETENTION: Duration = Duration::from_secs(3600);
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+#[path = "common/isolation.rs"]
+mod isolation;
+use isolation::{database_url, redis_url, Isolation};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// The prefix and schema, removed when the test ends.
-struct Deployment {
-    prefix: String,
-    schema: String,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query(&mut c)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn engine(d: &Deployment, archive: &Arc<dyn Archive>, clock: &Clock) -> RedisEngine {
+async fn engine(d: &Isolation, archive: &Arc<dyn Archive>, clock: &Clock) -> RedisEngine {
     let mut config = RedisConfig::new(redis_url(), d.prefix.clone());
     config.test_clock = Some(clock.clone());
     config.closed_retention = RETENTION;
@@ -176,10 +133,7 @@ async fn ask(h: &Harness, id: &AuctionId, accepted: &[(&str, BidRequest)]) -> An
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_auction_leaves_redis_once_archived_and_answers_the_same() {
-    let d = Deployment {
-        prefix: gavel_engine::conformance::redis_test_prefix(&redis_url(), "gretain").await,
-        schema: format!("gretain_{}", uuid::Uuid::new_v4().simple()),
-    };
+    let d = Isolation::for_family("gretain").await;
     let archive = gavel_archive::build_postgres(&database_url(), Some(&d.schema))
         .await
         .expect("PostgreSQL is reachable");

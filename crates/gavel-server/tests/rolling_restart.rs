@@ -14,8 +14,6 @@
 use futures::{SinkExt, StreamExt};
 use gavel_engine::cut_proxy::CutProxy;
 use serde_json::{json, Value};
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,222 +24,14 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const ADMIN: &str = "rolling-admin-token";
 const LIMIT: Duration = Duration::from_secs(150);
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
+use common::isolation::{database_url, redis_url};
+use common::nodes::{free_port, host_port, via_port, Deployment, Node};
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `host:port` of a `scheme://[user@]host:port/...` URL.
-fn host_port(url: &str, default_port: u16) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let hp = rest.split('/').next().unwrap_or("127.0.0.1");
-    if hp.contains(':') {
-        hp.to_string()
-    } else {
-        format!("{hp}:{default_port}")
-    }
-}
-
-/// `url` with its host and port replaced by 127.0.0.1:`port`.
-fn via_port(url: &str, port: u16) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (user, rest) = match rest.rsplit_once('@') {
-        Some((u, r)) => (format!("{u}@"), r),
-        None => (String::new(), rest),
-    };
-    let path = rest
-        .split_once('/')
-        .map_or(String::new(), |(_, p)| format!("/{p}"));
-    format!("{scheme}://{user}127.0.0.1:{port}{path}")
-}
-
-/// What the nodes of one test share: a data directory, and in distributed mode a Redis
-/// prefix and a PostgreSQL schema (removed at the end).
-struct Deployment {
-    prefix: String,
-    schema: String,
-    dir: Option<tempfile::TempDir>,
-}
-
-impl Deployment {
-    fn new() -> Self {
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        Deployment {
-            prefix: format!("groll-{tag}"),
-            schema: format!("groll_{tag}"),
-            dir: Some(tempfile::tempdir().unwrap()),
-        }
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.as_ref().expect("present until drop").path()
-    }
-
-    /// Flags of a distributed node on this deployment, through the given URLs.
-    fn distributed(&self, redis: &str, database: &str) -> Vec<String> {
-        [
-            "--redis",
-            redis,
-            "--database",
-            database,
-            "--redis-prefix",
-            &self.prefix,
-            "--database-schema",
-            &self.schema,
-            "--drain-interval-ms",
-            "200",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
-    /// Starts `gavel serve` on `port` with `extra` flags; waits for `/healthz`.
-    async fn node(&self, name: &str, port: u16, extra: &[String]) -> Node {
-        let data = self.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let log_path = self.path().join(format!("{name}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--node-id", name])
-            .args(["--admin-token", ADMIN])
-            .args(["--jwt-secret", "rolling-test-secret-0123456789abcdef"])
-            .args(["--bids-per-second", "100000"])
-            .args(["--max-connections-per-ip", "0"])
-            .args(["--sessions-per-minute-per-ip", "0"])
-            .args(extra)
-            .env_remove("REDIS_URL")
-            .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "info,tower_http=warn")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the gavel binary starts");
-        let node = Node {
-            child,
-            port,
-            log: log_path,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", node.base())).await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "node {name} did not start:\n{}",
-                node.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        node
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("node logs kept in {}", dir.keep().display());
-            }
-        }
-        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(client) = redis::Client::open(redis_url()) {
-                if let Ok(mut c) = client.get_connection() {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}:*"))
-                        .query(&mut c)
-                        .unwrap_or_default();
-                    for k in keys {
-                        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
-                    }
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-struct Node {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
+/// Readiness, as a load balancer's health check sees it.
 impl Node {
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sigterm(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM failed");
-    }
-
-    /// Waits (up to `within`) for the process to exit; its exit status, `None` if it runs.
-    async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     async fn readyz(&self) -> (u16, Value) {
-        let r = reqwest::get(format!("{}/readyz", self.base()))
-            .await
-            .unwrap();
+        let r = reqwest::get(format!("{}/readyz", self.base)).await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
@@ -260,25 +50,6 @@ impl Node {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    async fn metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.base()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().last()?.parse().ok())
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -418,11 +189,11 @@ async fn await_reconnect_and_close(ws: &mut Ws) -> (u64, Instant, u16, Instant) 
 async fn an_embedded_node_is_ready_then_drains_on_sigterm_within_its_grace_period() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("groll", ADMIN).await;
         let port = free_port();
         // Grace 6 s: reconnects spread over 2 s.
         let flags = ["--shutdown-grace-secs", "6"].map(String::from);
-        let mut node = d.node("solo", port, &flags).await;
+        let mut node = d.spawn("solo", port, &flags).await;
         let (status, body) = node.readyz().await;
         assert_eq!(
             (status, &body),
@@ -431,10 +202,10 @@ async fn an_embedded_node_is_ready_then_drains_on_sigterm_within_its_grace_perio
         assert_eq!(node.metric("gavel_ready").await, Some(1.0));
         assert_eq!(node.metric("gavel_draining").await, Some(0.0));
 
-        let auction = create_auction(&node.base()).await;
-        let token = session(&node.base(), "Ann").await;
+        let auction = create_auction(&node.base).await;
+        let token = session(&node.base, "Ann").await;
         let r: Value = reqwest::Client::new()
-            .post(format!("{}/api/auctions/{auction}/bids", node.base()))
+            .post(format!("{}/api/auctions/{auction}/bids", node.base))
             .bearer_auth(&token)
             .json(&json!({"amount": 100, "request_id": "before-term"}))
             .send()
@@ -511,8 +282,8 @@ async fn an_embedded_node_is_ready_then_drains_on_sigterm_within_its_grace_perio
         eprintln!("exited {:?} after SIGTERM", term.elapsed());
 
         // The same data directory: the bid accepted before the drain is there.
-        let node = d.node("solo", free_port(), &flags).await;
-        let history: Value = reqwest::get(format!("{}/api/auctions/{auction}/bids", node.base()))
+        let node = d.spawn("solo", free_port(), &flags).await;
+        let history: Value = reqwest::get(format!("{}/api/auctions/{auction}/bids", node.base))
             .await
             .unwrap()
             .json()
@@ -532,16 +303,17 @@ async fn an_embedded_node_is_ready_then_drains_on_sigterm_within_its_grace_perio
 async fn a_distributed_node_reports_redis_cut_postgres_cut_and_draining() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("groll", ADMIN).await;
         let mut redis = CutProxy::start(host_port(&redis_url(), 6379)).await;
         let mut pg = CutProxy::start(host_port(&database_url(), 5432)).await;
         let mut flags = d.distributed(
             &via_port(&redis_url(), redis.port),
             &via_port(&database_url(), pg.port),
         );
+        flags.extend(["--drain-interval-ms", "200"].map(String::from));
         flags.extend(["--shutdown-grace-secs", "4"].map(String::from));
         let port = free_port();
-        let mut node = d.node("a", port, &flags).await;
+        let mut node = d.spawn("a", port, &flags).await;
         let ready = |s: u16, b: &Value| s == 200 && b == &json!({"ready": true, "reasons": []});
         let within = Duration::from_secs(15);
         node.readyz_until(within, ready).await;
@@ -568,7 +340,7 @@ async fn a_distributed_node_reports_redis_cut_postgres_cut_and_draining() {
         node.readyz_until(within, ready).await;
         assert_eq!(node.metric("gavel_ready").await, Some(1.0));
 
-        let auction = create_auction(&node.base()).await;
+        let auction = create_auction(&node.base).await;
         let mut ws = watcher(port, &auction).await;
         let mut kept = Vec::new();
         for _ in 0..5 {
@@ -853,9 +625,10 @@ async fn history(base: &str, auction: &str) -> std::collections::BTreeMap<u64, i
 async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_error() {
     let _turn = SERIAL.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = Deployment::new();
+        let d = Deployment::new("groll", ADMIN).await;
         let grace = Duration::from_secs(6);
         let mut flags = d.distributed(&redis_url(), &database_url());
+        flags.extend(["--drain-interval-ms", "200"].map(String::from));
         flags.extend([
             "--shutdown-grace-secs".to_string(),
             grace.as_secs().to_string(),
@@ -863,18 +636,18 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
         let ports = [free_port(), free_port()];
         let names = ["a", "b"];
         let mut nodes = [
-            d.node(names[0], ports[0], &flags).await,
-            d.node(names[1], ports[1], &flags).await,
+            d.spawn(names[0], ports[0], &flags).await,
+            d.spawn(names[1], ports[1], &flags).await,
         ];
         let lb = LoadBalancer::start(ports.to_vec()).await;
-        let auction = create_auction(&nodes[0].base()).await;
+        let auction = create_auction(&nodes[0].base).await;
         let stop = tokio_util::sync::CancellationToken::new();
         let bidding = tokio_util::sync::CancellationToken::new();
         let mut users = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..9 {
             let token = match i % 3 {
-                0 => Some(session(&nodes[i % 2].base(), &format!("Bidder {i}")).await),
+                0 => Some(session(&nodes[i % 2].base, &format!("Bidder {i}")).await),
                 _ => None,
             };
             let seen = Shared::default();
@@ -910,7 +683,7 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
                 names[i]
             );
             eprintln!("node {} exited {took:?} after SIGTERM", names[i]);
-            nodes[i] = d.node(names[i], ports[i], &flags).await;
+            nodes[i] = d.spawn(names[i], ports[i], &flags).await;
             nodes[i]
                 .readyz_until(Duration::from_secs(15), |s, _| s == 200)
                 .await;
@@ -921,7 +694,7 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
         bidding.cancel();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let final_view = || async {
-            let v: Value = reqwest::get(format!("{}/api/auctions/{auction}", nodes[0].base()))
+            let v: Value = reqwest::get(format!("{}/api/auctions/{auction}", nodes[0].base))
                 .await
                 .unwrap()
                 .json()
@@ -980,7 +753,7 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
             accepted.len()
         );
         // Every accepted bid is in the history, at its seq, with its amount.
-        let h = history(&nodes[1].base(), &auction).await;
+        let h = history(&nodes[1].base, &auction).await;
         for (s, amount, request_id) in &accepted {
             assert_eq!(
                 h.get(s),
@@ -1004,7 +777,7 @@ async fn a_rolling_restart_behind_a_load_balancer_loses_no_bid_and_shows_no_erro
                 .query(
                     &format!(
                         "SELECT seq, amount FROM {}.bids WHERE auction_id = $1",
-                        d.schema
+                        d.schema()
                     ),
                     &[&auction],
                 )

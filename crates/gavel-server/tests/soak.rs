@@ -50,14 +50,9 @@ const KEYS_MARGIN: usize = 8;
 /// Auctions per round whose answers are compared before and after they leave Redis.
 const SAMPLE: usize = 20;
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+mod common;
+use common::isolation::{database_url, redis_url};
+use common::nodes::free_port;
 
 /// Where the server keeps its state.
 #[derive(Clone)]
@@ -118,35 +113,9 @@ struct Cleanup(Mode);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let Mode::Distributed { prefix, schema } = self.0.clone() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut c) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query(&mut c)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut c);
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        if let Mode::Distributed { prefix, schema } = &self.0 {
+            common::isolation::remove(prefix, schema);
+        }
     }
 }
 
@@ -173,14 +142,6 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start(data_dir: &std::path::Path, mode: &Mode) -> Server {

@@ -483,6 +483,7 @@ async fn create_auctions(
                 id: Some(id.clone()),
                 title: format!("Benchmark {id}"),
                 description: "created by gavel-bench".into(),
+                category: None,
                 currency: Some("USD".into()),
                 starting_price: STARTING_PRICE.into(),
                 increment: Some(1.into()),

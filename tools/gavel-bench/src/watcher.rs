@@ -362,6 +362,7 @@ mod tests {
             id: "bench-r1-0".into(),
             title: "t".into(),
             description: String::new(),
+            category: None,
             currency: "USD".into(),
             starting_price: 100,
             increment: 1,

@@ -523,6 +523,7 @@ fn initial_auction(id: &str, req: &CreateAuction, view: &AuctionView) -> Result<
         title: view.title.clone(),
         description: view.description.clone(),
         currency: Currency::parse(&view.currency).map_err(|e| e.to_string())?,
+        category: None,
         starting_price: money("starting_price", view.starting_price)?,
         increment,
         starts_at: view.starts_at,

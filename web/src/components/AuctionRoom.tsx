@@ -15,7 +15,7 @@ import { isConfirmed, standing, type RoomState } from "../state";
 import type { AuctionView, BidKind } from "@gavel/client";
 import { BuyNow, CustomBid, MaxBid } from "./BidForms";
 import { Countdown } from "./Countdown";
-import { Details, History } from "./RoomSide";
+import { Details, History, Receipts } from "./RoomSide";
 import { SignInForm } from "./SignIn";
 
 export function AuctionRoom({ id }: { id: string }) {
@@ -88,6 +88,7 @@ function Room({ room, auction: a }: { room: RoomState; auction: AuctionView }) {
         </div>
         <aside className="room-side" aria-label="Bid history and details">
           <History room={room} auction={a} me={me} />
+          <Receipts auction={a} />
           <Details auction={a} />
         </aside>
       </div>
@@ -124,6 +125,8 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
   const priceLabel = closed ? "Final price" : !live ? "Last known price" : a.price === null ? "Starting price" : "Current price";
   const leaderIsMe = a.leader?.id === me;
   const st = standing(room);
+  // Leading below a reserve is not winning: if the auction ended now, nobody would.
+  const belowReserve = st === "winning" && a.has_reserve && !a.reserve_met;
 
   let priceText: string;
   if (closed) priceText = finalPrice === null ? "No sale" : formatMoney(finalPrice, a.currency);
@@ -191,11 +194,12 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
       {st && st !== "unconfirmed" && (
         <div
           key={`${room.leaderNoticeVersion}-${st}`}
-          className={`leader-notice leader-${st === "won" ? "winning" : st === "lost" ? "outbid" : st}${closed ? " leader-final" : ""}`}
+          className={`leader-notice leader-${belowReserve ? "reserve" : st === "won" ? "winning" : st === "lost" ? "outbid" : st}${closed ? " leader-final" : ""}`}
           role="status"
           aria-live="assertive"
           data-testid="leader-notice"
           data-state={st === "won" ? "winning" : st === "lost" ? "outbid" : st}
+          data-reserve={belowReserve ? "not_met" : undefined}
         >
           <span>
             {st === "won"
@@ -204,11 +208,18 @@ function PricePanel({ room, auction: a, me, live }: { room: RoomState; auction: 
                 ? a.leader?.id === me && a.has_reserve && finalPrice === null && a.closing?.reason !== "cancelled"
                   ? "You did not win: your bid was the highest, but below the reserve."
                   : "You did not win this auction."
-                : st === "winning"
-                  ? "You are winning"
-                  : "You have been outbid"}
+                : belowReserve
+                  ? "You lead, but the reserve is not met yet"
+                  : st === "winning"
+                    ? "You are winning"
+                    : "You have been outbid"}
             {st === "winning" && room.yourMax !== null && (
               <span className="your-max"> · your maximum {formatMoney(room.yourMax, a.currency)}</span>
+            )}
+            {belowReserve && (
+              <span className="leader-hint">
+                A maximum that reaches the reserve raises your price to it at once; a plain bid cannot raise your own lead.
+              </span>
             )}
           </span>
           {st === "outbid" && a.status === "open" && (

@@ -69,6 +69,7 @@ function CreateForm() {
   const s = useClientState();
   const [title, setTitle] = useState("");
   const [description, setDescription] = useState("");
+  const [category, setCategory] = useState("");
   const [currency, setCurrency] = useState("USD");
   const [customId, setCustomId] = useState("");
   const [starting, setStarting] = useState("10.00");
@@ -98,6 +99,11 @@ function CreateForm() {
     const errs: string[] = [];
     const body: Partial<CreateAuctionBody> = { title: title.trim(), description: description.trim(), currency };
     if (!body.title) errs.push("Give the auction a title.");
+    if (category.trim()) {
+      if (!/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/.test(category.trim())) {
+        errs.push("The category may use a-z, 0-9 and - (up to 40), starting and ending with a letter or digit.");
+      } else body.category = category.trim();
+    }
     if (customId.trim()) {
       if (!/^[A-Za-z0-9._:-]{1,64}$/.test(customId.trim())) errs.push("The id may use letters, digits and - _ . : (up to 64).");
       else body.id = customId.trim();
@@ -170,6 +176,9 @@ function CreateForm() {
       </Field>
       <Field label="Description">
         <textarea name="description" rows={3} value={description} onChange={(e) => setDescription(e.target.value)} />
+      </Field>
+      <Field label="Category (optional, e.g. watches)">
+        <input name="category" value={category} onChange={(e) => setCategory(e.target.value)} maxLength={40} />
       </Field>
       <div className="row2">
         <Field label="Currency">

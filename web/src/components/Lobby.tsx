@@ -5,6 +5,7 @@ import { formatMoney } from "../money";
 import { filterAuctions, lobbySections, type LobbyFilter } from "../state";
 import type { AuctionView } from "@gavel/client";
 import { Countdown } from "./Countdown";
+import { LobbySearch } from "./LobbySearch";
 
 const FILTERS: { id: LobbyFilter; label: string }[] = [
   { id: "all", label: "All" },
@@ -23,6 +24,7 @@ export function Lobby() {
     return saved && FILTERS.some((f) => f.id === saved) ? saved : "all";
   });
   const [sort, setSort] = useState<"ends_asc" | "ends_desc">("ends_asc");
+  const [searching, setSearching] = useState(false);
 
   useEffect(() => client.watchLobby(), [client]);
   useEffect(() => {
@@ -77,7 +79,11 @@ export function Lobby() {
           leaders below are the last ones received.
         </p>
       )}
-      {!s.lobby.loaded ? (
+      <LobbySearch
+        onActive={setSearching}
+        renderList={(list) => <CardList list={list} now={now} me={me} label="Search results" />}
+      />
+      {searching ? null : !s.lobby.loaded ? (
         <p className="empty" role="status">
           {s.conn.status === "open" ? "Loading auctions…" : "Connecting to the auction house…"}
         </p>

@@ -166,6 +166,8 @@ export interface AuctionView {
   bid_count: number;
   buy_now: number | null;
   buy_now_available: boolean;
+  /** The catalogue section (a slug such as `watches`); absent when it has none. */
+  category?: string | null;
   closing: ClosingView | null;
   currency: string;
   description: string;
@@ -241,6 +243,17 @@ export interface BidView {
   seq: number;
 }
 
+/** One category with the number of auctions in it that have not closed. */
+export interface CategoryCount {
+  category: string;
+  live: number;
+}
+
+/** `GET /api/categories`: the categories of auctions not closed yet, by name. */
+export interface CategoryList {
+  categories: CategoryCount[];
+}
+
 /** How an auction ended. */
 export type CloseReason = "ended" | "buy_now" | "ended_early" | "cancelled";
 
@@ -272,6 +285,8 @@ export interface ClosingView {
 export interface CreateAuction {
   /** Integer minor units (cents for USD), 1 to 2^53-1. */
   buy_now?: number | null;
+  /** Catalogue section: 1–40 characters of `a-z`, `0-9`, `-` (e.g. `watches`). */
+  category?: string | null;
   /** ISO 4217 code; defaults to `USD`. */
   currency?: string | null;
   description?: string;
@@ -497,6 +512,14 @@ export interface Receipt {
 
 /** Why the server asks a client to reconnect. */
 export type ReconnectReason = "draining";
+
+/** `GET /api/search`: one page of the auctions a search finds, in its order. */
+export interface SearchResults {
+  auctions: AuctionView[];
+  /** Pass as `offset` (with the same query) for the next page; `null` on the last page. */
+  next_offset: number | null;
+  server_time: number;
+}
 
 /**
  * `GET /api/admin/stats` (admin): what this node holds, for operators and the

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { GavelClient, LATENCY_BOUNDS_MS, type AuctionState, type LatencyStats } from "../../src/index.js";
+import { GavelClient, LATENCY_BOUNDS_MS, fetchLog, verifyReceipts, verifyWithServer, type AuctionState, type LatencyStats, type Receipt } from "../../src/index.js";
 import { GavelServer, hasFaketime, sleep, waitFor } from "./server.js";
 
 function clientFor(server: GavelServer, extra: Partial<ConstructorParameters<typeof GavelClient>[0]> = {}): GavelClient {
@@ -96,6 +96,41 @@ describe("against a real server", () => {
     watcher.close();
     bidder.close();
     other.close();
+  }, 30_000);
+
+  it("the receipts of accepted bids verify against the server's log after the close; an altered one does not", async () => {
+    const { id } = await server.createAuction({ starting_price: 1000, increment: 100 });
+    const [a, b] = [clientFor(server), clientFor(server)];
+    await Promise.all([a.signInAsGuest("Ann"), b.signInAsGuest("Ben")]);
+    await Promise.all([a.connect(), b.connect()]);
+    const kept: Receipt[] = [];
+    for (const [who, amount] of [[a, 1000], [b, 1100], [a, 1200], [b, 1300], [a, 1400]] as const) {
+      const r = await who.bid(id, amount);
+      expect(r.outcome).toBe("accepted");
+      if (who === a) kept.push(r.receipt!);
+    }
+    expect(kept.map((r) => [r.seq, r.amount])).toEqual([[2, 1000], [4, 1200], [6, 1400]]);
+    // Open: the log verifies to the signed head; there is no final hash yet.
+    let report = await verifyWithServer(a.http, id, kept);
+    expect(report.problem).toBeUndefined();
+    expect(report.ok).toBe(true);
+    const end = await fetch(`${server.url}/api/auctions/${id}/end`, { method: "POST", headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" }, body: "{}" });
+    expect(end.status).toBe(200);
+    const closed = await a.http.getAuction(id);
+    expect(closed.log_hash).toMatch(/^[0-9a-f]{64}$/);
+    report = await verifyWithServer(a.http, id, kept, closed.log_hash);
+    expect(report).toMatchObject({ ok: true, entries: 7, lastHash: closed.log_hash });
+    expect(report.lines.at(-1)).toBe(`receipt: ${kept[2]!.bidder_id} bid 1400 USD at seq 6: ok`);
+    // Paged two entries at a time, the log is the same.
+    const paged = await fetchLog(a.http, id, 2);
+    expect(paged.entries.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    const keys = await a.http.keys();
+    expect((await verifyReceipts({ auctionId: id, log: paged, keys, receipts: kept, finalHash: closed.log_hash })).ok).toBe(true);
+    // A receipt claiming Ann led at seq 4 with Ben's amount: refused.
+    report = await verifyReceipts({ auctionId: id, log: paged, keys, receipts: [{ ...kept[1]!, amount: 1300 }], finalHash: closed.log_hash });
+    expect(report.problem).toMatch(/^receipt for seq 4: the signature does not match the server's key/);
+    a.close();
+    b.close();
   }, 30_000);
 
   it("two clients racing for the same seq: exactly one is accepted and both watches agree", async () => {

@@ -3,7 +3,7 @@ import { backoffDelay } from "../../src/backoff.js";
 import { jwtExpiry, refreshDelay } from "../../src/client.js";
 import { ClockEstimator } from "../../src/clock.js";
 import { GavelError } from "../../src/errors.js";
-import { AuctionFeed } from "../../src/feed.js";
+import { AuctionFeed, applyClosed } from "../../src/feed.js";
 import { HttpApi, newRequestId } from "../../src/http.js";
 import { auction, fakeFetch } from "./fakes.js";
 
@@ -53,6 +53,17 @@ describe("feed", () => {
     expect([f.seq, f.inSync, f.recentBids]).toEqual([9, true, []]);
     expect(f.update({ auction_id: "a1", seq: 10, event: "opened" })).toBe("applied");
     expect(f.auction?.status).toBe("open");
+  });
+});
+
+describe("applyClosed", () => {
+  it("takes the close's result and the final hash of the log it published", () => {
+    const c = { auction_id: "a1", seq: 9, reason: "ended" as const, winner: { id: "u-1", name: "Ann" }, final_price: 12000, closed_at: 5_000, bid_count: 3, reserve_met: null };
+    const v = applyClosed(auction({ seq: 8, price: 12000 }), { ...c, log_hash: "ab".repeat(32) });
+    expect(v).toMatchObject({ status: "closed", seq: 9, price: 12000, leader: c.winner, log_hash: "ab".repeat(32) });
+    expect(v.closing).toEqual({ reason: "ended", closed_at: 5_000, winner: c.winner, final_price: 12000 });
+    // A server without the log publishes none: the view keeps what it had.
+    expect(applyClosed(auction({ seq: 8 }), c).log_hash).toBeUndefined();
   });
 });
 

@@ -48,6 +48,7 @@ impl Fixture {
             title: format!("Conformance lot {name}"),
             description: "Made by the archive conformance suite.".into(),
             currency: Currency::parse("USD").expect("USD"),
+            category: None,
             starting_price: money(1_000),
             increment: IncrementPolicy::Fixed { amount: money(50) },
             starts_at: START,
@@ -62,6 +63,32 @@ impl Fixture {
             now: START,
             requests: 0,
         }
+    }
+
+    /// An auction with the given listing text and category, ending `ends_in` after the
+    /// start (search checks).
+    pub fn listed(
+        name: &str,
+        title: &str,
+        description: &str,
+        category: Option<&str>,
+        ends_in: Millis,
+    ) -> Self {
+        let mut f = Fixture::new(name);
+        let spec = std::sync::Arc::make_mut(&mut f.auction.spec);
+        spec.title = title.into();
+        spec.description = description.into();
+        spec.category = category.map(Into::into);
+        spec.ends_at = START + ends_in;
+        f.auction.state.ends_at = spec.ends_at;
+        f.auction =
+            Auction::new(f.auction.id.clone(), (*f.auction.spec).clone()).expect("a valid spec");
+        f
+    }
+
+    /// The auction's start time.
+    pub fn start() -> Millis {
+        START
     }
 
     pub fn id(&self) -> &AuctionId {

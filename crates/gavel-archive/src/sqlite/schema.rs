@@ -48,6 +48,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "log",
         sql: include_str!("../../migrations/sqlite/006_log.sql"),
     },
+    Migration {
+        version: 7,
+        name: "personal",
+        sql: include_str!("../../migrations/sqlite/007_personal.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "search",
+        sql: include_str!("../../migrations/sqlite/008_search.sql"),
+    },
 ];
 
 /// The schema version this build writes.

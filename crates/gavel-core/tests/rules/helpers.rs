@@ -24,6 +24,7 @@ pub fn spec() -> AuctionSpec {
         title: "Lot 1: a brass telescope".into(),
         description: String::new(),
         currency: Currency::parse("USD").unwrap(),
+        category: None,
         starting_price: m(1_000),
         increment: IncrementPolicy::Fixed { amount: m(100) },
         starts_at: START,

@@ -136,6 +136,7 @@ mod tests {
             title: "Lot".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: Money::new(100).unwrap(),
             increment: IncrementPolicy::Fixed {
                 amount: Money::new(10).unwrap(),

@@ -227,6 +227,7 @@ mod tests {
                     title: "Lot".into(),
                     description: String::new(),
                     currency: Currency::parse("USD").unwrap(),
+                    category: None,
                     starting_price: money(100),
                     increment: IncrementPolicy::Table {
                         bands: vec![
@@ -343,6 +344,7 @@ mod tests {
             title: "Lot".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: money(100),
             increment: IncrementPolicy::Fixed { amount: money(10) },
             starts_at: T0,

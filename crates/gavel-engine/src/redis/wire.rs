@@ -173,6 +173,7 @@ mod tests {
             title: "t".into(),
             description: String::new(),
             currency: Currency::parse("USD").unwrap(),
+            category: None,
             starting_price: Money::new(100).unwrap(),
             increment: IncrementPolicy::Fixed {
                 amount: Money::new(10).unwrap(),

@@ -1,4 +1,4 @@
-//! Auctions: list, read, history, create, bid, cancel, end early.
+//! Auctions: list, search, read, history, create, bid, cancel, end early.
 
 use super::{Admin, ApiError, JsonBody, Path, Query, User};
 use crate::bidding::{self, BidError, RawBid};
@@ -8,13 +8,14 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use gavel_archive::search::{self, SearchQuery, SearchSort, SearchStatus};
 use gavel_core::{
     Auction, AuctionId, AuctionSpec, Currency, IncrementBand, IncrementPolicy, Money, SoftClose,
 };
 use gavel_engine::AdminAction;
 use gavel_protocol::{
-    parse_amount, AuctionList, AuctionView, BidHistory, BidResult, CreateAuction, ErrorCode,
-    PlaceBid,
+    parse_amount, AuctionList, AuctionView, BidHistory, BidResult, CategoryCount, CategoryList,
+    CreateAuction, ErrorCode, PlaceBid, SearchResults,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -228,6 +229,7 @@ pub fn auction_from_request(req: CreateAuction, now: i64) -> Result<Auction, Api
     let spec = AuctionSpec {
         title: req.title.trim().to_string(),
         description: req.description,
+        category: req.category,
         currency,
         starting_price,
         increment,
@@ -319,4 +321,148 @@ pub async fn end_early(
     Path(id): Path<String>,
 ) -> Result<Json<AuctionView>, ApiError> {
     admin_close(&state, &admin, &id, AdminAction::EndEarly).await
+}
+
+#[derive(Deserialize)]
+pub struct SearchParams {
+    q: Option<String>,
+    category: Option<String>,
+    status: Option<String>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    ending_within_ms: Option<i64>,
+    sort: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+/// Page size of a search when the client gives none.
+pub const SEARCH_DEFAULT_LIMIT: u32 = 24;
+/// The longest free-text query read, in characters (the words past it are dropped).
+const MAX_QUERY_CHARS: usize = 200;
+
+/// Reads a search's query string into an archive query at `now`.
+fn search_query(p: SearchParams, now: i64) -> Result<SearchQuery, ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
+    let text = p.q.unwrap_or_default();
+    let text: String = text.chars().take(MAX_QUERY_CHARS).collect();
+    if let Some(c) = &p.category {
+        if !gavel_core::valid_category(c) {
+            return Err(bad(
+                "category must be 1 to 40 characters of a-z, 0-9 and '-'".into(),
+            ));
+        }
+    }
+    let status = match p.status.as_deref() {
+        None => SearchStatus::Any,
+        Some(s) => s.parse().map_err(|()| {
+            ApiError::new(
+                ErrorCode::InvalidStatus,
+                "status must be any, live, scheduled, open or closed",
+            )
+        })?,
+    };
+    let sort = match p.sort.as_deref() {
+        None => SearchSort::Ending,
+        Some(s) => s
+            .parse()
+            .map_err(|()| bad("sort must be ending, newest, price_asc or price_desc".into()))?,
+    };
+    for (name, v) in [("min_price", p.min_price), ("max_price", p.max_price)] {
+        if v.is_some_and(|v| !(0..=gavel_protocol::MAX_AMOUNT).contains(&v)) {
+            return Err(bad(format!(
+                "{name} must be 0 to {} (minor units)",
+                gavel_protocol::MAX_AMOUNT
+            )));
+        }
+    }
+    let ends_before = match p.ending_within_ms {
+        None => None,
+        Some(ms) if (1..=gavel_core::MAX_SPAN_MS).contains(&ms) => Some(now.saturating_add(ms)),
+        Some(_) => {
+            return Err(bad(format!(
+                "ending_within_ms must be 1 to {}",
+                gavel_core::MAX_SPAN_MS
+            )))
+        }
+    };
+    let limit = p.limit.unwrap_or(SEARCH_DEFAULT_LIMIT);
+    if !(1..=search::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidLimit,
+            format!("limit must be 1 to {}", search::MAX_LIMIT),
+        ));
+    }
+    let offset = p.offset.unwrap_or(0);
+    if offset.saturating_add(limit) > search::MAX_DEPTH {
+        return Err(bad(format!(
+            "offset + limit must be at most {}: narrow the search instead",
+            search::MAX_DEPTH
+        )));
+    }
+    Ok(SearchQuery {
+        words: search::words(&text),
+        category: p.category,
+        status,
+        min_price: p.min_price,
+        max_price: p.max_price,
+        ends_before,
+        sort,
+        now,
+        offset,
+        limit,
+    })
+}
+
+/// `GET /api/search`: free text, category, status, price and end-time filters, sorted and
+/// paged by the archive's indexes (see `gavel_archive::search`). A live auction is shown
+/// as the engine holds it now; the filters and the order read the archived state, which in
+/// distributed mode is as of the drainer's last write.
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Query(p): Query<SearchParams>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let now = state.engine.now();
+    let mut query = search_query(p, now)?;
+    let limit = query.limit;
+    // One more than asked: whether another page follows.
+    query.limit += 1;
+    let mut found = state
+        .archive
+        .search(&query)
+        .await
+        .map_err(ApiError::internal)?;
+    let more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    let mut auctions = Vec::with_capacity(found.len());
+    for stored in found {
+        let current = if stored.state.closing.is_none() {
+            state.engine.auction(&stored.id).await?.unwrap_or(stored)
+        } else {
+            stored
+        };
+        auctions.push(views::auction_view(&current, now, None));
+    }
+    let next_offset =
+        (more && query.offset + limit < search::MAX_DEPTH).then_some(query.offset + limit);
+    Ok(Json(SearchResults {
+        auctions,
+        server_time: now,
+        next_offset,
+    }))
+}
+
+/// `GET /api/categories`: the categories of auctions not closed yet, with their counts.
+pub async fn categories(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<CategoryList>, ApiError> {
+    let categories = state
+        .archive
+        .categories()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|(category, live)| CategoryCount { category, live })
+        .collect();
+    Ok(Json(CategoryList { categories }))
 }

@@ -43,6 +43,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/session/refresh", post(session::refresh))
         .route("/api/me", get(session::me))
         .route("/api/auctions", get(auctions::list).post(auctions::create))
+        .route("/api/search", get(auctions::search))
+        .route("/api/categories", get(auctions::categories))
         .route("/api/auctions/{id}", get(auctions::get_one))
         .route(
             "/api/auctions/{id}/bids",

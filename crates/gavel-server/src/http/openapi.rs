@@ -71,6 +71,30 @@ fn log_limit_schema() -> Value {
 fn latency_limit_schema() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10})
 }
+fn search_status_schema() -> Value {
+    json!({"type": "string", "enum": ["any", "live", "scheduled", "open", "closed"], "default": "any"})
+}
+fn search_sort_schema() -> Value {
+    json!({"type": "string", "enum": ["ending", "newest", "price_asc", "price_desc"], "default": "ending"})
+}
+fn search_limit_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 24})
+}
+fn offset_schema() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 9999, "default": 0})
+}
+fn text_schema() -> Value {
+    json!({"type": "string", "maxLength": 1000})
+}
+fn category_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 40, "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"})
+}
+fn price_schema() -> Value {
+    json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_i64})
+}
+fn within_schema() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": 31_536_000_000_i64})
+}
 fn seq_schema() -> Value {
     json!({"type": "integer", "minimum": 0})
 }
@@ -257,6 +281,85 @@ const OPS: &[Op] = &[
         request: None,
         responses: &[(200, Body::Json("AuctionList"), "One page of auctions.")],
         errors: &[InvalidQuery, InvalidStatus, InvalidLimit],
+    },
+    Op {
+        method: "get",
+        path: "/api/search",
+        id: "searchAuctions",
+        summary: "Search auctions",
+        description: "Free text over title and description (each word a prefix, all required; punctuation separates words), a category, a status, a range of current price (the price to beat: the leading price, or the starting price before the first bid) and an end time, sorted and paged by the archive's indexes (SQLite FTS5, PostgreSQL full text). Pass `next_offset` back as `offset` with the same query for the next page. Filters and order read the archived state: in distributed mode a live auction's price there is as of the drainer's last write, while the auction itself is shown as the engine holds it now.",
+        auth: Auth::Anyone,
+        params: &[
+            Param {
+                name: "q",
+                location: "query",
+                description: "Words to find (the first 200 characters, at most 8 words).",
+                schema: text_schema,
+            },
+            Param {
+                name: "category",
+                location: "query",
+                description: "Only this category.",
+                schema: category_schema,
+            },
+            Param {
+                name: "status",
+                location: "query",
+                description: "`live` (scheduled and open), `scheduled`, `open`, `closed` or `any`.",
+                schema: search_status_schema,
+            },
+            Param {
+                name: "min_price",
+                location: "query",
+                description: "Current price at least this (minor units).",
+                schema: price_schema,
+            },
+            Param {
+                name: "max_price",
+                location: "query",
+                description: "Current price at most this (minor units).",
+                schema: price_schema,
+            },
+            Param {
+                name: "ending_within_ms",
+                location: "query",
+                description: "Only live auctions ending within this many ms from now.",
+                schema: within_schema,
+            },
+            Param {
+                name: "sort",
+                location: "query",
+                description: "`ending` (live ones ending soonest first, then ended ones, latest end first), `newest` (latest start first), `price_asc`, `price_desc`. Ties go by id.",
+                schema: search_sort_schema,
+            },
+            Param {
+                name: "limit",
+                location: "query",
+                description: "Page size.",
+                schema: search_limit_schema,
+            },
+            Param {
+                name: "offset",
+                location: "query",
+                description: "Results to skip: the previous page's `next_offset`. `offset + limit` is at most 10000.",
+                schema: offset_schema,
+            },
+        ],
+        request: None,
+        responses: &[(200, Body::Json("SearchResults"), "One page of results.")],
+        errors: &[InvalidQuery, InvalidStatus, InvalidLimit],
+    },
+    Op {
+        method: "get",
+        path: "/api/categories",
+        id: "listCategories",
+        summary: "Categories of live auctions",
+        description: "Every category that auctions not closed yet are in, by name, with how many each holds.",
+        auth: Auth::Anyone,
+        params: &[],
+        request: None,
+        responses: &[(200, Body::Json("CategoryList"), "The categories.")],
+        errors: &[],
     },
     Op {
         method: "post",

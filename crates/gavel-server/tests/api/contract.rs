@@ -188,6 +188,8 @@ fn round_trip(name: &str, v: &Value) -> Result<Value, String> {
         "Health" => rt::<Health>(v),
         "Readiness" => rt::<Readiness>(v),
         "AuctionList" => rt::<AuctionList>(v),
+        "SearchResults" => rt::<SearchResults>(v),
+        "CategoryList" => rt::<CategoryList>(v),
         "AuctionView" => rt::<AuctionView>(v),
         "BidView" => rt::<BidView>(v),
         "BidHistory" => rt::<BidHistory>(v),

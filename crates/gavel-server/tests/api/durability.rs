@@ -1,88 +1,28 @@
 //! A confirmed bid survives `kill -9` of the server process (embedded: the SQLite archive;
 //! distributed: Redis, with the node's drainer killed mid-stream too).
 
-use crate::helpers::{Isolation, Mode, MODE};
+use crate::helpers::{backends, free_port, start_process, Mode, ServerProcess, MODE};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const ADMIN: &str = "kill-test-admin-token";
 
 /// Starts `gavel serve`; `backends` are the distributed mode's flags (none: embedded).
-async fn start(data_dir: &std::path::Path, port: u16, backends: &[String]) -> Server {
-    #[allow(clippy::zombie_processes)] // `Server`'s Drop kills and waits for it.
-    let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "--admin-token",
-            "kill-test-admin-token",
-            "--bids-per-second",
-            "10000",
-        ])
-        .args(backends)
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("GAVEL_REDIS_URL")
-        .env_remove("GAVEL_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gavel");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Server { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
+async fn start(data_dir: &std::path::Path, port: u16, backends: &[String]) -> ServerProcess {
+    start_process(data_dir, port, ADMIN, backends).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn confirmed_bids_survive_kill_9_and_nothing_is_duplicated() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let isolation = match MODE {
-        Mode::Embedded => None,
-        Mode::Distributed => Some(Isolation::new().await),
-    };
-    let backends = isolation
-        .as_ref()
-        .map(Isolation::serve_args)
-        .unwrap_or_default();
+    let (_isolation, backends) = backends().await;
     let mut server = start(dir.path(), port, &backends).await;
     let http = reqwest::Client::new();
     let created: Value = http
         .post(format!("{}/api/auctions", server.base))
-        .bearer_auth("kill-test-admin-token")
+        .bearer_auth(ADMIN)
         .json(&json!({"title": "Durable", "starting_price": 100, "increment": 1, "duration_ms": 600000}))
         .send()
         .await

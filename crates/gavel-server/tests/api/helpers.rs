@@ -57,6 +57,83 @@ impl Isolation {
     }
 }
 
+/// A `gavel serve` process (for tests that kill it with SIGKILL), killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The mode's backend flags for a `gavel serve` process (and the isolation to keep alive
+/// while they are used).
+pub async fn backends() -> (Option<Isolation>, Vec<String>) {
+    match MODE {
+        Mode::Embedded => (None, Vec::new()),
+        Mode::Distributed => {
+            let iso = Isolation::new().await;
+            let args = iso.serve_args();
+            (Some(iso), args)
+        }
+    }
+}
+
+/// Starts `gavel serve` on `port` with its data in `data_dir`, the admin token `admin` and
+/// `flags` (no backend or webhook setting is taken from the environment); waits for
+/// `/healthz`.
+pub async fn start_process(
+    data_dir: &std::path::Path,
+    port: u16,
+    admin: &str,
+    flags: &[String],
+) -> ServerProcess {
+    #[allow(clippy::zombie_processes)] // `ServerProcess`'s Drop kills and waits for it.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gavel"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--admin-token", admin, "--bids-per-second", "10000"])
+        .args(flags)
+        .env("RUST_LOG", "warn")
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("GAVEL_REDIS_URL")
+        .env_remove("GAVEL_DATABASE_URL")
+        .env_remove("GAVEL_WEBHOOK")
+        .env_remove("GAVEL_WEBHOOK_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gavel");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return ServerProcess { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start");
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,

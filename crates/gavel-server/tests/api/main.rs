@@ -21,6 +21,7 @@ mod listing;
 mod modes;
 mod replay;
 mod rooms;
+mod search;
 mod sessions;
 mod slow_consumers;
 mod strict_input;

@@ -2,7 +2,7 @@
 //! which verifies every Standard Webhooks signature itself (its own HMAC code, not the
 //! server's), and can fail, hang or answer 410 on demand.
 
-use crate::helpers::{only_in, Isolation, Mode, MODE};
+use crate::helpers::{backends, free_port, only_in, start_process, Mode, ServerProcess, MODE};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +12,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -240,26 +239,6 @@ impl Receiver {
 // ---------------------------------------------------------------------------------------
 // The server under test: a real process, so it can be killed with SIGKILL.
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `gavel serve` with one webhook to `receiver` and `extra` flags.
 async fn start(
     data_dir: &std::path::Path,
@@ -267,54 +246,20 @@ async fn start(
     backends: &[String],
     receiver: &Receiver,
     extra: &[&str],
-) -> Server {
-    #[allow(clippy::zombie_processes)] // `Server`'s Drop kills and waits for it.
-    let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--admin-token", ADMIN, "--bids-per-second", "10000"])
-        .args(["--webhook", &receiver.url, "--webhook-secret", SECRET])
-        .args(["--webhook-poll", "100ms"])
-        .args(extra)
-        .args(backends)
-        .env("RUST_LOG", "warn")
-        .env_remove("REDIS_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("GAVEL_REDIS_URL")
-        .env_remove("GAVEL_DATABASE_URL")
-        .env_remove("GAVEL_WEBHOOK")
-        .env_remove("GAVEL_WEBHOOK_SECRET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gavel");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Server { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
-
-/// The mode's backend flags (and the isolation to keep alive while they are used).
-async fn backends() -> (Option<Isolation>, Vec<String>) {
-    match MODE {
-        Mode::Embedded => (None, Vec::new()),
-        Mode::Distributed => {
-            let iso = Isolation::new().await;
-            let args = iso.serve_args();
-            (Some(iso), args)
-        }
-    }
+) -> ServerProcess {
+    let mut flags: Vec<String> = [
+        "--webhook",
+        &receiver.url,
+        "--webhook-secret",
+        SECRET,
+        "--webhook-poll",
+        "100ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    flags.extend(backends.iter().cloned());
+    start_process(data_dir, port, ADMIN, &flags).await
 }
 
 async fn create_auction(base: &str, body: Value) -> String {

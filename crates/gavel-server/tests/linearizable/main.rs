@@ -2,6 +2,8 @@
 //! embedded server; two distributed nodes on Redis and PostgreSQL), every operation
 //! recorded, and the history checked by `gavel-check` with the auction rules as the model.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod nodes;
 mod workload;
 
@@ -29,6 +31,7 @@ async fn run_and_check(nodes: Vec<workload::Node>, admin: &str, skew_ms: i64, ta
         bidding_secs: 7.5,
         seed,
         tag: format!("{tag}{}", seed % 1_000_000),
+        created: None,
     };
     let tally = workload::run(nodes, admin, plan, rec.clone()).await;
     let history = rec.history();
@@ -86,12 +89,18 @@ async fn concurrent_clients_of_an_embedded_server_see_a_linearizable_history() {
 async fn concurrent_clients_of_two_distributed_nodes_see_a_linearizable_history() {
     let _turn = TURN.lock().await;
     tokio::time::timeout(LIMIT, async {
-        let d = nodes::Deployment::new();
+        let d = nodes::Deployment::new().await;
         let a = d.node("a").await;
         let b = d.node("b").await;
         // Decisions use Redis's clock; a node's view of it is an estimate within a
         // millisecond or two.
-        run_and_check(vec![a.node(), b.node()], nodes::ADMIN, 2, "distributed").await;
+        run_and_check(
+            vec![nodes::client(&a), nodes::client(&b)],
+            nodes::ADMIN,
+            2,
+            "distributed",
+        )
+        .await;
     })
     .await
     .expect("bounded in time");

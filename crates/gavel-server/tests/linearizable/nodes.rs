@@ -6,8 +6,7 @@
 
 use crate::workload::Node;
 use gavel_server::config::ServeConfig;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN: &str = "linearizable-admin";
@@ -52,159 +51,25 @@ impl Embedded {
     }
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "{tag}_{}_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 /// One Redis prefix and PostgreSQL schema shared by a test's nodes; removed when dropped.
-pub struct Deployment {
-    prefix: String,
-    schema: String,
-    dir: Option<tempfile::TempDir>,
-}
+pub struct Deployment(crate::common::nodes::Deployment);
 
 /// A `gavel` process, killed when dropped.
-pub struct Process {
-    child: Child,
-    base: String,
-}
+pub type Process = crate::common::nodes::Node;
 
-impl Process {
-    pub fn node(&self) -> Node {
-        Node {
-            base: self.base.clone(),
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The workload's view of a node.
+pub fn client(process: &Process) -> Node {
+    Node {
+        base: process.base.clone(),
     }
 }
 
 impl Deployment {
-    pub fn new() -> Self {
-        Deployment {
-            prefix: unique("glin").replace('_', "-"),
-            schema: unique("glin"),
-            dir: Some(tempfile::tempdir().unwrap()),
-        }
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.as_ref().expect("present until drop").path()
+    pub async fn new() -> Self {
+        Deployment(crate::common::nodes::Deployment::new("glin", ADMIN).await)
     }
 
     pub async fn node(&self, name: &str) -> Process {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = self.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let log_path = self.path().join(format!("{name}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gavel"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--redis", &redis_url()])
-            .args(["--database", &database_url()])
-            .args(["--redis-prefix", &self.prefix])
-            .args(["--database-schema", &self.schema])
-            .args(["--node-id", name])
-            .args(["--admin-token", ADMIN])
-            .args([
-                "--jwt-secret",
-                "linearizable-test-secret-of-32-bytes-or-more",
-            ])
-            .args(["--bids-per-second", "100000"])
-            .args(["--max-connections-per-ip", "0"])
-            .args(["--sessions-per-minute-per-ip", "0"])
-            .env("RUST_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("the gavel binary starts");
-        let process = Process {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = http.get(format!("{}/healthz", process.base)).send().await {
-                if r.status().is_success() {
-                    return process;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "node {name} did not start:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("node logs kept in {}", dir.keep().display());
-            }
-        }
-        // Leave Redis and PostgreSQL as we found them: this test's keys and schema only.
-        let (prefix, schema) = (self.prefix.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(client) = redis::Client::open(redis_url()) {
-                if let Ok(mut c) = client.get_connection() {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}:*"))
-                        .query(&mut c)
-                        .unwrap_or_default();
-                    for k in keys {
-                        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
-                    }
-                }
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&database_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        self.0.node(name, &[]).await
     }
 }

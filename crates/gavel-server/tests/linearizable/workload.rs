@@ -59,6 +59,8 @@ pub struct Plan {
     pub seed: u64,
     /// Distinguishes this run's auction ids.
     pub tag: String,
+    /// Told the auction ids once they exist (for watchers started beside the workload).
+    pub created: Option<tokio::sync::mpsc::UnboundedSender<Vec<String>>>,
 }
 
 /// What the run did, for coverage assertions.
@@ -92,20 +94,64 @@ struct Waiting {
     snapshots: HashMap<String, VecDeque<Waiter>>,
 }
 
-/// One WebSocket: a writer held by its client and a reader task routing answers.
-struct WsConn {
-    sink: tokio::sync::Mutex<WsSink>,
+/// One open WebSocket: its writer, and who waits for which answer on it.
+struct Socket {
+    sink: WsSink,
     waiting: Arc<Mutex<Waiting>>,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A client's WebSocket: a writer held by its client and a reader task routing answers.
+/// When the connection is gone (its node was killed), the next request opens a new one,
+/// to the client's node or else the next one that answers, as a real client reconnects.
+struct WsConn {
+    nodes: Vec<Node>,
+    home: usize,
+    token: String,
+    socket: tokio::sync::Mutex<Option<Socket>>,
 }
 
 impl WsConn {
-    async fn open(node: &Node, token: &str) -> WsConn {
-        let (stream, _) = tokio_tungstenite::connect_async(node.ws_url(token))
-            .await
-            .expect("ws connect");
+    /// Opens the first connection (retrying on every node for up to 30 s).
+    async fn open(nodes: &[Node], home: usize, token: &str) -> WsConn {
+        let conn = WsConn {
+            nodes: nodes.to_vec(),
+            home,
+            token: token.to_string(),
+            socket: tokio::sync::Mutex::new(None),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(socket) = conn.connect().await {
+                *conn.socket.lock().await = Some(socket);
+                return conn;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no node accepted a WebSocket for 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A new connection: the home node first, then the others.
+    async fn connect(&self) -> Option<Socket> {
+        for k in 0..self.nodes.len() {
+            let node = &self.nodes[(self.home + k) % self.nodes.len()];
+            let attempt = tokio_tungstenite::connect_async(node.ws_url(&self.token));
+            if let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_secs(2), attempt).await
+            {
+                return Some(Self::route(stream));
+            }
+        }
+        None
+    }
+
+    fn route(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Socket {
         let (sink, mut stream) = stream.split();
         let waiting = Arc::new(Mutex::new(Waiting::default()));
-        let w = waiting.clone();
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (w, up) = (waiting.clone(), alive.clone());
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
@@ -131,14 +177,37 @@ impl WsConn {
                 }
             }
             // The connection is gone: every waiter hears nothing (its receiver errors).
+            up.store(false, std::sync::atomic::Ordering::SeqCst);
             let mut w = w.lock();
             w.bids.clear();
             w.snapshots.clear();
         });
-        WsConn {
-            sink: tokio::sync::Mutex::new(sink),
+        Socket {
+            sink,
             waiting,
+            alive,
         }
+    }
+
+    /// Sends `msg` on the live connection (opening a new one if it is gone); the waiting
+    /// list of the connection it went out on, `None` when it could not be sent.
+    async fn send(&self, msg: &Value, register: impl FnOnce(&mut Waiting)) -> bool {
+        let mut socket = self.socket.lock().await;
+        let dead = socket
+            .as_ref()
+            .is_none_or(|s| !s.alive.load(std::sync::atomic::Ordering::SeqCst));
+        if dead {
+            *socket = self.connect().await;
+        }
+        let Some(s) = socket.as_mut() else {
+            return false;
+        };
+        register(&mut s.waiting.lock());
+        if s.sink.send(Message::text(msg.to_string())).await.is_err() {
+            *socket = None;
+            return false;
+        }
+        true
     }
 
     /// Sends `msg` and waits for the answer routed by `key`; `None` when none came.
@@ -149,25 +218,19 @@ impl WsConn {
         snapshot_key: Option<&str>,
     ) -> (i64, Option<(i64, Value)>) {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut w = self.waiting.lock();
-            let map = if bid_key.is_some() {
-                &mut w.bids
-            } else {
-                &mut w.snapshots
-            };
-            map.entry(bid_key.or(snapshot_key).unwrap_or_default().to_string())
-                .or_default()
-                .push_back(tx);
-        }
         let sent = now_us();
         let ok = self
-            .sink
-            .lock()
-            .await
-            .send(Message::text(msg.to_string()))
-            .await
-            .is_ok();
+            .send(&msg, |w| {
+                let map = if bid_key.is_some() {
+                    &mut w.bids
+                } else {
+                    &mut w.snapshots
+                };
+                map.entry(bid_key.or(snapshot_key).unwrap_or_default().to_string())
+                    .or_default()
+                    .push_back(tx);
+            })
+            .await;
         if !ok {
             return (sent, None);
         }
@@ -372,14 +435,11 @@ impl Shared {
                 Some(auction),
             )
             .await;
-        let _ = ws
-            .sink
-            .lock()
-            .await
-            .send(Message::text(
-                json!({"type": "unsubscribe", "auction_id": auction}).to_string(),
-            ))
-            .await;
+        ws.send(
+            &json!({"type": "unsubscribe", "auction_id": auction}),
+            |_| {},
+        )
+        .await;
         let (answer, received) = match got {
             Some((at, v)) if v["type"] == "snapshot" => (
                 serde_json::from_value::<SnapshotBody>(v)
@@ -406,17 +466,26 @@ impl Shared {
             AdminAction::Cancel => "cancel",
             AdminAction::EndEarly => "end",
         };
-        let sent = now_us();
-        let r = self
-            .http
-            .post(format!(
-                "{}/api/auctions/{auction}/{path}",
-                self.nodes[0].base
-            ))
-            .bearer_auth(token)
-            .json(&json!({}))
-            .send()
-            .await;
+        // A node that refuses the connection never saw the request: the next one is asked
+        // (a node may be down in the chaos run).
+        let mut node = 0;
+        let (sent, r) = loop {
+            let sent = now_us();
+            let r = self
+                .http
+                .post(format!(
+                    "{}/api/auctions/{auction}/{path}",
+                    self.nodes[node].base
+                ))
+                .bearer_auth(token)
+                .json(&json!({}))
+                .send()
+                .await;
+            match r {
+                Err(e) if e.is_connect() && node + 1 < self.nodes.len() => node += 1,
+                r => break (sent, r),
+            }
+        };
         let answer = match r {
             Ok(r) => match r.json::<Value>().await {
                 Ok(v) if v["error"].is_object() => Answer::Error(error_detail(&v["error"])),
@@ -428,7 +497,7 @@ impl Shared {
             Err(e) => Answer::Lost(format!("request failed: {e}")),
         };
         self.rec.record(Record::Admin(Admin {
-            call: call(auction, "admin", Via::Http, 0, sent),
+            call: call(auction, "admin", Via::Http, node, sent),
             action,
             answer,
         }));
@@ -523,18 +592,8 @@ pub async fn run(nodes: Vec<Node>, admin_token: &str, plan: Plan, rec: Arc<Recor
     let now_ms = now_us() / 1000;
     let mut views = Vec::new();
     for body in auction_bodies(&plan.tag, now_ms) {
-        let id = body.id.clone().unwrap();
-        let sent = now_us();
-        let r = shared
-            .http
-            .post(format!("{}/api/auctions", shared.nodes[0].base))
-            .bearer_auth(admin_token)
-            .json(&body)
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(r.status(), 201, "creating {id}");
-        let view: AuctionView = r.json().await.unwrap();
+        let (sent, view) = create(&shared, admin_token, &body).await;
+        let id = view.id.clone();
         shared.rec.record(Record::Create(Create {
             call: call(&id, "admin", Via::Http, 0, sent),
             request: body,
@@ -544,13 +603,16 @@ pub async fn run(nodes: Vec<Node>, admin_token: &str, plan: Plan, rec: Arc<Recor
     }
     let ids: Vec<String> = views.iter().map(|v| v.id.clone()).collect();
     shared.tally.lock().auctions = ids.clone();
+    if let Some(tx) = &plan.created {
+        let _ = tx.send(ids.clone());
+    }
     let mut clients = Vec::new();
     for i in 0..plan.clients {
         let node = i % shared.nodes.len();
         let name = format!("c{i:02}");
         let (user, token) = session(&shared, node, &name, None).await;
         let ws = if i % 2 == 0 {
-            Some(WsConn::open(&shared.nodes[node], &token).await)
+            Some(WsConn::open(&shared.nodes, node, &token).await)
         } else {
             None
         };
@@ -617,6 +679,48 @@ pub async fn run(nodes: Vec<Node>, admin_token: &str, plan: Plan, rec: Arc<Recor
     shared.tally.into_inner()
 }
 
+/// Creates an auction, trying each node in turn for up to 30 s (a node may be down, Redis
+/// restarting). When an attempt's answer was lost, the auction may exist: it is read back,
+/// and its view (nobody can have bid on an id nobody was told) stands for the answer.
+/// Returns the first attempt's send time and the view.
+async fn create(shared: &Shared, admin_token: &str, body: &CreateAuction) -> (i64, AuctionView) {
+    let id = body.id.clone().expect("the workload names its auctions");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let sent = now_us();
+    for attempt in 0.. {
+        let node = &shared.nodes[attempt % shared.nodes.len()];
+        let r = shared
+            .http
+            .post(format!("{}/api/auctions", node.base))
+            .bearer_auth(admin_token)
+            .json(body)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if r.status() == 201 {
+                if let Ok(view) = r.json::<AuctionView>().await {
+                    return (sent, view);
+                }
+            }
+        }
+        if attempt > 0 {
+            if let Answer::Ok(view) = shared
+                .get_json::<AuctionView>(format!("{}/api/auctions/{id}", node.base))
+                .await
+            {
+                return (sent, view);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "creating {id} failed on every node for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unreachable!()
+}
+
+/// Signs in on `node` (or, when it does not answer, the next ones) within 30 s.
 async fn session(
     shared: &Shared,
     node: usize,
@@ -627,32 +731,37 @@ async fn session(
     if let Some(a) = admin {
         body["admin_token"] = a.into();
     }
-    let v: Value = shared
-        .http
-        .post(format!("{}/api/session", shared.nodes[node].base))
-        .json(&body)
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("session body");
-    (
-        UserRef {
-            id: v["user"]["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("signing in {name}: {v}"))
-                .into(),
-            name: v["user"]["name"]
-                .as_str()
-                .unwrap_or_else(|| panic!("signing in {name}: {v}"))
-                .into(),
-        },
-        v["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("signing in {name}: {v}"))
-            .into(),
-    )
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let base = &shared.nodes[(node + attempt) % shared.nodes.len()].base;
+        let r = shared
+            .http
+            .post(format!("{base}/api/session"))
+            .json(&body)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if let Ok(v) = r.json::<Value>().await {
+                if let (Some(id), Some(n), Some(token)) = (
+                    v["user"]["id"].as_str(),
+                    v["user"]["name"].as_str(),
+                    v["token"].as_str(),
+                ) {
+                    let user = UserRef {
+                        id: id.into(),
+                        name: n.into(),
+                    };
+                    return (user, token.into());
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "signing in {name} failed on every node for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unreachable!()
 }
 
 /// One client: bids and reads until the deadline.

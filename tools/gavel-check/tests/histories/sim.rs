@@ -41,6 +41,7 @@ pub fn spec() -> AuctionSpec {
         title: "Lot".into(),
         description: String::new(),
         currency: Currency::parse("USD").unwrap(),
+        category: None,
         starting_price: Money::new(1000).unwrap(),
         increment: IncrementPolicy::Fixed {
             amount: Money::new(100).unwrap(),
@@ -69,6 +70,7 @@ pub fn view_of(a: &Auction, now: i64, viewer: Option<&str>) -> AuctionView {
         id: a.id.to_string(),
         title: a.spec.title.clone(),
         description: a.spec.description.clone(),
+        category: a.spec.category.clone(),
         currency: a.spec.currency.to_string(),
         starting_price: a.spec.starting_price.minor_units(),
         increment: a.increment().minor_units(),

@@ -70,6 +70,9 @@ pub struct CreateArgs {
     /// Longer text shown with the auction.
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Catalogue section, a slug such as `watches` (1–40 of a-z, 0-9, -).
+    #[arg(long)]
+    pub category: Option<String>,
     /// ISO 4217 code; amounts are read with its number of decimals (USD 2, JPY 0, KWD 3).
     #[arg(long, default_value = "USD")]
     pub currency: String,
@@ -349,6 +352,7 @@ fn create_request(c: &CreateArgs) -> Result<CreateAuction, AdminError> {
         id: c.id.clone(),
         title: c.title.clone(),
         description: c.description.clone(),
+        category: c.category.clone(),
         currency: Some(currency.clone()),
         starting_price: amount("starting-price", &c.starting_price)?,
         increment: Some(amount("increment", &c.increment)?),

@@ -188,6 +188,9 @@ pub fn auction_details(a: &AuctionView) -> String {
                 .unwrap_or_else(|| "-".into()),
         ));
     }
+    if let Some(c) = &a.category {
+        rows.push(("category", c.clone()));
+    }
     if !a.description.is_empty() {
         rows.push(("description", a.description.clone()));
     }
