@@ -40,7 +40,7 @@ REDIS_URL=$cluster_url GAVEL_DIFF_CASES=${GAVEL_CLUSTER_DIFF_CASES:-60} cargo te
   --test redis_dead_letters --test retention --test restart
 REDIS_URL=$cluster_url cargo test -p gavel-engine --test redis_cluster_reshard -- --ignored
 REDIS_URL=$cluster_url cargo test -p gavel-server --test distributed -- \
-  a_bid_through_one_node of_500_bidders ten_thousand_bids a_node_killed_mid_batch
+  a_bid_through_one_node of_500_bidders a_node_killed_mid_batch
 
 if [ -f web/package.json ]; then
   echo "== web: npm ci, unit tests, dist check, browser tests"
