@@ -25,6 +25,8 @@ import {
   type SocketLike,
   type UserView,
   refreshDelay,
+  withState,
+  type AuctionStateView,
 } from "@gavel/client";
 import {
   initialLobby,
@@ -500,10 +502,18 @@ export class GavelClient {
     };
     if (attempt.kind !== "plain") msg.kind = attempt.kind;
     if (attempt.expectedSeq !== undefined) msg.expected_seq = attempt.expectedSeq;
+    // The room holds the auction's view: the answer carries only its `state` (merged below).
+    if (this.state.rooms[attempt.auctionId]?.auction) msg.lean = true;
     const sent = this.send(msg);
     const updated: BidAttempt = { ...attempt, queued: !sent, sentAt: Date.now() };
     this.pending.set(attempt.requestId, updated);
     this.set({ bids: { ...this.state.bids, [attempt.auctionId]: updated } });
+  }
+
+  /** The full view a lean answer stands for: the room's view with `state` merged in. */
+  private leanView(auctionId: string, state: AuctionStateView | null | undefined): AuctionView | null {
+    const held = this.state.rooms[auctionId]?.auction;
+    return state && held ? withState(held, state) : null;
   }
 
   private resolveBid(requestId: string, patch: Partial<BidAttempt>): BidAttempt | null {
@@ -642,7 +652,7 @@ export class GavelClient {
           state: "done",
           outcome: r.outcome,
           serverMessage: r.message,
-          auction: r.auction ?? null,
+          auction: r.auction ?? this.leanView(r.auction_id, r.state),
         });
         // Once the user's bid was decided, losing the lead is news for them.
         if (done && r.outcome !== "not_found") this.dispatchRoom(r.auction_id, { type: "participated" });

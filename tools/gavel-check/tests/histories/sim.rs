@@ -164,6 +164,7 @@ impl Sim {
             },
             message: String::new(),
             auction: Some(view_of(&self.a, now, Some(b.id.as_str()))),
+            state: None,
             receipt: None,
         }
     }
