@@ -204,6 +204,23 @@ describe("GavelClient against a fake server", () => {
     c.stop();
   });
 
+  it("a bid in a room asks for the lean answer and shows the room's view merged with the answer's state", () => {
+    const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
+    c.watchAuction("cam");
+    ws().hello(alice);
+    ws().frame({ type: "snapshot", auction: view({ title: "Held camera", description: "From the snapshot" }), server_time: Date.now(), recent_bids: [], resync: false });
+    const attempt = c.placeBid("cam", 12000);
+    expect(ws().last("bid")).toMatchObject({ request_id: attempt.requestId, lean: true });
+    const { id: _i, title: _t, description: _d, currency: _c, starting_price: _s, increment_table: _it, starts_at: _st,
+      original_ends_at: _o, has_reserve: _h, buy_now: _b, soft_close: _sc, your_max: _y, log_hash: _l, ...state } =
+      view({ seq: 3, price: 12000, min_bid: 13000 });
+    ws().frame({ type: "bid_result", request_id: attempt.requestId, auction_id: "cam", outcome: "accepted", message: "ok", state });
+    const shown = c.getState().bids.cam;
+    expect(shown).toMatchObject({ state: "done", outcome: "accepted" });
+    expect(shown.auction).toEqual(view({ seq: 3, price: 12000, min_bid: 13000, title: "Held camera", description: "From the snapshot" }));
+    c.stop();
+  });
+
   it("keeps a bid answered outcome_unknown pending and asks again with the same request id", () => {
     const c = client({ token: "t1", user: alice, expires_at: Date.now() + 3600_000 });
     ws().hello(alice);

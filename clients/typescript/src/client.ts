@@ -17,7 +17,7 @@ import type { BackoffOptions } from "./backoff.js";
 import { ClockEstimator } from "./clock.js";
 import { LatencyRecorder } from "./latency.js";
 import { GavelError } from "./errors.js";
-import { AuctionFeed, applyClosed, applyUpdate } from "./feed.js";
+import { AuctionFeed, applyClosed, applyUpdate, withState } from "./feed.js";
 import type {
   AuctionView,
   BidKind,
@@ -613,6 +613,9 @@ export class GavelClient {
     const msg: Extract<ClientMessage, { type: "bid" }> = { type: "bid", auction_id: auctionId, amount, request_id: requestId };
     if (opts.kind && opts.kind !== "plain") msg.kind = opts.kind;
     if (opts.expectedSeq !== undefined) msg.expected_seq = opts.expectedSeq;
+    // A watched auction's view is held here: the answer need not carry it again (its
+    // `state` is merged into the held view when it arrives, see onBidResult).
+    if (this.watches.get(auctionId)?.feed.auction) msg.lean = true;
     return new Promise<BidResult>((resolve, reject) => {
       const p: PendingBid = { requestId, msg, resolve, reject, firstAt: this.now(), sentAt: 0, uncertain: false, state: "queued" };
       this.pending.set(requestId, p);
@@ -809,7 +812,7 @@ export class GavelClient {
         return;
       case "bid_result": {
         const { type: _t, ...result } = m;
-        this.settle(result.request_id, result);
+        this.settle(result.request_id, this.fullResult(result));
         return;
       }
       case "error":
@@ -818,6 +821,17 @@ export class GavelClient {
       case "ok":
         return;
     }
+  }
+
+  /** A lean answer (`state` only) made whole again with the view held for its auction, so
+   *  `bid()` always resolves with `auction`. Without a held view (the watch ended before
+   *  the answer came) it keeps `state` and has no `auction`. */
+  private fullResult(r: BidResult): BidResult {
+    if (r.auction || !r.state) return r;
+    const held = this.watches.get(r.auction_id)?.feed.auction ?? this.lobby?.auctions.get(r.auction_id);
+    if (!held) return r;
+    const { state, ...rest } = r;
+    return { ...rest, auction: withState(held, state) };
   }
 
   private lobbyView(a: AuctionView): void {

@@ -3,7 +3,7 @@
 // something was missed: resubscribe with `since_seq` (the server replays what was missed,
 // or sends a snapshot with `resync: true`). Pure: no socket, no timers.
 
-import type { AuctionView, BidView, Closed, Update } from "./generated/protocol.js";
+import type { AuctionStateView, AuctionView, BidView, Closed, Update } from "./generated/protocol.js";
 
 /** History entries kept (newest first). */
 export const MAX_RECENT_BIDS = 200;
@@ -56,6 +56,16 @@ function mergeBids(existing: BidView[], incoming: BidView[]): BidView[] {
   for (const b of existing) bySeq.set(b.seq, b);
   for (const b of incoming) bySeq.set(b.seq, b);
   return [...bySeq.values()].sort((a, b) => b.seq - a.seq).slice(0, MAX_RECENT_BIDS);
+}
+
+/**
+ * The full view a lean `bid_result` stands for: `held` (the view the client holds, which
+ * supplies what never changes: title, description, settings) with `state` merged in.
+ * `your_max` and `log_hash` come from `state` alone (absent there: absent).
+ */
+export function withState(held: AuctionView, state: AuctionStateView): AuctionView {
+  const { your_max: _m, log_hash: _h, ...fixed } = held;
+  return { ...fixed, ...state };
 }
 
 /** The seq-ordered state of one auction. */

@@ -7,7 +7,7 @@ export { HttpApi, newRequestId, errorFrom } from "./http.js";
 export type { BidRetryOptions, HttpOptions, SearchParams } from "./http.js";
 export { LiveSocket } from "./socket.js";
 export type { Hello, LiveSocketOptions, SocketFactory, SocketInfo, SocketLike, SocketStatus } from "./socket.js";
-export { AuctionFeed, applyClosed, applyUpdate, MAX_RECENT_BIDS } from "./feed.js";
+export { AuctionFeed, applyClosed, applyUpdate, withState, MAX_RECENT_BIDS } from "./feed.js";
 export type { FeedResult } from "./feed.js";
 export { ClockEstimator } from "./clock.js";
 export { LatencyRecorder, LATENCY_BOUNDS_MS, bucketOf } from "./latency.js";

@@ -559,3 +559,65 @@ async fn the_live_index_holds_exactly_the_live_auctions_at_their_current_end_tim
         "the score corrected"
     );
 }
+
+/// `commit.lua` trims the recent list in steps (one `LTRIM` per 50 pushes, not one per bid):
+/// the list never holds more than twice what is read, and a reader still gets exactly the
+/// newest 50 entries, newest first, whatever limit it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recent_list_is_trimmed_in_steps_and_reads_exactly_the_newest_fifty() {
+    let p = prefix().await;
+    let clock = Clock::system();
+    clock.freeze_at(T0 + 1);
+    let e = engine(&p, |c| c.test_clock = Some(clock.clone())).await;
+    let a = Auction::new(new_id(), spec()).unwrap();
+    e.create_auction(a.clone()).await.unwrap();
+    let len = || async {
+        let n: usize = redis::cmd("LLEN")
+            .arg(e.keys().recent(&a.id))
+            .query_async(&mut redis().await)
+            .await
+            .unwrap();
+        n
+    };
+    let mut longest = 0;
+    let mut placed = Vec::new();
+    for i in 0..130i64 {
+        let who = if i % 2 == 0 { "alice" } else { "bob" };
+        let r = bid(
+            &e,
+            &a.id,
+            &format!("r{i}"),
+            req(who, 10_000 + i * 1_000, BidKind::Plain),
+        )
+        .await;
+        assert_eq!(r.outcome, Ok(()), "bid {i}");
+        placed.push(r.auction.state.seq);
+        longest = longest.max(len().await);
+    }
+    assert_eq!(
+        longest, 100,
+        "the list grows to twice the kept size, then is trimmed"
+    );
+    assert_eq!(
+        len().await,
+        79,
+        "trimmed to 50 at the 101st push, 29 pushed since"
+    );
+    for limit in [1000, 50] {
+        let recent = e.recent_bids(&a.id, limit).await.unwrap();
+        let seqs: Vec<u64> = recent.iter().map(|b| b.seq).collect();
+        let newest: Vec<u64> = placed.iter().rev().take(50).copied().collect();
+        assert_eq!(seqs, newest, "limit {limit}");
+    }
+    let three: Vec<u64> = e
+        .recent_bids(&a.id, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.seq)
+        .collect();
+    assert_eq!(
+        three,
+        placed.iter().rev().take(3).copied().collect::<Vec<_>>()
+    );
+}

@@ -119,6 +119,82 @@ pub struct AuctionView {
     pub log_hash: Option<String>,
 }
 
+/// What a decision can change in an auction's [`AuctionView`]: everything but its
+/// description (id, title, description, currency, starting price, increment table, start,
+/// original end, reserve and buy-now settings, soft-close settings), which never changes
+/// once bidding can start. What a lean `bid_result` carries (`lean: true` on the `bid`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuctionStateView {
+    /// The increment at the current price.
+    pub increment: i64,
+    pub ends_at: i64,
+    #[schemars(with = "schema::AuctionStatus")]
+    pub status: String,
+    pub price: Option<i64>,
+    pub leader: Option<UserRef>,
+    pub bid_count: u64,
+    pub seq: u64,
+    pub min_bid: i64,
+    pub reserve_met: Option<bool>,
+    pub buy_now_available: bool,
+    pub closing: Option<ClosingView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub your_max: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_hash: Option<String>,
+}
+
+impl AuctionView {
+    /// The parts of this view a decision can change.
+    pub fn state(&self) -> AuctionStateView {
+        AuctionStateView {
+            increment: self.increment,
+            ends_at: self.ends_at,
+            status: self.status.clone(),
+            price: self.price,
+            leader: self.leader.clone(),
+            bid_count: self.bid_count,
+            seq: self.seq,
+            min_bid: self.min_bid,
+            reserve_met: self.reserve_met,
+            buy_now_available: self.buy_now_available,
+            closing: self.closing.clone(),
+            your_max: self.your_max,
+            log_hash: self.log_hash.clone(),
+        }
+    }
+
+    /// This view with `state` merged in: the full view a lean answer stands for.
+    pub fn with_state(&self, state: AuctionStateView) -> AuctionView {
+        AuctionView {
+            increment: state.increment,
+            ends_at: state.ends_at,
+            status: state.status,
+            price: state.price,
+            leader: state.leader,
+            bid_count: state.bid_count,
+            seq: state.seq,
+            min_bid: state.min_bid,
+            reserve_met: state.reserve_met,
+            buy_now_available: state.buy_now_available,
+            closing: state.closing,
+            your_max: state.your_max,
+            log_hash: state.log_hash,
+            ..self.clone()
+        }
+    }
+}
+
+impl BidResult {
+    /// The lean form of this answer: `state` instead of the full `auction`.
+    pub fn lean(mut self) -> BidResult {
+        if let Some(a) = self.auction.take() {
+            self.state = Some(a.state());
+        }
+        self
+    }
+}
+
 /// One entry of the public bid history. Never carries a proxy maximum.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct BidView {
@@ -141,9 +217,15 @@ pub struct BidResult {
     #[schemars(with = "schema::BidOutcome")]
     pub outcome: String,
     pub message: String,
-    /// The auction as of the moment the bid was decided (absent for `not_found`).
+    /// The auction as of the moment the bid was decided (absent for `not_found`, and for a
+    /// WebSocket bid sent with `lean: true`, which gets `state` instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auction: Option<AuctionView>,
+    /// Only in the answer to a WebSocket bid sent with `lean: true` (not for `not_found`):
+    /// the parts of the auction a decision can change, as of the moment the bid was decided.
+    /// The client merges it into the AuctionView it holds ([`AuctionView::with_state`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<AuctionStateView>,
     /// For `accepted`: the signed receipt (see `docs/verification.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<Box<Receipt>>,

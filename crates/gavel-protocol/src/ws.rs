@@ -49,6 +49,11 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<schema::BidKind>")]
         kind: Option<String>,
+        /// `true`: the client holds the auction's view already (a subscription, a GET), so
+        /// the `bid_result` carries only `state`, what a decision can change, instead of the
+        /// whole `auction` (title, description and the rest of its settings).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lean: Option<bool>,
     },
     /// Clock sync: the server echoes `client_time` with its own time.
     Ping {
@@ -133,6 +138,9 @@ impl LatencyReport {
 }
 
 /// Server → client.
+// A `bid_result` (with a lean answer's state) is larger than most messages, but each
+// message is built, encoded once and dropped: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {

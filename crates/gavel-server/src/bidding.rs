@@ -80,6 +80,7 @@ pub async fn place(state: &AppState, who: &Principal, raw: RawBid<'_>) -> Result
             outcome: ErrorCode::NotFound.as_str().into(),
             message: "No such auction.".into(),
             auction: None,
+            state: None,
             receipt: None,
         },
         http_status: StatusCode::NOT_FOUND,

@@ -173,6 +173,7 @@ pub fn bid_result(
         outcome: outcome_code(&reply.outcome).into(),
         message: outcome_message(&reply.outcome, &reply.auction, viewer),
         auction: Some(auction_view(&reply.auction, now, Some(viewer.as_str()))),
+        state: None,
         receipt: None,
     }
 }

@@ -816,7 +816,9 @@ impl Conn {
                 request_id,
                 expected_seq,
                 kind,
+                lean,
             } => {
+                let lean = lean == Some(true);
                 let Some(who) = self.user.as_deref().cloned() else {
                     return self.push(error(
                         ErrorCode::Unauthorized,
@@ -847,6 +849,9 @@ impl Conn {
                     )
                     .await;
                     match result {
+                        // The client holds the auction's view: only what the decision can
+                        // change goes back (no title, description or settings).
+                        Ok(a) if lean => text(&ServerMessage::BidResult(a.result.lean())),
                         Ok(a) => text(&ServerMessage::BidResult(a.result)),
                         Err(e) => error(e.code, e.message, Some(request_id)),
                     }

@@ -72,6 +72,9 @@ async fn writer(ctx: Arc<Ctx>, id: usize, mut sink: Sink, mut rx: mpsc::Unbounde
                 request_id: ctx.request_id(j.idx),
                 expected_seq: None,
                 kind: None,
+                // The reader looks at no auction view, so it asks for the lean answer;
+                // a recorded run keeps the full one, which gavel-check compares.
+                lean: ctx.recorder.is_none().then_some(true),
             };
             let text = serde_json::to_string(&msg).expect("client messages serialize");
             if ctx.recorder.is_some() {

@@ -40,6 +40,12 @@ export type ClientMessage =
     expected_seq?: number | null;
     /** `plain` (default), `max` or `buy_now`. */
     kind?: BidKind | null;
+    /**
+     * `true`: the client holds the auction's view already (a subscription, a GET), so
+     * the `bid_result` carries only `state`, what a decision can change, instead of the
+     * whole `auction` (title, description and the rest of its settings).
+     */
+    lean?: boolean | null;
     request_id: string;
   }
   | {
@@ -174,6 +180,29 @@ export interface AuctionList {
   server_time: number;
 }
 
+/**
+ * What a decision can change in an auction's [`AuctionView`]: everything but its
+ * description (id, title, description, currency, starting price, increment table, start,
+ * original end, reserve and buy-now settings, soft-close settings), which never changes
+ * once bidding can start. What a lean `bid_result` carries (`lean: true` on the `bid`).
+ */
+export interface AuctionStateView {
+  bid_count: number;
+  buy_now_available: boolean;
+  closing: ClosingView | null;
+  ends_at: number;
+  /** The increment at the current price. */
+  increment: number;
+  leader: UserRef | null;
+  log_hash?: string | null;
+  min_bid: number;
+  price: number | null;
+  reserve_met: boolean | null;
+  seq: number;
+  status: AuctionStatus;
+  your_max?: number | null;
+}
+
 /** An auction's status by the server's clock. */
 export type AuctionStatus = "scheduled" | "open" | "closed";
 
@@ -235,7 +264,10 @@ export type BidOutcome = "accepted" | "outbid" | "stale" | "already_leading" | "
 
 /** The answer to a bid, over HTTP or WebSocket. */
 export interface BidResult {
-  /** The auction as of the moment the bid was decided (absent for `not_found`). */
+  /**
+   * The auction as of the moment the bid was decided (absent for `not_found`, and for a
+   * WebSocket bid sent with `lean: true`, which gets `state` instead).
+   */
   auction?: AuctionView | null;
   auction_id: string;
   message: string;
@@ -247,6 +279,12 @@ export interface BidResult {
   /** For `accepted`: the signed receipt (see `docs/verification.md`). */
   receipt?: Receipt | null;
   request_id: string;
+  /**
+   * Only in the answer to a WebSocket bid sent with `lean: true` (not for `not_found`):
+   * the parts of the auction a decision can change, as of the moment the bid was decided.
+   * The client merges it into the AuctionView it holds ([`AuctionView::with_state`]).
+   */
+  state?: AuctionStateView | null;
 }
 
 /** One entry of the public bid history. Never carries a proxy maximum. */

@@ -127,6 +127,34 @@ describe("bids", () => {
     c.close();
   });
 
+  it("a bid on a watched auction asks for the lean answer and resolves with the held view merged with its state", async () => {
+    const c = client();
+    void c.connect();
+    const ws = sockets.last;
+    ws.accept();
+    const unwatched = c.bid("a2", 11000);
+    expect(ws.of("bid")[0]).not.toHaveProperty("lean");
+    c.watch("a1");
+    const held = auction({ seq: 3, title: "Held title", description: "Held description", your_max: 99000 });
+    ws.receive({ type: "snapshot", auction: held, server_time: Date.now(), recent_bids: [], resync: false });
+    const p = c.bid("a1", 12000);
+    const sent = ws.of("bid")[1]!;
+    expect(sent).toMatchObject({ auction_id: "a1", lean: true });
+    const { id: _i, title: _t, description: _d, currency: _c, starting_price: _s, increment_table: _it, starts_at: _st,
+      original_ends_at: _o, has_reserve: _h, buy_now: _b, soft_close: _sc, your_max: _y, log_hash: _l, ...state } =
+      auction({ seq: 4, price: 12000, bid_count: 4 });
+    ws.receive({ type: "bid_result", request_id: sent.request_id, auction_id: "a1", outcome: "accepted", message: "ok", state });
+    const r = await p;
+    expect(r.state).toBeUndefined();
+    // Title and description from the held view; every changing field from the answer;
+    // the held your_max is not carried over (the answer has none).
+    expect(r.auction).toEqual({ ...auction({ seq: 4, price: 12000, bid_count: 4 }), title: "Held title", description: "Held description" });
+    expect(r.auction).not.toHaveProperty("your_max");
+    ws.receive({ type: "bid_result", ...result(ws.of("bid")[0]!.request_id), auction_id: "a2" });
+    await expect(unwatched).resolves.toMatchObject({ auction: { seq: 2 } });
+    c.close();
+  });
+
   it("outcome_unknown is asked again with the same request_id until the real outcome arrives", async () => {
     const c = client();
     void c.connect();

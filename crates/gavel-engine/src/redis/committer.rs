@@ -50,6 +50,7 @@ use super::guard;
 use super::wire::{for_requester, WireChange, WireReply};
 use super::{map_err, map_write_err, DRAIN_GROUP};
 use crate::{AdminAction, BidReply, Cause, EngineError};
+use futures::stream::{FuturesOrdered, StreamExt};
 use gavel_core::{
     chain, rules, Auction, AuctionId, BidRequest, Change, Event, Millis, Rejection, RequestId,
     Status,
@@ -579,7 +580,15 @@ fn record_json(reply: &BidReply) -> String {
     .to_json()
 }
 
-/// Sends a batch's calls as one pipeline and settles each; returns the work to redo.
+/// Sends a batch's calls and settles each as soon as its own reply arrives; returns the
+/// work to redo, in order.
+///
+/// The calls go out back to back on the node's one multiplexed connection (written
+/// together, so Redis still reads them as a pipeline), but each is its own request: the
+/// first bid of a batch is answered when its call returns, not when the batch's last call
+/// does (no head-of-line blocking behind the rest of the batch). They are issued in batch
+/// order, which keeps a chained call behind the call it expects; if one ever overtook its
+/// predecessor it would only be refused (versions are unique per change) and decided again.
 async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
     let script_now = core.clock.script_now();
     let floor = core.clock.script_floor();
@@ -591,9 +600,10 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
         group: DRAIN_GROUP,
         sharded: core.target.is_cluster(),
     };
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
+    metrics::histogram!("gavel_redis_pipeline_calls").record(steps.len() as f64);
+    let mut calls = FuturesOrdered::new();
     for step in &steps {
+        let mut pipe = redis::pipe();
         match step {
             Step::Commit { p, commit, .. } => {
                 let (keys, argv) = commit.args(&p.job.id, &settings);
@@ -624,41 +634,27 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
                     .ignore();
             }
         }
+        let mut conn = core.commits.clone();
+        calls.push_back(async move {
+            let out: RedisResult<Vec<RedisResult<Value>>> =
+                pipe.ignore_errors().query_async(&mut conn).await;
+            match out {
+                Ok(mut replies) if replies.len() == 1 => replies.pop().expect("one reply"),
+                Ok(replies) => Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "unexpected reply count",
+                    format!("one call answered {} replies", replies.len()),
+                ))),
+                Err(e) => Err(e),
+            }
+        });
     }
-    metrics::histogram!("gavel_redis_pipeline_calls").record(steps.len() as f64);
-    let replies: RedisResult<Vec<RedisResult<Value>>> =
-        pipe.query_async(&mut core.commits.clone()).await;
-    let replies = match replies {
-        Ok(r) if r.len() == steps.len() => r,
-        Ok(r) => {
-            let e = internal(format!(
-                "pipeline of {} calls answered {}",
-                steps.len(),
-                r.len()
-            ));
-            for step in steps {
-                fail(core, step, |_| e.clone());
-            }
-            return Vec::new();
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, calls = steps.len(), "commit pipeline failed");
-            for step in steps {
-                let e = e.clone();
-                fail(core, step, move |write| {
-                    if write {
-                        map_write_err(e)
-                    } else {
-                        map_err(e)
-                    }
-                });
-            }
-            return Vec::new();
-        }
-    };
     let mut again = Vec::new();
     let mut reload = false;
-    for (step, reply) in steps.into_iter().zip(replies) {
+    let mut failed = false;
+    let mut steps = steps.into_iter();
+    while let Some(reply) = calls.next().await {
+        let step = steps.next().expect("one step per call");
         match reply {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 reload = true;
@@ -666,13 +662,19 @@ async fn send(core: &Core, steps: Vec<Step>) -> Vec<Work> {
                     retry(p, &mut again);
                 }
             }
-            Err(e) => fail(core, step, move |write| {
-                if write {
-                    map_write_err(e)
-                } else {
-                    map_err(e)
+            Err(e) => {
+                if !failed {
+                    failed = true;
+                    tracing::warn!(error = %e, "commit call failed");
                 }
-            }),
+                fail(core, step, move |write| {
+                    if write {
+                        map_write_err(e)
+                    } else {
+                        map_err(e)
+                    }
+                })
+            }
             Ok(v) => settle(core, step, v, &mut again),
         }
     }

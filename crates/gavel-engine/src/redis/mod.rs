@@ -60,7 +60,7 @@ use self::core::Core;
 use crate::{AdminAction, BidReply, Cause, ChangeFeed, ChangeNotice, Clock, Engine, EngineError};
 use async_trait::async_trait;
 use authority::{AuthorityClock, Source};
-use commit::{CallSettings, Commit, NewState, ScriptReply};
+use commit::{CallSettings, Commit, NewState, ScriptReply, RECENT};
 use committer::{Done, Job, Op};
 use gavel_core::{
     Auction, AuctionId, BidEntry, BidRequest, BidderId, Change, Event, Millis, Rejection, RequestId,
@@ -889,7 +889,8 @@ impl Engine for RedisEngine {
         let core = self.core();
         let (exists, raw): (bool, Vec<String>) = redis::pipe()
             .exists(core.keys.hash(id))
-            .lrange(core.keys.recent(id), 0, limit.max(1) as isize - 1)
+            // The list may hold up to twice RECENT (commit.lua trims it in steps).
+            .lrange(core.keys.recent(id), 0, limit.clamp(1, RECENT) as isize - 1)
             .query_async(&mut core.cmd.clone())
             .await
             .map_err(map_err)?;

@@ -286,3 +286,61 @@ async fn a_retry_over_the_rate_limit_gets_its_first_answer_not_rate_limited() {
     assert_eq!(r, expected);
     app.stop().await;
 }
+
+/// A bid sent with `lean: true` is answered with `state` (what a decision can change)
+/// instead of the full auction view: merged into the view the client holds, it is exactly
+/// the full answer, and the title and description are not sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lean_bid_result_carries_only_the_state_and_merges_into_the_full_answer() {
+    let app = spawn_app().await;
+    let a = app
+        .create_auction(json!({"description": "a long description ".repeat(40)}))
+        .await;
+    let id = a["id"].as_str().unwrap();
+    let (token, _) = app.session("Alice").await;
+    let mut ws = app.ws(Some(&token)).await;
+    let held = ws.subscribe(id).await["auction"].clone();
+    let lean = |rid: &str, amount: i64| json!({"type": "bid", "auction_id": id, "amount": amount, "request_id": rid, "lean": true});
+    ws.send(lean("r1", 10000)).await;
+    let r = ws.recv_type("bid_result").await;
+    assert_eq!(r["outcome"], "accepted", "{r}");
+    assert!(r.get("auction").is_none(), "{r}");
+    let state = r["state"]
+        .as_object()
+        .expect("a lean answer has state")
+        .clone();
+    for gone in ["title", "description", "currency", "starts_at", "id"] {
+        assert!(!state.contains_key(gone), "{gone} in {r}");
+    }
+    assert_eq!(state["price"], 10000);
+    // The same request again, without lean: the first answer, in full.
+    let full = ws.bid(id, json!(10000), "r1").await;
+    assert_eq!(full["outcome"], "accepted");
+    let mut merged = held.clone();
+    for (k, v) in &state {
+        merged[k] = v.clone();
+    }
+    assert_eq!(merged, full["auction"], "held view + state = the full view");
+    assert!(
+        r.to_string().len() + 500 < full.to_string().len(),
+        "lean {} bytes, full {}",
+        r.to_string().len(),
+        full.to_string().len()
+    );
+    // A rejection is lean too; an unknown auction has neither view nor state.
+    ws.send(lean("r2", 10000)).await;
+    let r2 = ws.recv_type("bid_result").await;
+    assert_eq!(r2["outcome"], "already_leading", "{r2}");
+    assert!(
+        r2.get("auction").is_none() && r2["state"]["seq"] == full["auction"]["seq"],
+        "{r2}"
+    );
+    ws.send(json!({"type": "bid", "auction_id": "no-such-auction", "amount": 100, "request_id": "r3", "lean": true})).await;
+    let r3 = ws.recv_type("bid_result").await;
+    assert_eq!(r3["outcome"], "not_found");
+    assert!(
+        r3.get("auction").is_none() && r3.get("state").is_none(),
+        "{r3}"
+    );
+    app.stop().await;
+}

@@ -624,6 +624,7 @@ fn not_found_for_an_existing_auction_is_a_violation() {
         outcome: "not_found".into(),
         message: String::new(),
         auction: None,
+        state: None,
         receipt: None,
     };
     let line = log.plain("ann", "a1", 1000, 5, 15, missing);

@@ -166,6 +166,7 @@ impl Sim {
             },
             message: String::new(),
             auction: Some(view_of(&self.a, now, Some(b.id.as_str()))),
+            state: None,
             receipt: None,
         }
     }

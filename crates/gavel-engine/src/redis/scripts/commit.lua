@@ -12,7 +12,7 @@
 -- ARGV[4]  '' to read Redis TIME; tests pass their frozen clock's time (ms)
 -- ARGV[5]  new version ('' when nothing changes)   ARGV[6] new seq
 -- ARGV[7]  change JSON (log, publish, 'last')   ARGV[8] history entry ('' = none)
--- ARGV[9]  entries kept in the recent list   ARGV[10] Pub/Sub channel
+-- ARGV[9]  entries read from the recent list (it may hold up to twice as many)   ARGV[10] Pub/Sub channel
 -- ARGV[11] '1' when this change is the auction's last one
 -- ARGV[12] reply to record ('' = none)   ARGV[13] its TTL (s)
 -- ARGV[14] a recorded reply it may replace ('' = none)
@@ -76,8 +76,11 @@ else
   redis.call('XADD', KEYS[2], '*', 'c', change)
 end
 if ARGV[8] ~= '' then
-  redis.call('LPUSH', KEYS[3], stamp(ARGV[8]))
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[9]) - 1)
+  -- Back to ARGV[9] entries once it holds twice that: one LTRIM per ARGV[9] pushes.
+  local keep = tonumber(ARGV[9])
+  if redis.call('LPUSH', KEYS[3], stamp(ARGV[8])) > 2 * keep then
+    redis.call('LTRIM', KEYS[3], 0, keep - 1)
+  end
 end
 if ARGV[12] ~= '' then
   redis.call('SET', rec, stamp(ARGV[12]), 'EX', ARGV[13])
