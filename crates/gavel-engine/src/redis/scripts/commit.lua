@@ -21,13 +21,12 @@
 -- ARGV[18] the node's clock floor ('' = none): TIME is never taken below it
 -- ARGV[19] 's': ARGV[10] is the auction's sharded channel (Redis Cluster: SPUBLISH)
 --
--- The auction's clock is max(TIME, floor, t), t being the last clock it used and floor the
--- latest clock the calling node used: it never runs backwards, even if Redis TIME does. Times are milliseconds of "now" (below 2^53),
--- exact as Lua doubles; versions are compared as strings.
+-- The auction's clock is max(TIME, floor, t) (t: the last clock it used; floor: the calling
+-- node's latest), so it never runs backwards even if TIME does. Milliseconds are exact as Lua
+-- doubles; versions are compared as strings.
 --
 -- Returns {'ok', clock}, {'moved', version or '', last change or '', clock}, or
 -- {'repeat', record, last change or ''}.
-
 local hash, rec = KEYS[1], KEYS[4]
 local function fmt(n) return string.format('%.0f', n) end
 if ARGV[12] ~= '' then
