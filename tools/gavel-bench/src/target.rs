@@ -61,7 +61,9 @@ impl Spawned {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let dir = std::env::temp_dir().join(format!("gavel-bench-{run}"));
+        // Per process: two runs at once (parallel tests, or two shells) must not share one
+        // server's archive.
+        let dir = std::env::temp_dir().join(format!("gavel-bench-{run}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let log = dir.join("server.log");
         let out = std::fs::File::create(&log)?;
