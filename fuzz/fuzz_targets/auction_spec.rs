@@ -53,6 +53,7 @@ fn spec_of(i: &Input) -> AuctionSpec {
         title: i.title.clone(),
         description: i.description.clone(),
         currency: Currency::parse("USD").expect("valid"),
+        category: None,
         starting_price: money(i.start_price),
         increment,
         starts_at: i.starts_at,
